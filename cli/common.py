@@ -1,0 +1,145 @@
+"""What every `ykt` subcommand shares: the common options, output, errors.
+
+DESIGN.md: `--reader`, `--psam`, `--json`, `--trace FILE`, `--debug`, `--now`
+are accepted on the subcommand itself; errors are one line on stderr with the
+exit code of the error class; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from cardlib.errors import EXIT_USAGE, FormatError, YktError, exit_code_for
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_READER = "sim"
+DEFAULT_PSAM = "sim?kind=psam"
+
+
+@dataclass
+class Options:
+    """The common options of one invocation."""
+
+    reader: str = DEFAULT_READER
+    psam: str = DEFAULT_PSAM
+    json: bool = False
+    trace: str | None = None
+    debug: bool = False
+    now: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def emit(self, obj: Any) -> None:
+        """Print one JSON document."""
+        click.echo(json.dumps(obj, ensure_ascii=False, indent=None if not sys.stdout.isatty() else 2))
+
+    def clock(self) -> Any:
+        """The explicit clock of this run (fixed by --now)."""
+        from cardlib.clock import Clock  # noqa: PLC0415
+
+        return Clock.fixed_from_text(self.now) if self.now else Clock.system()
+
+
+def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        opts = ctx.ensure_object(Options)
+        if value is not None and value is not False:
+            setattr(opts, name, value)
+        return value
+
+    return callback
+
+
+def common_options(func: F) -> F:
+    """Add the common options to a command; the command receives ``opts: Options``."""
+    decorators = [
+        click.option("--reader", "-r", metavar="URI", expose_value=False, callback=_store("reader"),
+                     is_eager=True, help="Card reader URI (sim, sim:FILE, pcsc:N, pn532:/dev/tty…, trace:FILE, py:mod:factory)."),
+        click.option("--psam", metavar="URI", expose_value=False, callback=_store("psam"),
+                     is_eager=True, help="PSAM slot reader URI (default: the test issuer's simulated PSAM)."),
+        click.option("--json", "json_", is_flag=True, expose_value=False, callback=_store("json"),
+                     is_eager=True, help="Machine-readable JSON output."),
+        click.option("--trace", metavar="FILE", expose_value=False, callback=_store("trace"),
+                     is_eager=True, help="Record every APDU exchange to FILE (JSON Lines)."),
+        click.option("--debug", is_flag=True, expose_value=False, callback=_store("debug"),
+                     is_eager=True, help="Show tracebacks on errors."),
+        click.option("--now", metavar="TIME", expose_value=False, callback=_store("now"),
+                     is_eager=True, help="Fix the clock (ISO 8601, Beijing time if no offset)."),
+    ]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        opts = ctx.ensure_object(Options)
+        return run_guarded(opts, lambda: func(*args, opts=opts, **kwargs))
+
+    for deco in reversed(decorators):
+        wrapper = deco(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def run_guarded(opts: Options, body: Callable[[], Any]) -> Any:
+    """Run a command body; turn errors into one line on stderr and an exit code."""
+    try:
+        return body()
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line
+        if opts.debug:
+            traceback.print_exc()
+        message = str(exc) or type(exc).__name__
+        first = message.splitlines()[0] if message else type(exc).__name__
+        if not isinstance(exc, YktError):
+            first = f"internal error: {type(exc).__name__}: {first}"
+        click.echo(f"error: {first}", err=True)
+        sys.exit(exit_code_for(exc))
+
+
+def parse_hex(text: str, what: str = "hex") -> bytes:
+    """Hex for people: spaces, colons and a 0x prefix allowed."""
+    from cardlib.hexutil import from_hex  # noqa: PLC0415
+
+    return from_hex(text, what)
+
+
+def echo_kv(rows: list[tuple[str, str]]) -> None:
+    """A two-column human table."""
+    width = max((len(k) for k, _ in rows), default=0)
+    for key, value in rows:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+def use_color() -> bool:
+    """Colour only on a terminal and without NO_COLOR."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def now_text() -> str:
+    return datetime.now().isoformat()
+
+
+__all__ = [
+    "EXIT_USAGE",
+    "FormatError",
+    "Options",
+    "common_options",
+    "echo_kv",
+    "parse_hex",
+    "run_guarded",
+    "use_color",
+]

@@ -1,0 +1,48 @@
+"""`ykt`: the technicians' tool. Commands live in one module each, loaded on use."""
+
+from __future__ import annotations
+
+from importlib import import_module, metadata
+from typing import Any
+
+import click
+
+# command name -> "module:attribute"; a module is imported only when its
+# command runs, so a slow or broken import never costs the others.
+COMMANDS: dict[str, str] = {
+    "atr": "cli.inspect_cmd:atr",
+    "tlv": "cli.inspect_cmd:tlv",
+    "apdu": "cli.apdu_cmd:apdu",
+    "script": "cli.script_cmd:script",
+    "readers": "cli.readers_cmd:readers",
+    "trace": "cli.trace_cmd:trace",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(super().list_commands(ctx)))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, _, attr = COMMANDS[cmd_name].partition(":")
+            command: click.Command = getattr(import_module(module_name), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("yikatong")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="ykt", message="%(prog)s %(version)s")
+def cli(**_: Any) -> None:
+    """yikatong: cards, readers and terminals of the social security card 一卡通."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()
