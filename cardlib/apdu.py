@@ -1,0 +1,190 @@
+"""Command and response APDUs (ISO/IEC 7816-4 §5.1, cases 1–4, short and extended).
+
+``le`` is the number of bytes expected: None means absent, 256 is written
+``00`` in short form and 65536 ``0000`` in extended form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cardlib.errors import FormatError, StatusError
+from cardlib.hexutil import from_hex, to_hex
+from cardlib.sw import describe, is_success
+
+SHORT_MAX_LC = 255
+SHORT_MAX_LE = 256
+EXT_MAX_LC = 65535
+EXT_MAX_LE = 65536
+
+
+def _byte(name: str, value: int) -> None:
+    if not 0 <= value <= 0xFF:
+        raise FormatError(f"{name} must be a byte (0..255), got {value}")
+
+
+@dataclass(frozen=True)
+class CommandAPDU:
+    """A command APDU. ``encode()`` picks short form unless the sizes need extended."""
+
+    cla: int
+    ins: int
+    p1: int
+    p2: int
+    data: bytes = b""
+    le: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("cla", "ins", "p1", "p2"):
+            _byte(name.upper(), getattr(self, name))
+        if not isinstance(self.data, bytes):
+            object.__setattr__(self, "data", bytes(self.data))
+        if len(self.data) > EXT_MAX_LC:
+            raise FormatError(f"command data too long: {len(self.data)} > {EXT_MAX_LC} bytes")
+        if self.le is not None and not 1 <= self.le <= EXT_MAX_LE:
+            raise FormatError(f"Le must be 1..{EXT_MAX_LE} (256 is short-form 00), got {self.le}")
+
+    @property
+    def case(self) -> int:
+        """ISO 7816-3 case: 1 no data no Le, 2 Le only, 3 data only, 4 both."""
+        if self.data:
+            return 4 if self.le is not None else 3
+        return 2 if self.le is not None else 1
+
+    @property
+    def needs_extended(self) -> bool:
+        return len(self.data) > SHORT_MAX_LC or (self.le or 0) > SHORT_MAX_LE
+
+    def header(self) -> bytes:
+        return bytes((self.cla, self.ins, self.p1, self.p2))
+
+    def encode(self, extended: bool | None = None) -> bytes:
+        """Bytes on the wire; ``extended=None`` chooses by size."""
+        ext = self.needs_extended if extended is None else extended
+        if not ext and self.needs_extended:
+            raise FormatError("command does not fit a short APDU: use extended length")
+        out = bytearray(self.header())
+        if not ext:
+            if self.data:
+                out.append(len(self.data))
+                out += self.data
+            if self.le is not None:
+                out.append(self.le & 0xFF)  # 256 -> 00
+            return bytes(out)
+        if self.data:
+            out += b"\x00" + len(self.data).to_bytes(2, "big") + self.data
+            if self.le is not None:
+                out += (self.le & 0xFFFF).to_bytes(2, "big")  # 65536 -> 0000
+        elif self.le is not None:
+            out += b"\x00" + (self.le & 0xFFFF).to_bytes(2, "big")
+        return bytes(out)
+
+    def __bytes__(self) -> bytes:
+        return self.encode()
+
+    def with_le(self, le: int | None) -> CommandAPDU:
+        return CommandAPDU(self.cla, self.ins, self.p1, self.p2, self.data, le)
+
+    def with_cla(self, cla: int) -> CommandAPDU:
+        return CommandAPDU(cla, self.ins, self.p1, self.p2, self.data, self.le)
+
+    def hex(self) -> str:
+        return to_hex(self.encode())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> CommandAPDU:
+        """Parse the bytes of a command APDU, cases 1–4 short and extended."""
+        raw = bytes(raw)
+        n = len(raw)
+        if n < 4:
+            raise FormatError(f"command APDU too short: {n} bytes, a header needs 4")
+        cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
+        body = raw[4:]
+        if not body:
+            return cls(cla, ins, p1, p2)
+        if len(body) == 1:  # case 2 short
+            return cls(cla, ins, p1, p2, le=body[0] or SHORT_MAX_LE)
+        if body[0] != 0:  # short Lc
+            lc = body[0]
+            rest = body[1:]
+            if len(rest) == lc:
+                return cls(cla, ins, p1, p2, rest)
+            if len(rest) == lc + 1:
+                return cls(cla, ins, p1, p2, rest[:lc], rest[lc] or SHORT_MAX_LE)
+            raise FormatError(
+                f"Lc mismatch: Lc={lc} but {len(rest)} bytes follow (expected {lc} or {lc + 1})"
+            )
+        # body[0] == 0 and more than one byte: extended form
+        if len(body) == 3:  # case 2 extended
+            return cls(cla, ins, p1, p2, le=int.from_bytes(body[1:3], "big") or EXT_MAX_LE)
+        if len(body) < 3:
+            raise FormatError(f"bad APDU body length {len(body)} after the header")
+        lc = int.from_bytes(body[1:3], "big")
+        if lc == 0:
+            raise FormatError("extended Lc of 0 is not allowed")
+        rest = body[3:]
+        if len(rest) == lc:
+            return cls(cla, ins, p1, p2, rest)
+        if len(rest) == lc + 2:
+            le = int.from_bytes(rest[lc:], "big") or EXT_MAX_LE
+            return cls(cla, ins, p1, p2, rest[:lc], le)
+        raise FormatError(
+            f"extended Lc mismatch: Lc={lc} but {len(rest)} bytes follow (expected {lc} or {lc + 2})"
+        )
+
+    @classmethod
+    def from_hex(cls, text: str) -> CommandAPDU:
+        return cls.decode(from_hex(text, "APDU"))
+
+
+@dataclass(frozen=True)
+class ResponseAPDU:
+    """A response APDU: data ‖ SW1 SW2."""
+
+    data: bytes
+    sw: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sw <= 0xFFFF:
+            raise FormatError(f"SW must be two bytes, got {self.sw:#x}")
+
+    @property
+    def sw1(self) -> int:
+        return self.sw >> 8
+
+    @property
+    def sw2(self) -> int:
+        return self.sw & 0xFF
+
+    @property
+    def ok(self) -> bool:
+        return is_success(self.sw)
+
+    @property
+    def meaning(self) -> str:
+        return describe(self.sw)
+
+    def check(self, command: str | None = None) -> ResponseAPDU:
+        """Return self on 9000, raise StatusError carrying the SW and its meaning otherwise."""
+        if not self.ok:
+            raise StatusError(self.sw, describe(self.sw), command)
+        return self
+
+    def encode(self) -> bytes:
+        return self.data + self.sw.to_bytes(2, "big")
+
+    def __bytes__(self) -> bytes:
+        return self.encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ResponseAPDU:
+        if len(raw) < 2:
+            raise FormatError(f"response APDU too short: {len(raw)} bytes, SW needs 2")
+        return cls(bytes(raw[:-2]), int.from_bytes(raw[-2:], "big"))
+
+    @classmethod
+    def status(cls, sw: int, data: bytes = b"") -> ResponseAPDU:
+        return cls(data, sw)
+
+    def hex(self) -> str:
+        return to_hex(self.encode())
