@@ -1,0 +1,1 @@
+"""yikatong terminal."""
