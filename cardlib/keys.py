@@ -1,0 +1,279 @@
+"""Issuer master keys, a card's keys, their derivation and TAC verification.
+
+One place for the key file format (docs/keys.md), the order of the
+diversification levels (reference §2: issuer level first) and TAC checks,
+so the terminal, the simulators and settlement all use the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from cardlib.crypto import Algorithm, constant_time_equal, diversify, diversify_levels
+from cardlib.errors import ConfigError, FormatError
+from cardlib.pboc.macs import TacFields, compute_tac
+
+KEY_FILE_FORMAT = "yikatong-issuer-keys"
+MASTER_NAMES = ("mlk", "mpk", "mtk", "mamk", "ssse_iak", "ssse_eak")
+CARD_KEY_NAMES = ("dlk", "dpk", "dtk", "damk", "cak", "eak")
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """A 16-byte key with its index, version and algorithm. Its repr masks the key."""
+
+    key: bytes
+    index: int = 1
+    version: int = 1
+    algorithm: Algorithm = Algorithm.TDES
+
+    def __post_init__(self) -> None:
+        if len(self.key) != 16:
+            raise FormatError(f"a key must be 16 bytes, got {len(self.key)}")
+        for name in ("index", "version"):
+            value = getattr(self, name)
+            if not 0 <= value <= 0xFF:
+                raise FormatError(f"key {name} must be a byte, got {value}")
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyEntry(key=<{len(self.key)} bytes masked>, index={self.index}, "
+            f"version={self.version}, algorithm={self.algorithm.value})"
+        )
+
+    __str__ = __repr__
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key.hex().upper(),
+            "index": self.index,
+            "version": self.version,
+            "algorithm": self.algorithm.value,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> KeyEntry:
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{where}: expected an object with key, index, version, algorithm")
+        try:
+            text = obj["key"]
+        except KeyError:
+            raise ConfigError(f"{where}.key: missing") from None
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}.key: expected hex text")
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError(f"{where}.key: not hex") from None
+        if len(key) != 16:
+            raise ConfigError(f"{where}.key: must be 16 bytes (32 hex digits), got {len(key)}")
+        index, version = obj.get("index", 1), obj.get("version", 1)
+        for name, value in (("index", index), ("version", version)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFF:
+                raise ConfigError(f"{where}.{name}: must be an integer 0..255")
+        algo = obj.get("algorithm", "3des")
+        try:
+            algorithm = Algorithm.parse(str(algo))
+        except FormatError as exc:
+            raise ConfigError(f"{where}.algorithm: {exc}") from None
+        return cls(key, index, version, algorithm)
+
+
+def _hex_field(obj: dict[str, Any], name: str, size: int, where: str) -> bytes:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}{name}: missing or not hex text")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise ConfigError(f"{where}{name}: not hex") from None
+    if len(raw) != size:
+        raise ConfigError(f"{where}{name}: must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+@dataclass(frozen=True)
+class IssuerKeys:
+    """An issuer's master keys (held by its PSAMs and its load host)."""
+
+    name: str
+    issuer_id: bytes
+    test_only: bool
+    mlk: KeyEntry
+    mpk: KeyEntry
+    mtk: KeyEntry
+    mamk: KeyEntry
+    ssse_iak: KeyEntry
+    ssse_eak: KeyEntry
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": KEY_FILE_FORMAT,
+            "version": 1,
+            "name": self.name,
+            "test_only": self.test_only,
+            "issuer_id": self.issuer_id.hex().upper(),
+            "keys": {n: getattr(self, n).to_json() for n in MASTER_NAMES},
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, source: str = "key file") -> IssuerKeys:
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{source}: expected a JSON object")
+        if obj.get("format") != KEY_FILE_FORMAT:
+            raise ConfigError(f"{source}: format must be {KEY_FILE_FORMAT!r}")
+        if obj.get("version") != 1:
+            raise ConfigError(f"{source}: unsupported version {obj.get('version')!r} (known: 1)")
+        keys = obj.get("keys")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{source}: keys: missing")
+        entries = {}
+        for name in MASTER_NAMES:
+            if name not in keys:
+                raise ConfigError(f"{source}: keys.{name}: missing")
+            entries[name] = KeyEntry.from_json(keys[name], f"{source}: keys.{name}")
+        return cls(
+            name=str(obj.get("name", "")),
+            issuer_id=_hex_field(obj, "issuer_id", 8, f"{source}: "),
+            test_only=bool(obj.get("test_only", False)),
+            **entries,
+        )
+
+
+@dataclass(frozen=True)
+class CardKeys:
+    """A card's own keys: purse load/purchase/TAC/maintenance and SSSE auth."""
+
+    dlk: KeyEntry
+    dpk: KeyEntry
+    dtk: KeyEntry
+    damk: KeyEntry
+    cak: KeyEntry
+    eak: KeyEntry
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return self.dpk.algorithm
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name).to_json() for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "keys") -> CardKeys:
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{where}: expected an object")
+        entries = {}
+        for name in CARD_KEY_NAMES:
+            if name not in obj:
+                raise ConfigError(f"{where}.{name}: missing")
+            entries[name] = KeyEntry.from_json(obj[name], f"{where}.{name}")
+        return cls(**entries)
+
+
+def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
+    """Read a key file; None gives the built-in TEST ONLY issuer."""
+    if path is None:
+        return test_issuer()
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such key file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    return IssuerKeys.from_json(obj, source)
+
+
+@lru_cache(maxsize=1)
+def test_issuer() -> IssuerKeys:
+    """The documented TEST ONLY issuer shipped with the package."""
+    text = resources.files("cardlib").joinpath("data/test_issuer.json").read_text("utf-8")
+    return IssuerKeys.from_json(json.loads(text), "built-in test issuer")
+
+
+def purse_factors(issuer_id: bytes, app_serial: bytes) -> tuple[bytes, bytes]:
+    """THE order of the purse keys' levels: (issuer level, card level), issuer first.
+
+    Derivation applies them in this order; the PSAM's 8070 lists them card first.
+    """
+    if len(issuer_id) != 8:
+        raise FormatError(f"issuer id must be 8 bytes, got {len(issuer_id)}")
+    return issuer_id, card_factor(app_serial)
+
+
+def card_factor(app_serial: bytes) -> bytes:
+    """The card-level factor: the last 8 bytes of the 10-byte application serial."""
+    if len(app_serial) != 10:
+        raise FormatError(f"application serial must be 10 bytes, got {len(app_serial)}")
+    return app_serial[2:10]
+
+
+def ssse_factor(card_identifier: bytes) -> bytes:
+    """The SSSE key factor: the last 8 bytes of EF05's card identifier (reference §8)."""
+    if len(card_identifier) != 16:
+        raise FormatError(f"card identifier must be 16 bytes, got {len(card_identifier)}")
+    return card_identifier[8:16]
+
+
+def _derived(master: KeyEntry, factors: tuple[bytes, ...], algorithm: Algorithm) -> KeyEntry:
+    return KeyEntry(diversify_levels(master.key, factors, algorithm), master.index, master.version, algorithm)
+
+
+def derive_card_keys(
+    issuer: IssuerKeys,
+    app_serial: bytes,
+    card_identifier: bytes,
+    algorithm: Algorithm = Algorithm.TDES,
+) -> CardKeys:
+    """A card's keys from the issuer's masters (personalisation, PSAM, host, settlement)."""
+    two = purse_factors(issuer.issuer_id, app_serial)
+    one = (card_factor(app_serial),)
+    ssse = (ssse_factor(card_identifier),)
+    return CardKeys(
+        dlk=_derived(issuer.mlk, two, algorithm),
+        dpk=_derived(issuer.mpk, two, algorithm),
+        dtk=_derived(issuer.mtk, two, algorithm),
+        damk=_derived(issuer.mamk, one, algorithm),
+        cak=_derived(issuer.ssse_iak, ssse, algorithm),
+        eak=_derived(issuer.ssse_eak, ssse, algorithm),
+    )
+
+
+@lru_cache(maxsize=65536)
+def derive_dtk(issuer: IssuerKeys, app_serial: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
+    return diversify_levels(issuer.mtk.key, purse_factors(issuer.issuer_id, app_serial), algorithm)
+
+
+def verify_tac(
+    issuer: IssuerKeys,
+    app_serial: bytes,
+    fields: TacFields,
+    tac: bytes,
+    algorithm: Algorithm = Algorithm.TDES,
+) -> bool:
+    """Whether ``tac`` is the card's TAC over ``fields`` (constant-time compare)."""
+    expected = compute_tac(derive_dtk(issuer, app_serial, algorithm), fields, algorithm)
+    return constant_time_equal(expected, bytes(tac))
+
+
+__all__ = [
+    "CardKeys",
+    "IssuerKeys",
+    "KeyEntry",
+    "card_factor",
+    "derive_card_keys",
+    "diversify",
+    "load_issuer_keys",
+    "purse_factors",
+    "ssse_factor",
+    "test_issuer",
+    "verify_tac",
+]

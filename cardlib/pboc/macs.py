@@ -1,0 +1,154 @@
+"""The inputs of the purse's MACs and TACs (reference §3), written once.
+
+Used by the simulated card, the PSAM, the load host, the terminal and
+settlement, so no two of them can disagree on a byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from cardlib.clock import BEIJING
+from cardlib.crypto import Algorithm, purse_mac, session_key, tac_key
+from cardlib.errors import FormatError
+
+TX_ED_LOAD = 0x01
+TX_EP_LOAD = 0x02
+TX_ED_PURCHASE = 0x05
+TX_EP_PURCHASE = 0x06
+TX_CAPP_PURCHASE = 0x09
+LOAD_TYPES = frozenset({TX_ED_LOAD, TX_EP_LOAD})
+PURCHASE_TYPES = frozenset({TX_ED_PURCHASE, TX_EP_PURCHASE, TX_CAPP_PURCHASE})
+
+MAX_AMOUNT = 0xFFFFFFFF
+
+
+def amount4(value: int, what: str = "amount") -> bytes:
+    """A 4-byte big-endian amount in fen."""
+    if not 0 <= value <= MAX_AMOUNT:
+        raise FormatError(f"{what} {value} out of range (0..{MAX_AMOUNT} fen)")
+    return value.to_bytes(4, "big")
+
+
+def _u16(value: int, what: str) -> bytes:
+    if not 0 <= value <= 0xFFFF:
+        raise FormatError(f"{what} {value} out of range (0..65535)")
+    return value.to_bytes(2, "big")
+
+
+def _terminal(terminal_id: bytes) -> bytes:
+    if len(terminal_id) != 6:
+        raise FormatError(f"terminal number must be 6 bytes, got {len(terminal_id)}")
+    return terminal_id
+
+
+def _bcd(value: int, digits: int) -> bytes:
+    return bytes.fromhex(f"{value:0{digits}d}")
+
+
+def bcd_datetime(dt: datetime) -> tuple[bytes, bytes]:
+    """(YYYYMMDD, hhmmss) in BCD, in the datetime's own zone (convert to Beijing first)."""
+    return (
+        _bcd(dt.year, 4) + _bcd(dt.month, 2) + _bcd(dt.day, 2),
+        _bcd(dt.hour, 2) + _bcd(dt.minute, 2) + _bcd(dt.second, 2),
+    )
+
+
+def parse_bcd_datetime(date4: bytes, time3: bytes, tz: tzinfo = BEIJING) -> datetime:
+    """The reverse of :func:`bcd_datetime`; FormatError on non-BCD or impossible dates."""
+    text = date4.hex() + time3.hex()
+    if len(date4) != 4 or len(time3) != 3 or not text.isdigit():
+        raise FormatError(f"not a BCD date and time: {date4.hex().upper()} {time3.hex().upper()}")
+    try:
+        return datetime(
+            int(text[0:4]), int(text[4:6]), int(text[6:8]),
+            int(text[8:10]), int(text[10:12]), int(text[12:14]), tzinfo=tz,
+        )
+    except ValueError as exc:
+        raise FormatError(f"impossible date/time {text}: {exc}") from None
+
+
+def purchase_session_key(
+    dpk: bytes, random4: bytes, offline_seq: int, terminal_seq: int, algorithm: Algorithm
+) -> bytes:
+    """SESPK = DPK(random ‖ offline seq ‖ low 2 bytes of the terminal seq)."""
+    data = random4 + _u16(offline_seq, "offline seq") + (terminal_seq & 0xFFFF).to_bytes(2, "big")
+    return session_key(dpk, data, algorithm)
+
+
+def load_session_key(dlk: bytes, random4: bytes, online_seq: int, algorithm: Algorithm) -> bytes:
+    """SESLK = DLK(random ‖ online seq ‖ 80 00)."""
+    return session_key(dlk, random4 + _u16(online_seq, "online seq") + b"\x80\x00", algorithm)
+
+
+def purchase_mac1(
+    sespk: bytes, amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes,
+    algorithm: Algorithm,
+) -> bytes:
+    data = amount4(amount) + bytes((tx_type,)) + _terminal(terminal_id) + date4 + time3
+    return purse_mac(sespk, data, algorithm)
+
+
+def purchase_mac2(sespk: bytes, amount: int, algorithm: Algorithm) -> bytes:
+    return purse_mac(sespk, amount4(amount), algorithm)
+
+
+def load_mac1(
+    seslk: bytes, old_balance: int, amount: int, tx_type: int, terminal_id: bytes,
+    algorithm: Algorithm,
+) -> bytes:
+    data = amount4(old_balance, "balance") + amount4(amount) + bytes((tx_type,)) + _terminal(terminal_id)
+    return purse_mac(seslk, data, algorithm)
+
+
+def load_mac2(
+    seslk: bytes, amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes,
+    algorithm: Algorithm,
+) -> bytes:
+    data = amount4(amount) + bytes((tx_type,)) + _terminal(terminal_id) + date4 + time3
+    return purse_mac(seslk, data, algorithm)
+
+
+@dataclass(frozen=True)
+class TacFields:
+    """What a TAC covers; the layout follows the transaction type."""
+
+    tx_type: int
+    amount: int
+    terminal_id: bytes
+    date: bytes
+    time: bytes
+    terminal_seq: int = 0
+    new_balance: int = 0
+    online_seq: int = 0
+
+    def tac_input(self) -> bytes:
+        head = amount4(self.amount) + bytes((self.tx_type,)) + _terminal(self.terminal_id)
+        if self.tx_type in LOAD_TYPES:
+            return (
+                amount4(self.new_balance, "balance") + _u16(self.online_seq, "online seq")
+                + head + self.date + self.time
+            )
+        if not 0 <= self.terminal_seq <= 0xFFFFFFFF:
+            raise FormatError(f"terminal seq {self.terminal_seq} out of range")
+        return head + self.terminal_seq.to_bytes(4, "big") + self.date + self.time
+
+
+def compute_tac(dtk: bytes, fields: TacFields, algorithm: Algorithm) -> bytes:
+    return purse_mac(tac_key(dtk, algorithm), fields.tac_input(), algorithm)
+
+
+def purchase_tac(
+    dtk: bytes, amount: int, tx_type: int, terminal_id: bytes, terminal_seq: int,
+    date4: bytes, time3: bytes, algorithm: Algorithm,
+) -> bytes:
+    return compute_tac(dtk, TacFields(tx_type, amount, terminal_id, date4, time3, terminal_seq), algorithm)
+
+
+def load_tac(
+    dtk: bytes, new_balance: int, online_seq: int, amount: int, tx_type: int,
+    terminal_id: bytes, date4: bytes, time3: bytes, algorithm: Algorithm,
+) -> bytes:
+    fields = TacFields(tx_type, amount, terminal_id, date4, time3, 0, new_balance, online_seq)
+    return compute_tac(dtk, fields, algorithm)
