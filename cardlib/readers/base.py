@@ -104,9 +104,11 @@ class Reader(ABC):
 
     def begin_transaction(self) -> None:
         """Start exclusive access for a multi-APDU flow (no-op where not needed)."""
+        return None
 
     def end_transaction(self) -> None:
         """End exclusive access."""
+        return None
 
     def transaction(self) -> _Transaction:
         """Context manager around begin/end_transaction."""

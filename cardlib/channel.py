@@ -1,0 +1,126 @@
+"""The channel: the one place that knows T=0 behaviour and command chaining.
+
+ISO/IEC 7816-3 §10.3.1 / 7816-4 §5.1.3: on 61xx send GET RESPONSE and join
+the pieces; on 6Cxx resend with Le = xx. ISO/IEC 7816-4 §5.1.1.1: command
+chaining (CLA bit 0x10) when the data exceeds what the reader passes.
+Observers see every exchange on the wire with its duration (traces, logs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cardlib.apdu import CommandAPDU, ResponseAPDU
+from cardlib.errors import FormatError, ProtocolError
+from cardlib.readers.base import Reader
+
+MAX_GET_RESPONSE = 64  # a card that keeps answering 61xx is broken, not slow
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One command/response pair as it crossed the wire."""
+
+    command: bytes
+    response: bytes
+    duration: float
+    started: float
+    reader: str
+
+
+Observer = Callable[[Exchange], None]
+
+
+class Channel:
+    """APDUs over a reader, with T=0 handling (off when ``raw``) and chaining."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        *,
+        raw: bool = False,
+        max_chain: int | None = None,
+        timeout: float | None = None,
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        self._reader = reader
+        self.raw = raw
+        self.max_chain = max_chain
+        self.timeout = timeout
+        self._observers: list[Observer] = list(observers)
+
+    @property
+    def reader(self) -> Reader:
+        return self._reader
+
+    def add_observer(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        self._observers.remove(observer)
+
+    def _wire(self, apdu: bytes, timeout: float | None) -> bytes:
+        if not self._observers:
+            return self._reader.transmit(apdu, timeout)
+        started = time.time()
+        t0 = time.perf_counter()
+        response = self._reader.transmit(apdu, timeout)
+        exchange = Exchange(apdu, response, time.perf_counter() - t0, started, self._reader.name)
+        for observer in self._observers:
+            observer(exchange)
+        return response
+
+    def _exchange(self, cmd: CommandAPDU, timeout: float | None) -> ResponseAPDU:
+        raw = self._wire(cmd.encode(), timeout)
+        if len(raw) < 2:
+            raise ProtocolError(f"card answered {len(raw)} byte(s): a response needs SW1 SW2")
+        if self.raw:
+            return ResponseAPDU(raw[:-2], (raw[-2] << 8) | raw[-1])
+        sw1, sw2 = raw[-2], raw[-1]
+        if sw1 == 0x6C:
+            raw = self._wire(cmd.with_le(sw2 or 256).encode(), timeout)
+            if len(raw) < 2:
+                raise ProtocolError("card answered without SW after a 6Cxx retry")
+            sw1, sw2 = raw[-2], raw[-1]
+        data = raw[:-2]
+        rounds = 0
+        while sw1 == 0x61:
+            rounds += 1
+            if rounds > MAX_GET_RESPONSE:
+                raise ProtocolError(f"card kept answering 61xx after {MAX_GET_RESPONSE} GET RESPONSEs")
+            get = CommandAPDU(cmd.cla & 0x03, 0xC0, 0x00, 0x00, le=sw2 or 256)
+            raw = self._wire(get.encode(), timeout)
+            if len(raw) < 2:
+                raise ProtocolError("card answered GET RESPONSE without SW")
+            data += raw[:-2]
+            sw1, sw2 = raw[-2], raw[-1]
+        return ResponseAPDU(data, (sw1 << 8) | sw2)
+
+    def transmit(self, command: CommandAPDU | bytes, timeout: float | None = None) -> ResponseAPDU:
+        """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved."""
+        cmd = command if isinstance(command, CommandAPDU) else CommandAPDU.decode(command)
+        timeout = self.timeout if timeout is None else timeout
+        limit = self.max_chain or self._reader.max_command_data
+        if len(cmd.data) <= limit and (self._reader.extended_length or not cmd.needs_extended):
+            return self._exchange(cmd, timeout)
+        if cmd.cla & 0x10:
+            raise FormatError("command already chained (CLA bit 0x10) but too long for the reader")
+        pieces = [cmd.data[i : i + limit] for i in range(0, len(cmd.data), limit)]
+        for piece in pieces[:-1]:
+            part = CommandAPDU(cmd.cla | 0x10, cmd.ins, cmd.p1, cmd.p2, piece)
+            response = self._exchange(part, timeout)
+            if not response.ok:
+                return response
+        last = CommandAPDU(cmd.cla, cmd.ins, cmd.p1, cmd.p2, pieces[-1], cmd.le)
+        return self._exchange(last, timeout)
+
+    def send(
+        self, command: CommandAPDU | bytes, expect_ok: bool = True, what: str | None = None
+    ) -> ResponseAPDU:
+        """Transmit and, by default, raise StatusError on anything but 9000."""
+        response = self.transmit(command)
+        if expect_ok:
+            response.check(what)
+        return response

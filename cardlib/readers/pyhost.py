@@ -1,0 +1,138 @@
+"""A reader whose field holds in-process card objects (DESIGN.md card contract).
+
+``py:package.module:factory`` builds the cards with a Python factory; the
+``sim`` reader of :mod:`simulators` is built on the same class. Cards can be
+put into the field and taken away; a card that raises CardRemovedError from
+``process`` has been torn away and leaves the field.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from importlib import import_module
+
+from cardlib.errors import (
+    CardRemovedError,
+    FormatError,
+    MultipleCardsError,
+    NoCardError,
+    ReaderUnavailableError,
+)
+from cardlib.readers.base import Card, Disposition, Reader
+
+
+class HostedReader(Reader):
+    """A contactless-like field of in-process cards."""
+
+    extended_length = True
+    max_command_data = 65535
+    poll_interval = 0.01
+
+    def __init__(self, cards: Sequence[Card] = (), name: str = "py") -> None:
+        self.name = name
+        self._cards: list[Card] = list(cards)
+        self._active: Card | None = None
+        self._atr = b""
+        self._lock = threading.RLock()
+
+    @property
+    def cards(self) -> tuple[Card, ...]:
+        with self._lock:
+            return tuple(self._cards)
+
+    def insert(self, card: Card) -> None:
+        with self._lock:
+            if card not in self._cards:
+                self._cards.append(card)
+
+    def remove(self, card: Card | None = None) -> None:
+        with self._lock:
+            if card is None:
+                self._cards.clear()
+            elif card in self._cards:
+                self._cards.remove(card)
+            if self._active is not None and self._active not in self._cards:
+                self._active = None
+                self._atr = b""
+
+    def connect(self) -> bytes:
+        with self._lock:
+            if not self._cards:
+                raise NoCardError(f"no card in {self.name}")
+            if len(self._cards) > 1:
+                raise MultipleCardsError(len(self._cards))
+            card = self._cards[0]
+            try:
+                self._atr = bytes(card.reset())
+            except CardRemovedError:
+                self._cards.remove(card)
+                raise
+            self._active = card
+            return self._atr
+
+    @property
+    def atr(self) -> bytes:
+        if self._active is None:
+            raise NoCardError(f"no card connected in {self.name}")
+        return self._atr
+
+    @property
+    def card(self) -> Card | None:
+        """The connected card, if any."""
+        return self._active
+
+    def transmit(self, apdu: bytes, timeout: float | None = None) -> bytes:
+        card = self._active
+        if card is None:
+            raise NoCardError(f"no card connected in {self.name}")
+        try:
+            return bytes(card.process(bytes(apdu)))
+        except CardRemovedError:
+            self.remove(card)
+            raise
+
+    def is_card_present(self) -> bool:
+        with self._lock:
+            return bool(self._cards)
+
+    def disconnect(self, disposition: Disposition = Disposition.LEAVE) -> None:
+        with self._lock:
+            card, self._active, self._atr = self._active, None, b""
+        if card is not None and disposition is not Disposition.LEAVE:
+            try:
+                card.reset()
+            except CardRemovedError:
+                self.remove(card)
+
+
+def load_factory(target: str) -> object:
+    """Resolve ``package.module:attribute``."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise FormatError(f"py reader target {target!r}: expected package.module:factory")
+    try:
+        module = import_module(module_name)
+    except ImportError as exc:
+        raise ReaderUnavailableError(f"py reader: cannot import {module_name!r}: {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ReaderUnavailableError(f"py reader: {module_name!r} has no {attr!r}") from None
+
+
+def _as_cards(made: object, target: str) -> list[Card]:
+    items = list(made) if isinstance(made, (list, tuple)) else [made]
+    for item in items:
+        if not isinstance(item, Card):
+            raise FormatError(f"py reader: {target} returned {type(item).__name__}, not a card (atr, process, reset)")
+    return items  # type: ignore[return-value]
+
+
+def open_py_reader(target: str, options: dict[str, str]) -> HostedReader:
+    """Backend of ``py:package.module:factory?key=value`` (options go to the factory)."""
+    factory = load_factory(target)
+    if not callable(factory):
+        return HostedReader(_as_cards(factory, target), name=f"py:{target}")
+    made = factory(**options)
+    return HostedReader(_as_cards(made, target), name=f"py:{target}")
