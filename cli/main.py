@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "script": "cli.script_cmd:script",
     "readers": "cli.readers_cmd:readers",
     "trace": "cli.trace_cmd:trace",
+    "watch": "cli.readers_cmd:watch",
 }
 
 

@@ -1,0 +1,57 @@
+"""`ykt script FILE`: run an APDU script, stop at the first mismatch (exit 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cardlib.errors import FormatError, MismatchError
+from cardlib.script import parse_script
+from cardlib.sw import describe
+from cli.common import Options, common_options
+from cli.session import open_channel
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--raw", is_flag=True, help="No T=0 handling.")
+@common_options
+def script(path: str, raw: bool, opts: Options) -> None:
+    """Run an APDU script (ours or a pcsc-tools scriptor file) against the card."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise FormatError(f"cannot read script {path!r}: {exc.strerror}") from None
+    steps = parse_script(text)
+    channel = open_channel(opts, raw=raw)
+    results: list[dict[str, Any]] = []
+    for step in steps:
+        if step.kind == "echo":
+            if not opts.json:
+                click.echo(step.text)
+            continue
+        if step.kind == "reset":
+            atr = channel.reader.connect()
+            if not opts.json:
+                click.echo(f"reset: ATR {atr.hex(' ').upper()}")
+            continue
+        assert step.command is not None
+        response = channel.transmit(step.command)
+        ok = step.expect is None or step.expect.matches(response.encode())
+        results.append({"line": step.line, "command": step.command.hex(),
+                        "response": response.hex(), "sw": f"{response.sw:04X}",
+                        "meaning": describe(response.sw), "ok": ok})
+        if not opts.json:
+            click.echo(f"> {step.command.encode().hex(' ').upper()}")
+            click.echo(f"< {response.encode().hex(' ').upper()}  {describe(response.sw)}")
+        if not ok:
+            assert step.expect is not None
+            if opts.json:
+                opts.emit(results)
+            raise MismatchError(
+                f"line {step.line}: expected {step.expect.pattern}, card answered {response.hex()}"
+            )
+    if opts.json:
+        opts.emit(results)
