@@ -1,0 +1,84 @@
+"""Small card models for tests (py: reader factories)."""
+
+from __future__ import annotations
+
+from cardlib.apdu import CommandAPDU
+from cardlib.errors import CardRemovedError
+
+ATR_T0 = bytes.fromhex("3B00")
+ATR_T1 = bytes.fromhex("3B80800101")
+
+
+class EchoCard:
+    """Answers every command with its data (or Le zero bytes) and 9000."""
+
+    def __init__(self, atr: bytes = ATR_T1) -> None:
+        self.atr = atr
+        self.seen: list[bytes] = []
+        self.torn = False
+
+    def reset(self) -> bytes:
+        if self.torn:
+            raise CardRemovedError()
+        return self.atr
+
+    def process(self, apdu: bytes) -> bytes:
+        if self.torn:
+            raise CardRemovedError()
+        self.seen.append(apdu)
+        cmd = CommandAPDU.decode(apdu)
+        if cmd.ins == 0x84:  # GET CHALLENGE
+            return bytes(range(1, (cmd.le or 8) + 1)) + b"\x90\x00"
+        if cmd.data:
+            return cmd.data + b"\x90\x00"
+        return bytes(cmd.le or 0) + b"\x90\x00"
+
+
+class T0Card:
+    """Behaves like a T=0 card: case-4 answers come as 61xx, wrong Le as 6Cxx."""
+
+
+
+    def __init__(self) -> None:
+        self.atr = ATR_T0
+        self._pending = b""
+        self.seen: list[bytes] = []
+
+    def reset(self) -> bytes:
+        self._pending = b""
+        return self.atr
+
+    def process(self, apdu: bytes) -> bytes:
+        self.seen.append(apdu)
+        cmd = CommandAPDU.decode(apdu)
+        if cmd.ins == 0xC0:  # GET RESPONSE
+            if not self._pending:
+                return b"\x69\x85"
+            n = cmd.le or 256
+            piece, self._pending = self._pending[:n], self._pending[n:]
+            if self._pending:
+                return piece + bytes((0x61, min(len(self._pending), 256) & 0xFF))
+            return piece + b"\x90\x00"
+        if cmd.ins == 0xB0:  # READ BINARY of 8 bytes: insists on the exact Le
+            if cmd.le != 8:
+                return b"\x6C\x08"
+            return bytes.fromhex("0102030405060708") + b"\x90\x00"
+        if cmd.ins == 0xA4:  # SELECT answers an FCI of 20 bytes through 61xx
+            self._pending = bytes.fromhex("6F128408A000000632010105A50688010B5F2D027A68")
+            return bytes((0x61, len(self._pending)))
+        if cmd.ins == 0xCA:  # GET DATA: a long answer in 61xx pieces
+            self._pending = bytes(i & 0xFF for i in range(300))
+            return b"\x61\x00"
+        return b"\x6D\x00"
+
+
+def echo_card() -> EchoCard:
+    return EchoCard()
+
+
+def t0_card() -> T0Card:
+    return T0Card()
+
+
+def two_cards() -> list[EchoCard]:
+    return [EchoCard(), EchoCard()]
