@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import click
@@ -13,7 +14,7 @@ from cli.common import Options, common_options
 
 def _pcsc_readers() -> tuple[list[dict[str, Any]], str | None]:
     try:
-        from cardlib.readers import pcsc  # noqa: PLC0415 - needs pyscard
+        pcsc = import_module("cardlib.readers.pcsc")  # needs pyscard
     except ImportError:
         return [], "PC/SC support not available"
     lister = getattr(pcsc, "list_pcsc_readers", None)
