@@ -18,8 +18,10 @@ from cardlib.keys import (
     derive_card_keys,
     load_issuer_keys,
     purse_factors,
-    test_issuer as builtin_issuer,
     verify_tac,
+)
+from cardlib.keys import (
+    test_issuer as builtin_issuer,
 )
 from cardlib.pboc import macs
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages the tests use: pcscd with the vpcd driver, libpcsclite-dev
+# and a compiler for pyscard, libnfc-bin for the nfc-list check, pcsc-tools.
+# Idempotent; without root it says so and installs nothing.
+set -euo pipefail
+pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd libnfc-bin pcsc-tools gcc python3-dev python3-venv)
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup-system: not root or no apt-get: skipping ${pkgs[*]}" >&2
+    exit 0
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+echo "setup-system: installing ${missing[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
