@@ -85,7 +85,7 @@ def structured_atrs(draw: st.DrawFn) -> tuple[bytes, tuple[int, ...], bytes]:
     hist = draw(st.binary(max_size=8))
     protos = draw(st.lists(st.sampled_from([0, 1, 15]), max_size=3))
     groups = []
-    for i in range(len(protos) + 1):
+    for _ in range(len(protos) + 1):
         groups.append({k: draw(st.one_of(st.none(), st.integers(0, 255))) for k in ("ta", "tb", "tc")})
     out = bytearray()
     y = sum(1 << b for b, k in enumerate(("ta", "tb", "tc")) if groups[0][k] is not None)
