@@ -1,0 +1,317 @@
+"""Wire formats of the transit purse commands (PBOC EP / JT/T 978; reference §1, §8).
+
+Each command is a frozen value with ``to_apdu()`` and ``from_apdu()``; each
+response has ``encode()`` and ``decode()``. The terminal sends them, the
+simulated card parses and answers them: one definition for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from cardlib.apdu import CommandAPDU
+from cardlib.errors import FormatError
+from cardlib.pboc.files import CAPP_SFI
+
+PURSE_AID = bytes.fromhex("A000000632010105")
+PURSE_DF = 0x1001
+CLA_PURSE = 0x80
+CLA_SECURE = 0x84
+
+INS_INITIALIZE = 0x50
+INS_CREDIT = 0x52
+INS_DEBIT = 0x54
+INS_PROVE = 0x5A
+INS_GET_BALANCE = 0x5C
+INS_UPDATE_CAPP = 0xDC
+INS_APP_BLOCK = 0x1E
+INS_APP_UNBLOCK = 0x18
+
+P1_LOAD = 0x00
+P1_PURCHASE = 0x01
+P1_CAPP = 0x03
+P2_EP = 0x02
+P2_ED = 0x01
+BALANCE_MASK = 0x7FFFFFFF
+
+
+def _expect(cmd: CommandAPDU, ins: int, lc: int | None, what: str, cla: int = CLA_PURSE) -> None:
+    if cmd.cla != cla or cmd.ins != ins:
+        raise FormatError(f"{what}: not this command ({cmd.cla:02X} {cmd.ins:02X})")
+    if lc is not None and len(cmd.data) != lc:
+        raise FormatError(f"{what}: data must be {lc} bytes, got {len(cmd.data)}")
+
+
+def _size(raw: bytes, n: int, what: str) -> bytes:
+    if len(raw) != n:
+        raise FormatError(f"{what}: expected {n} bytes, got {len(raw)}")
+    return raw
+
+
+def _u(raw: bytes) -> int:
+    return int.from_bytes(raw, "big")
+
+
+def _terminal(tid: bytes) -> bytes:
+    if len(tid) != 6:
+        raise FormatError(f"terminal number must be 6 bytes, got {len(tid)}")
+    return tid
+
+
+def _amount(value: int) -> bytes:
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise FormatError(f"amount {value} out of range")
+    return value.to_bytes(4, "big")
+
+
+@dataclass(frozen=True)
+class GetBalance:
+    """80 5C P1 02 04. P1 00 is the baseline; sources disagree (reference §1)."""
+
+    p1: int = 0x00
+    p2: int = P2_EP
+
+    def to_apdu(self) -> CommandAPDU:
+        return CommandAPDU(CLA_PURSE, INS_GET_BALANCE, self.p1, self.p2, le=4)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> GetBalance:
+        _expect(cmd, INS_GET_BALANCE, 0, "GET BALANCE")
+        return cls(cmd.p1, cmd.p2)
+
+
+def encode_balance(balance: int) -> bytes:
+    return (balance & BALANCE_MASK).to_bytes(4, "big")
+
+
+def decode_balance(raw: bytes) -> int:
+    """Bits 0..30 of the 4-byte answer."""
+    return _u(_size(raw, 4, "GET BALANCE response")) & BALANCE_MASK
+
+
+@dataclass(frozen=True)
+class InitializeForLoad:
+    key_index: int
+    amount: int
+    terminal_id: bytes
+
+    def to_apdu(self) -> CommandAPDU:
+        data = bytes((self.key_index,)) + _amount(self.amount) + _terminal(self.terminal_id)
+        return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_LOAD, P2_EP, data, 0x10)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> InitializeForLoad:
+        _expect(cmd, INS_INITIALIZE, 11, "INITIALIZE FOR LOAD")
+        return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11])
+
+
+@dataclass(frozen=True)
+class InitializeForLoadResponse:
+    balance: int
+    online_seq: int
+    key_version: int
+    alg_id: int
+    random: bytes
+    mac1: bytes
+
+    SIZE: ClassVar[int] = 16
+
+    def encode(self) -> bytes:
+        return (_amount(self.balance) + self.online_seq.to_bytes(2, "big")
+                + bytes((self.key_version, self.alg_id)) + self.random + self.mac1)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> InitializeForLoadResponse:
+        r = _size(raw, cls.SIZE, "INITIALIZE FOR LOAD response")
+        return cls(_u(r[0:4]), _u(r[4:6]), r[6], r[7], r[8:12], r[12:16])
+
+
+@dataclass(frozen=True)
+class CreditForLoad:
+    date: bytes
+    time: bytes
+    mac2: bytes
+
+    def to_apdu(self) -> CommandAPDU:
+        data = _size(self.date, 4, "date") + _size(self.time, 3, "time") + _size(self.mac2, 4, "MAC2")
+        return CommandAPDU(CLA_PURSE, INS_CREDIT, 0x00, 0x00, data, 4)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> CreditForLoad:
+        _expect(cmd, INS_CREDIT, 11, "CREDIT FOR LOAD")
+        return cls(cmd.data[0:4], cmd.data[4:7], cmd.data[7:11])
+
+
+@dataclass(frozen=True)
+class InitializeForPurchase:
+    """80 50 01 02 (purchase) or 80 50 03 02 (CAPP purchase)."""
+
+    key_index: int
+    amount: int
+    terminal_id: bytes
+    capp: bool = False
+
+    def to_apdu(self) -> CommandAPDU:
+        data = bytes((self.key_index,)) + _amount(self.amount) + _terminal(self.terminal_id)
+        return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> InitializeForPurchase:
+        _expect(cmd, INS_INITIALIZE, 11, "INITIALIZE FOR PURCHASE")
+        if cmd.p1 not in (P1_PURCHASE, P1_CAPP):
+            raise FormatError(f"INITIALIZE: P1 {cmd.p1:02X} is not a purchase")
+        return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11], cmd.p1 == P1_CAPP)
+
+
+@dataclass(frozen=True)
+class InitializeForPurchaseResponse:
+    balance: int
+    offline_seq: int
+    overdraft_limit: int
+    key_version: int
+    alg_id: int
+    random: bytes
+
+    SIZE: ClassVar[int] = 15
+
+    def encode(self) -> bytes:
+        return (_amount(self.balance) + self.offline_seq.to_bytes(2, "big")
+                + self.overdraft_limit.to_bytes(3, "big") + bytes((self.key_version, self.alg_id))
+                + self.random)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> InitializeForPurchaseResponse:
+        r = _size(raw, cls.SIZE, "INITIALIZE FOR PURCHASE response")
+        return cls(_u(r[0:4]), _u(r[4:6]), _u(r[6:9]), r[9], r[10], r[11:15])
+
+
+@dataclass(frozen=True)
+class UpdateCappDataCache:
+    """80 DC id2 D0 Lc record: the 0x1A record keyed by 27 id2 (reference §8)."""
+
+    record_id: int
+    record: bytes
+
+    def to_apdu(self) -> CommandAPDU:
+        if self.record_id >> 8 != 0x27:
+            raise FormatError(f"CAPP record id {self.record_id:04X} must be 27xx")
+        return CommandAPDU(CLA_PURSE, INS_UPDATE_CAPP, self.record_id & 0xFF, CAPP_SFI << 3, self.record)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> UpdateCappDataCache:
+        _expect(cmd, INS_UPDATE_CAPP, None, "UPDATE CAPP DATA CACHE")
+        if cmd.p2 != CAPP_SFI << 3:
+            raise FormatError(f"UPDATE CAPP DATA CACHE: P2 {cmd.p2:02X}, expected {CAPP_SFI << 3:02X}")
+        if not cmd.data:
+            raise FormatError("UPDATE CAPP DATA CACHE: no record")
+        return cls(0x2700 | cmd.p1, cmd.data)
+
+
+@dataclass(frozen=True)
+class DebitForPurchase:
+    terminal_seq: int
+    date: bytes
+    time: bytes
+    mac1: bytes
+
+    def to_apdu(self) -> CommandAPDU:
+        data = (self.terminal_seq.to_bytes(4, "big") + _size(self.date, 4, "date")
+                + _size(self.time, 3, "time") + _size(self.mac1, 4, "MAC1"))
+        return CommandAPDU(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> DebitForPurchase:
+        _expect(cmd, INS_DEBIT, 15, "DEBIT FOR PURCHASE")
+        return cls(_u(cmd.data[0:4]), cmd.data[4:8], cmd.data[8:11], cmd.data[11:15])
+
+
+@dataclass(frozen=True)
+class DebitResponse:
+    """TAC ‖ MAC2 (the order DEBIT uses)."""
+
+    tac: bytes
+    mac2: bytes
+
+    def encode(self) -> bytes:
+        return self.tac + self.mac2
+
+    @classmethod
+    def decode(cls, raw: bytes) -> DebitResponse:
+        r = _size(raw, 8, "DEBIT response")
+        return cls(r[:4], r[4:])
+
+
+@dataclass(frozen=True)
+class GetTransactionProve:
+    """80 5A 00 type 02 seq 08: the seq INITIALIZE returned (reference §8)."""
+
+    tx_type: int
+    seq: int
+
+    def to_apdu(self) -> CommandAPDU:
+        return CommandAPDU(CLA_PURSE, INS_PROVE, 0x00, self.tx_type, self.seq.to_bytes(2, "big"), 8)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> GetTransactionProve:
+        _expect(cmd, INS_PROVE, 2, "GET TRANSACTION PROVE")
+        return cls(cmd.p2, _u(cmd.data))
+
+
+@dataclass(frozen=True)
+class ProveResponse:
+    """MAC ‖ TAC (the reverse of DEBIT's order)."""
+
+    mac: bytes
+    tac: bytes
+
+    def encode(self) -> bytes:
+        return self.mac + self.tac
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ProveResponse:
+        r = _size(raw, 8, "GET TRANSACTION PROVE response")
+        return cls(r[:4], r[4:])
+
+
+@dataclass(frozen=True)
+class ApplicationBlock:
+    """84 1E 00 P2 04 MAC; P2 00 temporary, 01 permanent (reference §8)."""
+
+    permanent: bool
+    mac: bytes = b"\x00" * 4
+
+    @property
+    def p2(self) -> int:
+        return 0x01 if self.permanent else 0x00
+
+    def mac_input(self) -> bytes:
+        return bytes((CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, 0x04))
+
+    def to_apdu(self) -> CommandAPDU:
+        return CommandAPDU(CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, _size(self.mac, 4, "MAC"))
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> ApplicationBlock:
+        _expect(cmd, INS_APP_BLOCK, 4, "APPLICATION BLOCK", CLA_SECURE)
+        if cmd.p2 not in (0, 1):
+            raise FormatError(f"APPLICATION BLOCK: P2 {cmd.p2:02X} (00 temporary, 01 permanent)")
+        return cls(cmd.p2 == 1, cmd.data)
+
+
+@dataclass(frozen=True)
+class ApplicationUnblock:
+    """84 18 00 00 04 MAC: lifts a temporary block."""
+
+    mac: bytes = b"\x00" * 4
+
+    def mac_input(self) -> bytes:
+        return bytes((CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, 0x04))
+
+    def to_apdu(self) -> CommandAPDU:
+        return CommandAPDU(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, _size(self.mac, 4, "MAC"))
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> ApplicationUnblock:
+        _expect(cmd, INS_APP_UNBLOCK, 4, "APPLICATION UNBLOCK", CLA_SECURE)
+        return cls(cmd.data)
