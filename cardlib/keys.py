@@ -51,7 +51,7 @@ class KeyEntry:
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key.hex().upper(),
-            "index": self.index,
+            "key_index": self.index,
             "version": self.version,
             "algorithm": self.algorithm.value,
         }
@@ -72,8 +72,8 @@ class KeyEntry:
             raise ConfigError(f"{where}.key: not hex") from None
         if len(key) != 16:
             raise ConfigError(f"{where}.key: must be 16 bytes (32 hex digits), got {len(key)}")
-        index, version = obj.get("index", 1), obj.get("version", 1)
-        for name, value in (("index", index), ("version", version)):
+        index, version = obj.get("key_index", obj.get("index", 1)), obj.get("version", 1)
+        for name, value in (("key_index", index), ("version", version)):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFF:
                 raise ConfigError(f"{where}.{name}: must be an integer 0..255")
         algo = obj.get("algorithm", "3des")

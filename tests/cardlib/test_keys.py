@@ -77,7 +77,7 @@ def _write(tmp_path: Path, obj: object) -> Path:
         (lambda o: o["keys"]["mlk"].update(key="zz"), "keys.mlk.key: not hex"),
         (lambda o: o["keys"]["mlk"].update(key="00" * 8), "must be 16 bytes"),
         (lambda o: o["keys"]["mtk"].update(algorithm="aes"), "keys.mtk.algorithm"),
-        (lambda o: o["keys"]["mtk"].update(index=300), "keys.mtk.index"),
+        (lambda o: o["keys"]["mtk"].update(key_index=300), "keys.mtk.key_index"),
         (lambda o: o.update(issuer_id="0102"), "issuer_id: must be 8 bytes"),
     ],
 )

@@ -1,0 +1,480 @@
+"""An ISO/IEC 7816-4 file system and its commands (§7 files, §11 commands).
+
+MF, DFs with FIDs and names, EFs with SFIs (transparent, linear fixed,
+linear variable, cyclic, TLV-record); SELECT, READ/UPDATE BINARY,
+READ/UPDATE/APPEND RECORD, GET CHALLENGE. Applications bound to a DF see
+each command first (the purse, the PSAM). Never raises on card input: every
+refusal is a status word.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cardlib import sw as SW
+from cardlib.apdu import CommandAPDU, ResponseAPDU
+from cardlib.errors import FormatError
+from cardlib.tlv import build
+
+
+class Access(enum.Enum):
+    FREE = "free"
+    PIN = "pin"
+    EXTERNAL_AUTH = "external_auth"
+    LINE_MAC = "line_mac"
+    NEVER = "never"
+
+
+@dataclass
+class AccessRule:
+    read: Access = Access.FREE
+    write: Access = Access.FREE
+
+
+class ElementaryFile:
+    def __init__(self, fid: int | None, sfi: int | None, access: AccessRule | None = None) -> None:
+        self.fid = fid
+        self.sfi = sfi
+        self.access = access or AccessRule()
+        self.parent: DedicatedFile | None = None
+
+
+class TransparentEF(ElementaryFile):
+    def __init__(self, fid: int | None, sfi: int | None, data: bytes, access: AccessRule | None = None) -> None:
+        super().__init__(fid, sfi, access)
+        self.data = bytearray(data)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class RecordEF(ElementaryFile):
+    """Record file; ``records[0]`` is record number 1 (newest first when cyclic)."""
+
+    STRUCTURES = ("linear_fixed", "linear_variable", "cyclic", "tlv")
+
+    def __init__(
+        self, fid: int | None, sfi: int | None, structure: str, record_size: int | None,
+        max_records: int, records: list[bytes] | None = None, access: AccessRule | None = None,
+    ) -> None:
+        super().__init__(fid, sfi, access)
+        if structure not in self.STRUCTURES:
+            raise ValueError(f"unknown record structure {structure}")
+        self.structure = structure
+        self.record_size = record_size
+        self.max_records = max_records
+        self.records: list[bytes] = list(records or [])
+
+    def record(self, number: int) -> bytes:
+        if not 1 <= number <= len(self.records):
+            raise IndexError(number)
+        return self.records[number - 1]
+
+    def _fit(self, data: bytes) -> bytes:
+        if self.record_size is not None and self.structure in ("linear_fixed", "cyclic"):
+            if len(data) != self.record_size:
+                raise ValueError("record size")
+        elif self.record_size is not None and len(data) > self.record_size:
+            raise ValueError("record size")
+        return bytes(data)
+
+    def append(self, data: bytes) -> None:
+        data = self._fit(data)
+        if self.structure == "cyclic":
+            self.records.insert(0, data)
+            del self.records[self.max_records :]
+            return
+        if len(self.records) >= self.max_records:
+            raise OverflowError("file full")
+        self.records.append(data)
+
+    def update(self, number: int, data: bytes) -> None:
+        data = self._fit(data)
+        if not 1 <= number <= len(self.records):
+            raise IndexError(number)
+        self.records[number - 1] = data
+
+    def find_by_id(self, ident: int) -> int | None:
+        """Record number whose identifier (first byte; 2 bytes when ident > 0xFF) matches."""
+        size = 2 if ident > 0xFF else 1
+        key = ident.to_bytes(size, "big")
+        for i, rec in enumerate(self.records, 1):
+            if rec[:size] == key:
+                return i
+        return None
+
+    def update_by_id(self, ident: int, data: bytes) -> None:
+        number = self.find_by_id(ident)
+        if number is None:
+            self.append(data)
+        else:
+            self.update(number, data)
+
+
+class DedicatedFile:
+    def __init__(self, fid: int | None, name: bytes | None = None, application: Application | None = None) -> None:
+        self.fid = fid
+        self.name = name
+        self.application = application
+        self.parent: DedicatedFile | None = None
+        self.children: list[ElementaryFile | DedicatedFile] = []
+
+    def add(self, item: ElementaryFile | DedicatedFile) -> ElementaryFile | DedicatedFile:
+        item.parent = self
+        self.children.append(item)
+        return item
+
+    def ef_by_sfi(self, sfi: int) -> ElementaryFile | None:
+        return next((c for c in self.children if isinstance(c, ElementaryFile) and c.sfi == sfi), None)
+
+    def child_by_fid(self, fid: int) -> ElementaryFile | DedicatedFile | None:
+        return next((c for c in self.children if c.fid == fid), None)
+
+    def walk(self) -> list[DedicatedFile]:
+        out = [self]
+        for c in self.children:
+            if isinstance(c, DedicatedFile):
+                out.extend(c.walk())
+        return out
+
+
+class Application(Protocol):
+    """Proprietary behaviour bound to a DF."""
+
+    def handle(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU | None: ...
+
+    def on_select(self, fs: FileSystem) -> ResponseAPDU | None: ...
+
+    def fci(self, df: DedicatedFile) -> bytes | None: ...
+
+
+@dataclass
+class SecurityState:
+    pin_verified: bool = False
+    external_auth: bool = False
+    challenge: bytes | None = None
+
+
+def status(code: int, data: bytes = b"") -> ResponseAPDU:
+    return ResponseAPDU(data, code)
+
+
+OK = ResponseAPDU(b"", SW.SW_OK)
+
+
+@dataclass
+class FileSystem:
+    mf: DedicatedFile
+    rng: random.Random = field(default_factory=random.Random)
+    security: SecurityState = field(default_factory=SecurityState)
+
+    def __post_init__(self) -> None:
+        self.current_df: DedicatedFile = self.mf
+        self.current_ef: ElementaryFile | None = None
+
+    # --- helpers -------------------------------------------------------------
+
+    def reset(self) -> None:
+        self.current_df = self.mf
+        self.current_ef = None
+        self.security = SecurityState()
+
+    def get_challenge(self, n: int) -> bytes:
+        value = bytes(self.rng.getrandbits(8) for _ in range(n))
+        self.security.challenge = value
+        return value
+
+    def _allowed(self, rule: Access) -> int | None:
+        if rule is Access.FREE:
+            return None
+        if rule is Access.NEVER:
+            return SW.SW_NO_CURRENT_EF
+        if rule is Access.PIN and not self.security.pin_verified:
+            return SW.SW_SECURITY
+        if rule is Access.EXTERNAL_AUTH and not self.security.external_auth:
+            return SW.SW_SECURITY
+        if rule is Access.LINE_MAC:
+            return SW.SW_SM_MISSING
+        return None
+
+    # --- dispatch ------------------------------------------------------------
+
+    def process(self, cmd: CommandAPDU) -> ResponseAPDU:
+        app = self.current_df.application
+        if app is not None:
+            answer = app.handle(cmd, self)
+            if answer is not None:
+                return answer
+        if cmd.cla & 0x80:  # proprietary class nobody handled
+            return status(SW.SW_INS_NOT_SUPPORTED)
+        handler = {
+            0xA4: self._select, 0xB0: self._read_binary, 0xD6: self._update_binary,
+            0xB2: self._read_record, 0xDC: self._update_record, 0xE2: self._append_record,
+            0x84: self._get_challenge,
+        }.get(cmd.ins)
+        if handler is None:
+            return status(SW.SW_INS_NOT_SUPPORTED)
+        return handler(cmd)
+
+    # --- SELECT --------------------------------------------------------------
+
+    def _select(self, cmd: CommandAPDU) -> ResponseAPDU:
+        p1, data = cmd.p1, cmd.data
+        target: ElementaryFile | DedicatedFile | None
+        if p1 in (0x00, 0x01, 0x02):
+            if len(data) != 2 and not (p1 == 0x00 and not data):
+                return status(SW.SW_WRONG_LENGTH)
+            if not data or data == b"\x3f\x00":
+                target = self.mf
+            else:
+                fid = int.from_bytes(data, "big")
+                target = self.current_df.child_by_fid(fid)
+                if target is None and p1 == 0x00 and self.current_df.parent is not None:
+                    target = self.current_df.parent.child_by_fid(fid)
+                if p1 == 0x01 and not isinstance(target, DedicatedFile):
+                    target = None
+                if p1 == 0x02 and not isinstance(target, ElementaryFile):
+                    target = None
+        elif p1 == 0x03:
+            target = self.current_df.parent or self.mf
+        elif p1 == 0x04:
+            if not 1 <= len(data) <= 16:
+                return status(SW.SW_WRONG_LENGTH)
+            target = next((df for df in self.mf.walk() if df.name and df.name.startswith(data)), None)
+        elif p1 in (0x08, 0x09):
+            if not data or len(data) % 2:
+                return status(SW.SW_WRONG_LENGTH)
+            node: ElementaryFile | DedicatedFile | None = self.mf if p1 == 0x08 else self.current_df
+            fids = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+            if p1 == 0x08 and fids and fids[0] == 0x3F00:
+                fids = fids[1:]
+            for fid in fids:
+                node = node.child_by_fid(fid) if isinstance(node, DedicatedFile) else None
+            target = node
+        else:
+            return status(SW.SW_INCORRECT_P1P2)
+        if target is None:
+            return status(SW.SW_FILE_NOT_FOUND)
+        if cmd.p2 & 0xF1:
+            return status(SW.SW_INCORRECT_P1P2)
+        if isinstance(target, DedicatedFile):
+            self.current_df, self.current_ef = target, None
+            self.security = SecurityState()
+            if target.application is not None:
+                # a blocked application refuses SELECT but stays current, so
+                # APPLICATION UNBLOCK can reach it (PBOC EP)
+                refusal = target.application.on_select(self)
+                if refusal is not None:
+                    return refusal
+            return self._fci_answer(cmd.p2 & 0x0C, target)
+        self.current_df = target.parent or self.mf
+        self.current_ef = target
+        return self._fcp_answer(cmd.p2 & 0x0C, target)
+
+    def _fci_answer(self, mode: int, df: DedicatedFile) -> ResponseAPDU:
+        if mode == 0x0C:
+            return OK
+        if mode == 0x04:
+            body = [build(0x82, b"\x38")]
+            if df.fid is not None:
+                body.append(build(0x83, df.fid.to_bytes(2, "big")))
+            if df.name:
+                body.append(build(0x84, df.name))
+            return status(SW.SW_OK, build(0x62, body).encode())
+        custom = df.application.fci(df) if df.application is not None else None
+        if custom is not None:
+            return status(SW.SW_OK, custom)
+        body = [build(0x84, df.name or (df.fid or 0x3F00).to_bytes(2, "big")), build(0xA5, b"")]
+        return status(SW.SW_OK, build(0x6F, body).encode())
+
+    def _fcp_answer(self, mode: int, ef: ElementaryFile) -> ResponseAPDU:
+        if mode != 0x04:
+            return OK
+        if isinstance(ef, TransparentEF):
+            body = [build(0x80, ef.size.to_bytes(2, "big")), build(0x82, b"\x01")]
+        else:
+            assert isinstance(ef, RecordEF)
+            code = {"linear_fixed": 0x02, "linear_variable": 0x04, "cyclic": 0x06, "tlv": 0x04}[ef.structure]
+            body = [build(0x82, bytes((code, 0x21, 0x00, ef.record_size or 0, ef.max_records)))]
+        if ef.fid is not None:
+            body.append(build(0x83, ef.fid.to_bytes(2, "big")))
+        if ef.sfi is not None:
+            body.append(build(0x88, bytes((ef.sfi << 3,))))
+        return status(SW.SW_OK, build(0x62, body).encode())
+
+    # --- binary --------------------------------------------------------------
+
+    def _binary_target(self, cmd: CommandAPDU) -> tuple[TransparentEF | None, int, int | None]:
+        if cmd.p1 & 0x80:
+            if cmd.p1 & 0x60:
+                return None, 0, SW.SW_INCORRECT_P1P2
+            ef = self.current_df.ef_by_sfi(cmd.p1 & 0x1F)
+            if ef is None:
+                return None, 0, SW.SW_FILE_NOT_FOUND
+            offset = cmd.p2
+        else:
+            ef = self.current_ef
+            if ef is None:
+                return None, 0, SW.SW_NO_CURRENT_EF
+            offset = (cmd.p1 << 8) | cmd.p2
+        if not isinstance(ef, TransparentEF):
+            return None, 0, SW.SW_WRONG_FILE_STRUCTURE
+        return ef, offset, None
+
+    def _read_binary(self, cmd: CommandAPDU) -> ResponseAPDU:
+        ef, offset, err = self._binary_target(cmd)
+        if err is not None or ef is None:
+            return status(err or SW.SW_NO_CURRENT_EF)
+        denied = self._allowed(ef.access.read)
+        if denied:
+            return status(denied)
+        if cmd.data:
+            return status(SW.SW_WRONG_LENGTH)
+        if offset > ef.size:
+            return status(SW.SW_WRONG_P1P2)
+        self.current_ef = ef
+        want = cmd.le or 256
+        chunk = bytes(ef.data[offset : offset + want])
+        if len(chunk) < want and cmd.le not in (None, 256):
+            return status(SW.SW_WARNING_EOF, chunk)
+        return status(SW.SW_OK, chunk)
+
+    def _update_binary(self, cmd: CommandAPDU) -> ResponseAPDU:
+        ef, offset, err = self._binary_target(cmd)
+        if err is not None or ef is None:
+            return status(err or SW.SW_NO_CURRENT_EF)
+        denied = self._allowed(ef.access.write)
+        if denied:
+            return status(denied)
+        if not cmd.data:
+            return status(SW.SW_WRONG_LENGTH)
+        if offset + len(cmd.data) > ef.size:
+            return status(SW.SW_NOT_ENOUGH_MEMORY)
+        ef.data[offset : offset + len(cmd.data)] = cmd.data
+        self.current_ef = ef
+        return OK
+
+    # --- records -------------------------------------------------------------
+
+    def _record_target(self, p2: int) -> tuple[RecordEF | None, int | None]:
+        sfi = p2 >> 3
+        ef = self.current_df.ef_by_sfi(sfi) if sfi else self.current_ef
+        if ef is None:
+            return None, SW.SW_FILE_NOT_FOUND if sfi else SW.SW_NO_CURRENT_EF
+        if not isinstance(ef, RecordEF):
+            return None, SW.SW_WRONG_FILE_STRUCTURE
+        return ef, None
+
+    def _read_record(self, cmd: CommandAPDU) -> ResponseAPDU:
+        ef, err = self._record_target(cmd.p2)
+        if ef is None:
+            return status(err or SW.SW_NO_CURRENT_EF)
+        denied = self._allowed(ef.access.read)
+        if denied:
+            return status(denied)
+        mode = cmd.p2 & 0x07
+        if mode == 0x04:
+            number: int | None = cmd.p1
+        elif mode == 0x00:
+            number = ef.find_by_id(cmd.p1)
+        else:
+            return status(SW.SW_INCORRECT_P1P2)
+        if not number or number > len(ef.records):
+            return status(SW.SW_RECORD_NOT_FOUND)
+        self.current_ef = ef
+        data = ef.record(number)
+        if cmd.le not in (None, 256) and cmd.le != len(data):
+            if cmd.le is not None and cmd.le < len(data):
+                return status(0x6C00 | len(data))
+        return status(SW.SW_OK, data)
+
+    def _write_check(self, ef: RecordEF) -> int | None:
+        return self._allowed(ef.access.write)
+
+    def _update_record(self, cmd: CommandAPDU) -> ResponseAPDU:
+        ef, err = self._record_target(cmd.p2)
+        if ef is None:
+            return status(err or SW.SW_NO_CURRENT_EF)
+        denied = self._write_check(ef)
+        if denied:
+            return status(denied)
+        try:
+            if cmd.p2 & 0x07 == 0x04:
+                ef.update(cmd.p1, cmd.data)
+            elif cmd.p2 & 0x07 == 0x00:
+                ef.update_by_id(cmd.p1, cmd.data)
+            else:
+                return status(SW.SW_INCORRECT_P1P2)
+        except IndexError:
+            return status(SW.SW_RECORD_NOT_FOUND)
+        except (ValueError, OverflowError):
+            return status(SW.SW_WRONG_LENGTH)
+        self.current_ef = ef
+        return OK
+
+    def _append_record(self, cmd: CommandAPDU) -> ResponseAPDU:
+        ef, err = self._record_target(cmd.p2)
+        if ef is None:
+            return status(err or SW.SW_NO_CURRENT_EF)
+        denied = self._write_check(ef)
+        if denied:
+            return status(denied)
+        try:
+            ef.append(cmd.data)
+        except ValueError:
+            return status(SW.SW_WRONG_LENGTH)
+        except OverflowError:
+            return status(SW.SW_NOT_ENOUGH_MEMORY)
+        self.current_ef = ef
+        return OK
+
+    def _get_challenge(self, cmd: CommandAPDU) -> ResponseAPDU:
+        if cmd.le not in (4, 8, 16) or cmd.data or cmd.p1 or cmd.p2:
+            return status(SW.SW_WRONG_LENGTH if cmd.le not in (4, 8, 16) else SW.SW_INCORRECT_P1P2)
+        return status(SW.SW_OK, self.get_challenge(cmd.le))
+
+    # --- persistence ---------------------------------------------------------
+
+    def files_to_json(self) -> list[dict[str, Any]]:
+        """Every EF's contents, addressed by DF path and FID/SFI."""
+        out: list[dict[str, Any]] = []
+        for df in self.mf.walk():
+            for child in df.children:
+                if isinstance(child, ElementaryFile):
+                    entry: dict[str, Any] = {"df": df_path(df), "fid": child.fid, "sfi": child.sfi}
+                    if isinstance(child, TransparentEF):
+                        entry["data"] = child.data.hex().upper()
+                    elif isinstance(child, RecordEF):
+                        entry["records"] = [r.hex().upper() for r in child.records]
+                    out.append(entry)
+        return out
+
+    def files_from_json(self, items: list[dict[str, Any]]) -> None:
+        """Load contents saved by :meth:`files_to_json` into this (same-shaped) tree."""
+        index = {(df_path(df), c.fid, c.sfi): c for df in self.mf.walk() for c in df.children
+                 if isinstance(c, ElementaryFile)}
+        for item in items:
+            try:
+                ef = index[(item["df"], item.get("fid"), item.get("sfi"))]
+                if isinstance(ef, TransparentEF):
+                    data = bytes.fromhex(item["data"])
+                    if len(data) != ef.size:
+                        raise FormatError(f"file {item.get('sfi')}: {len(data)} bytes, expected {ef.size}")
+                    ef.data = bytearray(data)
+                elif isinstance(ef, RecordEF):
+                    ef.records = [bytes.fromhex(r) for r in item["records"]]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise FormatError(f"card image: bad file entry {str(item)[:60]}: {exc}") from None
+
+
+def df_path(df: DedicatedFile) -> str:
+    parts = []
+    node: DedicatedFile | None = df
+    while node is not None:
+        parts.append(f"{node.fid or 0x3F00:04X}")
+        node = node.parent
+    return "/".join(reversed(parts))

@@ -1,0 +1,111 @@
+"""Personalisation of virtual social security cards for an issuer.
+
+The built-in TEST ONLY issuer by default. The same seed and profile give the
+same card, byte for byte: serials, holder, randomness.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from datetime import date
+
+from cardlib.crypto import Algorithm
+from cardlib.errors import FormatError
+from cardlib.keys import IssuerKeys, derive_card_keys, test_issuer
+from cardlib.pboc.files import HolderData, ManagementData, PublicData
+from cardlib.ssse.files import HolderRecords, IssuerRecords, card_identifier, ssn_check_digit
+from simulators.filesystem import DedicatedFile, RecordEF, TransparentEF
+from simulators.purse import PurseState
+from simulators.ssc import SocialSecurityCard, SsseState
+
+CARD_TYPES = {"adult": 0x01, "student": 0x02, "elder": 0x03, "child": 0x04, "disabled": 0x05, "staff": 0x06}
+REGIONS = {
+    "330300": "温州", "330500": "湖州", "110000": "北京", "310000": "上海", "341800": "宣城",
+    "331100": "丽水", "440300": "深圳", "510100": "成都",
+}
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "建华", "庆军", "晓东", "丽萍"]
+
+
+@dataclass(frozen=True)
+class CardProfile:
+    """What a personalisation needs; None fields are drawn from the seed."""
+
+    name: str | None = None
+    ssn: str | None = None
+    sex: int | None = None
+    birth_date: date | None = None
+    card_type: str = "adult"
+    region: str = "330300"
+    balance: int = 5000
+    valid_from: date = date(2024, 1, 1)
+    valid_until: date = date(2034, 12, 31)
+    algorithm: str = "3des"
+    pin: str = "123456"
+    overdraft_limit: int = 0
+
+
+def _ssn(rng: random.Random, region: str, birth: date, sex: int) -> str:
+    # the 17th digit is odd for men, even for women (GB 11643)
+    seq = rng.randrange(0, 50) * 2 + (1 if sex == 1 else 0)
+    body = f"{region}{birth:%Y%m%d}{rng.randrange(0, 10)}{seq:02d}"
+    return body + ssn_check_digit(body)
+
+
+def complete_profile(profile: CardProfile, rng: random.Random) -> CardProfile:
+    if profile.card_type not in CARD_TYPES:
+        raise FormatError(f"card type {profile.card_type!r}: one of {', '.join(CARD_TYPES)}")
+    if len(profile.region) != 6 or not profile.region.isdigit():
+        raise FormatError(f"region must be a 6-digit code, got {profile.region!r}")
+    if profile.balance < 0:
+        raise FormatError("balance must not be negative")
+    sex = profile.sex or rng.choice((1, 2))
+    birth = profile.birth_date or date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
+    name = profile.name or rng.choice(SURNAMES) + rng.choice(GIVEN)
+    ssn = profile.ssn or _ssn(rng, profile.region, birth, sex)
+    return replace(profile, sex=sex, birth_date=birth, name=name, ssn=ssn)
+
+
+def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = None, seed: int = 0) -> SocialSecurityCard:
+    """Personalise a card: files, keys derived from the masters, purse state."""
+    issuer = issuer or test_issuer()
+    rng = random.Random(seed)
+    p = complete_profile(profile or CardProfile(), rng)
+    assert p.birth_date is not None and p.name is not None and p.ssn is not None and p.sex is not None
+    algorithm = Algorithm.parse(p.algorithm)
+    serial = rng.getrandbits(40)
+    card_id = card_identifier(p.region, serial)
+    app_serial = bytes.fromhex(p.region[:4]) + serial.to_bytes(8, "big")
+    keys = derive_card_keys(issuer, app_serial, card_id, algorithm)
+    ssse = SsseState(pin=p.pin, puk=f"{rng.randrange(10**6):06d}")
+    purse = PurseState(balance=p.balance, keys=keys, overdraft_limit=p.overdraft_limit)
+    card_rng = random.Random(rng.getrandbits(64))
+    card = SocialSecurityCard(keys, purse, ssse, card_rng, meta={
+        "issuer": issuer.name, "test_only": issuer.test_only, "card_type": p.card_type, "region": p.region,
+    })
+    card_number = f"{p.region[:2]}{serial % 10**7:07d}"
+    issuer_rec = IssuerRecords(card_id, CARD_TYPES[p.card_type], "3.00", bytes.fromhex(p.region[:4] + "0001"),
+                               p.valid_from, p.valid_until, card_number)
+    holder_rec = HolderRecords(p.ssn, p.name, p.sex, 1, bytes.fromhex(p.region[:6]), p.birth_date)
+    mf = card.fs.mf
+    sdf, pdf = mf.children[0], mf.children[1]
+    assert isinstance(sdf, DedicatedFile) and isinstance(pdf, DedicatedFile)
+    ef05, ef06 = sdf.ef_by_sfi(5), sdf.ef_by_sfi(6)
+    assert isinstance(ef05, RecordEF) and isinstance(ef06, RecordEF)
+    ef05.records = issuer_rec.records()
+    ef06.records = holder_rec.records()
+    files = {
+        0x15: PublicData(issuer.issuer_id, app_serial, p.valid_from, p.valid_until).encode(),
+        0x16: HolderData(CARD_TYPES[p.card_type], p.name, p.ssn).encode(),
+        0x17: ManagementData(bytes.fromhex(p.region[:2] + "00"), bytes.fromhex(p.region[2:4] + "00")).encode(),
+    }
+    for sfi, data in files.items():
+        ef = pdf.ef_by_sfi(sfi)
+        assert isinstance(ef, TransparentEF)
+        ef.data = bytearray(data)
+    return card
+
+
+def sample_card(seed: int = 0) -> SocialSecurityCard:
+    return issue_card(CardProfile(), seed=seed)

@@ -1,0 +1,305 @@
+"""The transit purse application (PBOC EP / JT/T 978; reference §1, §3, §5, §8).
+
+Bound to the purse DF of a simulated card. Every command checks everything
+first and then applies its changes together, so a DEBIT happens fully
+(balance, counter, 0x18 record, CAPP cache) or not at all. Refusals leave the
+state unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cardlib import sw as SW
+from cardlib.apdu import CommandAPDU, ResponseAPDU
+from cardlib.crypto import constant_time_equal, line_mac
+from cardlib.errors import FormatError
+from cardlib.keys import CardKeys
+from cardlib.pboc import macs
+from cardlib.pboc import purse as P
+from cardlib.pboc.files import CAPP_RECORD_SIZE, CAPP_SFI, LOG_SFI, PublicData, TransactionRecord
+from simulators.filesystem import DedicatedFile, FileSystem, RecordEF, TransparentEF
+
+MAX_PROOFS = 10
+
+
+@dataclass
+class _Session:
+    kind: str  # "load" | "purchase" | "capp"
+    amount: int
+    terminal_id: bytes
+    random: bytes
+    seq: int
+    balance: int
+    cache: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class PurseState:
+    balance: int
+    keys: CardKeys
+    online_seq: int = 0
+    offline_seq: int = 0
+    overdraft_limit: int = 0
+    max_balance: int = 100_000_00  # ¥100,000 in fen
+    blocked: str | None = None  # None | "temporary" | "permanent"
+    proofs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "balance": self.balance,
+            "online_seq": self.online_seq,
+            "offline_seq": self.offline_seq,
+            "overdraft_limit": self.overdraft_limit,
+            "max_balance": self.max_balance,
+            "blocked": self.blocked,
+            "proofs": self.proofs,
+        }
+
+
+def _ok(data: bytes = b"") -> ResponseAPDU:
+    return ResponseAPDU(data, SW.SW_OK)
+
+
+def _no(code: int) -> ResponseAPDU:
+    return ResponseAPDU(b"", code)
+
+
+class PurseApplication:
+    """Answers the purse commands; ISO commands fall through to the file system."""
+
+    def __init__(self, state: PurseState) -> None:
+        self.state = state
+        self._session: _Session | None = None
+        #: Called after every change of persistent state (card images).
+        self.on_change: Any = None
+
+    # --- Application protocol ---------------------------------------------------
+
+    def on_select(self, fs: FileSystem) -> ResponseAPDU | None:
+        self._session = None
+        if self.state.blocked == "permanent":
+            return _no(SW.SW_APP_LOCKED)
+        if self.state.blocked == "temporary":
+            return _no(SW.SW_FUNC_NOT_SUPPORTED)
+        return None
+
+    def fci(self, df: DedicatedFile) -> bytes | None:
+        from cardlib.tlv import build  # noqa: PLC0415
+
+        public = df.ef_by_sfi(0x15)
+        data = bytes(public.data) if isinstance(public, TransparentEF) else b""
+        return build(0x6F, [build(0x84, df.name or b""), build(0xA5, [build(0x9F0C, data)])]).encode()
+
+    def reset(self) -> None:
+        self._session = None
+
+    def handle(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU | None:
+        if self.state.blocked is not None:
+            if cmd.cla == P.CLA_SECURE and cmd.ins == P.INS_APP_UNBLOCK:
+                return self._unblock(cmd, fs)
+            if cmd.cla in (P.CLA_PURSE, P.CLA_SECURE) or cmd.ins in (0xB0, 0xB2):
+                return _no(SW.SW_APP_LOCKED if self.state.blocked == "permanent" else SW.SW_FUNC_NOT_SUPPORTED)
+        if cmd.cla == P.CLA_PURSE:
+            handler = {
+                P.INS_GET_BALANCE: self._balance,
+                P.INS_INITIALIZE: self._initialize,
+                P.INS_CREDIT: self._credit,
+                P.INS_UPDATE_CAPP: self._update_capp,
+                P.INS_DEBIT: self._debit,
+                P.INS_PROVE: self._prove,
+            }.get(cmd.ins)
+            if handler is None:
+                return _no(SW.SW_INS_NOT_SUPPORTED)
+            try:
+                return handler(cmd, fs)
+            except FormatError:
+                self._session = None
+                return _no(SW.SW_WRONG_LENGTH)
+        if cmd.cla == P.CLA_SECURE and cmd.ins == P.INS_APP_BLOCK:
+            return self._block(cmd, fs)
+        if cmd.cla == P.CLA_SECURE and cmd.ins == P.INS_APP_UNBLOCK:
+            return _no(SW.SW_CONDITIONS)
+        return None
+
+    # --- commands ---------------------------------------------------------------
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def _balance(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        P.GetBalance.from_apdu(cmd)
+        if cmd.p2 != P.P2_EP:
+            return _no(SW.SW_INCORRECT_P1P2)
+        return _ok(P.encode_balance(self.state.balance))
+
+    def _initialize(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        self._session = None
+        s = self.state
+        keys = s.keys
+        if cmd.p2 != P.P2_EP:
+            return _no(SW.SW_INCORRECT_P1P2)
+        rnd = bytes(fs.rng.getrandbits(8) for _ in range(4))
+        alg = keys.algorithm
+        if cmd.p1 == P.P1_LOAD:
+            req = P.InitializeForLoad.from_apdu(cmd)
+            if req.key_index != keys.dlk.index:
+                return _no(SW.SW_KEY_INDEX)
+            if s.online_seq >= 0xFFFF:
+                return _no(SW.SW_COUNTER_MAX)
+            if s.balance + req.amount > s.max_balance:
+                return _no(SW.SW_CONDITIONS)
+            seslk = macs.load_session_key(keys.dlk.key, rnd, s.online_seq, alg)
+            mac1 = macs.load_mac1(seslk, s.balance, req.amount, macs.TX_EP_LOAD, req.terminal_id, alg)
+            self._session = _Session("load", req.amount, req.terminal_id, rnd, s.online_seq, s.balance)
+            return _ok(P.InitializeForLoadResponse(s.balance, s.online_seq, keys.dlk.version,
+                                                   alg.alg_id, rnd, mac1).encode())
+        if cmd.p1 not in (P.P1_PURCHASE, P.P1_CAPP):
+            return _no(SW.SW_INCORRECT_P1P2)
+        pur = P.InitializeForPurchase.from_apdu(cmd)
+        if pur.key_index != keys.dpk.index:
+            return _no(SW.SW_KEY_INDEX)
+        if s.offline_seq >= 0xFFFF:
+            return _no(SW.SW_COUNTER_MAX)
+        if pur.amount > s.balance + s.overdraft_limit:
+            return _no(SW.SW_INSUFFICIENT_BALANCE)
+        kind = "capp" if pur.capp else "purchase"
+        self._session = _Session(kind, pur.amount, pur.terminal_id, rnd, s.offline_seq, s.balance)
+        return _ok(P.InitializeForPurchaseResponse(s.balance, s.offline_seq, s.overdraft_limit,
+                                                   keys.dpk.version, alg.alg_id, rnd).encode())
+
+    def _credit(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        sess, self._session = self._session, None
+        if sess is None or sess.kind != "load":
+            return _no(SW.SW_CONDITIONS)
+        req = P.CreditForLoad.from_apdu(cmd)
+        s, alg = self.state, self.state.keys.algorithm
+        seslk = macs.load_session_key(s.keys.dlk.key, sess.random, sess.seq, alg)
+        expected = macs.load_mac2(seslk, sess.amount, macs.TX_EP_LOAD, sess.terminal_id, req.date, req.time, alg)
+        if not constant_time_equal(expected, req.mac2):
+            return _no(SW.SW_MAC_INVALID)
+        try:
+            when = macs.parse_bcd_datetime(req.date, req.time)
+        except FormatError:
+            return _no(SW.SW_WRONG_DATA)
+        new_balance = sess.balance + sess.amount
+        tac = macs.load_tac(s.keys.dtk.key, new_balance, sess.seq, sess.amount, macs.TX_EP_LOAD,
+                            sess.terminal_id, req.date, req.time, alg)
+        record = TransactionRecord(sess.seq, sess.amount, macs.TX_EP_LOAD, sess.terminal_id, when).encode()
+        log = self._log(fs)
+        # apply together
+        s.balance = new_balance
+        s.online_seq = sess.seq + 1
+        log.append(record)
+        self._prove_keep(macs.TX_EP_LOAD, sess.seq, req.mac2, tac)
+        self._changed()
+        return _ok(tac)
+
+    def _update_capp(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        sess = self._session
+        if sess is None or sess.kind != "capp":
+            self._session = None
+            return _no(SW.SW_CONDITIONS)
+        upd = P.UpdateCappDataCache.from_apdu(cmd)
+        rec = upd.record
+        if len(rec) > CAPP_RECORD_SIZE or rec[:2] != upd.record_id.to_bytes(2, "big"):
+            return _no(SW.SW_WRONG_DATA)
+        if not 0x2701 <= upd.record_id <= 0x2712:
+            return _no(SW.SW_RECORD_NOT_FOUND)
+        sess.cache[upd.record_id] = rec.ljust(CAPP_RECORD_SIZE, b"\x00")
+        return _ok()
+
+    def _debit(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        sess, self._session = self._session, None
+        if sess is None or sess.kind not in ("purchase", "capp"):
+            return _no(SW.SW_CONDITIONS)
+        req = P.DebitForPurchase.from_apdu(cmd)
+        if cmd.p1 != 0x01:
+            return _no(SW.SW_INCORRECT_P1P2)
+        s, alg = self.state, self.state.keys.algorithm
+        tx_type = macs.TX_CAPP_PURCHASE if sess.kind == "capp" else macs.TX_EP_PURCHASE
+        sespk = macs.purchase_session_key(s.keys.dpk.key, sess.random, sess.seq, req.terminal_seq, alg)
+        mac1 = macs.purchase_mac1(sespk, sess.amount, tx_type, sess.terminal_id, req.date, req.time, alg)
+        if not constant_time_equal(mac1, req.mac1):
+            return _no(SW.SW_MAC_INVALID)
+        try:
+            when = macs.parse_bcd_datetime(req.date, req.time)
+        except FormatError:
+            return _no(SW.SW_WRONG_DATA)
+        mac2 = macs.purchase_mac2(sespk, sess.amount, alg)
+        tac = macs.purchase_tac(s.keys.dtk.key, sess.amount, tx_type, sess.terminal_id, req.terminal_seq,
+                                req.date, req.time, alg)
+        overdraft = max(0, sess.amount - sess.balance)
+        record = TransactionRecord(sess.seq, sess.amount, tx_type, sess.terminal_id, when, overdraft).encode()
+        log = self._log(fs)
+        capp = fs.current_df.ef_by_sfi(CAPP_SFI)
+        # apply together
+        s.balance = sess.balance - sess.amount
+        s.offline_seq = sess.seq + 1
+        log.append(record)
+        if isinstance(capp, RecordEF):
+            for rid, rec in sess.cache.items():
+                capp.update_by_id(rid, rec)
+        self._prove_keep(tx_type, sess.seq, mac2, tac)
+        self._changed()
+        return _ok(P.DebitResponse(tac, mac2).encode())
+
+    def _prove(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        self._session = None
+        req = P.GetTransactionProve.from_apdu(cmd)
+        for proof in self.state.proofs:
+            if proof["type"] == req.tx_type and proof["seq"] == req.seq:
+                return _ok(P.ProveResponse(bytes.fromhex(proof["mac"]), bytes.fromhex(proof["tac"])).encode())
+        return _no(SW.SW_MAC_UNAVAILABLE)
+
+    def _line_mac_ok(self, header: bytes, mac: bytes, fs: FileSystem) -> bool:
+        challenge = fs.security.challenge
+        fs.security.challenge = None  # one MAC per challenge
+        if challenge is None or len(challenge) < 4:
+            return False
+        damk = self.state.keys.damk
+        expected = line_mac(damk.key, header, challenge[:4] + bytes(4), damk.algorithm)
+        return constant_time_equal(expected, mac)
+
+    def _block(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        try:
+            req = P.ApplicationBlock.from_apdu(cmd)
+        except FormatError:
+            return _no(SW.SW_WRONG_LENGTH)
+        if not self._line_mac_ok(req.mac_input(), req.mac, fs):
+            return _no(SW.SW_SM_MAC)
+        self._session = None
+        self.state.blocked = "permanent" if req.permanent else "temporary"
+        self._changed()
+        return _ok()
+
+    def _unblock(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        if self.state.blocked != "temporary":
+            return _no(SW.SW_APP_LOCKED)
+        try:
+            req = P.ApplicationUnblock.from_apdu(cmd)
+        except FormatError:
+            return _no(SW.SW_WRONG_LENGTH)
+        if not self._line_mac_ok(req.mac_input(), req.mac, fs):
+            return _no(SW.SW_SM_MAC)
+        self.state.blocked = None
+        self._changed()
+        return _ok()
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _log(self, fs: FileSystem) -> RecordEF:
+        log = fs.current_df.ef_by_sfi(LOG_SFI)
+        if not isinstance(log, RecordEF):  # pragma: no cover - personalisation bug
+            raise RuntimeError("purse DF has no 0x18 log")
+        return log
+
+    def _prove_keep(self, tx_type: int, seq: int, mac: bytes, tac: bytes) -> None:
+        self.state.proofs.insert(0, {"type": tx_type, "seq": seq, "mac": mac.hex().upper(), "tac": tac.hex().upper()})
+        del self.state.proofs[MAX_PROOFS:]
+
+    def public_data(self, df: DedicatedFile) -> PublicData | None:
+        ef = df.ef_by_sfi(0x15)
+        return PublicData.decode(bytes(ef.data)) if isinstance(ef, TransparentEF) else None

@@ -1,0 +1,284 @@
+"""The third-generation social security card: MF, the SSSE application, the purse.
+
+File tree (reference §1, §6, §8)::
+
+    MF 3F00
+    ├─ DF SSSE (name 7378312E73682EC9E7BBE1B1A3D5CF): EF05 issuer, EF06 holder (TLV records)
+    └─ DF 1001 (name A000000632010105): purse 0x15 0x16 0x17 0x18 0x1A 0x1E
+
+PIN (63Cx, 6983 at 0), CHANGE and UNBLOCK; internal and external
+authentication per the reference's profile (§8). Case-4 commands answer
+directly; ``t0_style`` answers them with 61xx to exercise a channel.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cardlib import sw as SW
+from cardlib.apdu import CommandAPDU, ResponseAPDU
+from cardlib.atr import build_contactless_atr
+from cardlib.crypto import constant_time_equal, encrypt_block
+from cardlib.errors import CardRemovedError, FormatError
+from cardlib.iso import (
+    INS_CHANGE_REFERENCE,
+    INS_EXTERNAL_AUTH,
+    INS_INTERNAL_AUTH,
+    INS_RESET_RETRY,
+    INS_VERIFY,
+)
+from cardlib.keys import CardKeys
+from cardlib.pboc.purse import PURSE_AID, PURSE_DF
+from cardlib.ssse.files import EF_HOLDER, EF_ISSUER, SFI_HOLDER, SFI_ISSUER, SSSE_AID
+from simulators.filesystem import (
+    Access,
+    AccessRule,
+    DedicatedFile,
+    FileSystem,
+    RecordEF,
+    TransparentEF,
+)
+from simulators.purse import PurseApplication, PurseState
+
+SSSE_DF = 0xDDF1
+DEFAULT_ATR = build_contactless_atr(b"YKT-SSC3")
+PIN_TRIES = 3
+PUK_TRIES = 10
+EXT_AUTH_TRIES = 5
+
+
+@dataclass
+class SsseState:
+    pin: str
+    puk: str
+    pin_tries: int = PIN_TRIES
+    puk_tries: int = PUK_TRIES
+    ext_tries: int = EXT_AUTH_TRIES
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class SsseApplication:
+    """PIN and authentication of the social security application."""
+
+    def __init__(self, state: SsseState, keys: CardKeys) -> None:
+        self.state = state
+        self.keys = keys
+        self.on_change: Callable[[], None] | None = None
+
+    def on_select(self, fs: FileSystem) -> ResponseAPDU | None:
+        return None
+
+    def fci(self, df: DedicatedFile) -> bytes | None:
+        return None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def handle(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU | None:
+        if cmd.cla != 0x00:
+            return None
+        if cmd.ins == INS_VERIFY:
+            return self._verify(cmd, fs)
+        if cmd.ins == INS_CHANGE_REFERENCE:
+            return self._change(cmd, fs)
+        if cmd.ins == INS_RESET_RETRY:
+            return self._unblock(cmd)
+        if cmd.ins == INS_INTERNAL_AUTH:
+            return self._internal(cmd)
+        if cmd.ins == INS_EXTERNAL_AUTH:
+            return self._external(cmd, fs)
+        return None
+
+    def _check_pin(self, given: bytes, fs: FileSystem) -> ResponseAPDU | None:
+        s = self.state
+        if s.pin_tries == 0:
+            return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
+        if constant_time_equal(given, bytes.fromhex(s.pin)):
+            if s.pin_tries != PIN_TRIES:
+                s.pin_tries = PIN_TRIES
+                self._changed()
+            fs.security.pin_verified = True
+            return None
+        s.pin_tries -= 1
+        fs.security.pin_verified = False
+        self._changed()
+        return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.pin_tries == 0 else 0x63C0 | s.pin_tries)
+
+    def _verify(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        if cmd.p1 != 0 or cmd.p2 != 0:
+            return ResponseAPDU(b"", SW.SW_INCORRECT_P1P2)
+        if not cmd.data:  # tries-left query
+            if self.state.pin_tries == 0:
+                return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
+            return ResponseAPDU(b"", 0x63C0 | self.state.pin_tries)
+        if len(cmd.data) != 3:
+            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
+        return self._check_pin(cmd.data, fs) or ResponseAPDU(b"", SW.SW_OK)
+
+    def _change(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        if len(cmd.data) != 6:
+            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
+        refusal = self._check_pin(cmd.data[:3], fs)
+        if refusal is not None:
+            return refusal
+        self.state.pin = cmd.data[3:].hex()
+        self._changed()
+        return ResponseAPDU(b"", SW.SW_OK)
+
+    def _unblock(self, cmd: CommandAPDU) -> ResponseAPDU:
+        s = self.state
+        if len(cmd.data) != 6:
+            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
+        if s.puk_tries == 0:
+            return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
+        if not constant_time_equal(cmd.data[:3], bytes.fromhex(s.puk)):
+            s.puk_tries -= 1
+            self._changed()
+            return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.puk_tries == 0 else 0x63C0 | s.puk_tries)
+        s.pin, s.pin_tries, s.puk_tries = cmd.data[3:].hex(), PIN_TRIES, PUK_TRIES
+        self._changed()
+        return ResponseAPDU(b"", SW.SW_OK)
+
+    def _internal(self, cmd: CommandAPDU) -> ResponseAPDU:
+        block = self.keys.cak.algorithm.block_size
+        if len(cmd.data) != block:
+            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
+        return ResponseAPDU(encrypt_block(self.keys.cak.key, cmd.data, self.keys.cak.algorithm), SW.SW_OK)
+
+    def _external(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        s = self.state
+        if s.ext_tries == 0:
+            return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
+        challenge, fs.security.challenge = fs.security.challenge, None
+        alg = self.keys.eak.algorithm
+        if challenge is None:
+            return ResponseAPDU(b"", SW.SW_CONDITIONS)
+        if len(cmd.data) != alg.block_size or len(challenge) != alg.block_size:
+            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
+        expected = encrypt_block(self.keys.eak.key, challenge, alg)
+        if constant_time_equal(expected, cmd.data):
+            fs.security.external_auth = True
+            if s.ext_tries != EXT_AUTH_TRIES:
+                s.ext_tries = EXT_AUTH_TRIES
+                self._changed()
+            return ResponseAPDU(b"", SW.SW_OK)
+        s.ext_tries -= 1
+        self._changed()
+        return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.ext_tries == 0 else SW.SW_AUTH_FAILED)
+
+
+def build_tree(purse: PurseApplication, ssse: SsseApplication) -> DedicatedFile:
+    """The card's file tree, empty of contents (personalisation or an image fills it)."""
+    mf = DedicatedFile(0x3F00)
+    sdf = DedicatedFile(SSSE_DF, SSSE_AID, ssse)
+    mf.add(sdf)
+    protected = AccessRule(Access.FREE, Access.EXTERNAL_AUTH)
+    sdf.add(RecordEF(EF_ISSUER, SFI_ISSUER, "tlv", None, 16, access=protected))
+    sdf.add(RecordEF(EF_HOLDER, SFI_HOLDER, "tlv", None, 16, access=protected))
+    pdf = DedicatedFile(PURSE_DF, PURSE_AID, purse)
+    mf.add(pdf)
+    never = AccessRule(Access.FREE, Access.NEVER)
+    pdf.add(TransparentEF(0x0015, 0x15, bytes(30), never))
+    pdf.add(TransparentEF(0x0016, 0x16, bytes(55), never))
+    pdf.add(TransparentEF(0x0017, 0x17, bytes(60), never))
+    pdf.add(RecordEF(0x0018, 0x18, "cyclic", 23, 10, access=never))
+    pdf.add(RecordEF(0x001A, 0x1A, "linear_variable", 128, 18, access=AccessRule(Access.FREE, Access.LINE_MAC)))
+    pdf.add(RecordEF(0x001E, 0x1E, "cyclic", 48, 30, access=AccessRule(Access.FREE, Access.LINE_MAC)))
+    return mf
+
+
+class SocialSecurityCard:
+    """A virtual social security card (the in-process card contract)."""
+
+    kind = "card"
+
+    def __init__(
+        self,
+        keys: CardKeys,
+        purse: PurseState,
+        ssse: SsseState,
+        rng: random.Random,
+        atr: bytes = DEFAULT_ATR,
+        t0_style: bool = False,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.keys = keys
+        self.purse = PurseApplication(purse)
+        self.ssse = SsseApplication(ssse, keys)
+        self.fs = FileSystem(build_tree(self.purse, self.ssse), rng)
+        self._atr = atr
+        self.t0_style = t0_style
+        self.meta: dict[str, Any] = dict(meta or {})
+        self._pending = b""
+        self.listeners: list[Callable[[], None]] = []
+        self.purse.on_change = self._changed
+        self.ssse.on_change = self._changed
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    @property
+    def rng(self) -> random.Random:
+        return self.fs.rng
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+    def reset(self) -> bytes:
+        self.fs.reset()
+        self.purse.reset()
+        self._pending = b""
+        return self._atr
+
+    def process(self, apdu: bytes) -> bytes:
+        try:
+            cmd = CommandAPDU.decode(apdu)
+        except FormatError:
+            return SW.SW_WRONG_LENGTH.to_bytes(2, "big")
+        if self.t0_style and cmd.ins == 0xC0 and cmd.cla == 0x00:
+            return self._get_response(cmd)
+        self._pending = b""
+        try:
+            response = self.fs.process(cmd)
+        except CardRemovedError:
+            raise
+        except Exception:  # noqa: BLE001 - a card answers, it does not crash
+            response = ResponseAPDU(b"", SW.SW_UNKNOWN)
+        if self.t0_style and response.data and response.ok:
+            self._pending = response.data
+            return bytes((0x61, min(len(self._pending), 256) & 0xFF))
+        return response.encode()
+
+    def _get_response(self, cmd: CommandAPDU) -> bytes:
+        if not self._pending:
+            return SW.SW_CONDITIONS.to_bytes(2, "big")
+        n = cmd.le or 256
+        piece, self._pending = self._pending[:n], self._pending[n:]
+        if self._pending:
+            return piece + bytes((0x61, min(len(self._pending), 256) & 0xFF))
+        return piece + b"\x90\x00"
+
+    # --- convenience for tests and the CLI ----------------------------------------
+
+    @property
+    def balance(self) -> int:
+        return self.purse.state.balance
+
+    @property
+    def app_serial(self) -> bytes:
+        return bytes(self._purse_ef(0x15).data[10:20])
+
+    def _purse_ef(self, sfi: int) -> TransparentEF:
+        df = self.fs.mf.child_by_fid(PURSE_DF)
+        assert isinstance(df, DedicatedFile)
+        ef = df.ef_by_sfi(sfi)
+        assert isinstance(ef, TransparentEF)
+        return ef
