@@ -72,16 +72,18 @@ class KeyEntry:
             raise ConfigError(f"{where}.key: not hex") from None
         if len(key) != 16:
             raise ConfigError(f"{where}.key: must be 16 bytes (32 hex digits), got {len(key)}")
-        index, version = obj.get("key_index", obj.get("index", 1)), obj.get("version", 1)
-        for name, value in (("key_index", index), ("version", version)):
+        numbers: dict[str, int] = {}
+        for name, value in (("key_index", obj.get("key_index", obj.get("index", 1))),
+                            ("version", obj.get("version", 1))):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFF:
                 raise ConfigError(f"{where}.{name}: must be an integer 0..255")
+            numbers[name] = value
         algo = obj.get("algorithm", "3des")
         try:
             algorithm = Algorithm.parse(str(algo))
         except FormatError as exc:
             raise ConfigError(f"{where}.algorithm: {exc}") from None
-        return cls(key, index, version, algorithm)
+        return cls(key, numbers["key_index"], numbers["version"], algorithm)
 
 
 def _hex_field(obj: dict[str, Any], name: str, size: int, where: str) -> bytes:
