@@ -1,0 +1,201 @@
+"""Card images: the JSON files virtual cards live in (docs/card-image.md).
+
+Written atomically (temporary file, fsync, rename, fsync of the folder) under
+a lock, after every change of state when a card is backed by a file, so a
+terminal killed at any moment never leaves a half-written card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cardlib.errors import ConfigError, FormatError
+from cardlib.keys import CardKeys, IssuerKeys
+from simulators.psam import PsamCard, PsamState
+from simulators.purse import PurseState
+from simulators.ssc import SocialSecurityCard, SsseState
+
+FORMAT = "yikatong-card-image"
+VERSION = 1
+Card = SocialSecurityCard | PsamCard
+
+
+def _rng_state(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _rng_from(obj: Any) -> random.Random:
+    rng = random.Random()
+    try:
+        version, internal, gauss = obj
+        rng.setstate((version, tuple(internal), gauss))
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"card image: bad rng state: {exc}") from None
+    return rng
+
+
+def card_to_json(card: Card) -> dict[str, Any]:
+    if isinstance(card, PsamCard):
+        return {
+            "format": FORMAT, "version": VERSION, "kind": "psam",
+            "issuer": card.issuer.to_json(), "state": card.state.to_json(),
+            "rng": _rng_state(card.fs.rng),
+        }
+    return {
+        "format": FORMAT, "version": VERSION, "kind": "card",
+        "meta": card.meta, "atr": card.atr.hex().upper(), "t0_style": card.t0_style,
+        "balance": card.purse.state.balance,
+        "keys": card.keys.to_json(),
+        "purse": card.purse.state.to_json(),
+        "ssse": card.ssse.state.to_json(),
+        "files": card.fs.files_to_json(),
+        "rng": _rng_state(card.fs.rng),
+    }
+
+
+def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str = "card image") -> Any:
+    if key not in obj:
+        raise FormatError(f"{where}: missing {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise FormatError(f"{where}: {key!r} has the wrong type")
+    return value
+
+
+def card_from_json(obj: Any) -> Card:
+    """Rebuild a card or PSAM; FormatError/ConfigError name the problem."""
+    if not isinstance(obj, dict):
+        raise FormatError("card image: expected a JSON object")
+    if obj.get("format") != FORMAT:
+        raise FormatError(f"card image: format must be {FORMAT!r}")
+    if obj.get("version") != VERSION:
+        raise FormatError(f"card image: unsupported version {obj.get('version')!r}")
+    kind = obj.get("kind")
+    rng = _rng_from(obj.get("rng"))
+    try:
+        if kind == "psam":
+            issuer = IssuerKeys.from_json(_need(obj, "issuer", dict), "card image: issuer")
+            st = _need(obj, "state", dict)
+            state = PsamState(bytes.fromhex(_need(st, "terminal_id", str, "state")),
+                              _need(st, "terminal_seq", int, "state"), _need(st, "key_index", int, "state"))
+            if len(state.terminal_id) != 6:
+                raise FormatError("card image: terminal_id must be 6 bytes")
+            return PsamCard(issuer, state, rng)
+        if kind != "card":
+            raise FormatError(f"card image: kind must be 'card' or 'psam', got {kind!r}")
+        keys = CardKeys.from_json(_need(obj, "keys", dict), "card image: keys")
+        p = _need(obj, "purse", dict)
+        purse = PurseState(
+            balance=_need(p, "balance", int, "purse"), keys=keys,
+            online_seq=_need(p, "online_seq", int, "purse"), offline_seq=_need(p, "offline_seq", int, "purse"),
+            overdraft_limit=_need(p, "overdraft_limit", int, "purse"),
+            max_balance=_need(p, "max_balance", int, "purse"), blocked=p.get("blocked"),
+            proofs=list(_need(p, "proofs", list, "purse")),
+        )
+        if purse.blocked not in (None, "temporary", "permanent"):
+            raise FormatError("card image: purse.blocked must be null, temporary or permanent")
+        if not 0 <= purse.balance <= 0x7FFFFFFF or not 0 <= purse.online_seq <= 0xFFFF or not 0 <= purse.offline_seq <= 0xFFFF:
+            raise FormatError("card image: purse balance or counters out of range")
+        s = _need(obj, "ssse", dict)
+        ssse = SsseState(str(_need(s, "pin", str, "ssse")), str(_need(s, "puk", str, "ssse")),
+                         _need(s, "pin_tries", int, "ssse"), _need(s, "puk_tries", int, "ssse"),
+                         _need(s, "ext_tries", int, "ssse"))
+        card = SocialSecurityCard(keys, purse, ssse, rng, bytes.fromhex(_need(obj, "atr", str)),
+                                  bool(obj.get("t0_style", False)), obj.get("meta") or {})
+        card.fs.files_from_json(_need(obj, "files", list))
+        return card
+    except ConfigError as exc:
+        raise FormatError(str(exc)) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise FormatError(f"card image: {exc}") from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Temp file in the same folder, fsync, rename over, fsync the folder."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def save_image(card: Card, path: str | os.PathLike[str]) -> None:
+    text = json.dumps(card_to_json(card), ensure_ascii=False, indent=1) + "\n"
+    target = Path(path)
+    with _locked(target):
+        write_atomic(target, text)
+
+
+def read_image(path: str | os.PathLike[str]) -> dict[str, Any]:
+    source = Path(path)
+    try:
+        with _locked(source) if source.exists() else contextlib.nullcontext():
+            text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FormatError(f"{source}: no such card image") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{source}: cannot read card image: {exc}") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{source}: card image is not JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise FormatError(f"{source}: card image must be a JSON object")
+    return obj
+
+
+def load_card(path: str | os.PathLike[str], persist: bool = True) -> Card:
+    """Load a card image; with ``persist`` every change is saved back atomically."""
+    try:
+        card = card_from_json(read_image(path))
+    except FormatError as exc:
+        message = str(exc)
+        raise FormatError(message if str(path) in message else f"{path}: {message}") from None
+    if persist:
+        card.listeners.append(lambda: save_image(card, path))
+    return card
+
+
+SECRET_FIELDS = ("key", "pin", "puk")
+
+
+def mask_image(obj: Any) -> Any:
+    """A copy with keys, PIN and PUK masked (``ykt sim show`` without --show-secrets)."""
+    if isinstance(obj, dict):
+        return {k: ("*" * 8 if k in SECRET_FIELDS and isinstance(v, str) else mask_image(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [mask_image(v) for v in obj]
+    return obj
