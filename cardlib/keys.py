@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from cardlib.crypto import Algorithm, constant_time_equal, diversify, diversify_levels
@@ -197,7 +197,7 @@ def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
 @lru_cache(maxsize=1)
 def test_issuer() -> IssuerKeys:
     """The documented TEST ONLY issuer shipped with the package."""
-    text = resources.files("cardlib").joinpath("data/test_issuer.json").read_text("utf-8")
+    text = (Path(__file__).parent / "data" / "test_issuer.json").read_text("utf-8")
     return IssuerKeys.from_json(json.loads(text), "built-in test issuer")
 
 

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "readers": "cli.readers_cmd:readers",
     "trace": "cli.trace_cmd:trace",
     "watch": "cli.readers_cmd:watch",
+    "sim": "cli.sim_cmd:sim",
 }
 
 

@@ -1,0 +1,122 @@
+"""`ykt sim`: issue virtual cards and PSAMs, show a card image."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import click
+
+from cardlib.errors import FormatError
+from cardlib.keys import load_issuer_keys
+from cli.common import Options, common_options
+
+
+def _date(text: str | None, what: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise FormatError(f"{what}: expected YYYY-MM-DD, got {text!r}") from None
+
+
+@click.group()
+def sim() -> None:
+    """Virtual cards: issue, show, serve."""
+
+
+@sim.command()
+@click.option("--out", "out", required=True, type=click.Path(), help="Card image file (a folder with --count).")
+@click.option("--name", help="Holder's name (Chinese characters welcome).")
+@click.option("--birth-date", help="YYYY-MM-DD.")
+@click.option("--card-type", default="adult", show_default=True,
+              type=click.Choice(["adult", "student", "elder", "child", "disabled", "staff"]))
+@click.option("--region", default="330300", show_default=True, help="6-digit region code of the issuing city.")
+@click.option("--balance", default=5000, show_default=True, type=int, help="Purse balance in fen.")
+@click.option("--valid-until", help="Expiry YYYY-MM-DD (card and purse).")
+@click.option("--algorithm", default="3des", show_default=True, type=click.Choice(["3des", "sm4"]))
+@click.option("--pin", default="123456", show_default=True, help="6-digit PIN.")
+@click.option("--seed", default=0, type=int, help="Varies serials, holder and randomness (never the keys).")
+@click.option("--count", default=1, type=int, help="Issue this many cards into the --out folder.")
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Another issuer's key file.")
+@common_options
+def new(out: str, name: str | None, birth_date: str | None, card_type: str, region: str, balance: int,
+        valid_until: str | None, algorithm: str, pin: str, seed: int, count: int,
+        issuer_keys: str | None, opts: Options) -> None:
+    """Personalise new virtual social security cards."""
+    from simulators.image import save_image  # noqa: PLC0415
+    from simulators.issuer import CardProfile, issue_card  # noqa: PLC0415
+
+    issuer = load_issuer_keys(issuer_keys)
+    kwargs = {"name": name, "birth_date": _date(birth_date, "--birth-date"), "card_type": card_type,
+              "region": region, "balance": balance, "algorithm": algorithm, "pin": pin}
+    until = _date(valid_until, "--valid-until")
+    if until is not None:
+        kwargs["valid_until"] = until
+    profile = CardProfile(**kwargs)  # type: ignore[arg-type]
+    if count < 1:
+        raise FormatError("--count must be at least 1")
+    paths = [Path(out)] if count == 1 else [Path(out) / f"card-{seed + i:05d}.json" for i in range(count)]
+    if count > 1:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    issued = []
+    with click.progressbar(paths, label="issuing", hidden=count == 1 or not click.get_text_stream("stderr").isatty(),
+                           file=click.get_text_stream("stderr")) as bar:
+        for i, path in enumerate(bar):
+            card = issue_card(profile, issuer, seed + i)
+            save_image(card, path)
+            issued.append({"file": str(path), "app_serial": card.app_serial.hex().upper(), "balance": card.balance})
+    if opts.json:
+        opts.emit(issued if count > 1 else issued[0])
+    else:
+        for item in issued:
+            click.echo(f"{item['file']}: app serial {item['app_serial']}, balance {item['balance']} fen")
+
+
+@sim.command()
+@click.option("--out", "out", required=True, type=click.Path())
+@click.option("--terminal-id", default="000000000001", show_default=True, help="6-byte terminal number, hex.")
+@click.option("--seed", default=0, type=int)
+@click.option("--issuer-keys", type=click.Path(dir_okay=False))
+@common_options
+def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, opts: Options) -> None:
+    """Make a virtual PSAM of the (test) issuer."""
+    from cli.common import parse_hex  # noqa: PLC0415
+    from simulators.image import save_image  # noqa: PLC0415
+    from simulators.psam import make_psam  # noqa: PLC0415
+
+    card = make_psam(load_issuer_keys(issuer_keys), parse_hex(terminal_id, "--terminal-id"), seed)
+    save_image(card, out)
+    if opts.json:
+        opts.emit({"file": out, "terminal_id": card.state.terminal_id.hex().upper(), "test": card.test})
+    else:
+        click.echo(f"{out}: PSAM, terminal {card.state.terminal_id.hex().upper()}"
+                   + (" (TEST ONLY issuer)" if card.test else ""))
+
+
+@sim.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--show-secrets", is_flag=True, help="Show keys, PIN and PUK (masked by default).")
+@common_options
+def show(path: str, show_secrets: bool, opts: Options) -> None:
+    """Show a card image (keys masked unless --show-secrets)."""
+    from simulators.image import card_from_json, mask_image, read_image  # noqa: PLC0415
+
+    obj = read_image(path)
+    card_from_json(obj)  # validates
+    shown = obj if show_secrets else mask_image(obj)
+    shown = {k: v for k, v in shown.items() if k != "rng"}
+    if opts.json:
+        opts.emit(shown)
+        return
+    click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+
+
+try:  # `ykt sim serve` lives with the bridges
+    from cli.serve_cmd import serve as _serve
+
+    sim.add_command(_serve)
+except ImportError:  # pragma: no cover
+    pass
