@@ -180,7 +180,7 @@ class CardKeys:
 def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
     """Read a key file; None gives the built-in TEST ONLY issuer."""
     if path is None:
-        return test_issuer()
+        return default_issuer()
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as fh:
@@ -195,7 +195,7 @@ def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
 
 
 @lru_cache(maxsize=1)
-def test_issuer() -> IssuerKeys:
+def default_issuer() -> IssuerKeys:
     """The documented TEST ONLY issuer shipped with the package."""
     text = (Path(__file__).parent / "data" / "test_issuer.json").read_text("utf-8")
     return IssuerKeys.from_json(json.loads(text), "built-in test issuer")
@@ -276,6 +276,6 @@ __all__ = [
     "load_issuer_keys",
     "purse_factors",
     "ssse_factor",
-    "test_issuer",
+    "default_issuer",
     "verify_tac",
 ]

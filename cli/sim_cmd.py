@@ -62,8 +62,9 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
     if count > 1:
         Path(out).mkdir(parents=True, exist_ok=True)
     issued = []
-    with click.progressbar(paths, label="issuing", hidden=count == 1 or not click.get_text_stream("stderr").isatty(),
-                           file=click.get_text_stream("stderr")) as bar:
+    err = click.get_text_stream("stderr")
+    hidden = count == 1 or not err.isatty()
+    with click.progressbar(paths, label="issuing", hidden=hidden, file=err) as bar:
         for i, path in enumerate(bar):
             card = issue_card(profile, issuer, seed + i)
             save_image(card, path)

@@ -13,14 +13,14 @@ import threading
 
 from cardlib.crypto import Algorithm, constant_time_equal, diversify_levels
 from cardlib.errors import MacMismatchError, RefusedError
-from cardlib.keys import IssuerKeys, card_factor, purse_factors, test_issuer
+from cardlib.keys import IssuerKeys, card_factor, purse_factors, default_issuer
 from cardlib.loadhost import LoadAuthorization, LoadConfirmation, LoadRequest
 from cardlib.pboc import macs
 
 
 class SimulatedLoadHost:
     def __init__(self, issuer: IssuerKeys | None = None, ledger_path: str | None = None) -> None:
-        self.issuer = issuer or test_issuer()
+        self.issuer = issuer or default_issuer()
         self._db = sqlite3.connect(ledger_path or ":memory:", check_same_thread=False)
         self._lock = threading.Lock()
         with self._db:

@@ -12,7 +12,7 @@ from datetime import date
 
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
-from cardlib.keys import IssuerKeys, derive_card_keys, test_issuer
+from cardlib.keys import IssuerKeys, derive_card_keys, default_issuer
 from cardlib.pboc.files import HolderData, ManagementData, PublicData
 from cardlib.ssse.files import HolderRecords, IssuerRecords, card_identifier, ssn_check_digit
 from simulators.filesystem import DedicatedFile, RecordEF, TransparentEF
@@ -69,7 +69,7 @@ def complete_profile(profile: CardProfile, rng: random.Random) -> CardProfile:
 
 def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = None, seed: int = 0) -> SocialSecurityCard:
     """Personalise a card: files, keys derived from the masters, purse state."""
-    issuer = issuer or test_issuer()
+    issuer = issuer or default_issuer()
     rng = random.Random(seed)
     p = complete_profile(profile or CardProfile(), rng)
     assert p.birth_date is not None and p.name is not None and p.ssn is not None and p.sex is not None

@@ -17,7 +17,7 @@ from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.crypto import Algorithm, constant_time_equal, diversify_levels, encrypt_block, line_mac
 from cardlib.errors import FormatError
-from cardlib.keys import IssuerKeys, KeyEntry, test_issuer
+from cardlib.keys import IssuerKeys, KeyEntry, default_issuer
 from cardlib.pboc import macs
 from cardlib.pboc import psam as W
 from cardlib.pboc.files import PsamAppData
@@ -212,4 +212,4 @@ def make_psam(issuer: IssuerKeys | None = None, terminal_id: bytes = DEFAULT_TER
     """A fresh PSAM of ``issuer`` (the TEST ONLY issuer by default)."""
     if len(terminal_id) != 6:
         raise FormatError(f"terminal number must be 6 bytes, got {len(terminal_id)}")
-    return PsamCard(issuer or test_issuer(), PsamState(terminal_id), random.Random(seed))
+    return PsamCard(issuer or default_issuer(), PsamState(terminal_id), random.Random(seed))

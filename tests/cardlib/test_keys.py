@@ -21,7 +21,7 @@ from cardlib.keys import (
     verify_tac,
 )
 from cardlib.keys import (
-    test_issuer as builtin_issuer,
+    default_issuer,
 )
 from cardlib.pboc import macs
 
@@ -30,14 +30,14 @@ CARD_ID = bytes.fromhex("330300D156000005FFFF000000000001")
 
 
 def test_builtin_issuer_is_marked_test_only() -> None:
-    issuer = builtin_issuer()
+    issuer = default_issuer()
     assert issuer.test_only and "TEST ONLY" in issuer.name
     assert load_issuer_keys(None) is issuer
     assert IssuerKeys.from_json(issuer.to_json()) == issuer
 
 
 def test_derivation_order_issuer_first() -> None:
-    issuer = builtin_issuer()
+    issuer = default_issuer()
     keys = derive_card_keys(issuer, SERIAL, CARD_ID)
     level1 = diversify(issuer.mpk.key, issuer.issuer_id)
     assert keys.dpk.key == diversify(level1, SERIAL[2:])
@@ -51,7 +51,7 @@ def test_derivation_order_issuer_first() -> None:
 
 @pytest.mark.parametrize("alg", [Algorithm.TDES, Algorithm.SM4])
 def test_verify_tac(alg: Algorithm) -> None:
-    issuer = builtin_issuer()
+    issuer = default_issuer()
     keys = derive_card_keys(issuer, SERIAL, CARD_ID, alg)
     date, time = macs.bcd_datetime(datetime(2026, 11, 28, 8, 15, tzinfo=BEIJING))
     fields = macs.TacFields(macs.TX_EP_PURCHASE, 200, bytes.fromhex("000000000001"), date, time, terminal_seq=7)
@@ -82,7 +82,7 @@ def _write(tmp_path: Path, obj: object) -> Path:
     ],
 )
 def test_broken_key_files(tmp_path: Path, mutate: object, message: str) -> None:
-    obj = builtin_issuer().to_json()
+    obj = default_issuer().to_json()
     mutate(obj)  # type: ignore[operator]
     with pytest.raises(ConfigError, match=message):
         load_issuer_keys(_write(tmp_path, obj))
@@ -96,7 +96,7 @@ def test_unreadable_key_files(tmp_path: Path) -> None:
 
 
 def test_keys_never_shown() -> None:
-    issuer = builtin_issuer()
+    issuer = default_issuer()
     keys = derive_card_keys(issuer, SERIAL, CARD_ID)
     text = repr(issuer) + str(keys) + repr(keys.dpk)
     for entry in (issuer.mpk, issuer.mtk, keys.dpk, keys.dtk):
