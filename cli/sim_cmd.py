@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
     if count > 1:
         Path(out).mkdir(parents=True, exist_ok=True)
     issued = []
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     hidden = count == 1 or not err.isatty()
     with click.progressbar(paths, label="issuing", hidden=hidden, file=err) as bar:
         for i, path in enumerate(bar):

@@ -13,7 +13,7 @@ import threading
 
 from cardlib.crypto import Algorithm, constant_time_equal, diversify_levels
 from cardlib.errors import MacMismatchError, RefusedError
-from cardlib.keys import IssuerKeys, card_factor, purse_factors, default_issuer
+from cardlib.keys import IssuerKeys, card_factor, default_issuer, purse_factors
 from cardlib.loadhost import LoadAuthorization, LoadConfirmation, LoadRequest
 from cardlib.pboc import macs
 

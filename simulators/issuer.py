@@ -12,7 +12,7 @@ from datetime import date
 
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
-from cardlib.keys import IssuerKeys, derive_card_keys, default_issuer
+from cardlib.keys import IssuerKeys, default_issuer, derive_card_keys
 from cardlib.pboc.files import HolderData, ManagementData, PublicData
 from cardlib.ssse.files import HolderRecords, IssuerRecords, card_identifier, ssn_check_digit
 from simulators.filesystem import DedicatedFile, RecordEF, TransparentEF

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32ub, Struct
-from construct import ConstructError
+from construct import Bytes, ConstructError, Int8ub, Int16ub, Int24ub, Int32ub, Struct
 
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
-from cardlib.iso import INS_CHANGE_REFERENCE, INS_EXTERNAL_AUTH, INS_INTERNAL_AUTH, INS_RESET_RETRY, INS_VERIFY
+from cardlib.iso import (
+    INS_CHANGE_REFERENCE,
+    INS_EXTERNAL_AUTH,
+    INS_INTERNAL_AUTH,
+    INS_RESET_RETRY,
+    INS_VERIFY,
+)
 
 PIN_REF = 0x00
 

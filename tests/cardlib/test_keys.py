@@ -15,13 +15,11 @@ from cardlib.crypto import Algorithm, diversify, tdes_encrypt
 from cardlib.errors import ConfigError, FormatError
 from cardlib.keys import (
     IssuerKeys,
+    default_issuer,
     derive_card_keys,
     load_issuer_keys,
     purse_factors,
     verify_tac,
-)
-from cardlib.keys import (
-    default_issuer,
 )
 from cardlib.pboc import macs
 

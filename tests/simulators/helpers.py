@@ -8,7 +8,7 @@ from datetime import datetime
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.clock import BEIJING
 from cardlib.iso import read_binary, select_aid
-from cardlib.keys import purse_factors, default_issuer
+from cardlib.keys import default_issuer, purse_factors
 from cardlib.pboc import macs
 from cardlib.pboc import psam as W
 from cardlib.pboc import purse as P

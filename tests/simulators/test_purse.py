@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cardlib.apdu import CommandAPDU
 from cardlib.crypto import Algorithm
 from cardlib.iso import get_challenge, read_record, select_aid
-from cardlib.keys import CardKeys, KeyEntry, derive_card_keys, default_issuer, verify_tac
+from cardlib.keys import CardKeys, KeyEntry, default_issuer, derive_card_keys, verify_tac
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
 from cardlib.pboc.files import TransactionRecord
