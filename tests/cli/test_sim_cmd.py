@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli.main import cli
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(cli, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_new_show_and_apdu(tmp_path: Path) -> None:
+    card = tmp_path / "elder.json"
+    code, out, err = run("sim", "new", "--out", str(card), "--name", "沈明", "--birth-date", "1965-05-23",
+                         "--card-type", "elder", "--region", "310000", "--balance", "8800", "--seed", "4", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["balance"] == 8800 and len(info["app_serial"]) == 20
+    code, out, _ = run("sim", "show", str(card), "--json")
+    shown = json.loads(out)
+    assert shown["keys"]["dpk"]["key"] == "********" and shown["keys"]["dpk"]["key_index"] == 1
+    assert shown["balance"] == 8800 and shown["kind"] == "card"
+    code, out, _ = run("sim", "show", str(card), "--json", "--show-secrets")
+    assert len(json.loads(out)["keys"]["dpk"]["key"]) == 32
+    code, out, _ = run("apdu", "--reader", f"sim:{card}", "00A4040008A000000632010105", "805C000204", "--json")
+    assert json.loads(out)[1]["data"] == f"{8800:08X}"
+
+
+def test_same_seed_same_card(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    run("sim", "new", "--out", str(a), "--seed", "9")
+    run("sim", "new", "--out", str(b), "--seed", "9")
+    assert a.read_text() == b.read_text()
+
+
+def test_count_and_psam(tmp_path: Path) -> None:
+    code, out, _ = run("sim", "new", "--out", str(tmp_path / "cards"), "--count", "3", "--algorithm", "sm4", "--json")
+    assert code == 0 and len(json.loads(out)) == 3
+    assert len(list((tmp_path / "cards").glob("*.json"))) == 3
+    code, out, _ = run("sim", "psam", "--out", str(tmp_path / "psam.json"), "--terminal-id", "0000000000A1", "--json")
+    assert json.loads(out) == {"file": str(tmp_path / "psam.json"), "terminal_id": "0000000000A1", "test": True}
+
+
+def test_bad_input(tmp_path: Path) -> None:
+    code, _, err = run("sim", "new", "--out", str(tmp_path / "x.json"), "--birth-date", "1965-13-40")
+    assert code == 2 and "YYYY-MM-DD" in err
+    (tmp_path / "broken.json").write_text("[]")
+    code, _, err = run("sim", "show", str(tmp_path / "broken.json"))
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = run("sim", "new", "--out", str(tmp_path / "x.json"), "--issuer-keys", str(tmp_path / "nope.json"))
+    assert code == 2 and "no such key file" in err
