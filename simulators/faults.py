@@ -65,6 +65,12 @@ class FaultyCard:
     def reinsert(self) -> None:
         self.removed = False
 
+    def clear(self) -> None:
+        """Disarm every scheduled fault."""
+        self._at.clear()
+        self._on_ins.clear()
+        self._schedule = None
+
     def reset(self) -> bytes:
         if self.removed:
             raise CardRemovedError("card torn away")

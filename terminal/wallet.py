@@ -1,0 +1,243 @@
+"""The transit wallet: balance, history, load, purchase, composite purchase
+(PBOC EP / JT/T 978 flows; reference §1–§3).
+
+Money is never lost: the journal record is written and synced before DEBIT
+or CREDIT is sent and completed after. A DEBIT/CREDIT without an answer
+raises :class:`TornTransactionError` carrying the pending record; the card's
+next tap resolves it (:mod:`terminal.recovery`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cardlib.channel import Channel
+from cardlib.clock import BEIJING, Clock
+from cardlib.crypto import Algorithm
+from cardlib.errors import (
+    CardRemovedError,
+    MacMismatchError,
+    ReaderTimeoutError,
+    StatusError,
+    TransportError,
+)
+from cardlib.iso import read_binary, read_record, select_aid
+from cardlib.keys import purse_factors
+from cardlib.loadhost import LoadConfirmation, LoadHost, LoadRequest
+from cardlib.pboc import macs
+from cardlib.pboc import psam as W
+from cardlib.pboc import purse as P
+from cardlib.pboc.files import (
+    LOG_SFI,
+    MANAGEMENT_SFI,
+    PUBLIC_SFI,
+    TRIP_SFI,
+    ManagementData,
+    PublicData,
+    TransactionRecord,
+    TripRecord,
+)
+from cardlib.tlv import parse as parse_tlv
+from terminal.journal import Journal, JournalRecord
+from terminal.psam import PsamClient
+
+
+class TornTransactionError(TransportError):
+    """DEBIT or CREDIT got no answer: present the same card again."""
+
+    def __init__(self, record: JournalRecord, cause: BaseException) -> None:
+        self.record = record
+        super().__init__(f"transaction torn ({cause}): present the same card again to complete it")
+
+
+@dataclass(frozen=True)
+class TransactionResult:
+    kind: str
+    tx_type: int
+    amount: int
+    balance_before: int
+    balance_after: int
+    card_seq: int
+    terminal_id: bytes
+    terminal_seq: int | None
+    tac: bytes
+    mac2: bytes | None
+    time: datetime
+    journal_id: int
+    app_serial: bytes
+    recovered: bool = False
+    mac2_verified: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "type": f"{self.tx_type:02X}", "amount": self.amount,
+            "balance_before": self.balance_before, "balance_after": self.balance_after,
+            "card_seq": self.card_seq, "terminal_id": self.terminal_id.hex().upper(),
+            "terminal_seq": self.terminal_seq, "tac": self.tac.hex().upper(),
+            "mac2": self.mac2.hex().upper() if self.mac2 else None, "time": self.time.isoformat(),
+            "journal_id": self.journal_id, "app_serial": self.app_serial.hex().upper(),
+            "recovered": self.recovered,
+        }
+
+    @classmethod
+    def from_record(cls, r: JournalRecord) -> TransactionResult:
+        return cls(r.kind, r.tx_type, r.amount, r.balance_before, r.balance_after or 0, r.card_seq, r.terminal_id,
+                   r.terminal_seq, r.tac or b"", r.mac2, r.tx_time, r.id, r.app_serial,
+                   r.state == "recovered", r.mac2_verified)
+
+
+def _torn(exc: BaseException) -> bool:
+    return isinstance(exc, (CardRemovedError, ReaderTimeoutError))
+
+
+class Wallet:
+    """The purse of the card in ``card``, with the PSAM and the journal of this terminal."""
+
+    def __init__(self, card: Channel, psam: PsamClient, journal: Journal, clock: Clock,
+                 *, key_index: int | None = None, test: bool | None = None) -> None:
+        self.card = card
+        self.psam = psam
+        self.journal = journal
+        self.clock = clock
+        self.key_index = psam.key_index if key_index is None else key_index
+        self.test = psam.test if test is None else test
+        self.public: PublicData | None = None
+
+    # --- reading ------------------------------------------------------------------
+
+    def select(self) -> PublicData:
+        """SELECT the purse; 0x15 from the FCI's 9F0C, else READ BINARY by SFI."""
+        fci = self.card.send(select_aid(P.PURSE_AID), what="SELECT PURSE").data
+        raw = b""
+        try:
+            for obj in parse_tlv(fci, strict=False):
+                found = obj.find(0x9F0C)
+                if found is not None:
+                    raw = found.value
+        except Exception:  # noqa: BLE001 - a malformed FCI falls back to READ BINARY
+            raw = b""
+        if len(raw) != PublicData.SIZE:
+            raw = self.card.send(read_binary(0, PublicData.SIZE, sfi=PUBLIC_SFI), what="READ 0x15").data
+        self.public = PublicData.decode(raw)
+        return self.public
+
+    def _public(self) -> PublicData:
+        return self.public or self.select()
+
+    def management(self) -> ManagementData:
+        self._public()
+        return ManagementData.decode(self.card.send(read_binary(0, ManagementData.SIZE, sfi=MANAGEMENT_SFI)).data)
+
+    def balance(self) -> int:
+        self._public()
+        return P.decode_balance(self.card.send(P.GetBalance().to_apdu(), what="GET BALANCE").data)
+
+    def _records(self, sfi: int, size: int, count: int) -> list[bytes]:
+        self._public()
+        out = []
+        for n in range(1, count + 1):
+            r = self.card.transmit(read_record(n, sfi=sfi, le=size))
+            if r.sw == 0x6A83 or not r.data:
+                break
+            r.check(f"READ RECORD {n} of {sfi:02X}")
+            out.append(r.data)
+        return out
+
+    def history(self) -> list[TransactionRecord]:
+        """0x18, newest first."""
+        return [TransactionRecord.decode(r) for r in self._records(LOG_SFI, TransactionRecord.SIZE, 10)]
+
+    def trips(self) -> list[TripRecord]:
+        return [TripRecord.decode(r) for r in self._records(TRIP_SFI, TripRecord.SIZE, 30)]
+
+    # --- purchase -------------------------------------------------------------------
+
+    def purchase(self, amount: int, extra: dict[str, Any] | None = None) -> TransactionResult:
+        return self._purchase(amount, None, 0, extra)
+
+    def composite_purchase(self, amount: int, capp_record: bytes | None, record_id: int = 0x2702,
+                           extra: dict[str, Any] | None = None) -> TransactionResult:
+        """CAPP init, cache update, debit; 0 fen allowed (a metro entry)."""
+        return self._purchase(amount, capp_record, record_id, extra, capp=True)
+
+    def _purchase(self, amount: int, capp_record: bytes | None, record_id: int,
+                  extra: dict[str, Any] | None, capp: bool = False) -> TransactionResult:
+        public = self._public()
+        tid = self.psam.terminal_id
+        init = P.InitializeForPurchaseResponse.decode(
+            self.card.send(P.InitializeForPurchase(self.key_index, amount, tid, capp).to_apdu(),
+                           what="INITIALIZE FOR PURCHASE").data)
+        now = self.clock.now().astimezone(BEIJING).replace(microsecond=0)
+        date, time = macs.bcd_datetime(now)
+        tx_type = macs.TX_CAPP_PURCHASE if capp else macs.TX_EP_PURCHASE
+        issuer_f, card_f = purse_factors(public.issuer_id, public.app_serial)
+        session = (public.app_serial, init.offline_seq, tx_type)
+        sam = self.psam.init_purchase(W.InitSamForPurchase(
+            init.random, init.offline_seq, amount, tx_type, date, time, init.key_version, init.alg_id,
+            (card_f, issuer_f)), session)
+        if capp_record is not None:
+            self.card.send(P.UpdateCappDataCache(record_id, capp_record).to_apdu(), what="UPDATE CAPP DATA CACHE")
+        record = self.journal.begin(
+            kind="composite" if capp else "purchase", tx_type=tx_type, app_serial=public.app_serial,
+            card_seq=init.offline_seq, amount=amount, balance_before=init.balance, terminal_id=tid,
+            tx_time=now, algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
+            key_index=self.key_index, test=self.test, terminal_seq=sam.terminal_seq, extra=extra)
+        try:
+            response = self.card.transmit(P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
+        except Exception as exc:
+            if _torn(exc):
+                raise TornTransactionError(record, exc) from exc
+            self.journal.fail(record.id, f"error: {type(exc).__name__}")
+            raise
+        if not response.ok:
+            self.journal.fail(record.id, f"card answered {response.sw:04X}")
+            response.check("DEBIT FOR PURCHASE")
+        debit = P.DebitResponse.decode(response.data)
+        balance_after = init.balance - amount
+        try:
+            self.psam.verify_mac2(debit.mac2)
+            verified = True
+        except MacMismatchError:
+            self.journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
+                                  mac2_verified=False)
+            raise
+        done = self.journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
+                                     mac2_verified=verified)
+        return TransactionResult.from_record(done)
+
+    # --- load -------------------------------------------------------------------------
+
+    def load(self, amount: int, host: LoadHost, extra: dict[str, Any] | None = None) -> TransactionResult:
+        public = self._public()
+        tid = self.psam.terminal_id
+        init = P.InitializeForLoadResponse.decode(
+            self.card.send(P.InitializeForLoad(self.key_index, amount, tid).to_apdu(), what="INITIALIZE FOR LOAD").data)
+        now = self.clock.now().astimezone(BEIJING).replace(microsecond=0)
+        auth = host.authorize_load(LoadRequest(
+            public.app_serial, amount, tid, macs.TX_EP_LOAD, init.online_seq, init.balance, init.random,
+            init.key_version, self.key_index, init.alg_id, init.mac1, now))
+        tx_time = macs.parse_bcd_datetime(auth.date, auth.time)
+        record = self.journal.begin(
+            kind="load", tx_type=macs.TX_EP_LOAD, app_serial=public.app_serial, card_seq=init.online_seq,
+            amount=amount, balance_before=init.balance, terminal_id=tid, tx_time=tx_time,
+            algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
+            key_index=self.key_index, test=self.test, extra=extra)
+        try:
+            response = self.card.transmit(P.CreditForLoad(auth.date, auth.time, auth.mac2).to_apdu())
+        except Exception as exc:
+            if _torn(exc):
+                raise TornTransactionError(record, exc) from exc
+            self.journal.fail(record.id, f"error: {type(exc).__name__}")
+            raise
+        if not response.ok:
+            self.journal.fail(record.id, f"card answered {response.sw:04X}")
+            host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "failed"))
+            if response.sw == 0x9302:
+                raise MacMismatchError("the card refused the host's MAC2")
+            raise StatusError(response.sw, command="CREDIT FOR LOAD")
+        tac = response.data
+        done = self.journal.complete(record.id, tac=tac, mac2=auth.mac2, balance_after=init.balance + amount)
+        host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "completed", tac))
+        return TransactionResult.from_record(done)
