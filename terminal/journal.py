@@ -127,6 +127,11 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_card ON records (app_serial, state);
 CREATE INDEX IF NOT EXISTS records_batch ON records (batch_id, state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, app_serial BLOB, terminal TEXT NOT NULL,
+    decision TEXT NOT NULL, reason TEXT NOT NULL, amount INTEGER NOT NULL, journal_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_card ON events (app_serial, time);
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, count INTEGER NOT NULL,
     total_amount INTEGER NOT NULL, sha256 TEXT NOT NULL
@@ -289,6 +294,30 @@ class Journal:
     def last_for_card(self, app_serial: bytes) -> JournalRecord | None:
         rows = self.records(app_serial=app_serial)
         return rows[-1] if rows else None
+
+    def log_event(self, time: datetime, app_serial: bytes | None, terminal: str, opened: bool, reason: str,
+                  amount: int = 0, journal_id: int | None = None) -> None:
+        """Every decision, money or not (entries, refusals): for limits, anti-passback and audits."""
+        self._write("INSERT INTO events (time, app_serial, terminal, decision, reason, amount, journal_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (time.isoformat(), app_serial, terminal, "open" if opened else "closed", reason, amount, journal_id))
+
+    def events(self, app_serial: bytes | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT time, app_serial, terminal, decision, reason, amount, journal_id FROM events WHERE 1=1"
+        args: list[Any] = []
+        if app_serial is not None:
+            sql += " AND app_serial=?"
+            args.append(app_serial)
+        with self._lock:
+            rows = list(self._db.execute(sql + " ORDER BY id", args))
+        out = []
+        for t, serial, terminal, decision, reason, amount, jid in rows:
+            when = datetime.fromisoformat(t)
+            if since is not None and when < since:
+                continue
+            out.append({"time": when, "app_serial": serial, "terminal": terminal, "decision": decision,
+                        "reason": reason, "amount": amount, "journal_id": jid})
+        return out
 
     def check_integrity(self) -> list[str]:
         with self._lock:

@@ -49,3 +49,8 @@ def external_authenticate(cryptogram: bytes, key_id: int = 0x01) -> CommandAPDU:
     if len(cryptogram) not in (8, 16):
         raise FormatError(f"cryptogram must be 8 or 16 bytes, got {len(cryptogram)}")
     return CommandAPDU(0x00, INS_EXTERNAL_AUTH, 0x00, key_id, cryptogram)
+
+
+def pin_query() -> CommandAPDU:
+    """VERIFY without data: the card answers 63Cx with the tries left (6983 blocked)."""
+    return CommandAPDU(0x00, INS_VERIFY, 0x00, PIN_REF)
