@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 
-class Reason(str, enum.Enum):
+class Reason(enum.StrEnum):
     OK = "ok"
     RECOVERED = "recovered"
     FREE = "free"
