@@ -33,6 +33,7 @@ class TerminalConfig:
     daily_entry_limit: int = 0
     free_entry_age: int | None = None
     require_pin: bool = False
+    direction: str = "auto"  # metro gates: entry, exit or auto
     authenticate_card: bool = True
     denylist: str | None = None
     journal: str | None = None
@@ -169,11 +170,13 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         repeat_tap_window=windows.seconds("repeat_tap_seconds", 60),
         anti_passback_window=windows.seconds("anti_passback_seconds", 300),
         daily_entry_limit=gate.get("daily_limit", int, 0), free_entry_age=free_age,
-        require_pin=gate.get("require_pin", bool, False),
+        require_pin=gate.get("require_pin", bool, False), direction=gate.get("direction", str, "auto"),
         authenticate_card=gate.get("authenticate_card", bool, True),
         denylist=paths.get("denylist", str, None), journal=paths.get("journal", str, None),
         psam=psam.get("reader", str, "sim?kind=psam"), key_index=psam.get("key_index", int, 1), timezone=tz,
     )
+    if cfg.direction not in ("entry", "exit", "auto"):
+        raise ConfigError(f"gate.direction: {cfg.direction!r} is not entry, exit or auto")
     if not 0 <= cfg.key_index <= 255:
         raise ConfigError(f"psam.key_index: must be 0..255, got {cfg.key_index}")
     for reader in (term, windows, gate, paths, psam, root):
