@@ -18,6 +18,12 @@ COMMANDS: dict[str, str] = {
     "trace": "cli.trace_cmd:trace",
     "watch": "cli.readers_cmd:watch",
     "sim": "cli.sim_cmd:sim",
+    "card": "cli.card_cmd:card",
+    "purse": "cli.purse_cmd:purse",
+    "journal": "cli.journal_cmd:journal",
+    "denylist": "cli.denylist_cmd:denylist",
+    "gate": "cli.run_cmd:gate",
+    "validator": "cli.run_cmd:validator",
 }
 
 

@@ -95,15 +95,32 @@ def _torn(exc: BaseException) -> bool:
 class Wallet:
     """The purse of the card in ``card``, with the PSAM and the journal of this terminal."""
 
-    def __init__(self, card: Channel, psam: PsamClient, journal: Journal, clock: Clock,
+    def __init__(self, card: Channel, psam: PsamClient | None, journal: Journal | None, clock: Clock,
                  *, key_index: int | None = None, test: bool | None = None) -> None:
         self.card = card
-        self.psam = psam
-        self.journal = journal
+        self._psam = psam
+        self._journal = journal
         self.clock = clock
-        self.key_index = psam.key_index if key_index is None else key_index
-        self.test = psam.test if test is None else test
+        self.key_index = (psam.key_index if psam else 1) if key_index is None else key_index
+        self.test = (psam.test if psam else False) if test is None else test
         self.public: PublicData | None = None
+
+    @classmethod
+    def reader(cls, card: Channel, clock: Clock) -> Wallet:
+        """A wallet that only reads (balance, history): no PSAM, no journal."""
+        return cls(card, None, None, clock)
+
+    @property
+    def psam(self) -> PsamClient:
+        if self._psam is None:
+            raise ValueError("this wallet has no PSAM: it can only read")
+        return self._psam
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            raise ValueError("this wallet has no journal: it can only read")
+        return self._journal
 
     # --- reading ------------------------------------------------------------------
 

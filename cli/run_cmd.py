@@ -1,0 +1,81 @@
+"""`ykt gate run` and `ykt validator run`: a terminal on a reader or a tap script."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Any
+
+import click
+
+from cardlib.errors import ConfigError
+from cli.common import Options, common_options
+from cli.terminal_support import open_journal, open_terminal_slots
+from terminal.config import load_config
+from terminal.decision import Decision
+from terminal.denylist import DenyList
+from terminal.loop import run_loop
+from terminal.roles import make_app
+from terminal.taps import read_taps
+
+
+def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps: int, roles: tuple[str, ...],
+         opts: Options) -> None:
+    config = load_config(config_path)
+    if config.role not in roles:
+        raise ConfigError(f"{config_path}: terminal.role is {config.role!r}; this command runs {' or '.join(roles)}")
+    if opts.psam == "sim?kind=psam" and config.psam:
+        opts.psam = config.psam
+    slots, _ = open_terminal_slots(opts, connect_card=False)
+    journal = open_journal(journal_path or config.journal, opts)
+    deny = DenyList(config.denylist) if config.denylist else None
+    clock = opts.clock()
+    if taps is not None and not clock.is_fixed:
+        from cardlib.clock import Clock  # noqa: PLC0415
+
+        clock = Clock.fixed(clock.now())
+    app = make_app(config, slots.psam, journal, clock, deny)
+
+    def show(d: Decision) -> None:
+        click.echo(json.dumps(d.to_json(), ensure_ascii=False) if opts.json else d.line())
+
+    if taps is not None:
+        from cli.runner import run_taps  # noqa: PLC0415
+
+        run_taps(app, read_taps(taps), clock, show)
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_loop(app, slots.card_reader, show, stop, max_taps)
+    except KeyboardInterrupt:
+        stop.set()
+        click.echo("stopped", err=True)
+
+
+def _command(roles: tuple[str, ...], doc: str) -> Any:
+    @click.command(name="run", help=doc)
+    @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Terminal TOML.")
+    @click.option("--taps", type=click.Path(dir_okay=False), help="Tap script (virtual cards).")
+    @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
+    @click.option("--max-taps", default=0, type=int, help="Stop after this many taps (0: until Ctrl-C).")
+    @common_options
+    def run(config_path: str, taps: str | None, journal_path: str | None, max_taps: int, opts: Options) -> None:
+        _run(config_path, taps, journal_path, max_taps, roles, opts)
+
+    return run
+
+
+@click.group()
+def gate() -> None:
+    """Entry gates: metro, parks, museums, libraries."""
+
+
+@click.group()
+def validator() -> None:
+    """Bus validators."""
+
+
+gate.add_command(_command(("metro_gate", "identity_gate"), "Run a gate on a reader, or on a tap script."))
+validator.add_command(_command(("bus_validator",), "Run a bus validator on a reader, or on a tap script."))

@@ -1,0 +1,113 @@
+"""Tap scripts: a day at a terminal, replayed on virtual cards (docs/tap-script.md).
+
+JSON Lines, one tap a line; ``#`` lines are comments::
+
+    {"card": "cards/adult.json", "time": "2026-11-28T08:15:00+08:00"}
+    {"card": "cards/adult.json", "advance": 30, "tear": {"at": 3, "when": "after"}}
+    {"card": "cards/a.json", "second": "cards/b.json"}
+
+``time`` sets the clock, ``advance`` moves it (seconds); ``tear`` tears the
+card at APDU ``at`` (or on instruction ``ins``, hex) ``before`` or ``after``
+the card processes it; ``second`` puts another card in the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cardlib.clock import parse_time
+from cardlib.errors import FormatError
+
+KEYS = {"card", "time", "advance", "tear", "second", "note"}
+
+
+@dataclass(frozen=True)
+class Tear:
+    when: str  # before | after
+    at: int | None = None
+    ins: int | None = None
+
+
+@dataclass(frozen=True)
+class TapStep:
+    line: int
+    card: Path
+    time: datetime | None = None
+    advance: float = 0.0
+    tear: Tear | None = None
+    second: Path | None = None
+    note: str = ""
+
+
+def _tear(obj: object, line: int) -> Tear:
+    if not isinstance(obj, dict):
+        raise FormatError(f"tap line {line}: tear must be an object like {{\"at\": 3, \"when\": \"after\"}}")
+    when = obj.get("when", "after")
+    if when not in ("before", "after"):
+        raise FormatError(f"tap line {line}: tear.when must be before or after")
+    at, ins = obj.get("at"), obj.get("ins")
+    if (at is None) == (ins is None):
+        raise FormatError(f"tap line {line}: tear needs exactly one of at (APDU number) or ins (hex)")
+    if at is not None and (not isinstance(at, int) or isinstance(at, bool) or at < 1):
+        raise FormatError(f"tap line {line}: tear.at must be a positive APDU number")
+    if ins is not None:
+        try:
+            ins = int(str(ins), 16)
+        except ValueError:
+            raise FormatError(f"tap line {line}: tear.ins must be hex, e.g. \"54\"") from None
+    return Tear(when, at, ins)
+
+
+def parse_taps(text: str, base: Path = Path(".")) -> list[TapStep]:
+    steps = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"tap line {number}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise FormatError(f"tap line {number}: expected an object")
+        unknown = set(obj) - KEYS
+        if unknown:
+            raise FormatError(f"tap line {number}: unknown key {sorted(unknown)[0]!r}")
+        if not isinstance(obj.get("card"), str):
+            raise FormatError(f"tap line {number}: card (a card image path) is required")
+        advance = obj.get("advance", 0)
+        if isinstance(advance, bool) or not isinstance(advance, (int, float)) or advance < 0:
+            raise FormatError(f"tap line {number}: advance must be a non-negative number of seconds")
+        when = None
+        if "time" in obj:
+            if not isinstance(obj["time"], str):
+                raise FormatError(f"tap line {number}: time must be ISO 8601 text")
+            try:
+                when = parse_time(obj["time"])
+            except FormatError as exc:
+                raise FormatError(f"tap line {number}: {exc}") from None
+        second = obj.get("second")
+        if second is not None and not isinstance(second, str):
+            raise FormatError(f"tap line {number}: second must be a card image path")
+        steps.append(TapStep(number, base / obj["card"], when, float(advance),
+                             _tear(obj["tear"], number) if "tear" in obj else None,
+                             base / second if second else None, str(obj.get("note", ""))))
+    return steps
+
+
+def read_taps(path: str | os.PathLike[str]) -> list[TapStep]:
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FormatError(f"cannot read tap script {source}: {exc.strerror}") from None
+    return parse_taps(text, source.parent)
+
+
+def iter_taps(steps: list[TapStep]) -> Iterator[TapStep]:
+    yield from steps
