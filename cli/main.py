@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "denylist": "cli.denylist_cmd:denylist",
     "gate": "cli.run_cmd:gate",
     "validator": "cli.run_cmd:validator",
+    "demo": "cli.demo_cmd:demo",
 }
 
 
