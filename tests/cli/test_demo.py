@@ -30,7 +30,7 @@ def test_demo_story(tmp_path: Path) -> None:
     assert rec["torn"]["reason"] == "torn_retry" and rec["recovered"]["reason"] == "recovered"
     assert rec["recovered"]["amount"] == 200
     s = doc["settlement"]
-    assert s["balanced"] and not s["tacs_failed"] and s["tacs_verified"] == s["count"] == 11
+    assert s["balanced"] and not s["tacs_failed"] and s["tacs_verified"] == s["count"] == 10
     assert s["loads"] == 5000 and s["debits"] == 9000
     assert doc["cards"]["adult"]["balance"] == 1000 + 5000 - 200 - 100 - 400 - 4000
     assert doc["cards"]["visitor"]["balance"] == 8000 - 200 - 4000
@@ -41,7 +41,7 @@ def test_demo_story(tmp_path: Path) -> None:
         header, rows = read_batch(term["batch"])
         assert header.count == term["count"]
         records += rows
-    assert verify_records(records, default_issuer()).ok and len(records) == 11
+    assert verify_records(records, default_issuer()).ok and len(records) == 10
     assert all(r["tac"] for r in s["transactions"])
 
 
