@@ -18,6 +18,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterable
 
 from cardlib.errors import CardRemovedError, ProtocolError
 from cardlib.readers.base import Card
@@ -170,7 +171,7 @@ class VpcdBridge:
             sock.sendall(frame(answer))
 
 
-def serve_until_stopped(bridge: VpcdBridge, commands: object = None) -> None:
+def serve_until_stopped(bridge: VpcdBridge, commands: Iterable[str] | None = None) -> None:
     """Run a bridge in the foreground; stdin lines ``insert``, ``remove``, ``quit``."""
     import signal  # noqa: PLC0415
     import sys  # noqa: PLC0415
@@ -180,7 +181,7 @@ def serve_until_stopped(bridge: VpcdBridge, commands: object = None) -> None:
         signal.signal(signal.SIGUSR1, lambda *_: bridge.toggle())
     stream = commands if commands is not None else sys.stdin
     try:
-        for line in stream:  # type: ignore[attr-defined]
+        for line in stream:
             word = line.strip().lower()
             if word == "insert":
                 bridge.insert()

@@ -36,7 +36,8 @@ def _scard() -> ModuleType:
         from smartcard import scard  # noqa: PLC0415
     except ImportError:
         raise ReaderUnavailableError(INSTALL_HINT) from None
-    return scard
+    module: ModuleType = scard
+    return module
 
 
 _NAMES = {
