@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -21,7 +22,9 @@ from cardlib.errors import FormatError
 try:  # cryptography >= 43 keeps TripleDES among the "decrepit" ciphers
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    with warnings.catch_warnings():  # its deprecation notice is ours to handle, not the user's
+        warnings.simplefilter("ignore")
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
 
 
 class Algorithm(enum.Enum):
@@ -65,79 +68,90 @@ def _blocks(name: str, data: bytes, block: int) -> None:
         raise FormatError(f"{name} must be a multiple of {block} bytes, got {len(data)}")
 
 
+# Cipher objects are immutable and reusable: building one costs more than a
+# short MAC, so they are cached per key (and per IV for CBC). A context made
+# by .encryptor() is per call, which keeps every function thread-safe.
+
+
 @lru_cache(maxsize=4096)
 def _ecb(key: bytes, sm4: bool) -> Cipher[Any]:
     algo = SM4(key) if sm4 else TripleDES(key)
     return Cipher(algo, modes.ECB())
 
 
-def _tdes_key(key: bytes) -> bytes:
-    if len(key) == 8:
-        return key * 3
-    if len(key) == 16:
-        return key + key[:8]
-    _need("3DES key", key, 8, 16)
-    return key
+@lru_cache(maxsize=4096)
+def _cbc(key: bytes, iv: bytes, sm4: bool) -> Cipher[Any]:
+    algo = SM4(key) if sm4 else TripleDES(key)
+    return Cipher(algo, modes.CBC(iv))
+
+
+def _run_ecb(key: bytes, data: bytes, sm4: bool, decrypt: bool = False) -> bytes:
+    cipher = _ecb(key, sm4)
+    ctx = cipher.decryptor() if decrypt else cipher.encryptor()
+    return ctx.update(data) + ctx.finalize()
+
+
+def _run_cbc(key: bytes, iv: bytes, data: bytes, sm4: bool) -> bytes:
+    ctx = _cbc(key, iv, sm4).encryptor()
+    return ctx.update(data) + ctx.finalize()
+
+
+def _ede(key16: bytes) -> bytes:
+    """2-key 3DES as the 3-key form K1 K2 K1."""
+    return key16 + key16[:8]
 
 
 def des_encrypt(key8: bytes, data: bytes) -> bytes:
+    """Single DES ECB (as 3DES with K1 = K2 = K3)."""
     _need("DES key", key8, 8)
     _blocks("DES data", data, 8)
-    enc = _ecb(key8 * 3, False).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _run_ecb(key8 * 3, data, False)
 
 
 def des_decrypt(key8: bytes, data: bytes) -> bytes:
     _need("DES key", key8, 8)
     _blocks("DES data", data, 8)
-    dec = _ecb(key8 * 3, False).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _run_ecb(key8 * 3, data, False, decrypt=True)
 
 
 def tdes_encrypt(key16: bytes, data: bytes) -> bytes:
     """2-key 3DES EDE, ECB."""
     _need("3DES key", key16, 16)
     _blocks("3DES data", data, 8)
-    enc = _ecb(_tdes_key(key16), False).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _run_ecb(_ede(key16), data, False)
 
 
 def tdes_decrypt(key16: bytes, data: bytes) -> bytes:
     _need("3DES key", key16, 16)
     _blocks("3DES data", data, 8)
-    dec = _ecb(_tdes_key(key16), False).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _run_ecb(_ede(key16), data, False, decrypt=True)
 
 
 def tdes_cbc_encrypt(key16: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
     _need("3DES key", key16, 16)
     _need("IV", iv, 8)
     _blocks("3DES data", data, 8)
-    enc = Cipher(TripleDES(_tdes_key(key16)), modes.CBC(iv)).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _run_cbc(_ede(key16), iv, data, False)
 
 
 def sm4_encrypt(key16: bytes, data: bytes) -> bytes:
     """SM4 (GB/T 32907) ECB."""
     _need("SM4 key", key16, 16)
     _blocks("SM4 data", data, 16)
-    enc = _ecb(key16, True).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _run_ecb(key16, data, True)
 
 
 def sm4_decrypt(key16: bytes, data: bytes) -> bytes:
     _need("SM4 key", key16, 16)
     _blocks("SM4 data", data, 16)
-    dec = _ecb(key16, True).decryptor()
-    return dec.update(data) + dec.finalize()
+    return _run_ecb(key16, data, True, decrypt=True)
 
 
 def sm4_cbc_encrypt(key16: bytes, data: bytes, iv: bytes = bytes(16)) -> bytes:
     _need("SM4 key", key16, 16)
     _need("IV", iv, 16)
     _blocks("SM4 data", data, 16)
-    enc = Cipher(SM4(key16), modes.CBC(iv)).encryptor()
-    return enc.update(data) + enc.finalize()
+    return _run_cbc(key16, iv, data, True)
 
 
 def encrypt_block(key16: bytes, data: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
@@ -155,6 +169,8 @@ def decrypt_block(key16: bytes, data: bytes, algorithm: Algorithm = Algorithm.TD
 
 def pad_m2(data: bytes, block: int = 8) -> bytes:
     """ISO/IEC 9797-1 padding method 2: always 80, then 00 to a block multiple."""
+    if block <= 0:
+        raise FormatError(f"block size must be positive, got {block}")
     padded = data + b"\x80"
     return padded + bytes(-len(padded) % block)
 
@@ -164,29 +180,30 @@ def _xor(a: bytes, b: bytes) -> bytes:
 
 
 def mac_alg1(key8: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
-    """ISO/IEC 9797-1 MAC algorithm 1 with single DES, padding 2; 8 bytes."""
+    """ISO/IEC 9797-1 MAC algorithm 1 (CBC-MAC) with single DES, padding 2; 8 bytes."""
     _need("DES key", key8, 8)
     _need("IV", iv, 8)
-    enc = Cipher(TripleDES(key8 * 3), modes.CBC(iv)).encryptor()
-    out = enc.update(pad_m2(data)) + enc.finalize()
-    return out[-8:]
+    return _run_cbc(key8 * 3, iv, pad_m2(data), False)[-8:]
 
 
 def retail_mac(key16: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
-    """ISO/IEC 9797-1 MAC algorithm 3 (retail MAC), padding 2; 8 bytes."""
+    """ISO/IEC 9797-1 MAC algorithm 3 (retail MAC), padding 2; 8 bytes.
+
+    CBC with the left key, then the last block decrypted with the right key
+    and encrypted again with the left one.
+    """
     _need("retail MAC key", key16, 16)
     _need("IV", iv, 8)
-    left, right = key16[:8], key16[8:]
-    enc = Cipher(TripleDES(left * 3), modes.CBC(iv)).encryptor()
-    last = (enc.update(pad_m2(data)) + enc.finalize())[-8:]
-    return des_encrypt(left, des_decrypt(right, last))
+    left = key16[:8] * 3
+    last = _run_cbc(left, iv, pad_m2(data), False)[-8:]
+    return _run_ecb(left, _run_ecb(key16[8:] * 3, last, False, decrypt=True), False)
 
 
 def sm4_cbc_mac(key16: bytes, data: bytes, iv: bytes = bytes(16)) -> bytes:
     """SM4 CBC-MAC, padding 2 to 16 bytes; the last block (16 bytes)."""
     _need("SM4 key", key16, 16)
     _need("IV", iv, 16)
-    return sm4_cbc_encrypt(key16, pad_m2(data, 16), iv)[-16:]
+    return _run_cbc(key16, iv, pad_m2(data, 16), True)[-16:]
 
 
 def diversify(master: bytes, factor8: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
@@ -195,14 +212,14 @@ def diversify(master: bytes, factor8: bytes, algorithm: Algorithm = Algorithm.TD
     _need("diversification factor", factor8, 8)
     inverted = bytes(b ^ 0xFF for b in factor8)
     if algorithm is Algorithm.SM4:
-        return sm4_encrypt(master, factor8 + inverted)
-    return tdes_encrypt(master, factor8 + inverted)
+        return _run_ecb(master, factor8 + inverted, True)
+    return _run_ecb(_ede(master), factor8 + inverted, False)
 
 
 def diversify_levels(
     master: bytes, factors: Sequence[bytes], algorithm: Algorithm = Algorithm.TDES
 ) -> bytes:
-    """Several levels, applied in the order given."""
+    """Several levels, applied in the order given (the caller owns the order)."""
     key = master
     for factor in factors:
         key = diversify(key, factor, algorithm)
@@ -210,22 +227,23 @@ def diversify_levels(
 
 
 def session_key(card_key16: bytes, input8: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
-    """3DES: 8-byte session key; SM4: 16 bytes from input8 ‖ 80 00…00 (§8)."""
+    """3DES: 8-byte session key 3DES_K(input8) (§3); SM4: 16 bytes from input8 ‖ 80 00…00 (§8)."""
+    _need("card key", card_key16, 16)
     _need("session key input", input8, 8)
     if algorithm is Algorithm.SM4:
-        return sm4_encrypt(card_key16, input8 + b"\x80" + bytes(7))
-    return tdes_encrypt(card_key16, input8)
+        return _run_ecb(card_key16, input8 + b"\x80" + bytes(7), True)
+    return _run_ecb(_ede(card_key16), input8, False)
 
 
-def purse_mac(key: bytes, data: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
-    """MAC1, MAC2, TAC: 4 bytes (DES MAC alg 1, or SM4 CBC-MAC)."""
+def purse_mac(session_key: bytes, data: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
+    """MAC1, MAC2, TAC: 4 bytes (DES MAC algorithm 1, or SM4 CBC-MAC in our profile)."""
     if algorithm is Algorithm.SM4:
-        return sm4_cbc_mac(key, data)[:4]
-    return mac_alg1(key, data)[:4]
+        return sm4_cbc_mac(session_key, data)[:4]
+    return mac_alg1(session_key, data)[:4]
 
 
 def tac_key(dtk16: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
-    """3DES: left 8 bytes xor right 8 bytes of DTK; SM4: DTK itself."""
+    """3DES: left 8 bytes xor right 8 bytes of DTK (§3); SM4: DTK itself (§8)."""
     _need("DTK", dtk16, 16)
     if algorithm is Algorithm.SM4:
         return dtk16
@@ -235,11 +253,17 @@ def tac_key(dtk16: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
 def line_mac(
     key16: bytes, data: bytes, iv: bytes, algorithm: Algorithm = Algorithm.TDES
 ) -> bytes:
-    """Line-protection MAC (e.g. APPLICATION BLOCK): retail MAC, or SM4 CBC-MAC; 4 bytes."""
+    """Line-protection MAC (e.g. APPLICATION BLOCK, §3/§8): 4 bytes.
+
+    3DES: retail MAC with an 8-byte IV; SM4: SM4 CBC-MAC with the IV
+    right-padded with 00 to 16 bytes.
+    """
     if algorithm is Algorithm.SM4:
-        return sm4_cbc_mac(key16, data, iv.ljust(16, b"\x00")[:16])[:4]
+        _need("IV", iv, 8, 16)
+        return sm4_cbc_mac(key16, data, iv.ljust(16, b"\x00"))[:4]
     return retail_mac(key16, data, iv)[:4]
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Compare MACs without leaking where they differ."""
     return hmac.compare_digest(a, b)

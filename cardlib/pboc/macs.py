@@ -1,4 +1,4 @@
-"""The inputs of the purse's MACs and TACs (reference §3), written once.
+"""The inputs of the purse's MACs and TACs (PBOC EP / JT/T 978; reference §3), written once.
 
 Used by the simulated card, the PSAM, the load host, the terminal and
 settlement, so no two of them can disagree on a byte.
@@ -37,10 +37,30 @@ def _u16(value: int, what: str) -> bytes:
     return value.to_bytes(2, "big")
 
 
+def _u32(value: int, what: str) -> bytes:
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise FormatError(f"{what} {value} out of range (0..4294967295)")
+    return value.to_bytes(4, "big")
+
+
+def _sized(data: bytes, size: int, what: str) -> bytes:
+    if len(data) != size:
+        raise FormatError(f"{what} must be {size} bytes, got {len(data)}")
+    return bytes(data)
+
+
 def _terminal(terminal_id: bytes) -> bytes:
-    if len(terminal_id) != 6:
-        raise FormatError(f"terminal number must be 6 bytes, got {len(terminal_id)}")
-    return terminal_id
+    return _sized(terminal_id, 6, "terminal number")
+
+
+def _type(tx_type: int) -> bytes:
+    if not 0 <= tx_type <= 0xFF:
+        raise FormatError(f"transaction type {tx_type} is not a byte")
+    return bytes((tx_type,))
+
+
+def _when(date4: bytes, time3: bytes) -> bytes:
+    return _sized(date4, 4, "date (BCD YYYYMMDD)") + _sized(time3, 3, "time (BCD hhmmss)")
 
 
 def _bcd(value: int, digits: int) -> bytes:
@@ -73,24 +93,28 @@ def purchase_session_key(
     dpk: bytes, random4: bytes, offline_seq: int, terminal_seq: int, algorithm: Algorithm
 ) -> bytes:
     """SESPK = DPK(random ‖ offline seq ‖ low 2 bytes of the terminal seq)."""
-    data = random4 + _u16(offline_seq, "offline seq") + (terminal_seq & 0xFFFF).to_bytes(2, "big")
+    low = _u32(terminal_seq, "terminal seq")[2:]
+    data = _sized(random4, 4, "card random") + _u16(offline_seq, "offline seq") + low
     return session_key(dpk, data, algorithm)
 
 
 def load_session_key(dlk: bytes, random4: bytes, online_seq: int, algorithm: Algorithm) -> bytes:
     """SESLK = DLK(random ‖ online seq ‖ 80 00)."""
-    return session_key(dlk, random4 + _u16(online_seq, "online seq") + b"\x80\x00", algorithm)
+    data = _sized(random4, 4, "card random") + _u16(online_seq, "online seq") + b"\x80\x00"
+    return session_key(dlk, data, algorithm)
 
 
 def purchase_mac1(
     sespk: bytes, amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes,
     algorithm: Algorithm,
 ) -> bytes:
-    data = amount4(amount) + bytes((tx_type,)) + _terminal(terminal_id) + date4 + time3
+    """The PSAM's MAC1: amount ‖ type ‖ terminal ‖ date ‖ time."""
+    data = amount4(amount) + _type(tx_type) + _terminal(terminal_id) + _when(date4, time3)
     return purse_mac(sespk, data, algorithm)
 
 
 def purchase_mac2(sespk: bytes, amount: int, algorithm: Algorithm) -> bytes:
+    """The card's MAC2 of a purchase: over the amount alone."""
     return purse_mac(sespk, amount4(amount), algorithm)
 
 
@@ -98,7 +122,8 @@ def load_mac1(
     seslk: bytes, old_balance: int, amount: int, tx_type: int, terminal_id: bytes,
     algorithm: Algorithm,
 ) -> bytes:
-    data = amount4(old_balance, "balance") + amount4(amount) + bytes((tx_type,)) + _terminal(terminal_id)
+    """The card's MAC1 of a load: old balance ‖ amount ‖ type ‖ terminal."""
+    data = amount4(old_balance, "balance") + amount4(amount) + _type(tx_type) + _terminal(terminal_id)
     return purse_mac(seslk, data, algorithm)
 
 
@@ -106,7 +131,8 @@ def load_mac2(
     seslk: bytes, amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes,
     algorithm: Algorithm,
 ) -> bytes:
-    data = amount4(amount) + bytes((tx_type,)) + _terminal(terminal_id) + date4 + time3
+    """The host's MAC2 of a load: amount ‖ type ‖ terminal ‖ date ‖ time."""
+    data = amount4(amount) + _type(tx_type) + _terminal(terminal_id) + _when(date4, time3)
     return purse_mac(seslk, data, algorithm)
 
 
@@ -124,18 +150,20 @@ class TacFields:
     online_seq: int = 0
 
     def tac_input(self) -> bytes:
-        head = amount4(self.amount) + bytes((self.tx_type,)) + _terminal(self.terminal_id)
+        """Load: newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time;
+        any other type: amount ‖ type ‖ terminal ‖ termSeq ‖ date ‖ time."""
+        head = amount4(self.amount) + _type(self.tx_type) + _terminal(self.terminal_id)
+        when = _when(self.date, self.time)
         if self.tx_type in LOAD_TYPES:
             return (
                 amount4(self.new_balance, "balance") + _u16(self.online_seq, "online seq")
-                + head + self.date + self.time
+                + head + when
             )
-        if not 0 <= self.terminal_seq <= 0xFFFFFFFF:
-            raise FormatError(f"terminal seq {self.terminal_seq} out of range")
-        return head + self.terminal_seq.to_bytes(4, "big") + self.date + self.time
+        return head + _u32(self.terminal_seq, "terminal seq") + when
 
 
 def compute_tac(dtk: bytes, fields: TacFields, algorithm: Algorithm) -> bytes:
+    """The TAC over ``fields`` with the card's DTK (folded for 3DES)."""
     return purse_mac(tac_key(dtk, algorithm), fields.tac_input(), algorithm)
 
 
@@ -143,6 +171,9 @@ def purchase_tac(
     dtk: bytes, amount: int, tx_type: int, terminal_id: bytes, terminal_seq: int,
     date4: bytes, time3: bytes, algorithm: Algorithm,
 ) -> bytes:
+    """The TAC of a purchase or composite purchase (the card's DEBIT answer)."""
+    if tx_type in LOAD_TYPES:
+        raise FormatError(f"transaction type {tx_type:02X} is a load: use load_tac")
     return compute_tac(dtk, TacFields(tx_type, amount, terminal_id, date4, time3, terminal_seq), algorithm)
 
 
@@ -150,5 +181,8 @@ def load_tac(
     dtk: bytes, new_balance: int, online_seq: int, amount: int, tx_type: int,
     terminal_id: bytes, date4: bytes, time3: bytes, algorithm: Algorithm,
 ) -> bytes:
+    """The TAC of a load (the card's CREDIT FOR LOAD answer)."""
+    if tx_type not in LOAD_TYPES:
+        raise FormatError(f"transaction type {tx_type:02X} is not a load: use purchase_tac")
     fields = TacFields(tx_type, amount, terminal_id, date4, time3, 0, new_balance, online_seq)
     return compute_tac(dtk, fields, algorithm)
