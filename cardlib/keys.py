@@ -11,7 +11,6 @@ import json
 import os
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from cardlib.crypto import Algorithm, constant_time_equal, diversify, diversify_levels
@@ -49,32 +48,24 @@ class KeyEntry:
     __str__ = __repr__
 
     def to_json(self) -> dict[str, Any]:
+        """The key file's entry; it carries the key in clear (mask it before showing)."""
         return {
             "key": self.key.hex().upper(),
-            "key_index": self.index,
+            "index": self.index,
             "version": self.version,
             "algorithm": self.algorithm.value,
         }
 
     @classmethod
-    def from_json(cls, obj: Any, where: str) -> KeyEntry:
+    def from_json(cls, obj: Any, where: str = "key") -> KeyEntry:
+        """Read an entry; ConfigError names ``where`` and the problem, never the key."""
         if not isinstance(obj, dict):
             raise ConfigError(f"{where}: expected an object with key, index, version, algorithm")
-        try:
-            text = obj["key"]
-        except KeyError:
-            raise ConfigError(f"{where}.key: missing") from None
-        if not isinstance(text, str):
-            raise ConfigError(f"{where}.key: expected hex text")
-        try:
-            key = bytes.fromhex(text)
-        except ValueError:
-            raise ConfigError(f"{where}.key: not hex") from None
-        if len(key) != 16:
-            raise ConfigError(f"{where}.key: must be 16 bytes (32 hex digits), got {len(key)}")
+        key = _hex_field(obj, "key", 16, f"{where}.key")
         numbers: dict[str, int] = {}
-        for name, value in (("key_index", obj.get("key_index", obj.get("index", 1))),
-                            ("version", obj.get("version", 1))):
+        # "key_index" is the spelling of early card images; "index" is the format's
+        index_name = "index" if "index" in obj or "key_index" not in obj else "key_index"
+        for name, value in ((index_name, obj.get(index_name, 1)), ("version", obj.get("version", 1))):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFF:
                 raise ConfigError(f"{where}.{name}: must be an integer 0..255")
             numbers[name] = value
@@ -83,19 +74,32 @@ class KeyEntry:
             algorithm = Algorithm.parse(str(algo))
         except FormatError as exc:
             raise ConfigError(f"{where}.algorithm: {exc}") from None
-        return cls(key, numbers["key_index"], numbers["version"], algorithm)
+        return cls(key, numbers[index_name], numbers["version"], algorithm)
 
 
-def _hex_field(obj: dict[str, Any], name: str, size: int, where: str) -> bytes:
-    value = obj.get(name)
+def _entries(obj: dict[str, Any], names: tuple[str, ...], where: str) -> dict[str, KeyEntry]:
+    """The named key entries of ``obj``, each required."""
+    entries = {}
+    for name in names:
+        if name not in obj:
+            raise ConfigError(f"{where}.{name}: missing")
+        entries[name] = KeyEntry.from_json(obj[name], f"{where}.{name}")
+    return entries
+
+
+def _hex_field(obj: dict[str, Any], name: str, size: int, label: str) -> bytes:
+    """``obj[name]`` as ``size`` bytes of hex; the message names ``label``, never the value."""
+    if name not in obj:
+        raise ConfigError(f"{label}: missing")
+    value = obj[name]
     if not isinstance(value, str):
-        raise ConfigError(f"{where}{name}: missing or not hex text")
+        raise ConfigError(f"{label}: expected hex text")
     try:
         raw = bytes.fromhex(value)
     except ValueError:
-        raise ConfigError(f"{where}{name}: not hex") from None
+        raise ConfigError(f"{label}: not hex") from None
     if len(raw) != size:
-        raise ConfigError(f"{where}{name}: must be {size} bytes, got {len(raw)}")
+        raise ConfigError(f"{label}: must be {size} bytes ({2 * size} hex digits), got {len(raw)}")
     return raw
 
 
@@ -114,6 +118,7 @@ class IssuerKeys:
     ssse_eak: KeyEntry
 
     def to_json(self) -> dict[str, Any]:
+        """The key file's object (docs/keys.md); keys in clear."""
         return {
             "format": KEY_FILE_FORMAT,
             "version": 1,
@@ -125,6 +130,7 @@ class IssuerKeys:
 
     @classmethod
     def from_json(cls, obj: Any, source: str = "key file") -> IssuerKeys:
+        """Read a key file's object; ConfigError names ``source`` and the problem."""
         if not isinstance(obj, dict):
             raise ConfigError(f"{source}: expected a JSON object")
         if obj.get("format") != KEY_FILE_FORMAT:
@@ -134,15 +140,17 @@ class IssuerKeys:
         keys = obj.get("keys")
         if not isinstance(keys, dict):
             raise ConfigError(f"{source}: keys: missing")
-        entries = {}
-        for name in MASTER_NAMES:
-            if name not in keys:
-                raise ConfigError(f"{source}: keys.{name}: missing")
-            entries[name] = KeyEntry.from_json(keys[name], f"{source}: keys.{name}")
+        name = obj.get("name", "")
+        if not isinstance(name, str):
+            raise ConfigError(f"{source}: name: expected text")
+        test_only = obj.get("test_only", False)
+        if not isinstance(test_only, bool):
+            raise ConfigError(f"{source}: test_only: expected true or false")
+        entries = _entries(keys, MASTER_NAMES, f"{source}: keys")
         return cls(
-            name=str(obj.get("name", "")),
-            issuer_id=_hex_field(obj, "issuer_id", 8, f"{source}: "),
-            test_only=bool(obj.get("test_only", False)),
+            name=name,
+            issuer_id=_hex_field(obj, "issuer_id", 8, f"{source}: issuer_id"),
+            test_only=test_only,
             **entries,
         )
 
@@ -160,27 +168,25 @@ class CardKeys:
 
     @property
     def algorithm(self) -> Algorithm:
+        """The purse's algorithm (all keys of a card share it)."""
         return self.dpk.algorithm
 
     def to_json(self) -> dict[str, Any]:
+        """Keys "dlk" … "eak", each a key file entry; keys in clear."""
         return {f.name: getattr(self, f.name).to_json() for f in fields(self)}
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "keys") -> CardKeys:
+        """Read a card's keys (card images); ConfigError names ``where`` and the problem."""
         if not isinstance(obj, dict):
             raise ConfigError(f"{where}: expected an object")
-        entries = {}
-        for name in CARD_KEY_NAMES:
-            if name not in obj:
-                raise ConfigError(f"{where}.{name}: missing")
-            entries[name] = KeyEntry.from_json(obj[name], f"{where}.{name}")
-        return cls(**entries)
+        return cls(**_entries(obj, CARD_KEY_NAMES, where))
 
 
 def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
     """Read a key file; None gives the built-in TEST ONLY issuer."""
     if path is None:
-        return default_issuer()
+        return test_issuer()
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as fh:
@@ -195,10 +201,20 @@ def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
 
 
 @lru_cache(maxsize=1)
-def default_issuer() -> IssuerKeys:
-    """The documented TEST ONLY issuer shipped with the package."""
-    text = (Path(__file__).parent / "data" / "test_issuer.json").read_text("utf-8")
+def _builtin_issuer() -> IssuerKeys:
+    from importlib import resources  # only when the built-in issuer is needed
+
+    text = resources.files("cardlib").joinpath("data/test_issuer.json").read_text("utf-8")
     return IssuerKeys.from_json(json.loads(text), "built-in test issuer")
+
+
+def test_issuer() -> IssuerKeys:
+    """The documented TEST ONLY issuer shipped with the package (read once)."""
+    return _builtin_issuer()
+
+
+test_issuer.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
+default_issuer = test_issuer  # the name the simulators and terminal tests use
 
 
 def purse_factors(issuer_id: bytes, app_serial: bytes) -> tuple[bytes, bytes]:
@@ -251,6 +267,7 @@ def derive_card_keys(
 
 @lru_cache(maxsize=65536)
 def derive_dtk(issuer: IssuerKeys, app_serial: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
+    """A card's DTK (cached: settlement checks many TACs of the same cards)."""
     return diversify_levels(issuer.mtk.key, purse_factors(issuer.issuer_id, app_serial), algorithm)
 
 
@@ -277,5 +294,7 @@ __all__ = [
     "purse_factors",
     "ssse_factor",
     "default_issuer",
+    "derive_dtk",
+    "test_issuer",
     "verify_tac",
 ]

@@ -63,6 +63,11 @@ def _when(date4: bytes, time3: bytes) -> bytes:
     return _sized(date4, 4, "date (BCD YYYYMMDD)") + _sized(time3, 3, "time (BCD hhmmss)")
 
 
+def _movement(amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes) -> bytes:
+    """amount ‖ type ‖ terminal ‖ date ‖ time: purchase MAC1 and load MAC2 cover these."""
+    return amount4(amount) + _type(tx_type) + _terminal(terminal_id) + _when(date4, time3)
+
+
 def _bcd(value: int, digits: int) -> bytes:
     return bytes.fromhex(f"{value:0{digits}d}")
 
@@ -108,9 +113,8 @@ def purchase_mac1(
     sespk: bytes, amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes,
     algorithm: Algorithm,
 ) -> bytes:
-    """The PSAM's MAC1: amount ‖ type ‖ terminal ‖ date ‖ time."""
-    data = amount4(amount) + _type(tx_type) + _terminal(terminal_id) + _when(date4, time3)
-    return purse_mac(sespk, data, algorithm)
+    """The PSAM's MAC1 of a purchase."""
+    return purse_mac(sespk, _movement(amount, tx_type, terminal_id, date4, time3), algorithm)
 
 
 def purchase_mac2(sespk: bytes, amount: int, algorithm: Algorithm) -> bytes:
@@ -131,9 +135,8 @@ def load_mac2(
     seslk: bytes, amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes,
     algorithm: Algorithm,
 ) -> bytes:
-    """The host's MAC2 of a load: amount ‖ type ‖ terminal ‖ date ‖ time."""
-    data = amount4(amount) + _type(tx_type) + _terminal(terminal_id) + _when(date4, time3)
-    return purse_mac(seslk, data, algorithm)
+    """The host's MAC2 of a load (the same layout as a purchase's MAC1)."""
+    return purse_mac(seslk, _movement(amount, tx_type, terminal_id, date4, time3), algorithm)
 
 
 @dataclass(frozen=True)

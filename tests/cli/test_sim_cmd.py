@@ -22,7 +22,7 @@ def test_new_show_and_apdu(tmp_path: Path) -> None:
     assert info["balance"] == 8800 and len(info["app_serial"]) == 20
     code, out, _ = run("sim", "show", str(card), "--json")
     shown = json.loads(out)
-    assert shown["keys"]["dpk"]["key"] == "********" and shown["keys"]["dpk"]["key_index"] == 1
+    assert shown["keys"]["dpk"]["key"] == "********" and shown["keys"]["dpk"]["index"] == 1
     assert shown["balance"] == 8800 and shown["kind"] == "card"
     code, out, _ = run("sim", "show", str(card), "--json", "--show-secrets")
     assert len(json.loads(out)["keys"]["dpk"]["key"]) == 32
