@@ -13,7 +13,9 @@ APDU pays the 40 ms delayed-ACK stall.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
 import socket
 import struct
 import threading
@@ -26,6 +28,15 @@ from cardlib.readers.base import Card
 DEFAULT_PORT = 35963
 POWER_OFF, POWER_ON, RESET, GET_ATR = 0x00, 0x01, 0x02, 0x04
 MAX_MESSAGE = 0xFFFF
+#: What the card answers when its response cannot be carried (or the card model failed).
+NO_PRECISE_DIAGNOSIS = b"\x6F\x00"
+
+log = logging.getLogger(__name__)
+
+
+def reader_name(port: int) -> str:
+    """The PC/SC reader name vpcd gives the slot on ``port`` (35963 → "Virtual PCD 00 00")."""
+    return f"Virtual PCD 00 {port - DEFAULT_PORT:02d}" if DEFAULT_PORT <= port < DEFAULT_PORT + 100 else f"vpcd port {port}"
 
 
 def _quickack(sock: socket.socket) -> None:
@@ -48,6 +59,7 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def frame(payload: bytes) -> bytes:
+    """Length (2 bytes, big-endian) and payload, to go out in one send."""
     if len(payload) > MAX_MESSAGE:
         raise ProtocolError(f"vpcd message of {len(payload)} bytes exceeds {MAX_MESSAGE}")
     return struct.pack(">H", len(payload)) + payload
@@ -84,15 +96,24 @@ class VpcdBridge:
         self._thread: threading.Thread | None = None
         self.apdus = 0
         self.connections = 0
+        #: The last control bytes vpcd sent other than the ATR poll (power off/on, reset).
+        self.controls: collections.deque[int] = collections.deque(maxlen=64)
 
     # --- control -----------------------------------------------------------------------
 
+    @property
+    def reader_name(self) -> str:
+        """The PC/SC reader this bridge's card appears in."""
+        return reader_name(self.port)
+
     def start(self) -> VpcdBridge:
+        """Serve in a daemon thread."""
         self._thread = threading.Thread(target=self.serve_forever, name=f"vpcd:{self.port}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving; the card leaves the reader."""
         self._stop.set()
         self._close()
         if self._thread is not None:
@@ -104,6 +125,7 @@ class VpcdBridge:
         self._close()
 
     def insert(self) -> None:
+        """Put the card back (connects again)."""
         self.inserted.set()
 
     def toggle(self) -> None:
@@ -123,14 +145,18 @@ class VpcdBridge:
     # --- serving -----------------------------------------------------------------------
 
     def serve_forever(self) -> None:
+        """Connect (= insert), serve, and connect again after pcscd restarts, until stop()."""
+        delay = self.retry
         while not self._stop.is_set():
             if not self.inserted.wait(0.1):
                 continue
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=2)
             except OSError:
-                self._stop.wait(self.retry)  # pcscd not (yet) there
+                self._stop.wait(delay)  # pcscd not (yet) there: short backoff
+                delay = min(delay * 2, 1.0)
                 continue
+            delay = self.retry
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
@@ -139,10 +165,14 @@ class VpcdBridge:
             try:
                 self._session(sock)
             except OSError:
-                pass
+                pass  # the link broke: reconnect
+            except Exception:  # a broken card model: log, drop the link, try again
+                log.exception("vpcd bridge on port %d: session failed", self.port)
             finally:
                 if self._sock is sock:
                     self._close()
+                else:
+                    sock.close()
             if not self._stop.is_set():
                 self._stop.wait(self.retry)
 
@@ -150,25 +180,39 @@ class VpcdBridge:
         while not self._stop.is_set() and self.inserted.is_set():
             message = read_message(sock)
             if message is None:
-                return  # pcscd went away: reconnect
-            if len(message) == 1:
-                control = message[0]
-                if control == GET_ATR:
-                    sock.sendall(frame(self.card.atr))
-                elif control == RESET:
-                    self.card.reset()
-                elif control == POWER_ON:
-                    self.card.reset()
-                continue  # power off: nothing to answer
+                return  # pcscd went away (or remove() closed us): reconnect when inserted
             if not message:
                 continue
             try:
-                answer = self.card.process(message)
+                answer = self._answer(message)
             except CardRemovedError:
                 self.inserted.clear()  # torn away: gone until insert()
                 return
-            self.apdus += 1
-            sock.sendall(frame(answer))
+            if answer is not None:
+                sock.sendall(frame(answer))
+
+    def _answer(self, message: bytes) -> bytes | None:
+        """The reply to one vpcd message (None: controls other than GET ATR get none)."""
+        if len(message) == 1:
+            control = message[0]
+            if control == GET_ATR:  # pcscd's presence poll: answered whatever the power state
+                return bytes(self.card.atr)
+            self.controls.append(control)
+            if control in (POWER_ON, RESET):
+                self.card.reset()
+            return None  # power off and unknown controls: nothing to answer
+        try:
+            answer = self.card.process(message)
+        except CardRemovedError:
+            raise
+        except Exception:  # a broken card model must not take the bridge down
+            log.exception("card failed on an APDU of %d bytes", len(message))
+            return NO_PRECISE_DIAGNOSIS
+        self.apdus += 1
+        if len(answer) > MAX_MESSAGE:
+            log.error("response of %d bytes exceeds vpcd's %d: answering 6F00", len(answer), MAX_MESSAGE)
+            return NO_PRECISE_DIAGNOSIS
+        return answer
 
 
 def serve_until_stopped(bridge: VpcdBridge, commands: Iterable[str] | None = None) -> None:

@@ -1,32 +1,44 @@
 """pcscd for tests: use a running one, or start one (and stop only that one).
 
-Without root or without pcscd/vpcd the PC/SC tests skip with a reason, except
-with CI=true, where they fail loudly: CI must run them.
+Without root, pyscard, pcscd or the vpcd driver the PC/SC tests skip with a
+reason, except with CI=true, where they fail loudly: CI must run them.
+Test modules import the fixtures: ``from tests.pcsc_support import pcscd, vpcd_card  # noqa: F401``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from cardlib.readers.base import Card
+    from simulators.vpcd import VpcdBridge
+
 SOCKET = Path("/run/pcscd/pcscd.comm")
-VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+PID_FILE = Path("/run/pcscd/pcscd.pid")
+DRIVERS = Path("/usr/lib/pcsc/drivers")
+VPCD_PORT = 35963
+VPCD_READER = "Virtual PCD 00 00"
 
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {reason}: .ci/run must install and start it")
+        pytest.fail(f"CI=true but {reason}: .ci/setup-system.sh installs it and tests start pcscd as root")
     pytest.skip(reason)
 
 
-def _answers() -> bool:
+def answers() -> bool:
+    """Whether a pcscd answers on its socket (a context can be established)."""
     try:
         from smartcard import scard
     except ImportError:
@@ -38,64 +50,139 @@ def _answers() -> bool:
     return True
 
 
+def pid_in_file() -> int | None:
+    """The pid pcscd wrote (the file ends in a NUL byte), or None."""
+    try:
+        text = PID_FILE.read_bytes().rstrip(b"\0\n ")
+        return int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 5.0, interval: float = 0.02) -> bool:
+    """Poll ``cond`` until true or ``timeout`` (setup only, never a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return bool(cond())
+
+
 class Pcscd:
+    """The pcscd of this test session; ``owned`` when we started it."""
+
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = Path(tempfile.mkstemp(prefix="pcscd-", suffix=".log")[1])
+        fd, name = tempfile.mkstemp(prefix="pcscd-", suffix=".log")
+        os.close(fd)
+        self.log = Path(name)
 
     @property
     def owned(self) -> bool:
         return self.proc is not None
 
     def start(self) -> None:
+        """``pcscd -f`` in the foreground, logging to a temp file; returns once it answers."""
+        stale = pid_in_file()
+        if stale is not None and not _alive(stale):
+            PID_FILE.unlink(missing_ok=True)  # left by a pcscd killed hard: pcscd would refuse to start
         with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(["pcscd", "-f"], stdout=fh, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if SOCKET.exists() and _answers():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"pcscd did not come up; see {self.log}")
+            proc = subprocess.Popen(["pcscd", "-f"], stdout=fh, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        self.proc = proc
+        up = wait_for(lambda: proc.poll() is not None or (SOCKET.exists() and answers()), 10, 0.01)
+        if not up or proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-800:]
+            self.stop()
+            raise RuntimeError(f"pcscd did not come up (pid file {PID_FILE}: {stale}); log {self.log}:\n{tail}")
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
+        """TERM and reap the one we started (an unreaped pcscd blocks the next start)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
             try:
-                self.proc.wait(5)
+                proc.wait(5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+                proc.kill()
+                proc.wait()
+        wait_for(lambda: not SOCKET.exists(), 2)
 
     def restart(self) -> None:
+        """Stop and start again (only for the pcscd we own)."""
+        assert self.owned, "restart only a pcscd this session started"
         self.stop()
-        time.sleep(0.3)
         self.start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie still has a pid but is gone
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:3]
+    except OSError:
+        return True
+
+
+def ensure_pcscd() -> Pcscd:
+    """A pcscd with the vpcd driver: the running one, or one we start (skip or, on CI, fail)."""
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        _unavailable("pyscard is not installed (pip install 'yikatong[pcsc]')")
+    if shutil.which("pcscd") is None:
+        _unavailable("pcscd is not installed (apt install pcscd)")
+    if not DRIVERS.exists() or not list(DRIVERS.rglob("libifdvpcd*")):
+        _unavailable("the vpcd driver is not installed (apt install vsmartcard-vpcd)")
+    daemon = Pcscd()
+    if not (SOCKET.exists() and answers()):
+        if os.geteuid() != 0:
+            _unavailable("pcscd is not running and starting it needs root")
+        daemon.start()
+    return daemon
 
 
 @pytest.fixture(scope="session")
 def pcscd() -> Iterator[Pcscd]:
+    """The session's pcscd; stopped at the end only if this session started it."""
+    daemon = ensure_pcscd()
     try:
-        import smartcard  # noqa: F401
-    except ImportError:
-        _unavailable("pyscard is not installed")
-    if shutil.which("pcscd") is None:
-        _unavailable("pcscd is not installed")
-    if not VPCD_DRIVER.exists() and not list(Path("/usr/lib/pcsc/drivers").rglob("libifdvpcd*")):
-        _unavailable("the vpcd driver (vsmartcard-vpcd) is not installed")
-    daemon = Pcscd()
-    if not (SOCKET.exists() and _answers()):
-        if os.geteuid() != 0:
-            _unavailable("pcscd is not running and starting it needs root")
-        daemon.start()
-    yield daemon
-    daemon.stop()
+        yield daemon
+    finally:
+        daemon.stop()
 
 
-def wait_for(cond: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
+def card_seen(reader: str = VPCD_READER, present: bool = True) -> bool:
+    """Whether pcscd reports a card (or none) in ``reader``."""
+    from cardlib.readers.pcsc import list_pcsc_readers
+
+    with contextlib.suppress(Exception):
+        return any(r.name == reader and r.card_present == present for r in list_pcsc_readers())
     return False
+
+
+@pytest.fixture
+def vpcd_card(pcscd: Pcscd) -> Iterator[Callable[..., VpcdBridge]]:
+    """``vpcd_card(card)`` serves ``card`` on port 35963 and returns the bridge once pcscd sees it."""
+    from simulators.vpcd import VpcdBridge
+
+    bridges: list[VpcdBridge] = []
+
+    def serve(card: Card, port: int = VPCD_PORT) -> VpcdBridge:
+        bridge = VpcdBridge(card, port=port).start()
+        bridges.append(bridge)
+        if not wait_for(lambda: card_seen(bridge.reader_name), 10, 0.05):
+            raise RuntimeError(f"pcscd does not see the card in {bridge.reader_name!r}; log {pcscd.log}")
+        return bridge
+
+    yield serve
+    for bridge in bridges:
+        bridge.stop()
+        wait_for(functools.partial(card_seen, bridge.reader_name, present=False), 5, 0.05)
