@@ -20,7 +20,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from cardlib.errors import CardRemovedError, ProtocolError
 from cardlib.readers.base import Card
@@ -216,27 +216,42 @@ class VpcdBridge:
 
 
 def serve_until_stopped(bridge: VpcdBridge, commands: Iterable[str] | None = None) -> None:
-    """Run a bridge in the foreground; stdin lines ``insert``, ``remove``, ``quit``."""
+    """Run a bridge in the foreground until ``quit`` or Ctrl-C.
+
+    ``commands`` (stdin by default) gives lines ``insert``, ``remove``, ``quit``;
+    SIGUSR1 toggles insert/remove (handy from a script: ``kill -USR1 PID``).
+    """
+    bridge.start()
+    control_loop(commands, bridge.insert, bridge.remove, bridge.toggle, bridge.stop)
+
+
+def control_loop(commands: Iterable[str] | None, insert: Callable[[], None], remove: Callable[[], None],
+                 toggle: Callable[[], None], stop: Callable[[], None]) -> None:
+    """The foreground control of a served card (shared by the vpcd and PN532 bridges)."""
     import signal  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    bridge.start()
-    with contextlib.suppress(ValueError):  # not the main thread
-        signal.signal(signal.SIGUSR1, lambda *_: bridge.toggle())
+    previous = None
+    with contextlib.suppress(ValueError):  # signals only in the main thread
+        previous = signal.signal(signal.SIGUSR1, lambda *_: toggle())
     stream = commands if commands is not None else sys.stdin
     try:
         for line in stream:
             word = line.strip().lower()
             if word == "insert":
-                bridge.insert()
+                insert()
             elif word == "remove":
-                bridge.remove()
+                remove()
             elif word in ("quit", "exit"):
                 break
+            elif word:
+                log.warning("unknown command %r (insert, remove, quit)", word)
         else:
-            while True:  # stdin closed: serve until interrupted
+            while True:  # input closed: serve until interrupted
                 time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        bridge.stop()
+        stop()
+        if previous is not None:
+            signal.signal(signal.SIGUSR1, previous)
