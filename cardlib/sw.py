@@ -5,6 +5,8 @@ The 61xx and 6Cxx classes are handled in one place, :mod:`cardlib.channel`.
 
 from __future__ import annotations
 
+import enum
+
 SW_OK = 0x9000
 SUCCESS = SW_OK
 SW_WARNING_EOF = 0x6282
@@ -44,15 +46,20 @@ CATALOGUE: dict[int, str] = {
     0x6282: "warning: end of file or record reached before Le bytes",
     0x6283: "warning: selected file invalidated",
     0x6284: "warning: FCI not formatted correctly",
+    0x6285: "warning: selected file in termination state",
+    0x6286: "warning: no input data available from a sensor",
     0x6300: "verification failed",
     0x6381: "warning: file filled up by the last write",
     0x6400: "execution error: state of non-volatile memory unchanged",
+    0x6401: "execution error: immediate response required by the card",
     0x6500: "execution error: state of non-volatile memory changed",
     0x6581: "memory failure",
     0x6700: "wrong length",
     0x6800: "functions in CLA not supported",
     0x6881: "logical channel not supported",
     0x6882: "secure messaging not supported",
+    0x6883: "last command of the chain expected",
+    0x6884: "command chaining not supported",
     0x6900: "command not allowed",
     0x6981: "command incompatible with file structure",
     0x6982: "security status not satisfied",
@@ -71,6 +78,8 @@ CATALOGUE: dict[int, str] = {
     0x6A86: "incorrect parameters P1-P2",
     0x6A87: "Nc inconsistent with parameters P1-P2",
     0x6A88: "referenced data or reference data not found",
+    0x6A89: "file already exists",
+    0x6A8A: "DF name already exists",
     0x6B00: "wrong parameters P1-P2",
     0x6D00: "instruction code not supported or invalid",
     0x6E00: "class not supported",
@@ -102,7 +111,7 @@ def describe(sw: int) -> str:
         return f"wrong Le: resend with Le={sw2 or 256}"
     tries = retries(sw)
     if tries is not None:
-        return f"verification failed, {tries} tries left"
+        return f"verification failed (wrong PIN or key), {tries} tries left"
     generic = {
         0x62: "warning: memory unchanged",
         0x63: "warning: memory changed",
@@ -121,6 +130,44 @@ def describe(sw: int) -> str:
 
 def is_success(sw: int) -> bool:
     return sw == SW_OK
+
+
+class SWClass(enum.StrEnum):
+    """What a terminal does with a status word, by its SW1 (ISO 7816-4 §5.1.3)."""
+
+    SUCCESS = "success"  # 9000
+    MORE_DATA = "more-data"  # 61xx: GET RESPONSE
+    WRONG_LE = "wrong-le"  # 6Cxx: resend with Le = xx
+    WARNING = "warning"  # 62xx, 63xx: processing completed with a warning
+    EXECUTION_ERROR = "execution-error"  # 64xx-66xx
+    CHECKING_ERROR = "checking-error"  # 67xx-6Fxx except 61/6C
+    PURSE_ERROR = "purse-error"  # 93xx, 94xx: PBOC / JT/T 978 purse refusals
+    UNKNOWN = "unknown"
+
+
+def classify(sw: int) -> SWClass:
+    """The class of a status word; anything outside the standard ranges is UNKNOWN."""
+    sw1 = (sw >> 8) & 0xFF
+    if sw == SW_OK:
+        return SWClass.SUCCESS
+    if sw1 == 0x61:
+        return SWClass.MORE_DATA
+    if sw1 == 0x6C:
+        return SWClass.WRONG_LE
+    if sw1 in (0x62, 0x63):
+        return SWClass.WARNING
+    if 0x64 <= sw1 <= 0x66:
+        return SWClass.EXECUTION_ERROR
+    if 0x67 <= sw1 <= 0x6F:
+        return SWClass.CHECKING_ERROR
+    if sw1 in (0x93, 0x94):
+        return SWClass.PURSE_ERROR
+    return SWClass.UNKNOWN
+
+
+def is_error(sw: int) -> bool:
+    """An execution, checking or purse error: the command was refused or failed."""
+    return classify(sw) in (SWClass.EXECUTION_ERROR, SWClass.CHECKING_ERROR, SWClass.PURSE_ERROR)
 
 
 def is_more_data(sw: int) -> bool:

@@ -125,40 +125,41 @@ def build(tag: int, value: bytes | Sequence[Tlv]) -> Tlv:
     return Tlv(tag, b"", tuple(value))
 
 
-def _read_tag(data: bytes, pos: int) -> tuple[int, int]:
+def _read_tag(data: bytes, pos: int, base: int) -> tuple[int, int]:
+    """Tag at ``pos``; ``base`` is the offset of ``data`` in the whole input, for messages."""
     start = pos
     if pos >= len(data):
-        raise FormatError(f"truncated tag at offset {start}")
+        raise FormatError(f"truncated tag at offset {base + start}")
     first = data[pos]
     pos += 1
     if first & 0x1F == 0x1F:
         while True:
             if pos >= len(data):
-                raise FormatError(f"truncated multi-byte tag at offset {start}")
+                raise FormatError(f"truncated multi-byte tag at offset {base + start}")
             b = data[pos]
             pos += 1
             if pos - start > 4:
-                raise FormatError(f"tag longer than 4 bytes at offset {start}")
+                raise FormatError(f"tag longer than 4 bytes at offset {base + start}")
             if not b & 0x80:
                 break
     return int.from_bytes(data[start:pos], "big"), pos
 
 
-def _read_length(data: bytes, pos: int) -> tuple[int, int]:
+def _read_length(data: bytes, pos: int, base: int) -> tuple[int, int]:
     start = pos
     if pos >= len(data):
-        raise FormatError(f"truncated length at offset {start}")
+        raise FormatError(f"truncated length at offset {base + start}")
     first = data[pos]
     pos += 1
     if first < 0x80:
         return first, pos
     if first == 0x80:
-        raise FormatError(f"indefinite length (80) not allowed at offset {start}")
+        raise FormatError(f"indefinite length (80) not allowed at offset {base + start}")
     size = first & 0x7F
     if size > 4:
-        raise FormatError(f"length field of {size} bytes too long at offset {start}")
+        raise FormatError(f"length field of {size} bytes too long at offset {base + start}")
     if pos + size > len(data):
-        raise FormatError(f"truncated length at offset {start}")
+        raise FormatError(f"truncated length at offset {base + start}")
     return int.from_bytes(data[pos : pos + size], "big"), pos + size
 
 
@@ -174,8 +175,8 @@ def _parse(data: bytes, base: int, strict: bool, depth: int) -> list[Tlv]:
             pos += 1
             continue
         tag_start = pos
-        tag, pos = _read_tag(data, pos)
-        length, pos = _read_length(data, pos)
+        tag, pos = _read_tag(data, pos, base)
+        length, pos = _read_length(data, pos, base)
         if pos + length > len(data):
             raise FormatError(
                 f"tag {tag:X} at offset {base + tag_start}: length {length} beyond the "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,6 +53,13 @@ def test_padding_strict_and_lenient() -> None:
         ("840301", "length 3 beyond"),
         ("6F03840201", "offset 2"),
         ("9F8181818101", "tag longer than 4 bytes"),
+        ("84010150", "truncated length at offset 4"),
+        ("8482FF", "truncated length at offset 1"),
+        # inside templates, offsets count from the start of the input
+        ("6F04A50284050102", "tag 84 at offset 4: length 5 beyond the 0 bytes left"),
+        ("6F03A5019F", "truncated multi-byte tag at offset 4"),
+        ("6F04A5028480", r"indefinite length \(80\) not allowed at offset 5"),
+        ("6F028485", "length field of 5 bytes too long at offset 3"),
     ],
 )
 def test_errors(hex_: str, message: str) -> None:
@@ -58,10 +67,51 @@ def test_errors(hex_: str, message: str) -> None:
         parse(bytes.fromhex(hex_))
 
 
+def test_lenient_skips_padding_inside_templates() -> None:
+    data = bytes.fromhex("6F06FF84010100FF") + b"\x00"
+    assert parse(data, strict=False) == [Tlv(0x6F, b"", (Tlv(0x84, b"\x01"),))]
+    with pytest.raises(FormatError, match="padding byte FF at offset 2"):
+        parse(data)
+
+
+def test_nesting_limit_is_a_format_error() -> None:
+    data = b""
+    for _ in range(40):
+        data = bytes((0x6F, len(data))) + data if len(data) < 0x80 else bytes((0x6F, 0x81, len(data))) + data
+    with pytest.raises(FormatError, match="nested too deeply"):
+        parse(data)
+
+
+def test_constructed_comes_from_the_tag() -> None:
+    assert Tlv(0x6F).constructed and Tlv(0xA5).constructed and Tlv(0xBF0C).constructed
+    assert not Tlv(0x84).constructed and not Tlv(0x9F0C).constructed and not Tlv(0xDF8101).constructed
+    with pytest.raises(FormatError):
+        Tlv(0x9F).encode()
+    with pytest.raises(FormatError):
+        Tlv(0x8401).encode()
+
+
+def test_find_is_depth_first() -> None:
+    tree = build(0x70, [build(0x61, [build(0x4F, b"\x01"), build(0x50, b"A")]), build(0x4F, b"\x02")])
+    assert tree.find(0x4F) == Tlv(0x4F, b"\x01")
+    assert [t.value for t in tree.find_all(0x4F)] == [b"\x01", b"\x02"]
+    assert tree.find(0x70) is tree and tree.find(0x84) is None
+    assert tag_name(0x61) and tag_name(0x62) and tag_name(0xBF0C) and tag_name(0x1234) == ""
+
+
+def test_parse_one_wants_exactly_one() -> None:
+    with pytest.raises(FormatError, match="found 2"):
+        parse_one(bytes.fromhex("8400" "8400"))
+    with pytest.raises(FormatError, match="found 0"):
+        parse_one(b"")
+
+
 def test_json_shape() -> None:
     js = to_json(parse_one(FCI))
     assert js["tag"] == "6F" and js["length"] == 0x16
-    assert js["children"][0] == {"tag": "84", "length": 8, "value": "A000000632010105", "name": "DF name"}
+    children = js["children"]
+    assert isinstance(children, list) and "value" not in js
+    assert children[0] == {"tag": "84", "length": 8, "value": "A000000632010105", "name": "DF name"}
 
 
 primitive_tags = st.sampled_from([0x84, 0x50, 0x88, 0x9F0C, 0x9F08, 0x5F2D, 0xDF8101, 0x01, 0x9F4D])
@@ -79,9 +129,40 @@ def test_round_trip(objs: list[Tlv]) -> None:
     assert parse(data) == objs
 
 
-@given(st.binary(max_size=80), st.booleans())
-def test_random_bytes_only_format_errors(raw: bytes, strict: bool) -> None:
+tlv_ish = st.lists(
+    st.one_of(st.sampled_from([0x00, 0xFF, 0x1F, 0x9F, 0x6F, 0xA5, 0x80, 0x81, 0x82, 0x84, 0x85, 0x01, 0x02]),
+              st.integers(0, 255)),
+    max_size=60,
+).map(bytes)
+
+
+@given(st.one_of(st.binary(max_size=80), tlv_ish), st.booleans())
+def test_random_bytes_format_error_or_a_stable_tree(raw: bytes, strict: bool) -> None:
+    """Only FormatError escapes; whatever parses re-encodes (minimal lengths) to the same tree."""
     try:
-        parse(raw, strict=strict)
+        objs = parse(raw, strict=strict)
     except FormatError:
-        pass
+        return
+    again = b"".join(o.encode() for o in objs)
+    assert parse(again) == objs
+    assert len(again) <= len(raw)
+    for o in objs:
+        to_json(o)
+
+
+@given(tlv_ish)
+def test_offsets_are_absolute_inside_templates(raw: bytes) -> None:
+    """Wrapping content in a template moves the offset an error names by the template's header."""
+    try:
+        parse(raw)
+    except FormatError as exc:
+        inner = str(exc)
+    else:
+        return
+    header = b"\x6f" + bytes((len(raw),))  # tlv_ish is shorter than 0x80
+    with pytest.raises(FormatError) as wrapped:
+        parse(header + raw)
+    shift = len(header)
+    expected = re.sub(r"offset (\d+)", lambda m: f"offset {int(m.group(1)) + shift}", inner)
+    if "too deeply" not in inner:
+        assert str(wrapped.value) == expected
