@@ -20,13 +20,17 @@ def atr(hex_atr: tuple[str, ...], opts: Options) -> None:
             {
                 "atr": parsed.raw.hex().upper(),
                 "convention": parsed.convention,
+                "t0": parsed.t0,
                 "protocols": list(parsed.protocols),
                 "historical_bytes": parsed.historical_bytes.hex().upper(),
                 "tck_present": parsed.tck_present,
+                "tck": None if parsed.tck is None else f"{parsed.tck:02X}",
                 "tck_valid": parsed.tck_valid,
                 "contactless": parsed.contactless,
                 "fi": parsed.fi,
                 "di": parsed.di,
+                "f_max_mhz": parsed.f_max_mhz,
+                "guard_time": parsed.guard_time,
                 "interface_bytes": [
                     {k: getattr(g, k) for k in ("index", "ta", "tb", "tc", "td")} for g in parsed.groups
                 ],
