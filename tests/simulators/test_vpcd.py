@@ -115,7 +115,12 @@ def test_messages_survive_any_split_of_the_stream(payloads: list[bytes], piece: 
     a, b = socket.socketpair()
     try:
         stream = b"".join(frame(p) for p in payloads)
-        writer = threading.Thread(target=lambda: [a.sendall(stream[i:i + piece]) for i in range(0, len(stream), piece)])
+
+        def write() -> None:
+            for i in range(0, len(stream), piece):
+                a.sendall(stream[i:i + piece])
+
+        writer = threading.Thread(target=write)
         writer.start()
         got = [read_message(b) for _ in payloads]
         writer.join()
