@@ -100,8 +100,7 @@ class PsamApplication:
             alg = Algorithm.from_alg_id(req.alg_id)
         except FormatError:
             return ResponseAPDU(b"", SW.SW_WRONG_DATA)
-        card_factor, issuer_factor = req.factors  # listed card first
-        dpk = diversify_levels(self.issuer.mpk.key, (issuer_factor, card_factor), alg)
+        dpk = diversify_levels(self.issuer.mpk.key, W.derivation_factors(req.factors), alg)
         seq = self.state.terminal_seq
         if seq >= 0xFFFFFFFF:
             return ResponseAPDU(b"", SW.SW_COUNTER_MAX)
@@ -129,14 +128,14 @@ class PsamApplication:
         self._session_key = None
         req = W.InitDescrypt.from_apdu(cmd)
         master = self._master(req.usage)
-        if master is None or not req.factors:
+        if master is None:
             return ResponseAPDU(b"", SW.SW_REF_DATA_NOT_FOUND)
         if req.key_index != master.index:
             return ResponseAPDU(b"", SW.SW_KEY_INDEX)
+        if len(req.factors) != req.levels:
+            return ResponseAPDU(b"", SW.SW_WRONG_DATA)  # the usage byte says how many levels
         alg = master.algorithm
-        factors = req.factors
-        if req.usage == W.USAGE_PURCHASE and len(factors) == 2:
-            factors = (factors[1], factors[0])  # card first on the wire, issuer first to derive
+        factors = W.derivation_factors(req.factors) if req.usage == W.USAGE_PURCHASE else req.factors
         self._session_key = (diversify_levels(master.key, factors, alg), alg)
         return ResponseAPDU(b"", SW.SW_OK)
 

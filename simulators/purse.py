@@ -22,6 +22,13 @@ from cardlib.pboc.files import CAPP_RECORD_SIZE, CAPP_SFI, LOG_SFI, PublicData, 
 from simulators.filesystem import DedicatedFile, FileSystem, RecordEF, TransparentEF
 
 MAX_PROOFS = 10
+PROVE_TYPES = frozenset({macs.TX_EP_LOAD, macs.TX_EP_PURCHASE, macs.TX_CAPP_PURCHASE})
+
+
+def _wire_balance(value: int) -> int:
+    """The balance as its 4 wire bytes read unsigned (two's complement in overdraft),
+    the form the MAC and TAC inputs take."""
+    return value & 0xFFFFFFFF
 
 
 @dataclass
@@ -141,7 +148,6 @@ class PurseApplication:
         keys = s.keys
         if cmd.p2 != P.P2_EP:
             return _no(SW.SW_INCORRECT_P1P2)
-        rnd = bytes(fs.rng.getrandbits(8) for _ in range(4))
         alg = keys.algorithm
         if cmd.p1 == P.P1_LOAD:
             req = P.InitializeForLoad.from_apdu(cmd)
@@ -151,8 +157,9 @@ class PurseApplication:
                 return _no(SW.SW_COUNTER_MAX)
             if s.balance + req.amount > s.max_balance:
                 return _no(SW.SW_CONDITIONS)
+            rnd = self._random(fs)
             seslk = macs.load_session_key(keys.dlk.key, rnd, s.online_seq, alg)
-            mac1 = macs.load_mac1(seslk, s.balance, req.amount, macs.TX_EP_LOAD, req.terminal_id, alg)
+            mac1 = macs.load_mac1(seslk, _wire_balance(s.balance), req.amount, macs.TX_EP_LOAD, req.terminal_id, alg)
             self._session = _Session("load", req.amount, req.terminal_id, rnd, s.online_seq, s.balance)
             return _ok(P.InitializeForLoadResponse(s.balance, s.online_seq, keys.dlk.version,
                                                    alg.alg_id, rnd, mac1).encode())
@@ -166,6 +173,7 @@ class PurseApplication:
         if pur.amount > s.balance + s.overdraft_limit:
             return _no(SW.SW_INSUFFICIENT_BALANCE)
         kind = "capp" if pur.capp else "purchase"
+        rnd = self._random(fs)
         self._session = _Session(kind, pur.amount, pur.terminal_id, rnd, s.offline_seq, s.balance)
         return _ok(P.InitializeForPurchaseResponse(s.balance, s.offline_seq, s.overdraft_limit,
                                                    keys.dpk.version, alg.alg_id, rnd).encode())
@@ -185,9 +193,10 @@ class PurseApplication:
         except FormatError:
             return _no(SW.SW_WRONG_DATA)
         new_balance = sess.balance + sess.amount
-        tac = macs.load_tac(s.keys.dtk.key, new_balance, sess.seq, sess.amount, macs.TX_EP_LOAD,
+        tac = macs.load_tac(s.keys.dtk.key, _wire_balance(new_balance), sess.seq, sess.amount, macs.TX_EP_LOAD,
                             sess.terminal_id, req.date, req.time, alg)
-        record = TransactionRecord(sess.seq, sess.amount, macs.TX_EP_LOAD, sess.terminal_id, when).encode()
+        record = TransactionRecord(sess.seq, sess.amount, macs.TX_EP_LOAD, sess.terminal_id, when,
+                                   s.overdraft_limit).encode()
         log = self._log(fs)
         # apply together
         s.balance = new_balance
@@ -231,8 +240,9 @@ class PurseApplication:
         mac2 = macs.purchase_mac2(sespk, sess.amount, alg)
         tac = macs.purchase_tac(s.keys.dtk.key, sess.amount, tx_type, sess.terminal_id, req.terminal_seq,
                                 req.date, req.time, alg)
-        overdraft = max(0, sess.amount - sess.balance)
-        record = TransactionRecord(sess.seq, sess.amount, tx_type, sess.terminal_id, when, overdraft).encode()
+        # the 3-byte field of a 0x18 record is the overdraft limit (PBOC), not the overdraft used
+        record = TransactionRecord(sess.seq, sess.amount, tx_type, sess.terminal_id, when,
+                                   s.overdraft_limit).encode()
         log = self._log(fs)
         capp = fs.current_df.ef_by_sfi(CAPP_SFI)
         # apply together
@@ -249,10 +259,15 @@ class PurseApplication:
     def _prove(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         self._session = None
         req = P.GetTransactionProve.from_apdu(cmd)
+        if req.tx_type not in PROVE_TYPES:
+            return _no(SW.SW_INCORRECT_P1P2)
         for proof in self.state.proofs:
             if proof["type"] == req.tx_type and proof["seq"] == req.seq:
                 return _ok(P.ProveResponse(bytes.fromhex(proof["mac"]), bytes.fromhex(proof["tac"])).encode())
-        return _no(SW.SW_MAC_UNAVAILABLE)
+        counter = self.state.online_seq if req.tx_type == macs.TX_EP_LOAD else self.state.offline_seq
+        if req.seq >= counter:
+            return _no(SW.SW_RECORD_NOT_FOUND)  # the card never reached this sequence number
+        return _no(SW.SW_MAC_UNAVAILABLE)  # of another type, or older than the proofs kept
 
     def _line_mac_ok(self, header: bytes, mac: bytes, fs: FileSystem) -> bool:
         challenge = fs.security.challenge
@@ -289,6 +304,11 @@ class PurseApplication:
         return _ok()
 
     # --- helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _random(fs: FileSystem) -> bytes:
+        """The session's 4-byte random, drawn only once the command is accepted."""
+        return bytes(fs.rng.getrandbits(8) for _ in range(4))
 
     def _log(self, fs: FileSystem) -> RecordEF:
         log = fs.current_df.ef_by_sfi(LOG_SFI)

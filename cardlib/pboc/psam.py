@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
-from cardlib.iso import read_binary
+from cardlib.iso import read_binary, select_aid
+from cardlib.keys import purse_factors
 
 PSAM_AID = bytes.fromhex("A0000006324D4F542E435053414D3031")  # A0 00 00 06 32 "MOT.CPSAM01"
 
@@ -30,7 +31,30 @@ def read_terminal_number() -> CommandAPDU:
 
 
 def read_app_data() -> CommandAPDU:
+    """00 B0 97 00 19: MOT.CPSAM01's file 0x17 (key index, issuer, user, validity)."""
     return read_binary(0, 25, sfi=0x17)
+
+
+def select_psam_app() -> CommandAPDU:
+    return select_aid(PSAM_AID, fci=False)
+
+
+def purchase_factors(issuer_id: bytes, app_serial: bytes) -> tuple[bytes, bytes]:
+    """The factors as 8070 and 801A (usage 42) list them: card level first.
+
+    :func:`cardlib.keys.purse_factors` is the one place that knows the
+    derivation order (issuer level first); this is the wire's reverse of it.
+    """
+    issuer_level, card_level = purse_factors(issuer_id, app_serial)
+    return card_level, issuer_level
+
+
+def derivation_factors(wire: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The inverse of :func:`purchase_factors`: the wire's factors in derivation order."""
+    if len(wire) != 2 or any(len(f) != 8 for f in wire):
+        raise FormatError("purchase key: two 8-byte factors expected (card, issuer)")
+    card_level, issuer_level = wire
+    return purse_factors(issuer_level, bytes(2) + card_level)
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,9 @@ class InitSamForPurchase:
     def to_apdu(self) -> CommandAPDU:
         if not self.factors or any(len(f) != 8 for f in self.factors):
             raise FormatError("INIT SAM FOR PURCHASE: factors must be 8 bytes each, at least one")
+        if not (0 <= self.card_seq <= 0xFFFF and 0 <= self.amount <= 0xFFFFFFFF
+                and 0 <= self.tx_type <= 0xFF and 0 <= self.key_version <= 0xFF and 0 <= self.alg_id <= 0xFF):
+            raise FormatError("INIT SAM FOR PURCHASE: a number is out of range")
         data = (self.card_random + self.card_seq.to_bytes(2, "big") + self.amount.to_bytes(4, "big")
                 + bytes((self.tx_type,)) + self.date + self.time + bytes((self.key_version, self.alg_id))
                 + b"".join(self.factors))
@@ -60,7 +87,7 @@ class InitSamForPurchase:
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitSamForPurchase:
         d = cmd.data
-        if cmd.ins != INS_INIT_SAM_PURCHASE or len(d) < 0x1C or (len(d) - 0x14) % 8:
+        if cmd.cla != 0x80 or cmd.ins != INS_INIT_SAM_PURCHASE or len(d) < 0x1C or (len(d) - 0x14) % 8:
             raise FormatError(f"INIT SAM FOR PURCHASE: Lc {len(d)} is not 0x14 + 8·N")
         factors = tuple(d[i : i + 8] for i in range(0x14, len(d), 8))
         return cls(d[0:4], int.from_bytes(d[4:6], "big"), int.from_bytes(d[6:10], "big"), d[10],
@@ -73,6 +100,8 @@ class InitSamResponse:
     mac1: bytes
 
     def encode(self) -> bytes:
+        if not 0 <= self.terminal_seq <= 0xFFFFFFFF or len(self.mac1) != 4:
+            raise FormatError("INIT SAM FOR PURCHASE response: termSeq(4) MAC1(4)")
         return self.terminal_seq.to_bytes(4, "big") + self.mac1
 
     @classmethod
@@ -91,7 +120,15 @@ def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
 
 @dataclass(frozen=True)
 class InitDescrypt:
-    """80 1A usage index Lc factors: starts a session key (reference §8)."""
+    """80 1A usage index Lc factors: starts a session key (reference §8).
+
+    The key usage byte: low 5 bits the key type, high 3 bits the number of
+    diversification levels (0x42: purchase, 2 levels).
+    """
+
+    @property
+    def levels(self) -> int:
+        return self.usage >> 5
 
     usage: int
     key_index: int
@@ -100,11 +137,13 @@ class InitDescrypt:
     def to_apdu(self) -> CommandAPDU:
         if any(len(f) != 8 for f in self.factors):
             raise FormatError("80 1A: factors must be 8 bytes each")
+        if not (0 <= self.usage <= 0xFF and 0 <= self.key_index <= 0xFF):
+            raise FormatError("80 1A: key usage and index are one byte each")
         return CommandAPDU(0x80, INS_INIT_DESCRYPT, self.usage, self.key_index, b"".join(self.factors))
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitDescrypt:
-        if cmd.ins != INS_INIT_DESCRYPT or len(cmd.data) % 8:
+        if cmd.cla != 0x80 or cmd.ins != INS_INIT_DESCRYPT or len(cmd.data) % 8:
             raise FormatError("80 1A: data must be 8 bytes per level")
         return cls(cmd.p1, cmd.p2, tuple(cmd.data[i : i + 8] for i in range(0, len(cmd.data), 8)))
 

@@ -12,7 +12,16 @@ from typing import ClassVar
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
-from cardlib.pboc.files import CAPP_SFI
+from cardlib.iso import read_binary, read_record, select_aid, select_fid
+from cardlib.pboc.files import (
+    CAPP_SFI,
+    LOG_SFI,
+    MANAGEMENT_SFI,
+    PUBLIC_SFI,
+    TRIP_SFI,
+    TransactionRecord,
+    TripRecord,
+)
 
 PURSE_AID = bytes.fromhex("A000000632010105")
 PURSE_DF = 0x1001
@@ -65,6 +74,53 @@ def _amount(value: int) -> bytes:
     return value.to_bytes(4, "big")
 
 
+def _uint(value: int, size: int, what: str) -> bytes:
+    if not 0 <= value < 1 << (8 * size):
+        raise FormatError(f"{what} {value} does not fit in {size} byte(s)")
+    return value.to_bytes(size, "big")
+
+
+def balance4(value: int) -> bytes:
+    """A balance on the wire: 4 bytes, two's complement (negative = overdraft in use)."""
+    if not -0x80000000 <= value <= 0x7FFFFFFF:
+        raise FormatError(f"balance {value} out of range")
+    return value.to_bytes(4, "big", signed=True)
+
+
+def _signed(raw: bytes) -> int:
+    return int.from_bytes(raw, "big", signed=True)
+
+
+def select_purse(fci: bool = True) -> CommandAPDU:
+    """SELECT the purse by AID (reference §1); the FCI carries 0x15 in tag 9F0C."""
+    return select_aid(PURSE_AID, fci)
+
+
+def select_purse_df() -> CommandAPDU:
+    """The alternative path: SELECT 3F00 first, then this (DF 1001)."""
+    return select_fid(PURSE_DF, p1=0x00)
+
+
+def read_public() -> CommandAPDU:
+    """00 B0 95 00 1E: file 0x15."""
+    return read_binary(0, 30, sfi=PUBLIC_SFI)
+
+
+def read_management() -> CommandAPDU:
+    """00 B0 97 00 3C: file 0x17."""
+    return read_binary(0, 60, sfi=MANAGEMENT_SFI)
+
+
+def read_log(number: int = 1) -> CommandAPDU:
+    """00 B2 nn C4 17: record nn of the 0x18 log (1 = newest)."""
+    return read_record(number, sfi=LOG_SFI, le=TransactionRecord.SIZE)
+
+
+def read_trip(number: int = 1) -> CommandAPDU:
+    """00 B2 nn F4 30: record nn of the 0x1E trip log (1 = newest)."""
+    return read_record(number, sfi=TRIP_SFI, le=TripRecord.SIZE)
+
+
 @dataclass(frozen=True)
 class GetBalance:
     """80 5C P1 02 04. P1 00 is the baseline; sources disagree (reference §1)."""
@@ -82,12 +138,15 @@ class GetBalance:
 
 
 def encode_balance(balance: int) -> bytes:
-    return (balance & BALANCE_MASK).to_bytes(4, "big")
+    """The card's answer: two's complement, so a purse in overdraft sets the top bit."""
+    return balance4(balance)
 
 
-def decode_balance(raw: bytes) -> int:
-    """Bits 0..30 of the 4-byte answer."""
-    return _u(_size(raw, 4, "GET BALANCE response")) & BALANCE_MASK
+def decode_balance(raw: bytes, *, signed: bool = False) -> int:
+    """Baseline: bits 0..30 of the 4-byte answer (reference §1). ``signed`` reads it as
+    two's complement instead, for a purse that may be in overdraft."""
+    r = _size(raw, 4, "GET BALANCE response")
+    return _signed(r) if signed else _u(r) & BALANCE_MASK
 
 
 @dataclass(frozen=True)
@@ -97,12 +156,14 @@ class InitializeForLoad:
     terminal_id: bytes
 
     def to_apdu(self) -> CommandAPDU:
-        data = bytes((self.key_index,)) + _amount(self.amount) + _terminal(self.terminal_id)
+        data = _uint(self.key_index, 1, "key index") + _amount(self.amount) + _terminal(self.terminal_id)
         return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_LOAD, P2_EP, data, 0x10)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForLoad:
         _expect(cmd, INS_INITIALIZE, 11, "INITIALIZE FOR LOAD")
+        if cmd.p1 != P1_LOAD:
+            raise FormatError(f"INITIALIZE: P1 {cmd.p1:02X} is not a load")
         return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11])
 
 
@@ -118,13 +179,14 @@ class InitializeForLoadResponse:
     SIZE: ClassVar[int] = 16
 
     def encode(self) -> bytes:
-        return (_amount(self.balance) + self.online_seq.to_bytes(2, "big")
-                + bytes((self.key_version, self.alg_id)) + self.random + self.mac1)
+        return (balance4(self.balance) + _uint(self.online_seq, 2, "online seq")
+                + _uint(self.key_version, 1, "key version") + _uint(self.alg_id, 1, "alg id")
+                + _size(self.random, 4, "random") + _size(self.mac1, 4, "MAC1"))
 
     @classmethod
     def decode(cls, raw: bytes) -> InitializeForLoadResponse:
         r = _size(raw, cls.SIZE, "INITIALIZE FOR LOAD response")
-        return cls(_u(r[0:4]), _u(r[4:6]), r[6], r[7], r[8:12], r[12:16])
+        return cls(_signed(r[0:4]), _u(r[4:6]), r[6], r[7], r[8:12], r[12:16])
 
 
 @dataclass(frozen=True)
@@ -153,7 +215,7 @@ class InitializeForPurchase:
     capp: bool = False
 
     def to_apdu(self) -> CommandAPDU:
-        data = bytes((self.key_index,)) + _amount(self.amount) + _terminal(self.terminal_id)
+        data = _uint(self.key_index, 1, "key index") + _amount(self.amount) + _terminal(self.terminal_id)
         return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
 
     @classmethod
@@ -176,14 +238,14 @@ class InitializeForPurchaseResponse:
     SIZE: ClassVar[int] = 15
 
     def encode(self) -> bytes:
-        return (_amount(self.balance) + self.offline_seq.to_bytes(2, "big")
-                + self.overdraft_limit.to_bytes(3, "big") + bytes((self.key_version, self.alg_id))
-                + self.random)
+        return (balance4(self.balance) + _uint(self.offline_seq, 2, "offline seq")
+                + _uint(self.overdraft_limit, 3, "overdraft limit") + _uint(self.key_version, 1, "key version")
+                + _uint(self.alg_id, 1, "alg id") + _size(self.random, 4, "random"))
 
     @classmethod
     def decode(cls, raw: bytes) -> InitializeForPurchaseResponse:
         r = _size(raw, cls.SIZE, "INITIALIZE FOR PURCHASE response")
-        return cls(_u(r[0:4]), _u(r[4:6]), _u(r[6:9]), r[9], r[10], r[11:15])
+        return cls(_signed(r[0:4]), _u(r[4:6]), _u(r[6:9]), r[9], r[10], r[11:15])
 
 
 @dataclass(frozen=True)
@@ -196,6 +258,8 @@ class UpdateCappDataCache:
     def to_apdu(self) -> CommandAPDU:
         if self.record_id >> 8 != 0x27:
             raise FormatError(f"CAPP record id {self.record_id:04X} must be 27xx")
+        if not 0 < len(self.record) <= 255:
+            raise FormatError(f"CAPP record of {len(self.record)} bytes")
         return CommandAPDU(CLA_PURSE, INS_UPDATE_CAPP, self.record_id & 0xFF, CAPP_SFI << 3, self.record)
 
     @classmethod
@@ -216,7 +280,7 @@ class DebitForPurchase:
     mac1: bytes
 
     def to_apdu(self) -> CommandAPDU:
-        data = (self.terminal_seq.to_bytes(4, "big") + _size(self.date, 4, "date")
+        data = (_uint(self.terminal_seq, 4, "terminal seq") + _size(self.date, 4, "date")
                 + _size(self.time, 3, "time") + _size(self.mac1, 4, "MAC1"))
         return CommandAPDU(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)
 
@@ -234,7 +298,7 @@ class DebitResponse:
     mac2: bytes
 
     def encode(self) -> bytes:
-        return self.tac + self.mac2
+        return _size(self.tac, 4, "TAC") + _size(self.mac2, 4, "MAC2")
 
     @classmethod
     def decode(cls, raw: bytes) -> DebitResponse:
@@ -250,7 +314,8 @@ class GetTransactionProve:
     seq: int
 
     def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(CLA_PURSE, INS_PROVE, 0x00, self.tx_type, self.seq.to_bytes(2, "big"), 8)
+        return CommandAPDU(CLA_PURSE, INS_PROVE, 0x00, _uint(self.tx_type, 1, "transaction type")[0],
+                           _uint(self.seq, 2, "card seq"), 8)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> GetTransactionProve:
@@ -266,7 +331,7 @@ class ProveResponse:
     tac: bytes
 
     def encode(self) -> bytes:
-        return self.mac + self.tac
+        return _size(self.mac, 4, "MAC") + _size(self.tac, 4, "TAC")
 
     @classmethod
     def decode(cls, raw: bytes) -> ProveResponse:

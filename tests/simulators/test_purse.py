@@ -120,7 +120,7 @@ def test_refusals_leave_the_card_unchanged() -> None:
     assert tx(card, P.UpdateCappDataCache(0x2702, H("2702")).to_apdu()).sw == 0x6985
     tx(card, P.InitializeForLoad(1, 100, tid).to_apdu()).check()
     assert tx(card, P.CreditForLoad(H("20261128"), H("081500"), bytes(4)).to_apdu()).sw == 0x9302
-    assert tx(card, P.GetTransactionProve(6, 0).to_apdu()).sw == 0x9406
+    assert tx(card, P.GetTransactionProve(6, 0).to_apdu()).sw == 0x6A83
     assert tx(card, P.ApplicationBlock(False, bytes(4)).to_apdu()).sw == 0x6988
     assert snapshot(card) == before
 
