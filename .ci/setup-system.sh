@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# System packages the tests use: pcscd with the vpcd driver, libpcsclite-dev
-# and a compiler for pyscard, libnfc-bin for the nfc-list check, pcsc-tools.
-# Idempotent; without root it says so and installs nothing.
+# System packages the tests use: pcscd with the vpcd driver, libpcsclite-dev,
+# gcc and the Python headers to build pyscard, libnfc-bin for the nfc-list
+# check against the PN532 emulator, pcsc-tools (pcsc_scan, scriptor).
+# Idempotent: installs only what is missing; without root (or apt) it says so
+# and installs nothing.
 set -euo pipefail
 pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd libnfc-bin pcsc-tools gcc python3-dev python3-venv)
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup-system: not root or no apt-get: skipping ${pkgs[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-system: not root: not installing ${pkgs[*]}" >&2
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup-system: no apt-get on this system: install ${pkgs[*]} by hand" >&2
     exit 0
 fi
 missing=()
@@ -13,6 +19,7 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
+    echo "setup-system: all installed (${pkgs[*]})" >&2
     exit 0
 fi
 echo "setup-system: installing ${missing[*]}" >&2
