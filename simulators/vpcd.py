@@ -93,6 +93,8 @@ class VpcdBridge:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
+        self._lock = threading.RLock()  # re-entrant: remove() may run in a signal handler
+        self._removals = 0  # bumped by remove(): a link opened before it is not used
         self._thread: threading.Thread | None = None
         self.apdus = 0
         self.connections = 0
@@ -115,14 +117,17 @@ class VpcdBridge:
     def stop(self) -> None:
         """Stop serving; the card leaves the reader."""
         self._stop.set()
-        self._close()
+        with self._lock:
+            self._close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     def remove(self) -> None:
         """Take the card away (closes the socket: pcscd sees the removal)."""
-        self.inserted.clear()
-        self._close()
+        with self._lock:
+            self._removals += 1
+            self.inserted.clear()
+            self._close()
 
     def insert(self) -> None:
         """Put the card back (connects again)."""
@@ -150,6 +155,7 @@ class VpcdBridge:
         while not self._stop.is_set():
             if not self.inserted.wait(0.1):
                 continue
+            removals = self._removals
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=2)
             except OSError:
@@ -159,9 +165,13 @@ class VpcdBridge:
             delay = self.retry
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock = sock
-            self.connections += 1
-            self.connected.set()
+            with self._lock:
+                if removals != self._removals or self._stop.is_set():
+                    sock.close()  # removed (or stopped) while connecting: that link never was
+                    continue
+                self._sock = sock
+                self.connections += 1
+                self.connected.set()
             try:
                 self._session(sock)
             except OSError:
@@ -169,10 +179,11 @@ class VpcdBridge:
             except Exception:  # a broken card model: log, drop the link, try again
                 log.exception("vpcd bridge on port %d: session failed", self.port)
             finally:
-                if self._sock is sock:
-                    self._close()
-                else:
-                    sock.close()
+                with self._lock:
+                    if self._sock is sock:
+                        self._close()
+                    else:
+                        sock.close()
             if not self._stop.is_set():
                 self._stop.wait(self.retry)
 

@@ -95,6 +95,7 @@ def vpcd() -> Iterator[FakeVpcd]:
 def bridge(vpcd: FakeVpcd) -> Iterator[VpcdBridge]:
     b = VpcdBridge(CountingCard(), port=vpcd.port, retry=0.02).start()
     vpcd.accept()
+    assert vpcd.ask(bytes([GET_ATR])) == b.card.atr  # served, not only connected
     yield b
     b.stop()
 
@@ -214,23 +215,31 @@ def test_reconnects_when_vpcd_comes_up_late_and_after_it_restarts() -> None:
 def test_stdin_commands_and_sigusr1(vpcd: FakeVpcd) -> None:
     b = VpcdBridge(EchoCard(), port=vpcd.port, retry=0.02)
 
+    def served() -> bool:
+        vpcd.accept()
+        return vpcd.ask(bytes([GET_ATR])) == b.card.atr  # the bridge serves this very link
+
+    def closed() -> bool:
+        assert vpcd.conn is not None
+        return vpcd.conn.recv(1) == b""
+
     def lines() -> Iterator[str]:
-        vpcd.accept()
+        assert served()
         yield "remove\n"
-        assert vpcd.conn is not None and vpcd.conn.recv(1) == b""
+        assert closed()
         yield "insert\n"
-        vpcd.accept()
+        assert served()
         os.kill(os.getpid(), signal.SIGUSR1)  # toggles: out
-        assert wait_for(lambda: not b.inserted.is_set())
+        assert closed()
         os.kill(os.getpid(), signal.SIGUSR1)  # and in again
-        vpcd.accept()
+        assert served()
         yield "bogus\n"
         yield "quit\n"
         raise AssertionError("read past quit")
 
     before = signal.getsignal(signal.SIGUSR1)
     serve_until_stopped(b, lines())
-    assert b._stop.is_set() and b.connections == 3
+    assert b._stop.is_set() and b.connections >= 3
     assert signal.getsignal(signal.SIGUSR1) == before  # handler restored
 
 
