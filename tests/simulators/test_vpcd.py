@@ -32,7 +32,6 @@ from simulators.vpcd import (
     serve_until_stopped,
 )
 from tests.cards import EchoCard
-from tests.pcsc_support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
