@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -176,3 +177,165 @@ def test_fresh_cards_differ_by_seed_only() -> None:
     assert a.fs.files_to_json() == b.fs.files_to_json()
     assert a.app_serial != c.app_serial
     assert random.Random(1).random() == random.Random(1).random()
+
+
+TID = H("000000000001")
+D, T = H("20261128"), H("081500")
+
+
+def _selected(seed: int, **profile: Any) -> SocialSecurityCard:
+    card = issue_card(CardProfile(**profile), seed=seed) if profile else issue_card(seed=seed)
+    tx(card, select_aid(P.PURSE_AID)).check()
+    return card
+
+
+def _init_purchase(card: SocialSecurityCard, amount: int = 100) -> P.InitializeForPurchaseResponse:
+    return P.InitializeForPurchaseResponse.decode(tx(card, P.InitializeForPurchase(1, amount, TID).to_apdu()).check().data)
+
+
+def _debit(card: SocialSecurityCard, init: P.InitializeForPurchaseResponse, amount: int, capp: bool = False) -> P.DebitResponse:
+    keys = card.purse.state.keys
+    sespk = macs.purchase_session_key(keys.dpk.key, init.random, init.offline_seq, 1, keys.algorithm)
+    mac1 = macs.purchase_mac1(sespk, amount, 9 if capp else 6, TID, D, T, keys.algorithm)
+    return P.DebitResponse.decode(tx(card, P.DebitForPurchase(1, D, T, mac1).to_apdu()).check().data)
+
+
+@pytest.mark.parametrize(("name", "sw"), [
+    ("insufficient", 0x9401), ("key_index", 0x9403), ("debit_out_of_order", 0x6985), ("wrong_mac1", 0x9302),
+    ("credit_out_of_order", 0x6985), ("wrong_mac2", 0x9302), ("capp_update_out_of_order", 0x6985),
+    ("capp_update_after_plain_init", 0x6985), ("load_above_max", 0x6985), ("load_counter_max", 0x9402),
+    ("purchase_counter_max", 0x9402), ("prove_unknown", 0x6A83), ("prove_bad_type", 0x6A86),
+    ("block_without_challenge", 0x6988), ("unblock_not_blocked", 0x6985), ("debit_wrong_length", 0x6700),
+])
+def test_each_refusal_leaves_the_card_unchanged(name: str, sw: int) -> None:
+    card = _selected(30)
+    state = card.purse.state
+    if name == "load_counter_max":
+        state.online_seq = 0xFFFF
+    if name == "purchase_counter_max":
+        state.offline_seq = 0xFFFF
+    if name in ("wrong_mac1", "capp_update_after_plain_init", "debit_wrong_length"):
+        _init_purchase(card)
+    if name == "wrong_mac2":
+        tx(card, P.InitializeForLoad(1, 100, TID).to_apdu()).check()
+    before = snapshot(card)
+    cmd = {
+        "insufficient": P.InitializeForPurchase(1, state.balance + state.overdraft_limit + 1, TID).to_apdu(),
+        "key_index": P.InitializeForLoad(9, 1, TID).to_apdu(),
+        "debit_out_of_order": P.DebitForPurchase(1, D, T, bytes(4)).to_apdu(),
+        "wrong_mac1": P.DebitForPurchase(1, D, T, bytes(4)).to_apdu(),
+        "credit_out_of_order": P.CreditForLoad(D, T, bytes(4)).to_apdu(),
+        "wrong_mac2": P.CreditForLoad(D, T, bytes(4)).to_apdu(),
+        "capp_update_out_of_order": P.UpdateCappDataCache(0x2702, H("2702")).to_apdu(),
+        "capp_update_after_plain_init": P.UpdateCappDataCache(0x2702, H("2702")).to_apdu(),
+        "load_above_max": P.InitializeForLoad(1, state.max_balance - state.balance + 1, TID).to_apdu(),
+        "load_counter_max": P.InitializeForLoad(1, 1, TID).to_apdu(),
+        "purchase_counter_max": P.InitializeForPurchase(1, 1, TID).to_apdu(),
+        "prove_unknown": P.GetTransactionProve(6, 5).to_apdu(),
+        "prove_bad_type": CommandAPDU(0x80, 0x5A, 0x00, 0x05, H("0000"), 8),
+        "block_without_challenge": P.ApplicationBlock(True, bytes(4)).to_apdu(),
+        "unblock_not_blocked": P.ApplicationUnblock(bytes(4)).to_apdu(),
+        "debit_wrong_length": CommandAPDU(0x80, 0x54, 0x01, 0x00, bytes(14), 8),
+    }[name]
+    assert tx(card, cmd).sw == sw
+    assert snapshot(card) == before
+    if name in ("wrong_mac1", "wrong_mac2", "capp_update_after_plain_init", "debit_wrong_length"):
+        # the session is closed: the next step of the transaction is out of order
+        nxt = P.CreditForLoad(D, T, bytes(4)) if name == "wrong_mac2" else P.DebitForPurchase(1, D, T, bytes(4))
+        assert tx(card, nxt.to_apdu()).sw == 0x6985
+
+
+def test_overdraft_limit_and_signed_balance() -> None:
+    card = _selected(31, balance=100, overdraft_limit=500)
+    init = _init_purchase(card, 600)
+    assert (init.balance, init.overdraft_limit) == (100, 500)
+    _debit(card, init, 600)
+    assert card.balance == -500
+    assert P.decode_balance(tx(card, P.GetBalance().to_apdu()).check().data, signed=True) == -500
+    rec = TransactionRecord.decode(tx(card, P.read_log(1)).check().data)
+    assert rec.overdraft == 500  # the 0x18 field holds the overdraft limit
+    assert tx(card, P.InitializeForPurchase(1, 1, TID).to_apdu()).sw == 0x9401
+    host_side = P.InitializeForLoadResponse.decode(tx(card, P.InitializeForLoad(1, 1000, TID).to_apdu()).check().data)
+    assert host_side.balance == -500
+    keys = card.purse.state.keys
+    seslk = macs.load_session_key(keys.dlk.key, host_side.random, host_side.online_seq, keys.algorithm)
+    assert host_side.mac1 == macs.load_mac1(seslk, (-500) & 0xFFFFFFFF, 1000, 2, TID, keys.algorithm)
+    mac2 = macs.load_mac2(seslk, 1000, 2, TID, D, T, keys.algorithm)
+    tx(card, P.CreditForLoad(D, T, mac2).to_apdu()).check()
+    assert card.balance == 500
+
+
+def test_get_transaction_prove_after_debits() -> None:
+    card = _selected(32)
+    first = _init_purchase(card, 10)
+    d1 = _debit(card, first, 10)
+    second = _init_purchase(card, 20)
+    d2 = _debit(card, second, 20)
+    for init, debit in ((first, d1), (second, d2)):
+        prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(6, init.offline_seq).to_apdu()).check().data)
+        assert (prove.mac, prove.tac) == (debit.mac2, debit.tac)
+    assert tx(card, P.GetTransactionProve(9, first.offline_seq).to_apdu()).sw == 0x9406  # not a composite one
+    assert tx(card, P.GetTransactionProve(2, first.offline_seq).to_apdu()).sw == 0x6A83  # no load ever
+
+
+def _capp_records(card: SocialSecurityCard) -> list[bytes]:
+    """Every 0x1A record, read by number until the card says there is no more."""
+    out = []
+    for n in range(1, 20):
+        r = tx(card, read_record(n, sfi=0x1A, le=256))
+        if not r.ok:
+            break
+        out.append(r.data)
+    return out
+
+
+def test_composite_debit_writes_the_cache_only_when_it_happens() -> None:
+    card = _selected(33)
+    record = H("2702") + b"GATE-IN"
+    before = _capp_records(card)
+    init = P.InitializeForPurchaseResponse.decode(tx(card, P.InitializeForPurchase(1, 0, TID, capp=True).to_apdu()).check().data)
+    tx(card, P.UpdateCappDataCache(0x2702, record).to_apdu()).check()
+    assert tx(card, P.DebitForPurchase(1, D, T, bytes(4)).to_apdu()).sw == 0x9302
+    assert _capp_records(card) == before  # refused: the cache update was not applied
+    init = P.InitializeForPurchaseResponse.decode(tx(card, P.InitializeForPurchase(1, 0, TID, capp=True).to_apdu()).check().data)
+    tx(card, P.UpdateCappDataCache(0x2702, record).to_apdu()).check()
+    debit = _debit(card, init, 0, capp=True)
+    assert [r for r in _capp_records(card) if r[:2] == H("2702")] == [record.ljust(128, b"\x00")]
+    rec = TransactionRecord.decode(tx(card, P.read_log(1)).check().data)
+    assert (rec.tx_type, rec.amount, rec.seq) == (9, 0, init.offline_seq)
+    prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(9, init.offline_seq).to_apdu()).check().data)
+    assert prove.tac == debit.tac
+
+
+def test_permanent_block() -> None:
+    from cardlib.crypto import line_mac
+
+    card = _selected(34)
+    damk = card.purse.state.keys.damk
+    challenge = tx(card, get_challenge(4)).check().data
+    block = P.ApplicationBlock(True)
+    assert tx(card, P.ApplicationBlock(True, line_mac(damk.key, block.mac_input(), challenge + bytes(4))).to_apdu()).ok
+    assert tx(card, select_aid(P.PURSE_AID)).sw == 0x9303
+    assert tx(card, P.GetBalance().to_apdu()).sw == 0x9303
+    challenge = tx(card, get_challenge(4)).check().data
+    unblock = P.ApplicationUnblock()
+    mac = line_mac(damk.key, unblock.mac_input(), challenge + bytes(4))
+    assert tx(card, P.ApplicationUnblock(mac).to_apdu()).sw == 0x9303  # only a temporary block lifts
+
+
+@settings(max_examples=40)
+@given(st.lists(st.sampled_from(["init_p", "init_c", "init_l", "update", "debit", "credit", "prove", "balance"]),
+                max_size=12), st.binary(min_size=4, max_size=4))
+def test_purse_command_streams_without_valid_macs_never_move_money(steps: list[str], mac: bytes) -> None:
+    card = _selected(35)
+    balance, seqs = card.balance, (card.purse.state.online_seq, card.purse.state.offline_seq)
+    cmds: dict[str, Any] = {
+        "init_p": P.InitializeForPurchase(1, 50, TID), "init_c": P.InitializeForPurchase(1, 0, TID, capp=True),
+        "init_l": P.InitializeForLoad(1, 50, TID), "update": P.UpdateCappDataCache(0x2702, H("2702") + mac),
+        "debit": P.DebitForPurchase(1, D, T, mac), "credit": P.CreditForLoad(D, T, mac),
+        "prove": P.GetTransactionProve(6, 0), "balance": P.GetBalance(),
+    }
+    for step in steps:
+        assert len(card.process(cmds[step].to_apdu().encode())) >= 2
+    assert card.balance == balance
+    assert (card.purse.state.online_seq, card.purse.state.offline_seq) == seqs
