@@ -1,0 +1,190 @@
+"""One suite, every reader: the application flows on the in-process sim field, on
+pcscd + vpcd + our bridge, and on a PN532 emulator behind a pseudo-terminal."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cardlib.channel import Channel
+from cardlib.clock import BEIJING, Clock
+from cardlib.keys import default_issuer, verify_tac
+from cardlib.readers.base import Card, Reader
+from cardlib.readers.pyhost import HostedReader
+from cardlib.readers.registry import open_reader
+from simulators.faults import TEAR_AFTER, FaultyCard
+from simulators.issuer import CardProfile, issue_card
+from simulators.psam import make_psam
+from terminal import auth
+from terminal.config import parse_config
+from terminal.decision import Reason
+from terminal.journal import Journal
+from terminal.psam import PsamClient
+from terminal.roles import make_app
+from tests.pcsc_support import pcscd, wait_for  # noqa: F401
+
+SEEDS = itertools.count(500)
+
+
+class Field:
+    """A reader and a way to put cards in front of it."""
+
+    kind = ""
+    reader: Reader
+
+    def insert(self, card: Card) -> None: ...
+    def remove(self, card: Card) -> None: ...
+    def close(self) -> None: ...
+
+
+class SimField(Field):
+    kind = "sim"
+
+    def __init__(self) -> None:
+        self.reader = HostedReader(name="sim")
+
+    def insert(self, card: Card) -> None:
+        self.reader.insert(card)  # type: ignore[attr-defined]
+
+    def remove(self, card: Card) -> None:
+        self.reader.remove(card)  # type: ignore[attr-defined]
+
+
+class PcscField(Field):
+    kind = "pcsc"
+
+    def __init__(self) -> None:
+        self.bridge: Any = None
+        self.reader = open_reader("pcsc:Virtual PCD 00 00")
+
+    def insert(self, card: Card) -> None:
+        from simulators.vpcd import VpcdBridge
+
+        if self.bridge is not None and self.bridge.card is card:
+            self.bridge.insert()
+        else:
+            if self.bridge is not None:
+                self.bridge.stop()
+                wait_for(lambda: not self.reader.is_card_present(), 5)
+            self.bridge = VpcdBridge(card).start()
+        assert wait_for(self.reader.is_card_present, 10)
+
+    def remove(self, card: Card) -> None:
+        self.bridge.remove()
+        wait_for(lambda: not self.reader.is_card_present(), 5)
+
+    def close(self) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+            wait_for(lambda: not self.reader.is_card_present(), 5)  # pcscd has seen the card go
+        self.reader.close()
+
+
+class Pn532Field(Field):
+    kind = "pn532"
+
+    def __init__(self) -> None:
+        from simulators.pn532 import Pn532Emulator
+
+        self.emulator = Pn532Emulator()
+        path = self.emulator.start()
+        self.reader = open_reader(f"pn532:{path}")
+
+    def insert(self, card: Card) -> None:
+        self.emulator.insert(card)
+
+    def remove(self, card: Card) -> None:
+        self.emulator.remove(card)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.emulator.stop()
+
+
+@pytest.fixture(params=["sim", "pcsc", "pn532"])
+def field(request: pytest.FixtureRequest) -> Iterator[Field]:
+    if request.param == "pcsc":
+        request.getfixturevalue("pcscd")
+        f: Field = PcscField()
+    elif request.param == "pn532":
+        f = Pn532Field()
+    else:
+        f = SimField()
+    yield f
+    f.close()
+
+
+def terminal(tmp_path: Path, cfg: dict[str, Any]) -> Any:
+    clock = Clock.fixed(datetime(2026, 11, 28, 9, 0, tzinfo=BEIJING))
+    sam = HostedReader([make_psam()])
+    sam.connect()
+    journal = Journal(tmp_path / "j.db", clock)
+    return make_app(parse_config(cfg), PsamClient(Channel(sam), test=True), journal, clock)
+
+
+BUS = {"terminal": {"role": "bus_validator", "name": "bus", "line": "K1"}, "fares": {"flat": 200}}
+METRO = {"terminal": {"role": "metro_gate", "name": "gate", "station": "S01"},
+         "fares": {"bands": [[6, 300], [12, 400]], "max_fare": 800, "stations": {"S01": 0, "S05": 8.5}}}
+
+
+def test_card_info(field: Field) -> None:
+    card = issue_card(CardProfile(name="沈明", birth_date=date(1965, 5, 23)), seed=next(SEEDS))
+    field.insert(card)
+    field.reader.connect()
+    info = auth.read_card(Channel(field.reader))
+    assert info.holder.name == "沈明" and info.holder.birth_date == date(1965, 5, 23)
+
+
+def test_purchase_at_a_bus(field: Field, tmp_path: Path) -> None:
+    app = terminal(tmp_path, BUS)
+    card = issue_card(CardProfile(balance=1000), seed=next(SEEDS))
+    field.insert(card)
+    d = app.tap(field.reader)
+    assert d.open and d.amount == 200 and card.balance == 800
+    rec = app.journal.get(d.journal_id)
+    assert verify_tac(default_issuer(), rec.app_serial, rec.tac_fields(), rec.tac)
+
+
+def test_composite_purchase_at_a_metro_gate(field: Field, tmp_path: Path) -> None:
+    app = terminal(tmp_path, METRO)
+    card = issue_card(CardProfile(balance=1000), seed=next(SEEDS))
+    field.insert(card)
+    assert app.tap(field.reader).amount == 0
+    app.clock.advance(1200)
+    exit_app = make_app(parse_config({**METRO, "terminal": {**METRO["terminal"], "station": "S05"}}),
+                        app.psam, app.journal, app.clock)
+    d = exit_app.tap(field.reader)
+    assert d.open and d.amount == 400 and card.balance == 600
+
+
+def test_torn_transaction_recovered(field: Field, tmp_path: Path) -> None:
+    app = terminal(tmp_path, BUS)
+    inner = issue_card(CardProfile(balance=1000), seed=next(SEEDS))
+    card = FaultyCard(inner).on_ins(0x54, TEAR_AFTER)
+    field.insert(card)
+    torn = app.tap(field.reader)
+    assert torn.reason is Reason.TORN_RETRY and inner.balance == 800
+    field.remove(card)
+    card.reinsert()
+    app.clock.advance(20)
+    field.insert(card)
+    again = app.tap(field.reader)
+    assert again.reason is Reason.RECOVERED and again.amount == 200 and inner.balance == 800
+    (rec,) = app.journal.records()
+    assert rec.state == "recovered" and verify_tac(default_issuer(), rec.app_serial, rec.tac_fields(), rec.tac)
+
+
+@pytest.mark.parametrize("field", ["sim", "pn532"], indirect=True)
+def test_two_cards_refused(field: Field, tmp_path: Path) -> None:
+    # PC/SC readers resolve anticollision themselves and present one card: not applicable there
+    app = terminal(tmp_path, BUS)
+    a, b = issue_card(seed=next(SEEDS)), issue_card(seed=next(SEEDS))
+    field.insert(a)
+    field.insert(b)
+    d = app.tap(field.reader)
+    assert d.reason is Reason.MULTIPLE_CARDS and a.balance == b.balance == 5000
