@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "gate": "cli.run_cmd:gate",
     "validator": "cli.run_cmd:validator",
     "demo": "cli.demo_cmd:demo",
+    "bench": "cli.bench_cmd:bench",
 }
 
 
