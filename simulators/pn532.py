@@ -60,7 +60,7 @@ class Pn532Emulator:
     def __init__(self, cards: Sequence[Card] = ()) -> None:
         self.field = _Field()
         self._uid_seq = 0x11
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # handle() holds it while a torn card leaves the field
         for card in cards:
             self.insert(card)
         self.registers: dict[int, int] = {0x6305: 0x00, 0x6302: 0x80, 0x6303: 0x80, 0x633C: 0x10, 0x633D: 0x00,
