@@ -45,9 +45,14 @@ def test_register_custom_backend() -> None:
         made.append((target, options))
         return HostedReader([EchoCard()], name="mine")
 
+    from cardlib.readers import registry
+
     register("mine", factory)
-    reader = open_reader("mine:slot1?x=1")
-    assert reader.name == "mine" and made == [("slot1", {"x": "1"})]
+    try:
+        reader = open_reader("mine:slot1?x=1")
+        assert reader.name == "mine" and made == [("slot1", {"x": "1"})]
+    finally:
+        registry._registered.pop("mine", None)  # other tests list the schemes
 
 
 def test_py_reader_card_life() -> None:
