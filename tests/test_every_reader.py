@@ -188,3 +188,38 @@ def test_two_cards_refused(field: Field, tmp_path: Path) -> None:
     field.insert(b)
     d = app.tap(field.reader)
     assert d.reason is Reason.MULTIPLE_CARDS and a.balance == b.balance == 5000
+
+
+def test_terminal_loop_survives_a_pcscd_restart(pcscd: Any, tmp_path: Path) -> None:  # noqa: F811
+    """The bus validator's loop keeps serving taps across a pcscd restart; no money lost."""
+    import threading
+
+    from simulators.vpcd import VpcdBridge
+    from terminal.loop import run_loop
+
+    if not pcscd.owned:
+        pytest.skip("pcscd was already running: only a pcscd this session started may be restarted")
+    app = terminal(tmp_path, BUS)
+    card = issue_card(CardProfile(balance=1000), seed=next(SEEDS))
+    reader = open_reader("pcsc:Virtual PCD 00 00")
+    decisions: list[Any] = []
+    stop = threading.Event()
+    loop = threading.Thread(target=run_loop, args=(app, reader, decisions.append, stop), kwargs={"poll": 0.1},
+                            daemon=True)
+    loop.start()
+    bridge = VpcdBridge(card).start()
+    try:
+        assert wait_for(lambda: len(decisions) >= 1, 15)
+        assert decisions[0].open and card.balance == 800
+        bridge.remove()
+        pcscd.restart()  # the service goes away under the running loop and comes back
+        app.clock.advance(120)
+        bridge.insert()
+        assert wait_for(lambda: len(decisions) >= 2, 20)
+        assert decisions[1].open and card.balance == 600
+    finally:
+        stop.set()
+        loop.join(5)
+        bridge.stop()
+        reader.close()
+    assert [r.state for r in app.journal.records()] == ["completed", "completed"]
