@@ -131,8 +131,14 @@ def _alive(pid: int) -> bool:
         return True
 
 
+_SHARED: Pcscd | None = None  # one per test process, however many modules import the fixture
+
+
 def ensure_pcscd() -> Pcscd:
     """A pcscd with the vpcd driver: the running one, or one we start (skip or, on CI, fail)."""
+    global _SHARED
+    if _SHARED is not None and (_SHARED.owned or (SOCKET.exists() and answers())):
+        return _SHARED
     try:
         import smartcard  # noqa: F401
     except ImportError:
@@ -146,6 +152,7 @@ def ensure_pcscd() -> Pcscd:
         if os.geteuid() != 0:
             _unavailable("pcscd is not running and starting it needs root")
         daemon.start()
+    _SHARED = daemon
     return daemon
 
 
