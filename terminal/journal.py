@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -24,8 +24,9 @@ from cardlib.errors import FormatError, YktError
 from cardlib.keys import IssuerKeys, verify_tac
 from cardlib.pboc import macs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1 → 2: station and line columns
 STATES = ("pending", "completed", "failed", "recovered")
+KINDS = ("load", "purchase", "composite")
 FINAL = ("completed", "failed", "recovered")
 SETTLED = ("completed", "recovered")
 
@@ -57,6 +58,8 @@ class JournalRecord:
     key_version: int
     key_index: int
     test: bool
+    station: str
+    line: str
     extra: str
     created_at: datetime
     updated_at: datetime
@@ -85,6 +88,8 @@ class JournalRecord:
             "key_version": self.key_version,
             "key_index": self.key_index,
             "test": self.test,
+            "station": self.station,
+            "line": self.line,
             "extra": json.loads(self.extra) if self.extra else {},
         }
 
@@ -119,6 +124,8 @@ CREATE TABLE IF NOT EXISTS records (
     key_version INTEGER NOT NULL,
     key_index INTEGER NOT NULL,
     test INTEGER NOT NULL,
+    station TEXT NOT NULL DEFAULT '',
+    line TEXT NOT NULL DEFAULT '',
     extra TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
@@ -136,7 +143,15 @@ CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, count INTEGER NOT NULL,
     total_amount INTEGER NOT NULL, sha256 TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batch_records (
+    batch_id TEXT NOT NULL, record_id INTEGER NOT NULL, PRIMARY KEY (batch_id, record_id)
+);
 """
+# Applied in order to a journal whose user_version is the key.
+_MIGRATIONS = {
+    1: "ALTER TABLE records ADD COLUMN station TEXT NOT NULL DEFAULT '';"
+       "ALTER TABLE records ADD COLUMN line TEXT NOT NULL DEFAULT '';",
+}
 
 
 def _row(row: Sequence[Any]) -> JournalRecord:
@@ -172,16 +187,42 @@ class Journal:
         self.clock = clock or Clock.system()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        except sqlite3.Error as exc:
+            raise FormatError(f"{self.path}: cannot open journal: {exc}") from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise FormatError(f"{self.path}: not a usable journal: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+        self._lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring an older journal up to SCHEMA_VERSION, in one transaction."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise FormatError(f"{self.path}: journal schema {version} is newer than this yikatong ({SCHEMA_VERSION})")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise FormatError(f"{self.path}: not a usable journal: {exc}") from None
-        self._lock = threading.RLock()
+            exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name='records'").fetchone()
+            if exists and version < SCHEMA_VERSION:
+                for step in range(max(version, 1), SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step].split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            if version != SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], clock: Clock | None = None) -> Journal:
@@ -208,23 +249,32 @@ class Journal:
             return cur
 
     def _now(self) -> str:
-        return self.clock.now().isoformat()
+        return _stamp(self.clock.now())
 
     def begin(
         self, *, kind: str, tx_type: int, app_serial: bytes, card_seq: int, amount: int, balance_before: int,
         terminal_id: bytes, tx_time: datetime, algorithm: Algorithm | str = "3des", key_version: int = 1,
-        key_index: int = 1, test: bool = False, terminal_seq: int | None = None, extra: dict[str, Any] | None = None,
+        key_index: int = 1, test: bool = False, terminal_seq: int | None = None, station: str = "",
+        line: str = "", extra: dict[str, Any] | None = None,
     ) -> JournalRecord:
         """The write-ahead record: committed and synced before DEBIT/CREDIT is sent."""
         alg = algorithm.value if isinstance(algorithm, Algorithm) else algorithm
+        if kind not in KINDS:
+            raise JournalError(f"journal record kind {kind!r} is not one of {', '.join(KINDS)}")
+        if alg not in ("3des", "sm4"):
+            raise JournalError(f"journal record algorithm {alg!r} is not 3des or sm4")
+        if len(app_serial) != 10 or len(terminal_id) != 6:
+            raise JournalError("journal record: app_serial has 10 bytes and terminal_id 6")
+        if amount < 0:
+            raise JournalError(f"journal record: amount must not be negative, got {amount}")
         now = self._now()
         cur = self._write(
             "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before, terminal_id,"
-            " terminal_seq, tx_time, algorithm, key_version, key_index, test, extra, created_at, updated_at)"
-            " VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, tx_type, app_serial, card_seq, amount, balance_before, terminal_id, terminal_seq,
-             tx_time.isoformat(), alg, key_version, key_index, int(test),
-             json.dumps(extra, ensure_ascii=False) if extra else "", now, now),
+            " terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra, created_at,"
+            " updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, bytes(terminal_id), terminal_seq,
+             _stamp(tx_time), alg, key_version, key_index, int(test), station, line,
+             json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else "", now, now),
         )
         rid = cur.lastrowid
         assert rid is not None
@@ -258,6 +308,7 @@ class Journal:
 
     def recover(self, record_id: int, *, tac: bytes, mac2: bytes | None, balance_after: int,
                 mac2_verified: bool | None = None) -> JournalRecord:
+        """A torn transaction proven done by the card (GET TRANSACTION PROVE)."""
         return self._finish(record_id, "recovered", tac=tac, mac2=mac2, balance_after=balance_after,
                             mac2_verified=None if mac2_verified is None else int(mac2_verified))
 
@@ -275,15 +326,22 @@ class Journal:
             raise JournalError(f"journal has no record {record_id}")
         return record
 
-    def records(self, state: str | None = None, app_serial: bytes | None = None) -> list[JournalRecord]:
+    def records(self, state: str | None = None, app_serial: bytes | None = None, *,
+                since: datetime | None = None) -> list[JournalRecord]:
+        """Records in id order, optionally of one state, one card, or with tx_time at or after ``since``."""
         where: list[str] = []
         args: list[Any] = []
         if state is not None:
+            if state not in STATES:
+                raise JournalError(f"journal state {state!r} is not one of {', '.join(STATES)}")
             where.append("state=?")
             args.append(state)
         if app_serial is not None:
             where.append("app_serial=?")
-            args.append(app_serial)
+            args.append(bytes(app_serial))
+        if since is not None:
+            where.append("tx_time>=?")
+            args.append(_stamp(since))
         sql = f"SELECT {', '.join(_COLUMNS)} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         with self._lock:
             return [_row(r) for r in self._db.execute(sql, args)]
@@ -292,8 +350,10 @@ class Journal:
         return self.records("pending", app_serial)
 
     def last_for_card(self, app_serial: bytes) -> JournalRecord | None:
-        rows = self.records(app_serial=app_serial)
-        return rows[-1] if rows else None
+        with self._lock:
+            row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM records WHERE app_serial=? ORDER BY id DESC LIMIT 1",
+                                   (bytes(app_serial),)).fetchone()
+        return _row(row) if row else None
 
     def log_event(self, time: datetime, app_serial: bytes | None, terminal: str, opened: bool, reason: str,
                   amount: int = 0, journal_id: int | None = None) -> None:
@@ -320,81 +380,178 @@ class Journal:
         return out
 
     def check_integrity(self) -> list[str]:
+        """SQLite's own check plus the journal's invariants; empty when all is well."""
         with self._lock:
-            rows = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
-        return [] if rows == ["ok"] else rows
+            problems = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
+            if problems == ["ok"]:
+                problems = []
+            for (rid,) in self._db.execute("SELECT id FROM records WHERE state IN ('completed','recovered')"
+                                           " AND (tac IS NULL OR balance_after IS NULL)"):
+                problems.append(f"record {rid}: settled without TAC or balance")
+            for (rid,) in self._db.execute("SELECT id FROM records WHERE batch_id IS NOT NULL"
+                                           " AND state NOT IN ('completed','recovered')"):
+                problems.append(f"record {rid}: exported but not settled")
+        return problems
 
     # --- settlement ---------------------------------------------------------------
 
-    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all_records: bool = False) -> BatchHeader:
-        """Write a batch (header + records) and mark the records exported, in one transaction."""
+    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all: bool = False,  # noqa: A002
+                     *, all_records: bool = False, batch_id: str | None = None) -> BatchHeader:
+        """Write a settlement batch (header + records, docs/journal.md).
+
+        The batch id is assigned and the records marked exported in one
+        transaction, committed *before* the file is written: a record is in at
+        most one batch (no double settlement), and if writing fails the same
+        batch is written again with ``batch_id=`` (nothing lost).
+        ``all`` (or ``all_records``) re-exports records already exported
+        before, in a new batch, without moving them out of their first one.
+        """
+        if batch_id is not None:
+            header, lines = self._batch_lines(batch_id)
+        else:
+            header, lines = self._new_batch(terminal_id, all or all_records)
+        out.write(json.dumps(header.to_json(), ensure_ascii=False) + "\n")
+        out.writelines(lines)
+        out.flush()
+        return header
+
+    def _new_batch(self, terminal_id: bytes | None, everything: bool) -> tuple[BatchHeader, list[str]]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cond = "state IN ('completed','recovered')" + ("" if all_records else " AND batch_id IS NULL")
+                cond = "state IN ('completed','recovered')" + ("" if everything else " AND batch_id IS NULL")
                 rows = [_row(r) for r in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {cond} ORDER BY id")]
-                lines = [json.dumps(r.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for r in rows]
-                digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
-                batch_id = uuid.uuid4().hex[:16].upper()
-                terminal = (terminal_id or (rows[0].terminal_id if rows else b"")).hex().upper()
-                header = BatchHeader(batch_id, terminal, len(rows), sum(r.amount for r in rows), digest, self._now())
+                lines = _lines(rows)
+                new_id = uuid.uuid4().hex[:16].upper()
+                header = BatchHeader(new_id, _terminal_hex(terminal_id, rows), len(rows), sum(r.amount for r in rows),
+                                     hashlib.sha256("".join(lines).encode("utf-8")).hexdigest(), self._now())
                 self._db.executemany("UPDATE records SET batch_id=? WHERE id=? AND batch_id IS NULL",
-                                     [(batch_id, r.id) for r in rows])
+                                     [(new_id, r.id) for r in rows])
+                self._db.executemany("INSERT INTO batch_records VALUES (?, ?)", [(new_id, r.id) for r in rows])
                 self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                                 (batch_id, header.created, header.count, header.total_amount, digest))
-                out.write(json.dumps(header.to_json(), ensure_ascii=False) + "\n")
-                out.writelines(lines)
-                out.flush()
+                                 (new_id, header.created, header.count, header.total_amount, header.sha256))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return header
+        return header, lines
 
-    def prune(self, older_than: timedelta) -> int:
-        """Delete exported records older than ``older_than``; never pending or unexported ones."""
-        cutoff = (self.clock.now() - older_than).isoformat()
-        cur = self._write(
-            "DELETE FROM records WHERE batch_id IS NOT NULL AND state IN ('completed','recovered','failed')"
-            " AND updated_at < ?", (cutoff,))
-        return cur.rowcount
+    def _batch_lines(self, batch_id: str) -> tuple[BatchHeader, list[str]]:
+        with self._lock:
+            meta = self._db.execute("SELECT created_at, count, total_amount, sha256 FROM batches WHERE batch_id=?",
+                                    (batch_id,)).fetchone()
+            if meta is None:
+                raise JournalError(f"journal has no batch {batch_id!r}")
+            cols = ", ".join(f"r.{c}" for c in _COLUMNS)
+            rows = [_row(r) for r in self._db.execute(
+                f"SELECT {cols} FROM records r JOIN batch_records b ON b.record_id = r.id WHERE b.batch_id=?"
+                " ORDER BY r.id", (batch_id,))]
+        lines = _lines(rows)
+        digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+        if len(rows) != meta[1] or digest != meta[3]:
+            raise JournalError(f"batch {batch_id}: records were pruned since; it cannot be written again")
+        return BatchHeader(batch_id, _terminal_hex(None, rows), meta[1], meta[2], digest, meta[0]), lines
+
+    def batches(self) -> list[BatchHeader]:
+        """Every batch exported from this journal, oldest first."""
+        with self._lock:
+            rows = list(self._db.execute("SELECT batch_id, created_at, count, total_amount, sha256 FROM batches"
+                                         " ORDER BY created_at, rowid"))
+        return [BatchHeader(b, "", n, total, digest, created) for b, created, n, total, digest in rows]
+
+    def prune(self, older_than: timedelta, clock: Clock | None = None) -> int:
+        """Delete exported records whose transaction is older than ``older_than``.
+
+        Never a pending record, never one that was not exported (failed
+        records stay too: they are the audit trail of money that did not move).
+        """
+        if older_than < timedelta(0):
+            raise JournalError("prune: the age must not be negative")
+        cutoff = _stamp((clock or self.clock).now() - older_than)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cond = "batch_id IS NOT NULL AND state IN ('completed','recovered') AND tx_time < ?"
+                self._db.execute(f"DELETE FROM batch_records WHERE record_id IN (SELECT id FROM records WHERE {cond})",
+                                 (cutoff,))
+                count = self._db.execute(f"DELETE FROM records WHERE {cond}", (cutoff,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return count
+
+
+def _stamp(when: datetime) -> str:
+    """Times are stored as Beijing ISO 8601 with microseconds, so text order is time order."""
+    if when.tzinfo is None:
+        raise JournalError("journal times must be time-zone aware")
+    return when.astimezone(BEIJING).isoformat(timespec="microseconds")
+
+
+def _lines(rows: Iterable[JournalRecord]) -> list[str]:
+    return [json.dumps(r.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for r in rows]
+
+
+def _terminal_hex(terminal_id: bytes | None, rows: Sequence[JournalRecord]) -> str:
+    if terminal_id is not None:
+        return terminal_id.hex().upper()
+    terminals = {r.terminal_id for r in rows}
+    return terminals.pop().hex().upper() if len(terminals) == 1 else ""
 
 
 def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str, Any]]]:
-    """Read and validate a settlement batch (count, total, SHA-256)."""
+    """Read and validate a settlement batch: header fields, count, total and SHA-256."""
+    name = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", newline="") as fh:
             lines = fh.readlines()
     except OSError as exc:
-        raise FormatError(f"cannot read batch {os.fspath(path)!r}: {exc.strerror}") from None
+        raise FormatError(f"cannot read batch {name!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"batch {name}: not UTF-8 text") from None
     if not lines:
-        raise FormatError("batch is empty: no header")
+        raise FormatError(f"batch {name}: empty, no header")
     try:
         head = json.loads(lines[0])
-        header = BatchHeader(head["batch_id"], head["terminal"], int(head["count"]), int(head["total_amount"]),
-                             head["sha256"], head.get("created", ""))
+        if not isinstance(head, dict) or head.get("type") != "header":
+            raise ValueError('the first line is not {"type": "header", ...}')
+        header = BatchHeader(str(head["batch_id"]), str(head["terminal"]), _int(head["count"]),
+                             _int(head["total_amount"]), str(head["sha256"]), str(head.get("created", "")))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"batch line 1: bad header ({exc})") from None
+        raise FormatError(f"batch {name} line 1: bad header ({exc})") from None
     body = lines[1:]
-    if hashlib.sha256("".join(body).encode("utf-8")).hexdigest() != header.sha256:
-        raise FormatError("batch SHA-256 does not match its records")
+    if body and not body[-1].endswith("\n"):
+        raise FormatError(f"batch {name} line {len(lines)}: truncated (no final newline)")
     records = []
     for number, line in enumerate(body, 2):
         try:
-            records.append(json.loads(line))
+            obj = json.loads(line)
         except json.JSONDecodeError:
-            raise FormatError(f"batch line {number}: not JSON") from None
+            raise FormatError(f"batch {name} line {number}: not JSON") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("amount"), int):
+            raise FormatError(f"batch {name} line {number}: not a record with an integer amount")
+        records.append(obj)
     if len(records) != header.count:
-        raise FormatError(f"batch header says {header.count} records, {len(records)} follow")
-    if sum(int(r.get("amount", 0)) for r in records) != header.total_amount:
-        raise FormatError("batch total does not match its records")
+        raise FormatError(f"batch {name}: header count is {header.count}, {len(records)} record(s) follow")
+    total = sum(r["amount"] for r in records)
+    if total != header.total_amount:
+        raise FormatError(f"batch {name}: header total_amount is {header.total_amount} fen, the records sum to {total}")
+    if hashlib.sha256("".join(body).encode("utf-8")).hexdigest() != header.sha256.lower():
+        raise FormatError(f"batch {name}: SHA-256 does not match its records")
     return header, records
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class VerifyReport:
     checked: int
-    failed: tuple[int, ...]
+    failed: tuple[int, ...]  # record ids whose TAC did not verify (or could not be read)
 
     @property
     def ok(self) -> bool:
@@ -402,6 +559,7 @@ class VerifyReport:
 
 
 def _fields_from_json(obj: dict[str, Any]) -> tuple[bytes, macs.TacFields, bytes, Algorithm]:
+    """Load records: the load TAC layout (new balance, online seq); others: the purchase layout."""
     tx_type = int(obj["type"], 16)
     when = datetime.fromisoformat(obj["time"]).astimezone(BEIJING)
     date, time = macs.bcd_datetime(when)
@@ -422,25 +580,39 @@ def _verify_chunk(args: tuple[dict[str, Any], list[dict[str, Any]]]) -> list[int
         try:
             serial, f, tac, alg = _fields_from_json(obj)
             ok = len(tac) == 4 and verify_tac(issuer, serial, f, tac, alg)
-        except (KeyError, ValueError, TypeError, FormatError):
+        except (KeyError, ValueError, TypeError, AttributeError, YktError):
             ok = False
         if not ok:
-            bad.append(int(obj.get("id", -1)))
+            bad.append(int(obj.get("id", -1)) if isinstance(obj.get("id", -1), int) else -1)
     return bad
 
 
-def verify_records(records: Iterable[dict[str, Any]], issuer: IssuerKeys, workers: int | None = 1,
-                   chunk: int = 5000) -> VerifyReport:
-    """Check every TAC; ``workers=None`` uses every core."""
-    items = list(records)
-    chunks = [(issuer.to_json(), items[i : i + chunk]) for i in range(0, len(items), chunk)]
-    n = (os.cpu_count() or 1) if workers is None else workers
+def verify_records(records: Iterable[JournalRecord | dict[str, Any]], issuer: IssuerKeys, workers: int | None = 1,
+                   chunk: int = 5000, progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Check every TAC with ``cardlib.keys.verify_tac``.
+
+    ``records`` are journal records or batch lines. ``workers=None`` uses
+    every core (a process pool over chunks); ``progress`` is told how many
+    records each finished chunk held.
+    """
+    items = [r.to_json() if isinstance(r, JournalRecord) else r for r in records]
+    issuer_json = issuer.to_json()
+    chunks = [(issuer_json, items[i : i + chunk]) for i in range(0, len(items), chunk)]
+    n = (os.cpu_count() or 1) if workers is None else max(1, workers)
+    failed: list[int] = []
+
+    def done(index: int, bad: list[int]) -> None:
+        failed.extend(bad)
+        if progress is not None:
+            progress(len(chunks[index][1]))
+
     if n > 1 and len(chunks) > 1:
         import multiprocessing  # noqa: PLC0415
 
-        with multiprocessing.get_context("fork").Pool(n) as pool:
-            results = pool.map(_verify_chunk, chunks)
+        with multiprocessing.get_context("fork").Pool(min(n, len(chunks))) as pool:
+            for index, bad in enumerate(pool.imap(_verify_chunk, chunks)):
+                done(index, bad)
     else:
-        results = [_verify_chunk(c) for c in chunks]
-    failed = tuple(i for r in results for i in r)
-    return VerifyReport(len(items), failed)
+        for index, c in enumerate(chunks):
+            done(index, _verify_chunk(c))
+    return VerifyReport(len(items), tuple(failed))
