@@ -18,6 +18,24 @@ from cardlib.readers.base import Reader
 
 MAX_GET_RESPONSE = 64  # a card that keeps answering 61xx is broken, not slow
 
+# Wall-clock start times come from perf_counter plus this offset: one clock
+# read per exchange on the hot path, and durations that never jump.
+_EPOCH_OFFSET = time.time() - time.perf_counter()
+
+
+def get_response_cla(cla: int) -> int:
+    """CLA of GET RESPONSE on the logical channel of ``cla`` (ISO 7816-4 §5.4.1).
+
+    Channels 0-3 live in bits 1-2 of a first-interindustry CLA, channels 4-19
+    in bits 1-4 of a further-interindustry CLA (0x40-0x7F). A proprietary CLA
+    (PBOC 80/84) carries no channel: GET RESPONSE goes with 00.
+    """
+    if cla & 0x80:
+        return 0x00
+    if cla & 0x40:
+        return 0x40 | (cla & 0x0F)
+    return cla & 0x03
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -64,10 +82,11 @@ class Channel:
     def _wire(self, apdu: bytes, timeout: float | None) -> bytes:
         if not self._observers:
             return self._reader.transmit(apdu, timeout)
-        started = time.time()
         t0 = time.perf_counter()
         response = self._reader.transmit(apdu, timeout)
-        exchange = Exchange(apdu, response, time.perf_counter() - t0, started, self._reader.name)
+        exchange = Exchange(
+            apdu, response, time.perf_counter() - t0, _EPOCH_OFFSET + t0, self._reader.name
+        )
         for observer in self._observers:
             observer(exchange)
         return response
@@ -84,26 +103,31 @@ class Channel:
             if len(raw) < 2:
                 raise ProtocolError("card answered without SW after a 6Cxx retry")
             sw1, sw2 = raw[-2], raw[-1]
-        data = raw[:-2]
+        if sw1 != 0x61:
+            return ResponseAPDU(raw[:-2], (sw1 << 8) | sw2)
+        data = bytearray(raw[:-2])
+        cla = get_response_cla(cmd.cla)
         rounds = 0
         while sw1 == 0x61:
             rounds += 1
             if rounds > MAX_GET_RESPONSE:
                 raise ProtocolError(f"card kept answering 61xx after {MAX_GET_RESPONSE} GET RESPONSEs")
-            get = CommandAPDU(cmd.cla & 0x03, 0xC0, 0x00, 0x00, le=sw2 or 256)
-            raw = self._wire(get.encode(), timeout)
+            get = bytes((cla, 0xC0, 0x00, 0x00, sw2))  # sw2 00 asks for 256 bytes
+            raw = self._wire(get, timeout)
+            if len(raw) >= 2 and raw[-2] == 0x6C:  # GET RESPONSE with the wrong Le
+                raw = self._wire(get[:4] + raw[-1:], timeout)
             if len(raw) < 2:
                 raise ProtocolError("card answered GET RESPONSE without SW")
             data += raw[:-2]
             sw1, sw2 = raw[-2], raw[-1]
-        return ResponseAPDU(data, (sw1 << 8) | sw2)
+        return ResponseAPDU(bytes(data), (sw1 << 8) | sw2)
 
     def transmit(self, command: CommandAPDU | bytes, timeout: float | None = None) -> ResponseAPDU:
         """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved."""
         cmd = command if isinstance(command, CommandAPDU) else CommandAPDU.decode(command)
         timeout = self.timeout if timeout is None else timeout
         limit = self.max_chain or self._reader.max_command_data
-        if len(cmd.data) <= limit and (self._reader.extended_length or not cmd.needs_extended):
+        if len(cmd.data) <= limit:
             return self._exchange(cmd, timeout)
         if cmd.cla & 0x10:
             raise FormatError("command already chained (CLA bit 0x10) but too long for the reader")

@@ -1,53 +1,107 @@
 """APDU traces as JSON Lines, with secrets and personal data masked.
 
-A trace is a header line ``{"atr": …, "reader": …}`` followed by one line per
-exchange ``{"t", "reader", "command", "response", "duration_ms"}``. Masked
-bytes are written as ``**`` per byte; replaying treats them as wildcards.
-PIN bytes are always masked; personal data (the SSSE holder file EF06 and
-the purse holder file 0x16) unless ``mask_personal=False``.
+A trace is a header line ``{"atr": …, "reader": …}`` written on connect and
+one line per exchange ``{"t", "reader", "command", "response",
+"duration_ms"}``; times are ISO 8601 in Beijing time. Masked bytes are
+written as ``**`` per byte (the hex length is kept), and replaying treats
+them as wildcards.
+
+Always masked: the PIN bytes of VERIFY, CHANGE REFERENCE DATA and RESET
+RETRY COUNTER (ISO 7816-4 §7.5, INS 20/24/2C) and of the PBOC RELOAD/CHANGE
+PIN (80 5E), the data of WRITE KEY (80/84 D4), and whatever runs inside
+:func:`secret`. Masked by default (personal-information law): the holder
+records of the SSSE application (READ RECORD on EF06) and the purse holder
+file 0x16 (``00 B0 96``), including the GET RESPONSE pieces that carry them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from typing import IO, Any
 
 from cardlib.channel import Exchange
+from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
 
 MASK = "**"
 PIN_INS = frozenset({0x20, 0x24, 0x2C})
-HOLDER_EF = 0xEF06
+PBOC_PIN_INS = 0x5E
+WRITE_KEY_INS = 0xD4
+HOLDER_EF = b"\xef\x06"
 HOLDER_SFI = 0x06
 PURSE_HOLDER_SFI = 0x16
+
+_secret: contextvars.ContextVar[bool] = contextvars.ContextVar("ykt_trace_secret", default=False)
+
+
+@contextlib.contextmanager
+def secret() -> Iterator[None]:
+    """Mark the exchanges made inside the block as secret: their data is masked.
+
+    For key material the rules below cannot recognise (a proprietary key
+    load, a diversified key read back in a personalisation flow).
+    """
+    token = _secret.set(True)
+    try:
+        yield
+    finally:
+        _secret.reset(token)
 
 
 def _masked(data: bytes) -> str:
     return MASK * len(data)
 
 
+def _data_span(apdu: bytes) -> tuple[int, int]:
+    """Start and end of the command data field (ISO 7816-3 §12.1 cases), empty if none."""
+    n = len(apdu)
+    if n <= 5:
+        return 5, 5
+    if apdu[4] != 0:
+        return 5, min(n, 5 + apdu[4])
+    if n > 7:  # extended Lc
+        return 7, min(n, 7 + int.from_bytes(apdu[5:7], "big"))
+    return n, n
+
+
+def _mask_command_data(apdu: bytes) -> str:
+    start, end = _data_span(apdu)
+    return apdu[:start].hex().upper() + _masked(apdu[start:end]) + apdu[end:].hex().upper()
+
+
 class Masker:
-    """Decides what to hide in one exchange; remembers the selected EF."""
+    """Decides what to hide in the exchanges of one reader; remembers the selected EF."""
 
     def __init__(self, mask_personal: bool = True) -> None:
         self.mask_personal = mask_personal
         self._holder_selected = False
+        self._personal_pending = False  # a personal answer continues in GET RESPONSE
 
-    def command(self, apdu: bytes) -> str:
-        if len(apdu) > 5 and apdu[1] in PIN_INS:
-            return apdu[:5].hex().upper() + _masked(apdu[5 : 5 + apdu[4]]) + apdu[5 + apdu[4] :].hex().upper()
+    @staticmethod
+    def _secret_command(apdu: bytes) -> bool:
+        ins = apdu[1]
+        if ins in PIN_INS:
+            return True
+        proprietary = bool(apdu[0] & 0x80)
+        return proprietary and ins in (PBOC_PIN_INS, WRITE_KEY_INS)
+
+    def command(self, apdu: bytes, secret: bool = False) -> str:
+        if len(apdu) > 5 and (secret or self._secret_command(apdu)):
+            return _mask_command_data(apdu)
         return apdu.hex().upper()
 
     def _personal(self, apdu: bytes) -> bool:
-        if len(apdu) < 4:
-            return False
         ins, p1, p2 = apdu[1], apdu[2], apdu[3]
         if ins == 0xA4:
-            self._holder_selected = apdu[5:7] == HOLDER_EF.to_bytes(2, "big") if len(apdu) >= 7 else False
+            start, end = _data_span(apdu)
+            by_id = p1 in (0x00, 0x02, 0x08, 0x09)
+            self._holder_selected = by_id and apdu[start:end][-2:] == HOLDER_EF
             return False
         if ins == 0xB2:
             sfi = p2 >> 3
@@ -56,46 +110,77 @@ class Masker:
             return bool(p1 & 0x80) and p1 & 0x1F == PURSE_HOLDER_SFI
         return False
 
-    def response(self, apdu: bytes, response: bytes) -> str:
-        personal = self._personal(apdu)
-        if self.mask_personal and personal and len(response) > 2:
+    def response(self, apdu: bytes, response: bytes, secret: bool = False) -> str:
+        if len(apdu) < 4:
+            return response.hex().upper()
+        if apdu[1] == 0xC0 and self._personal_pending:
+            personal = True
+        else:
+            personal = self._personal(apdu)
+        if personal or secret:
+            self._personal_pending = len(response) >= 2 and response[-2] == 0x61
+        else:
+            self._personal_pending = False
+        if ((self.mask_personal and personal) or secret) and len(response) > 2:
             return _masked(response[:-2]) + response[-2:].hex().upper()
         return response.hex().upper()
 
 
 class TraceRecorder:
-    """A channel observer writing JSON Lines to a path or a text stream."""
+    """A channel observer writing JSON Lines to a path (truncated, or appended) or a text stream."""
 
     def __init__(
         self,
         target: str | os.PathLike[str] | IO[str],
         reader_name: str = "",
         mask_personal: bool = True,
+        *,
+        append: bool = False,
+        tz: tzinfo = BEIJING,
     ) -> None:
         if isinstance(target, (str, os.PathLike)):
-            self._stream: IO[str] = open(target, "a", encoding="utf-8")  # noqa: SIM115
+            try:
+                self._stream: IO[str] = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise FormatError(f"cannot write trace {os.fspath(target)!r}: {exc.strerror}") from None
             self._owned = True
         else:
             self._stream = target
             self._owned = False
         self.reader_name = reader_name
-        self._masker = Masker(mask_personal)
+        self.mask_personal = mask_personal
+        self._tz = tz
+        self._maskers: dict[str, Masker] = {}
+
+    def _masker(self, reader: str) -> Masker:
+        masker = self._maskers.get(reader)
+        if masker is None:
+            masker = self._maskers[reader] = Masker(self.mask_personal)
+        return masker
 
     def header(self, atr: bytes, reader: str | None = None) -> None:
-        self._write({"atr": atr.hex().upper(), "reader": reader or self.reader_name})
+        """Note a connect: the ATR the replay reader will answer with."""
+        name = reader or self.reader_name
+        self._maskers.pop(name, None)  # a reset deselects every file
+        self._write({"atr": atr.hex().upper(), "reader": name})
 
     def __call__(self, exchange: Exchange) -> None:
+        reader = exchange.reader or self.reader_name
+        masker = self._masker(reader)
+        is_secret = _secret.get()
         self._write(
             {
-                "t": datetime.fromtimestamp(exchange.started, UTC).astimezone().isoformat(),
-                "reader": exchange.reader or self.reader_name,
-                "command": self._masker.command(exchange.command),
-                "response": self._masker.response(exchange.command, exchange.response),
+                "t": datetime.fromtimestamp(exchange.started, self._tz).isoformat(),
+                "reader": reader,
+                "command": masker.command(exchange.command, is_secret),
+                "response": masker.response(exchange.command, exchange.response, is_secret),
                 "duration_ms": round(exchange.duration * 1000, 3),
             }
         )
 
     def _write(self, obj: dict[str, Any]) -> None:
+        if self._stream.closed:
+            return
         self._stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
         self._stream.flush()
 
@@ -103,9 +188,17 @@ class TraceRecorder:
         if self._owned:
             self._stream.close()
 
+    def __enter__(self) -> TraceRecorder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
 
 @dataclass(frozen=True)
 class TraceEntry:
+    """One recorded exchange: hex with ``**`` for masked bytes; ``line`` in the file."""
+
     command: str
     response: str
     duration_ms: float = 0.0
@@ -114,26 +207,41 @@ class TraceEntry:
     line: int = 0
 
 
-@dataclass(frozen=True)
-class Trace:
-    atr: bytes
-    entries: tuple[TraceEntry, ...]
+class Trace(list[TraceEntry]):
+    """The entries of a trace file, with the ATR of its first header (empty if none)."""
+
+    def __init__(
+        self,
+        atr: bytes = b"",
+        entries: Iterable[TraceEntry] = (),
+        atrs: dict[str, bytes] | None = None,
+    ) -> None:
+        super().__init__(entries)
+        self.atr = atr
+        self.atrs: dict[str, bytes] = dict(atrs or {})  # first ATR of each reader
+
+    @property
+    def entries(self) -> tuple[TraceEntry, ...]:
+        return tuple(self)
+
+    def for_reader(self, reader: str) -> Trace:
+        """Only the exchanges of one reader (a trace of a card and its PSAM)."""
+        atr = self.atrs.get(reader, self.atr)
+        return Trace(atr, (e for e in self if e.reader == reader), {reader: atr})
 
 
-def _check_hex(text: str, what: str, line: int) -> str:
+def _check_hex(text: object, what: str, line: int) -> str:
     if not isinstance(text, str) or len(text) % 2:
-        raise FormatError(f"trace line {line}: {what} must be hex text")
+        raise FormatError(f"trace line {line}: {what} must be hex text with two digits per byte")
     for i in range(0, len(text), 2):
         pair = text[i : i + 2]
-        if pair != MASK:
-            try:
-                int(pair, 16)
-            except ValueError:
-                raise FormatError(f"trace line {line}: {what} has {pair!r}, not hex") from None
+        if pair != MASK and not all(c in "0123456789abcdefABCDEF" for c in pair):
+            raise FormatError(f"trace line {line}: {what} has {pair!r}, not hex")
     return text.upper()
 
 
-def iter_trace(lines: Iterator[str] | list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_trace(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Numbered JSON objects of a trace's lines (blank lines skipped)."""
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
@@ -146,8 +254,46 @@ def iter_trace(lines: Iterator[str] | list[str]) -> Iterator[tuple[int, dict[str
         yield number, obj
 
 
+def parse_trace(lines: Iterable[str]) -> Trace:
+    """Parse trace lines; FormatError names the line of any problem."""
+    atr: bytes | None = None
+    atrs: dict[str, bytes] = {}
+    entries: list[TraceEntry] = []
+    for number, obj in iter_trace(lines):
+        if "command" not in obj:
+            if "atr" not in obj:
+                raise FormatError(f"trace line {number}: missing 'command'")
+            atr_text = _check_hex(obj["atr"], "atr", number)
+            if MASK in atr_text:
+                raise FormatError(f"trace line {number}: the ATR cannot be masked")
+            value = bytes.fromhex(atr_text)
+            atrs.setdefault(str(obj.get("reader", "")), value)
+            if atr is None:
+                atr = value
+            continue
+        if "response" not in obj:
+            raise FormatError(f"trace line {number}: missing 'response'")
+        response = _check_hex(obj["response"], "response", number)
+        if len(response) < 4:
+            raise FormatError(f"trace line {number}: a response needs SW1 SW2")
+        duration = obj.get("duration_ms", 0.0)
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            raise FormatError(f"trace line {number}: duration_ms must be a number")
+        entries.append(
+            TraceEntry(
+                _check_hex(obj["command"], "command", number),
+                response,
+                float(duration),
+                str(obj.get("reader", "")),
+                str(obj.get("t", "")),
+                number,
+            )
+        )
+    return Trace(atr or b"", entries, atrs)
+
+
 def read_trace(path: str | os.PathLike[str]) -> Trace:
-    """Read a trace file; FormatError names the line of any problem."""
+    """Read a trace file: a list of :class:`TraceEntry` (``.atr`` from its header)."""
     try:
         with open(path, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
@@ -155,33 +301,7 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         raise FormatError(f"cannot read trace {os.fspath(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise FormatError(f"trace {os.fspath(path)!r} is not UTF-8 text") from None
-    atr = b""
-    entries: list[TraceEntry] = []
-    for number, obj in iter_trace(lines):
-        if "command" not in obj:
-            if "atr" in obj and not entries:
-                atr_text = _check_hex(obj["atr"], "atr", number)
-                if MASK in atr_text:
-                    raise FormatError(f"trace line {number}: the ATR cannot be masked")
-                atr = bytes.fromhex(atr_text)
-                continue
-            raise FormatError(f"trace line {number}: missing 'command'")
-        if "response" not in obj:
-            raise FormatError(f"trace line {number}: missing 'response'")
-        duration = obj.get("duration_ms", 0.0)
-        if not isinstance(duration, (int, float)):
-            raise FormatError(f"trace line {number}: duration_ms must be a number")
-        entries.append(
-            TraceEntry(
-                _check_hex(obj["command"], "command", number),
-                _check_hex(obj["response"], "response", number),
-                float(duration),
-                str(obj.get("reader", "")),
-                str(obj.get("t", "")),
-                number,
-            )
-        )
-    return Trace(atr, tuple(entries))
+    return parse_trace(lines)
 
 
 def matches(pattern: str, data: bytes) -> bool:
@@ -189,6 +309,8 @@ def matches(pattern: str, data: bytes) -> bool:
     if len(pattern) != 2 * len(data):
         return False
     actual = data.hex().upper()
+    if MASK not in pattern:
+        return pattern == actual
     return all(
         pattern[i : i + 2] in (MASK, actual[i : i + 2]) for i in range(0, len(pattern), 2)
     )
@@ -196,4 +318,9 @@ def matches(pattern: str, data: bytes) -> bool:
 
 def concrete(pattern: str, fill: int = 0x00) -> bytes:
     """Bytes of a pattern, masked bytes replaced by ``fill``."""
-    return bytes(fill if pattern[i : i + 2] == MASK else int(pattern[i : i + 2], 16) for i in range(0, len(pattern), 2))
+    if MASK not in pattern:
+        return bytes.fromhex(pattern)
+    return bytes(
+        fill if pattern[i : i + 2] == MASK else int(pattern[i : i + 2], 16)
+        for i in range(0, len(pattern), 2)
+    )

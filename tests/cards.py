@@ -37,8 +37,6 @@ class EchoCard:
 class T0Card:
     """Behaves like a T=0 card: case-4 answers come as 61xx, wrong Le as 6Cxx."""
 
-
-
     def __init__(self) -> None:
         self.atr = ATR_T0
         self._pending = b""
@@ -72,6 +70,65 @@ class T0Card:
         return b"\x6D\x00"
 
 
+class LongCard(EchoCard):
+    """READ BINARY answers exactly Le bytes (up to 65536: extended APDUs)."""
+
+    def process(self, apdu: bytes) -> bytes:
+        self.seen.append(apdu)
+        cmd = CommandAPDU.decode(apdu)
+        if cmd.ins == 0xB0:
+            return bytes(i & 0xFF for i in range(cmd.le or 0)) + b"\x90\x00"
+        return super().process(apdu)
+
+
+HOLDER_NAME = "张三".encode("gbk")
+HOLDER_SSN = b"330302199001011234"
+
+
+class HolderCard:
+    """A card with the SSSE holder file EF06 and a purse holder file 0x16.
+
+    ``t0=True`` makes it answer READ RECORD / READ BINARY through 61xx, so the
+    personal data arrives in GET RESPONSE.
+    """
+
+    def __init__(self, t0: bool = False) -> None:
+        self.atr = ATR_T1
+        self.t0 = t0
+        self._selected = b""
+        self._pending = b""
+
+    def reset(self) -> bytes:
+        self._selected, self._pending = b"", b""
+        return self.atr
+
+    def _answer(self, data: bytes) -> bytes:
+        if not self.t0:
+            return data + b"\x90\x00"
+        self._pending = data
+        return bytes((0x61, len(data) & 0xFF))
+
+    def process(self, apdu: bytes) -> bytes:
+        cmd = CommandAPDU.decode(apdu)
+        if cmd.ins == 0xC0 and self._pending:
+            data, self._pending = self._pending, b""
+            return data + b"\x90\x00"
+        if cmd.ins == 0xA4:
+            self._selected = cmd.data
+            return b"\x90\x00"
+        if cmd.ins == 0xB2:  # EF06 record: SSN then name, by identifier or by SFI 6
+            if self._selected != b"\xef\x06" and cmd.p2 >> 3 != 6:
+                return b"\x6a\x82"
+            tag = cmd.p1
+            value = HOLDER_SSN if tag == 0x08 else HOLDER_NAME
+            return self._answer(bytes((tag, len(value))) + value)
+        if cmd.ins == 0xB0 and cmd.p1 == 0x96:
+            return self._answer(b"\x00\x00" + HOLDER_NAME.ljust(20, b"\x00"))
+        if cmd.ins == 0x20:
+            return b"\x90\x00" if cmd.data == b"\x12\x34\x56" else b"\x63\xc2"
+        return b"\x6d\x00"
+
+
 def echo_card() -> EchoCard:
     return EchoCard()
 
@@ -82,3 +139,11 @@ def t0_card() -> T0Card:
 
 def two_cards() -> list[EchoCard]:
     return [EchoCard(), EchoCard()]
+
+
+def long_card() -> LongCard:
+    return LongCard()
+
+
+def holder_card(t0: str = "0") -> HolderCard:
+    return HolderCard(t0=t0 == "1")

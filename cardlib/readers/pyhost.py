@@ -41,18 +41,24 @@ class HostedReader(Reader):
         with self._lock:
             return tuple(self._cards)
 
+    def _index(self, card: Card) -> int:
+        # identity, not equality: two equal card models are still two cards
+        return next((i for i, c in enumerate(self._cards) if c is card), -1)
+
     def insert(self, card: Card) -> None:
+        """Put a card into the field (a card already there stays once)."""
         with self._lock:
-            if card not in self._cards:
+            if self._index(card) < 0:
                 self._cards.append(card)
 
     def remove(self, card: Card | None = None) -> None:
+        """Take one card (or, with None, every card) out of the field."""
         with self._lock:
             if card is None:
                 self._cards.clear()
-            elif card in self._cards:
-                self._cards.remove(card)
-            if self._active is not None and self._active not in self._cards:
+            elif (i := self._index(card)) >= 0:
+                del self._cards[i]
+            if self._active is not None and not any(c is self._active for c in self._cards):
                 self._active = None
                 self._atr = b""
 
@@ -66,7 +72,7 @@ class HostedReader(Reader):
             try:
                 self._atr = bytes(card.reset())
             except CardRemovedError:
-                self._cards.remove(card)
+                self.remove(card)
                 raise
             self._active = card
             return self._atr
@@ -113,7 +119,7 @@ def load_factory(target: str) -> object:
         raise FormatError(f"py reader target {target!r}: expected package.module:factory")
     try:
         module = import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, ValueError, TypeError) as exc:
         raise ReaderUnavailableError(f"py reader: cannot import {module_name!r}: {exc}") from None
     try:
         return getattr(module, attr)
@@ -122,17 +128,32 @@ def load_factory(target: str) -> object:
 
 
 def _as_cards(made: object, target: str) -> list[Card]:
-    items = list(made) if isinstance(made, (list, tuple)) else [made]
-    for item in items:
+    if isinstance(made, Card):
+        return [made]
+    if not isinstance(made, Sequence) or isinstance(made, (str, bytes)):
+        raise FormatError(
+            f"py reader: {target} gave {type(made).__name__}, not a card (atr, process, reset) "
+            "or a sequence of cards"
+        )
+    cards: list[Card] = []
+    for item in made:
         if not isinstance(item, Card):
-            raise FormatError(f"py reader: {target} returned {type(item).__name__}, not a card (atr, process, reset)")
-    return items  # type: ignore[return-value]
+            raise FormatError(
+                f"py reader: {target} gave {type(item).__name__}, not a card (atr, process, reset)"
+            )
+        cards.append(item)
+    return cards
 
 
 def open_py_reader(target: str, options: dict[str, str]) -> HostedReader:
     """Backend of ``py:package.module:factory?key=value`` (options go to the factory)."""
     factory = load_factory(target)
-    if not callable(factory):
+    if isinstance(factory, Card) or not callable(factory):  # a ready-made card object
+        if options:
+            raise FormatError(f"py reader: {target} is not a factory, it takes no options")
         return HostedReader(_as_cards(factory, target), name=f"py:{target}")
-    made = factory(**options)
+    try:
+        made = factory(**options)
+    except TypeError as exc:
+        raise FormatError(f"py reader: {target} does not take these options ({exc})") from None
     return HostedReader(_as_cards(made, target), name=f"py:{target}")

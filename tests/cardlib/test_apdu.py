@@ -37,6 +37,52 @@ def test_extended_case_4_byte_exact() -> None:
     assert CommandAPDU.decode(raw) == cmd
 
 
+@pytest.mark.parametrize(
+    ("cmd", "hex_"),
+    [
+        (CommandAPDU(0x00, 0xB0, 0x00, 0x00, le=256), "00B0000000"),
+        (CommandAPDU(0x00, 0xB0, 0x00, 0x00, le=255), "00B00000FF"),
+        (CommandAPDU(0x00, 0xB0, 0x00, 0x00, le=257), "00B00000000101"),
+        (CommandAPDU(0x00, 0xB0, 0x00, 0x00, le=65536), "00B00000000000"),
+        (CommandAPDU(0x80, 0x5C, 0x00, 0x02, le=4), "805C000204"),
+        (CommandAPDU(0x00, 0xA4, 0x04, 0x00, b"\xa0", le=256), "00A4040001A000"),
+        (CommandAPDU(0x00, 0xD6, 0x00, 0x00, bytes(255)), "00D60000FF" + "00" * 255),
+        (CommandAPDU(0x00, 0xD6, 0x00, 0x00, bytes(256)), "00D6000000" "0100" + "00" * 256),
+        (CommandAPDU(0x00, 0xD6, 0x00, 0x00, b"\x01", le=65536), "00D6000000000101" "0000"),
+        (CommandAPDU(0x00, 0xD6, 0x00, 0x00, b"\x01", le=256), "00D600000101" "00"),
+    ],
+)
+def test_encode_byte_exact(cmd: CommandAPDU, hex_: str) -> None:
+    assert cmd.hex() == hex_
+    assert bytes(cmd) == bytes.fromhex(hex_)
+    assert CommandAPDU.from_hex(hex_) == cmd
+
+
+def test_forced_extended_forms() -> None:
+    assert CommandAPDU(0, 0xB0, 0, 0).encode(extended=True).hex().upper() == "00B00000"
+    assert CommandAPDU(0, 0xB0, 0, 0, le=256).encode(extended=True).hex().upper() == "00B00000000100"
+    assert CommandAPDU(0, 0xB0, 0, 0, le=65536).encode(extended=True).hex().upper() == "00B00000000000"
+    assert CommandAPDU(0, 0xD6, 0, 0, b"\x01").encode(extended=True).hex().upper() == "00D600000000" "0101"
+
+
+def test_le_and_cla_helpers() -> None:
+    cmd = CommandAPDU.from_hex("00B0000000")
+    assert cmd.with_le(8).hex() == "00B0000008"
+    assert cmd.with_le(None).case == 1
+    assert cmd.with_cla(0x10).hex() == "10B0000000"
+    assert CommandAPDU(0, 0xA4, 4, 0, bytearray(b"\x01")).data == b"\x01"  # type: ignore[arg-type]
+
+
+def test_response_values() -> None:
+    resp = ResponseAPDU.decode(bytes.fromhex("0102" "6283"))
+    assert (resp.data, resp.sw, resp.sw1, resp.sw2, resp.ok) == (b"\x01\x02", 0x6283, 0x62, 0x83, False)
+    assert resp.hex() == "01026283" and bytes(resp) == bytes.fromhex("01026283")
+    assert ResponseAPDU.status(0x9000).encode() == b"\x90\x00"
+    assert "success" in ResponseAPDU.status(0x9000).meaning
+    with pytest.raises(FormatError, match="two bytes"):
+        ResponseAPDU(b"", 0x10000)
+
+
 def test_short_form_refused_when_too_big() -> None:
     with pytest.raises(FormatError, match="extended"):
         CommandAPDU(0, 0xD6, 0, 0, bytes(256)).encode(extended=False)
@@ -52,6 +98,9 @@ def test_short_form_refused_when_too_big() -> None:
         ("00A404000001", "bad APDU body"),
         ("00D600000000000102", "extended Lc of 0"),
         ("00D6000000000301020304", "extended Lc mismatch"),
+        ("00A40400020102030405", "Lc mismatch"),
+        ("", "too short"),
+        ("0xZZ", "not a hex digit"),
     ],
 )
 def test_decode_errors(hex_: str, message: str) -> None:
@@ -59,12 +108,29 @@ def test_decode_errors(hex_: str, message: str) -> None:
         CommandAPDU.from_hex(hex_)
 
 
-@pytest.mark.parametrize("kwargs", [{"cla": 256}, {"ins": -1}, {"le": 0}, {"le": 65537}])
-def test_value_validation(kwargs: dict[str, int]) -> None:
-    base = {"cla": 0, "ins": 0xB0, "p1": 0, "p2": 0}
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cla": 256}, "CLA must be a byte"),
+        ({"ins": -1}, "INS must be a byte"),
+        ({"p1": 0x100}, "P1 must be a byte"),
+        ({"p2": -5}, "P2 must be a byte"),
+        ({"le": 0}, "Le must be"),
+        ({"le": 65537}, "Le must be"),
+        ({"data": bytes(65536)}, "too long"),
+    ],
+)
+def test_value_validation(kwargs: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {"cla": 0, "ins": 0xB0, "p1": 0, "p2": 0}
     base.update(kwargs)
-    with pytest.raises(FormatError):
+    with pytest.raises(FormatError, match=message):
         CommandAPDU(**base)  # type: ignore[arg-type]
+
+
+def test_format_errors_are_exit_2_value_errors() -> None:
+    with pytest.raises(ValueError) as info:
+        CommandAPDU.from_hex("00A4040")
+    assert isinstance(info.value, FormatError) and info.value.exit_code == 2
 
 
 def test_response_check() -> None:
@@ -99,10 +165,20 @@ def test_round_trip_forced_extended(cmd: CommandAPDU) -> None:
     assert CommandAPDU.decode(cmd.encode(extended=True)) == cmd
 
 
-@given(st.binary(max_size=70))
+@given(st.one_of(st.binary(max_size=70), st.binary(min_size=256, max_size=600)))
 def test_random_bytes_only_format_errors(raw: bytes) -> None:
     try:
         cmd = CommandAPDU.decode(raw)
     except FormatError:
         return
     assert cmd.header() == raw[:4]
+    extended = len(raw) > 5 and raw[4] == 0
+    assert cmd.encode(extended=extended) == raw  # what decodes, encodes back to the same bytes
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF :xG-", max_size=40))
+def test_random_hex_text_only_format_errors(text: str) -> None:
+    try:
+        CommandAPDU.from_hex(text)
+    except FormatError:
+        pass
