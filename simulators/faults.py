@@ -1,6 +1,11 @@
 """Fault injection around any in-process card: tears, lost or corrupted answers,
 delays, forced status words — at an APDU number, on an instruction, or by a
-schedule, so tests reach every step of every flow.
+schedule, so tests reach every step of every flow (torn transactions of
+JT/T 978 / PBOC EP included).
+
+APDUs are numbered from 1 in the order they reach the card; ``count`` is the
+number of the last one. After a tear the card is out of the field: every
+``process`` and ``reset`` raises CardRemovedError until ``reinsert()``.
 """
 
 from __future__ import annotations
@@ -9,45 +14,59 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cardlib.errors import CardRemovedError, ReaderTimeoutError
+from cardlib.errors import CardRemovedError, FormatError, ReaderTimeoutError
 from cardlib.readers.base import Card
 
 
 @dataclass(frozen=True)
 class Fault:
+    """What goes wrong with one APDU."""
+
     kind: str  # tear_before | tear_after | drop | corrupt | delay | force_sw
     seconds: float = 0.0
     sw: int = 0
 
 
-TEAR_BEFORE = Fault("tear_before")
-TEAR_AFTER = Fault("tear_after")
-DROP = Fault("drop")
-CORRUPT = Fault("corrupt")
+TEAR_BEFORE = Fault("tear_before")  # removed before the card sees the command
+TEAR_AFTER = Fault("tear_after")  # the card processed it, then left before answering
+DROP = Fault("drop")  # processed, the answer is lost: ReaderTimeoutError
+CORRUPT = Fault("corrupt")  # the answer's bits flipped (data; SW when there is no data)
 
 
 def DELAY(seconds: float) -> Fault:  # noqa: N802 - reads like the other fault names
+    """The answer comes ``seconds`` late."""
+    if seconds < 0:
+        raise FormatError(f"delay must not be negative, got {seconds}")
     return Fault("delay", seconds=seconds)
 
 
 def FORCE_SW(sw: int) -> Fault:  # noqa: N802
+    """The card answers ``sw`` alone without processing the command."""
+    if not 0 <= sw <= 0xFFFF:
+        raise FormatError(f"SW must be two bytes, got {sw:#x}")
     return Fault("force_sw", sw=sw)
 
 
 Schedule = Callable[[int, bytes], Fault | None]
 
 
+class _Armed:
+    __slots__ = ("fault", "ins", "left")
+
+    def __init__(self, ins: int, fault: Fault, occurrence: int) -> None:
+        self.ins, self.fault, self.left = ins, fault, occurrence
+
+
 class FaultyCard:
-    """Wraps a card; ``count`` numbers the APDUs from 1."""
+    """Wraps a card (the Card contract: atr, process, reset) and injects faults."""
 
     def __init__(self, card: Card, schedule: Schedule | None = None) -> None:
         self.card = card
         self.count = 0
         self.removed = False
-        self.log: list[tuple[int, str]] = []
+        self.log: list[tuple[int, str]] = []  # (APDU number, fault kind)
         self._at: dict[int, Fault] = {}
-        self._on_ins: list[tuple[int, Fault, int]] = []
-        self._ins_seen: dict[int, int] = {}
+        self._on_ins: list[_Armed] = []
         self._schedule = schedule
 
     @property
@@ -55,18 +74,30 @@ class FaultyCard:
         return self.card.atr
 
     def at(self, n: int, fault: Fault) -> FaultyCard:
+        """Fault on APDU number ``n`` (counted from 1 since the wrapper was made)."""
+        if n < 1:
+            raise FormatError(f"APDU numbers start at 1, got {n}")
         self._at[n] = fault
         return self
 
     def on_ins(self, ins: int, fault: Fault, occurrence: int = 1) -> FaultyCard:
-        self._on_ins.append((ins, fault, occurrence))
+        """Fault on the ``occurrence``-th command with this INS from now on."""
+        if occurrence < 1:
+            raise FormatError(f"occurrence starts at 1, got {occurrence}")
+        self._on_ins.append(_Armed(ins, fault, occurrence))
+        return self
+
+    def schedule(self, schedule: Schedule | None) -> FaultyCard:
+        """Ask ``schedule(n, apdu)`` for a fault on every APDU (None: no fault)."""
+        self._schedule = schedule
         return self
 
     def reinsert(self) -> None:
+        """The torn card comes back into the field (the reader resets it on connect)."""
         self.removed = False
 
     def clear(self) -> None:
-        """Disarm every scheduled fault."""
+        """Disarm every fault still waiting."""
         self._at.clear()
         self._on_ins.clear()
         self._schedule = None
@@ -78,13 +109,13 @@ class FaultyCard:
 
     def _fault_for(self, apdu: bytes) -> Fault | None:
         fault = self._at.pop(self.count, None)
-        if fault is None and len(apdu) > 1:
-            seen = self._ins_seen[apdu[1]] = self._ins_seen.get(apdu[1], 0) + 1
-            for i, (ins, f, occurrence) in enumerate(self._on_ins):
-                if ins == apdu[1] and occurrence == seen:
-                    del self._on_ins[i]
-                    fault = f
-                    break
+        if self._on_ins and len(apdu) > 1:
+            for armed in list(self._on_ins):  # every arming counts its own occurrences
+                if armed.ins == apdu[1]:
+                    armed.left -= 1
+                    if armed.left == 0:
+                        self._on_ins.remove(armed)
+                        fault = fault or armed.fault
         if fault is None and self._schedule is not None:
             fault = self._schedule(self.count, apdu)
         return fault
@@ -96,21 +127,25 @@ class FaultyCard:
         fault = self._fault_for(apdu)
         if fault is None:
             return self.card.process(apdu)
-        self.log.append((self.count, fault.kind))
-        if fault.kind == "tear_before":
+        n = self.count
+        self.log.append((n, fault.kind))
+        kind = fault.kind
+        if kind == "tear_before":
             self.removed = True
-            raise CardRemovedError(f"card torn away before APDU {self.count}")
-        if fault.kind == "delay":
+            raise CardRemovedError(f"card torn away before APDU {n}")
+        if kind == "force_sw":
+            return fault.sw.to_bytes(2, "big")
+        if kind == "delay":
             time.sleep(fault.seconds)
             return self.card.process(apdu)
-        if fault.kind == "force_sw":
-            return fault.sw.to_bytes(2, "big")
         answer = self.card.process(apdu)
-        if fault.kind == "tear_after":
+        if kind == "tear_after":
             self.removed = True
-            raise CardRemovedError(f"card torn away after APDU {self.count} was processed")
-        if fault.kind == "drop":
-            raise ReaderTimeoutError(f"no answer to APDU {self.count}")
-        if fault.kind == "corrupt":
-            return bytes(b ^ 0x5A for b in answer[:-2]) + answer[-2:] if len(answer) > 2 else b"\x6f\x00"
-        raise ValueError(f"unknown fault {fault.kind}")
+            raise CardRemovedError(f"card torn away after APDU {n} was processed")
+        if kind == "drop":
+            raise ReaderTimeoutError(f"no answer to APDU {n}")
+        if kind == "corrupt":
+            if len(answer) > 2:
+                return bytes(b ^ 0x5A for b in answer[:-2]) + answer[-2:]
+            return bytes(b ^ 0x5A for b in answer)
+        raise FormatError(f"unknown fault {kind!r}")
