@@ -1,7 +1,11 @@
 """APDU scripts a technician writes by hand (format: docs/script-format.md).
 
-Also reads pcsc-tools' scriptor files: ``reset``, ``exit``, ``#`` comments
-and APDUs as hex bytes separated by spaces.
+One APDU per line (hex, spaces allowed) with an optional expectation after
+``=>`` or on the next line after ``<=`` (or ``>``): a status word or a whole
+response, ``X``/``?`` a wildcard hex digit, ``*`` (or ``...``) any bytes.
+``reset``, ``echo TEXT``, ``#`` comments. Also reads pcsc-tools' scriptor
+files: ``reset``, ``exit``, ``#`` comments and APDUs as hex bytes separated
+by spaces.
 """
 
 from __future__ import annotations
@@ -52,10 +56,18 @@ class Step:
 
 
 def _pattern(text: str, line: int) -> Expectation:
-    cleaned = "".join(text.split())
+    cleaned = "".join(text.split()).replace("...", "*")
     if not cleaned or not _PATTERN_CHARS.match(cleaned) or len(cleaned.replace("*", "")) % 2 or cleaned.count("*") > 1:
         raise FormatError(f"line {line}: bad expectation {text.strip()!r} (hex digits, X/? wildcards, one *)")
     return Expectation(cleaned, line)
+
+
+def _expectation_body(line: str) -> str | None:
+    """The pattern of a line holding an expectation for the APDU above it, else None."""
+    for marker in ("<=", "<", ">"):
+        if line.startswith(marker):
+            return line[len(marker) :]
+    return None
 
 
 def parse_script(text: str) -> list[Step]:
@@ -71,21 +83,19 @@ def parse_script(text: str) -> list[Step]:
             continue
         if lower in ("exit", "quit"):
             break
-        if lower.startswith("echo"):
-            steps.append(Step("echo", number, text=line[4:].strip()))
+        if lower == "echo" or lower.startswith(("echo ", "echo\t")):
+            steps.append(Step("echo", number, text=raw.strip()[4:].strip()))
             continue
-        if line.startswith(("<=", "<")):
-            body = line[2:] if line.startswith("<=") else line[1:]
+        body = _expectation_body(line)
+        if body is not None:
             if not steps or steps[-1].kind != "apdu" or steps[-1].expect is not None:
-                raise FormatError(f"line {number}: expectation without an APDU before it")
+                raise FormatError(f"line {number}: expectation without an APDU on the line before")
             last = steps[-1]
             steps[-1] = Step("apdu", last.line, last.command, _pattern(body, number))
             continue
         apdu_text, sep, expect_text = line.partition("=>")
-        if apdu_text.startswith(">"):
-            apdu_text = apdu_text[1:]
         try:
-            command = CommandAPDU.decode(from_hex(apdu_text, f"line {number}"))
+            command = CommandAPDU.decode(from_hex(apdu_text, "APDU"))
         except FormatError as exc:
             raise FormatError(f"line {number}: {exc}") from None
         expect = _pattern(expect_text, number) if sep else None

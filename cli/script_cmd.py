@@ -7,10 +7,11 @@ from typing import Any
 import click
 
 from cardlib.errors import FormatError, MismatchError
+from cardlib.readers.base import Disposition
 from cardlib.script import parse_script
 from cardlib.sw import describe
 from cli.common import Options, common_options
-from cli.session import open_channel
+from cli.session import open_channel, reconnect
 
 
 @click.command()
@@ -33,7 +34,8 @@ def script(path: str, raw: bool, opts: Options) -> None:
                 click.echo(step.text)
             continue
         if step.kind == "reset":
-            atr = channel.reader.connect()
+            channel.reader.disconnect(Disposition.RESET)
+            atr = reconnect(channel)
             if not opts.json:
                 click.echo(f"reset: ATR {atr.hex(' ').upper()}")
             continue
@@ -50,8 +52,11 @@ def script(path: str, raw: bool, opts: Options) -> None:
             assert step.expect is not None
             if opts.json:
                 opts.emit(results)
+            where = f"line {step.line}" + (
+                f" (expectation on line {step.expect.line})" if step.expect.line != step.line else ""
+            )
             raise MismatchError(
-                f"line {step.line}: expected {step.expect.pattern}, card answered {response.hex()}"
+                f"{where}: expected {step.expect.pattern}, card answered {response.hex()}"
             )
     if opts.json:
         opts.emit(results)

@@ -131,7 +131,7 @@ def test_raw_mode_keeps_data_and_no_retry() -> None:
 def test_chaining_uses_reader_limit_and_stops_on_error() -> None:
     card = Scripted("9000", "6A80", "9000")
     ch = _channel(card)
-    ch.reader.max_command_data = 255  # type: ignore[misc]
+    ch.reader.max_command_data = 255
     resp = ch.transmit(CommandAPDU(0x80, 0xDC, 0, 0, bytes(600), le=4))
     assert resp.sw == 0x6A80 and len(card.seen) == 2  # the rest is not sent
     assert [a[0] for a in card.seen] == [0x90, 0x90] and all(a[4] == 0xFF for a in card.seen)

@@ -30,18 +30,18 @@ def not_a_card() -> object:
 def test_field_insert_remove() -> None:
     a, b = EchoCard(), EchoCard()
     reader = HostedReader(name="field")
-    assert reader.cards == () and not reader.is_card_present()
+    assert len(reader.cards) == 0 and not reader.is_card_present()
     with pytest.raises(NoCardError, match="no card in field"):
         reader.connect()
     reader.insert(a)
     reader.insert(a)  # already there: once
-    assert reader.cards == (a,) and reader.is_card_present()
+    assert list(reader.cards) == [a] and reader.is_card_present()
     reader.insert(b)
     with pytest.raises(MultipleCardsError) as info:
         reader.connect()
     assert info.value.count == 2 and info.value.exit_code == 1
     reader.remove(a)
-    assert reader.cards == (b,)
+    assert list(reader.cards) == [b]
     reader.remove(a)  # not there: nothing happens
     assert reader.connect() == ATR_T1 and reader.atr == ATR_T1 and reader.card is b
     reader.remove()

@@ -16,7 +16,16 @@ from cardlib.errors import FormatError, MismatchError, NoCardError
 from cardlib.readers.pyhost import HostedReader
 from cardlib.readers.registry import open_reader
 from cardlib.readers.replay import DEFAULT_ATR, TraceReplayReader, open_trace_reader
-from cardlib.trace import Masker, Trace, TraceEntry, TraceRecorder, concrete, matches, read_trace, secret
+from cardlib.trace import (
+    Masker,
+    Trace,
+    TraceEntry,
+    TraceRecorder,
+    concrete,
+    matches,
+    read_trace,
+    secret,
+)
 from tests.cards import HOLDER_NAME, HOLDER_SSN, EchoCard, HolderCard
 
 

@@ -8,7 +8,16 @@ from cardlib.channel import Channel
 from cardlib.errors import CardRemovedError, FormatError, ReaderTimeoutError
 from cardlib.readers.base import Card
 from cardlib.readers.pyhost import HostedReader
-from simulators.faults import CORRUPT, DELAY, DROP, FORCE_SW, TEAR_AFTER, TEAR_BEFORE, Fault, FaultyCard
+from simulators.faults import (
+    CORRUPT,
+    DELAY,
+    DROP,
+    FORCE_SW,
+    TEAR_AFTER,
+    TEAR_BEFORE,
+    Fault,
+    FaultyCard,
+)
 from tests.cards import ATR_T1, EchoCard
 
 CHALLENGE = bytes.fromhex("0084000004")
