@@ -1,11 +1,11 @@
-"""`ykt denylist`: build, check and show the binary deny list."""
+"""`ykt denylist`: build, check and show the binary deny list (terminal/denylist.py)."""
 
 from __future__ import annotations
 
 import click
 
 from cardlib.errors import FormatError, RefusedError
-from cli.common import Options, common_options, parse_hex
+from cli.common import Options, common_options, echo_kv, parse_hex
 from terminal.denylist import DenyList, build_denylist, parse_serial_lines
 
 
@@ -15,17 +15,22 @@ def denylist() -> None:
 
 
 @denylist.command()
-@click.argument("source", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False))
-@click.option("--list-version", default=1, type=int, show_default=True)
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Binary deny list to write.")
+@click.option("--list-version", required=True, type=click.IntRange(0, 0xFFFFFFFF),
+              help="Version number the terminals compare.")
 @common_options
 def build(source: str, out: str, list_version: int, opts: Options) -> None:
-    """Build the binary list from a text or CSV file of 20-hex-digit serials."""
+    """Build the binary list from a text or CSV file of 20-hex-digit serials ('-' reads stdin)."""
     try:
-        with open(source, encoding="utf-8") as fh:
+        with click.open_file(source, encoding="utf-8") as fh:
             count = build_denylist(parse_serial_lines(fh), out, list_version)
     except OSError as exc:
         raise FormatError(f"cannot read {source!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"{source}: not UTF-8 text") from None
+    except FormatError as exc:
+        raise FormatError(f"{source}: {exc}") from None
     if opts.json:
         opts.emit({"file": out, "count": count, "list_version": list_version})
     else:
@@ -37,33 +42,34 @@ def build(source: str, out: str, list_version: int, opts: Options) -> None:
 @click.argument("serials", nargs=-1, required=True)
 @common_options
 def check(path: str, serials: tuple[str, ...], opts: Options) -> None:
-    """Exit 1 when any serial is listed."""
-    deny = DenyList(path)
-    results = {}
+    """Print whether each serial is listed; exit 1 when any is."""
+    wanted = []
     for text in serials:
         serial = parse_hex(text, "serial")
         if len(serial) != 10:
             raise FormatError(f"serial {text!r}: 20 hex digits expected")
-        results[serial.hex().upper()] = serial in deny
+        wanted.append(serial)
+    with DenyList(path) as deny:
+        results = [(s.hex().upper(), s in deny) for s in wanted]
+        version = deny.version
     if opts.json:
-        opts.emit(results)
+        opts.emit({"list_version": version, "results": [{"serial": s, "listed": listed} for s, listed in results]})
     else:
-        for text, listed in results.items():
+        for text, listed in results:
             click.echo(f"{text}  {'LISTED' if listed else 'not listed'}")
-    if any(results.values()):
-        raise RefusedError(f"{sum(results.values())} serial(s) deny-listed")
+    listed_count = sum(listed for _, listed in results)
+    if listed_count:
+        raise RefusedError(f"{listed_count} of {len(results)} serial(s) deny-listed (list version {version})")
 
 
 @denylist.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @common_options
 def show(path: str, opts: Options) -> None:
-    """The header of a deny list."""
-    deny = DenyList(path, verify=True)
-    out = {"format_version": deny.header.format_version, "list_version": deny.version, "count": len(deny),
-           "sha256": deny.header.sha256.hex(), "sha256_ok": True}
+    """The header of a deny list; the SHA-256 of its entries is checked."""
+    with DenyList(path, verify=True) as deny:
+        out = {"file": path, **deny.header.to_json(), "sha256_ok": True}
     if opts.json:
         opts.emit(out)
     else:
-        for k, v in out.items():
-            click.echo(f"{k}: {v}")
+        echo_kv([(k, str(v)) for k, v in out.items()])

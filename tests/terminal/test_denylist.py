@@ -1,0 +1,152 @@
+"""The deny list file (transit-purse reference §8; layout in terminal/denylist.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cardlib.errors import FormatError
+from terminal.denylist import HEADER, MAGIC, DenyList, bucket_of, build_denylist, parse_serial_lines
+
+REGION = bytes.fromhex("33030000")  # real serials share their leading bytes
+
+
+def serial(n: int) -> bytes:
+    """BCD-style serials: decimal digits, a shared prefix, as issued."""
+    return REGION + bytes.fromhex(f"{n:012d}")
+
+
+def test_build_open_lookup(tmp_path: Path) -> None:
+    listed = [serial(i) for i in range(0, 50_000, 7)]
+    n = build_denylist(listed + listed[:10], tmp_path / "d.bin", 42)
+    assert n == len(listed)
+    with DenyList.open(tmp_path / "d.bin", verify=True) as deny:
+        assert deny.version == 42 and len(deny) == n
+        assert all(deny.contains(s) for s in listed)
+        assert not any(deny.contains(serial(i)) for i in range(1, 50_000, 7))
+        assert b"short" not in deny and "text" not in deny and bytearray(listed[0]) in deny
+        assert sorted(deny) == sorted(listed)
+        bits = deny.header.index_bits
+    size = os.path.getsize(tmp_path / "d.bin")
+    assert size == 64 + 4 * ((1 << bits) + 1) + 10 * n
+    assert size / n <= 12  # the bytes-per-entry target
+
+
+def test_file_layout_byte_exact(tmp_path: Path) -> None:
+    a, b = bytes.fromhex("33030000000000000001"), bytes.fromhex("33030000000000000002")
+    build_denylist([b, a, b], tmp_path / "d.bin", 0x01020304)
+    data = (tmp_path / "d.bin").read_bytes()
+    bits = 8
+    entries = b"".join(sorted([a, b], key=lambda s: (bucket_of(s, bits), s)))
+    assert data[:64] == (MAGIC + struct.pack("<HBxIQ", 2, bits, 0x01020304, 2) + hashlib.sha256(entries).digest()
+                         + bytes(8))
+    index = struct.unpack_from(f"<{(1 << bits) + 1}I", data, 64)
+    for s in (a, b):
+        k = bucket_of(s, bits)
+        assert index[k + 1] - index[k] >= 1
+    assert index[0] == 0 and index[-1] == 2 and list(index) == sorted(index)
+    assert data[64 + 4 * 257 :] == entries
+
+
+def test_bcd_serials_spread_over_the_index(tmp_path: Path) -> None:
+    """Serials that differ only in their last decimal digits still fill the buckets evenly."""
+    listed = [serial(i) for i in range(40_000)]
+    build_denylist(listed, tmp_path / "d.bin", 1)
+    with DenyList(tmp_path / "d.bin") as deny:
+        index = deny._index
+        sizes = [index[i + 1] - index[i] for i in range(1 << deny.header.index_bits)]
+    assert max(sizes) <= 40  # ~4-8 per bucket on average; never one huge bucket
+    assert sum(1 for s in sizes if s == 0) < len(sizes) // 4
+
+
+@settings(max_examples=40)
+@given(st.sets(st.binary(min_size=10, max_size=10), max_size=300), st.lists(st.binary(min_size=10, max_size=10),
+                                                                           max_size=50))
+def test_membership_property(tmp_path_factory: pytest.TempPathFactory, listed: set[bytes], others: list[bytes]) -> None:
+    path = tmp_path_factory.mktemp("dl") / "d.bin"
+    assert build_denylist(list(listed) * 2, path, 3) == len(listed)
+    with DenyList(path, verify=True) as deny:
+        assert all(s in deny for s in listed)
+        assert all((s in deny) == (s in listed) for s in others)
+        assert sorted(deny) == sorted(listed)
+
+
+def test_a_match_across_two_entries_is_not_a_hit(tmp_path: Path) -> None:
+    """Neighbours x, y of one bucket hold the probe x[5:] + y[:5] in their bytes; it is no entry."""
+    members = [serial(i) for i in range(1000)]  # 1000 entries: an 8-bit index
+    ordered = sorted(members, key=lambda s: (bucket_of(s, 8), s))
+    straddling = [x[5:] + y[:5] for x, y in zip(ordered, ordered[1:], strict=False)
+                  if bucket_of(x, 8) == bucket_of(y, 8) == bucket_of(x[5:] + y[:5], 8)]
+    assert straddling, "the pool has no straddling probe: pick another"
+    build_denylist(members, tmp_path / "d.bin", 1)
+    with DenyList(tmp_path / "d.bin") as deny:
+        assert deny.header.index_bits == 8
+        data = bytes(deny._mm)
+        for probe in straddling:
+            assert probe in data and probe not in members
+            assert not deny.contains(probe)
+        assert all(deny.contains(s) for s in members)
+
+
+def test_serial_lines() -> None:
+    lines = ["# exported 2026-11-28", "app_serial,name", "33030000000000000001,x  # a comment", "",
+             '"33030000000000000002";y', "  33030000000000000003  "]
+    assert list(parse_serial_lines(lines)) == [bytes.fromhex(f"3303000000000000000{i}") for i in (1, 2, 3)]
+    with pytest.raises(FormatError, match="line 2: 'zz'"):
+        list(parse_serial_lines(["33030000000000000001", "zz"]))
+    with pytest.raises(FormatError, match="line 1: '3303'"):
+        list(parse_serial_lines(["3303"]))
+    with pytest.raises(FormatError, match="line 3"):
+        list(parse_serial_lines(["serial", "33030000000000000001", "serial"]))  # a header only first
+    with pytest.raises(FormatError, match="line 1"):
+        list(parse_serial_lines(["33 03 00 00 00 00 00 00 00 01"]))  # 20 digits in one piece
+
+
+def test_build_errors(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="serial 2: .* 10 bytes, got 3"):
+        build_denylist([bytes(10), b"abc"], tmp_path / "d.bin", 1)
+    with pytest.raises(FormatError, match="list version"):
+        build_denylist([bytes(10)], tmp_path / "d.bin", -1)
+    with pytest.raises(FormatError, match="cannot write"):
+        build_denylist([bytes(10)], tmp_path / "missing" / "d.bin", 1)
+    assert not (tmp_path / "d.bin").exists()
+    assert build_denylist([], tmp_path / "empty.bin", 1) == 0
+    with DenyList(tmp_path / "empty.bin", verify=True) as deny:
+        assert len(deny) == 0 and bytes(10) not in deny
+
+
+def test_open_errors(tmp_path: Path) -> None:
+    build_denylist([serial(i) for i in range(100)], tmp_path / "ok.bin", 1)
+    good = (tmp_path / "ok.bin").read_bytes()
+
+    def broken(name: str, data: bytes) -> Path:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+
+    with pytest.raises(FormatError, match="bad magic"):
+        DenyList(broken("magic.bin", b"X" + good[1:]))
+    with pytest.raises(FormatError, match="format 1 not supported"):
+        DenyList(broken("v1.bin", good[:8] + b"\x01\x00" + good[10:]))
+    with pytest.raises(FormatError, match="does not match 100 entries"):
+        DenyList(broken("cut.bin", good[:-3]))
+    with pytest.raises(FormatError, match="too short"):
+        DenyList(broken("tiny.bin", good[:20]))
+    bad_index = bytearray(good)
+    struct.pack_into("<I", bad_index, HEADER.size + 4 * 256, 99)
+    with pytest.raises(FormatError, match="prefix index"):
+        DenyList(broken("index.bin", bytes(bad_index)))
+    tampered = bytearray(good)
+    tampered[-1] ^= 1
+    path = broken("tampered.bin", bytes(tampered))
+    DenyList(path).close()  # the size and index are fine: opening without verify is cheap
+    with pytest.raises(FormatError, match="SHA-256"):
+        DenyList(path, verify=True)
+    with pytest.raises(FormatError, match="cannot open"):
+        DenyList(tmp_path / "none.bin")
