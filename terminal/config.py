@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cardlib.errors import ConfigError
-from terminal.fares import Concession, FarePolicy
+from terminal.fares import Concession, FarePolicy, RegionRule
 
 ROLES = ("bus_validator", "metro_gate", "identity_gate")
 
@@ -23,6 +23,7 @@ ROLES = ("bus_validator", "metro_gate", "identity_gate")
 class TerminalConfig:
     role: str
     name: str = ""
+    terminal_id: bytes | None = None  # 6 bytes; None: the PSAM's terminal number
     station: str = ""
     line: str = ""
     industry: int = 0x02
@@ -71,6 +72,12 @@ class _Reader:
             raise ConfigError(f"{self._key(key)}: must be a non-negative integer (fen), got {value}")
         return int(value)
 
+    def count(self, key: str, default: int | None, what: str = "integer") -> Any:
+        value = self.get(key, int, default)
+        if value is not None and value < 0:
+            raise ConfigError(f"{self._key(key)}: must be a non-negative {what}, got {value}")
+        return value
+
     def percent(self, key: str, default: int) -> int:
         value = self.get(key, int, default)
         if not 0 <= value <= 100:
@@ -96,8 +103,8 @@ def _pairs(reader: _Reader, key: str, number: type | tuple[type, ...]) -> tuple[
     raw = reader.get(key, list, [])
     out: list[tuple[Any, int]] = []
     for i, item in enumerate(raw):
-        if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], number)
-                or not isinstance(item[1], int) or item[1] < 0):
+        if (not isinstance(item, list) or len(item) != 2 or any(isinstance(x, bool) for x in item)
+                or not isinstance(item[0], number) or not isinstance(item[1], int) or item[1] < 0):
             raise ConfigError(f"{reader._key(key)}[{i}]: expected [limit, fare in fen], got {item!r}")
         out.append((item[0], item[1]))
     limits: list[float] = [float(p[0]) for p in out]
@@ -106,42 +113,85 @@ def _pairs(reader: _Reader, key: str, number: type | tuple[type, ...]) -> tuple[
     return tuple(out)
 
 
-def _fares(root: _Reader) -> FarePolicy:
-    f = root.table_of("fares")
-    stations_raw = f.get("stations", dict, {})
-    stations: dict[str, float] = {}
-    for name, km in stations_raw.items():
-        if isinstance(km, bool) or not isinstance(km, (int, float)):
-            raise ConfigError(f"fares.stations.{name}: expected a distance in km, got {km!r}")
-        stations[str(name)] = float(km)
-    t = root.table_of("transfer")
-    r = root.table_of("region")
+def _table_of_numbers(reader: _Reader, key: str, integers: bool, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    raw: dict[str, Any] = reader.get(key, dict, {})
+    for name, value in raw.items():
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                or (integers and not isinstance(value, int))):
+            raise ConfigError(f"{reader._key(key)}.{name}: expected {what}, got {value!r}")
+        out[str(name)] = value
+    return out
+
+
+def _concessions(root: _Reader) -> tuple[Concession, ...]:
     concessions = []
     for i, item in enumerate(root.get("concessions", list, [])):
         if not isinstance(item, dict):
             raise ConfigError(f"concessions[{i}]: expected a table")
         c = _Reader(item, f"concessions[{i}]")
-        concessions.append(Concession(
+        concession = Concession(
             name=c.get("name", str, f"concession {i + 1}"), pay_percent=c.percent("pay_percent", 100),
-            card_type=c.get("card_type", str, None), min_age=c.get("min_age", int, None),
-            max_age=c.get("max_age", int, None), local_only=c.get("local_only", bool, False)))
+            card_type=c.get("card_type", str, None), min_age=c.count("min_age", None, "age"),
+            max_age=c.count("max_age", None, "age"), local_only=c.get("local_only", bool, False))
+        if concession.min_age is not None and concession.max_age is not None and concession.min_age > concession.max_age:
+            raise ConfigError(f"concessions[{i}]: min_age {concession.min_age} is above max_age {concession.max_age}")
         c.done()
-    visitor = f.get("admission_visitor", int, None)
+        concessions.append(concession)
+    return tuple(concessions)
+
+
+def _region_rules(r: _Reader) -> tuple[RegionRule, ...]:
+    rules = []
+    for prefix, percent in r.get("rules", dict, {}).items():
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 1000:
+            raise ConfigError(f"region.rules.{prefix}: expected a percentage paid 0..1000, got {percent!r}")
+        if not str(prefix).isdigit():
+            raise ConfigError(f"region.rules.{prefix}: a region code prefix is digits")
+        rules.append(RegionRule(str(prefix), percent))
+    return tuple(rules)
+
+
+def _fares(root: _Reader) -> FarePolicy:
+    f = root.table_of("fares")
+    stations = {k: float(v) for k, v in _table_of_numbers(f, "stations", False, "a distance in km").items()}
+    zones = _table_of_numbers(f, "zones", True, "a zone number")
+    t = root.table_of("transfer")
+    r = root.table_of("region")
+    window = t.get("window_minutes", (int, float), 90)
+    if window < 0:
+        raise ConfigError(f"transfer.window_minutes: must not be negative, got {window}")
     policy = FarePolicy(
         flat=f.fen("flat", 200), segments=_pairs(f, "segments", int), stations=stations,
-        bands=tuple((float(a), b) for a, b in _pairs(f, "bands", (int, float))), max_fare=f.fen("max_fare", 0),
-        overtime_minutes=f.get("overtime_minutes", int, 0), overtime_surcharge=f.fen("overtime_surcharge", 0),
-        transfer_window=timedelta(minutes=t.get("window_minutes", (int, float), 90)),
-        transfer_discount=t.fen("discount", 0), concessions=tuple(concessions),
-        local_region=r.get("local", str, ""), same_city_treatment=r.get("same_city_treatment", bool, True),
-        visitor_surcharge_percent=r.percent("visitor_surcharge_percent", 0),
-        admission=f.fen("admission", 0), admission_visitor=visitor,
+        bands=tuple((float(a), b) for a, b in _pairs(f, "bands", (int, float))), zones=zones,
+        zone_bands=_pairs(f, "zone_bands", int), max_fare=f.fen("max_fare", 0),
+        overtime_minutes=f.count("overtime_minutes", 0, "number of minutes"),
+        overtime_surcharge=f.fen("overtime_surcharge", 0),
+        transfer_window=timedelta(minutes=window), transfer_discount=t.fen("discount", 0),
+        concessions=_concessions(root), local_region=r.get("local", str, ""),
+        same_city_treatment=r.get("same_city_treatment", bool, True),
+        visitor_surcharge_percent=r.percent("visitor_surcharge_percent", 0), region_rules=_region_rules(r),
+        admission=f.fen("admission", 0),
+        admission_visitor=f.fen("admission_visitor", -1) if "admission_visitor" in f.table else None,
     )
-    if visitor is not None and visitor < 0:
-        raise ConfigError("fares.admission_visitor: must be a non-negative integer (fen)")
+    if policy.local_region and not policy.local_region.isdigit():
+        raise ConfigError(f"region.local: a region code prefix is digits, got {policy.local_region!r}")
     for reader in (f, t, r):
         reader.done()
     return policy
+
+
+def _terminal_id(term: _Reader) -> bytes | None:
+    text = term.get("id", str, None)
+    if text is None:
+        return None
+    try:
+        tid = bytes.fromhex(text)
+    except ValueError:
+        tid = b""
+    if len(tid) != 6 or len(text) != 12:
+        raise ConfigError(f"terminal.id: 12 hex digits (the 6-byte terminal number), got {text!r}")
+    return tid
 
 
 def parse_config(data: dict[str, Any]) -> TerminalConfig:
@@ -161,15 +211,16 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"timezone: unknown time zone {tz!r}") from None
-    free_age = gate.get("free_entry_age", int, None)
+    free_age = gate.count("free_entry_age", None, "age")
     cfg = TerminalConfig(
-        role=role, name=term.get("name", str, ""), station=term.get("station", str, ""),
+        role=role, name=term.get("name", str, ""), terminal_id=_terminal_id(term),
+        station=term.get("station", str, ""),
         line=term.get("line", str, ""), industry=term.get("industry", int, 0x01 if role == "metro_gate" else 0x02),
         fares=_fares(root),
         recovery_window=windows.seconds("recovery_seconds", 120),
         repeat_tap_window=windows.seconds("repeat_tap_seconds", 60),
         anti_passback_window=windows.seconds("anti_passback_seconds", 300),
-        daily_entry_limit=gate.get("daily_limit", int, 0), free_entry_age=free_age,
+        daily_entry_limit=gate.count("daily_limit", 0, "number of entries"), free_entry_age=free_age,
         require_pin=gate.get("require_pin", bool, False), direction=gate.get("direction", str, "auto"),
         authenticate_card=gate.get("authenticate_card", bool, True),
         denylist=paths.get("denylist", str, None), journal=paths.get("journal", str, None),
@@ -179,6 +230,12 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         raise ConfigError(f"gate.direction: {cfg.direction!r} is not entry, exit or auto")
     if not 0 <= cfg.key_index <= 255:
         raise ConfigError(f"psam.key_index: must be 0..255, got {cfg.key_index}")
+    if not cfg.psam.strip():
+        raise ConfigError("psam.reader: must be a reader URI, got an empty string")
+    table = cfg.fares.zones or cfg.fares.stations
+    if role == "metro_gate" and cfg.station and table and cfg.station not in table:
+        where = "fares.zones" if cfg.fares.zones else "fares.stations"
+        raise ConfigError(f"terminal.station: {cfg.station!r} is not in {where}")
     for reader in (term, windows, gate, paths, psam, root):
         reader.done()
     return cfg
