@@ -1,7 +1,8 @@
-"""`ykt journal`: show, export, verify and prune the terminal's journal."""
+"""`ykt journal`: show, export, verify and prune the terminal's journal (docs/journal.md)."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from datetime import timedelta
@@ -12,10 +13,10 @@ from cardlib.errors import FormatError, MacMismatchError
 from cardlib.keys import load_issuer_keys
 from cli.common import Options, common_options
 from cli.terminal_support import yuan
-from terminal.journal import STATES, Journal, read_batch, verify_records
+from terminal.journal import STATES, Journal, JournalRecord, read_batch, verify_records
 
-JOURNAL = click.option("--journal", "journal_path", required=True, type=click.Path(dir_okay=False),
-                       help="Journal database (SQLite).")
+EXISTING_DB = click.Path(dir_okay=False, exists=True)
+JOURNAL = click.option("--journal", "journal_path", required=True, type=EXISTING_DB, help="Journal database (SQLite).")
 
 
 @click.group()
@@ -29,75 +30,116 @@ def _open(path: str, opts: Options) -> Journal:
     return j
 
 
+def _line(r: JournalRecord) -> str:
+    tac = (r.tac or b"").hex().upper() or "-"
+    where = f" {r.station or r.line}" if (r.station or r.line) else ""
+    note = f" ({r.failure_reason})" if r.failure_reason else ""
+    return (f"#{r.id:<5} {r.tx_time:%Y-%m-%d %H:%M:%S} {r.state:<9} {r.kind:<9} {r.tx_type:02X} "
+            f"{r.app_serial.hex().upper()} {yuan(r.amount):>8} TAC {tac:<8}{where}{' TEST' if r.test else ''}{note}")
+
+
 @journal.command()
 @JOURNAL
-@click.option("--state", type=click.Choice(STATES))
+@click.option("--state", type=click.Choice(STATES), help="Only records in this state.")
 @common_options
 def show(journal_path: str, state: str | None, opts: Options) -> None:
-    """List records."""
+    """List records (oldest first)."""
     records = _open(journal_path, opts).records(state)
     if opts.json:
         opts.emit([r.to_json() for r in records])
         return
     for r in records:
-        tag = " TEST" if r.test else ""
-        click.echo(f"#{r.id:<5} {r.tx_time:%Y-%m-%d %H:%M:%S} {r.state:<9} {r.kind:<9} type {r.tx_type:02X} "
-                   f"card {r.app_serial.hex().upper()} {yuan(r.amount)} TAC {(r.tac or b'').hex().upper() or '-'}{tag}")
+        click.echo(_line(r))
     click.echo(f"{len(records)} record(s)", err=True)
 
 
 @journal.command()
 @JOURNAL
 @click.option("--out", type=click.Path(dir_okay=False), help="Batch file (stdout when omitted).")
-@click.option("--all", "all_records", is_flag=True, help="Include records exported before.")
+@click.option("--all", "all_records", is_flag=True, help="Include records exported before (in a new batch).")
+@click.option("--batch-id", help="Write an earlier batch again (its file was lost).")
 @common_options
-def export(journal_path: str, out: str | None, all_records: bool, opts: Options) -> None:
-    """Write a settlement batch (JSON Lines: header, then one record a line)."""
+def export(journal_path: str, out: str | None, all_records: bool, batch_id: str | None, opts: Options) -> None:
+    """Write a settlement batch (JSON Lines: a header, then one record a line)."""
     j = _open(journal_path, opts)
-    if out:
-        with open(out, "w", encoding="utf-8") as fh:
-            header = j.export_batch(fh, all_records=all_records)
-        click.echo(f"batch {header.batch_id}: {header.count} record(s), {yuan(header.total_amount)} → {out}", err=True)
+    if not out:
+        j.export_batch(sys.stdout, all=all_records, batch_id=batch_id)
+        return
+    tmp = f"{out}.tmp"
+    try:
+        fh = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below, before the rename
+    except OSError as exc:
+        raise FormatError(f"cannot write batch {out!r}: {exc.strerror}") from None
+    try:
+        with fh:
+            try:
+                header = j.export_batch(fh, all=all_records, batch_id=batch_id)
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                # the batch is committed before it is written: name it, so it can be written again
+                newest = batch_id or next(iter(b.batch_id for b in j.batches()[-1:]), "?")
+                raise FormatError(f"cannot write batch {out!r}: {exc.strerror}; write it again with"
+                                  f" --batch-id {newest}") from None
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    summary = {"batch_id": header.batch_id, "file": out, "count": header.count,
+               "total_amount": header.total_amount, "sha256": header.sha256}
+    if opts.json:
+        opts.emit(summary)
     else:
-        j.export_batch(sys.stdout, all_records=all_records)
+        click.echo(f"batch {header.batch_id}: {header.count} record(s), {yuan(header.total_amount)} → {out}", err=True)
 
 
 @journal.command()
-@click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
-@click.option("--batch", type=click.Path(dir_okay=False), help="A settlement batch file instead.")
-@click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Issuer key file (default: the test issuer).")
-@click.option("--workers", type=int, default=0, help="Processes (0: every core).")
+@click.option("--journal", "journal_path", type=EXISTING_DB, help="Journal database.")
+@click.option("--batch", type=click.Path(dir_okay=False, exists=True), help="A settlement batch file instead.")
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Issuer key file (default: the TEST ONLY issuer).")
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Processes (0: every core).")
 @common_options
 def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None, workers: int, opts: Options) -> None:
-    """Check every TAC with the issuer's keys; exit 4 when one fails."""
+    """Check every settled record's TAC with the issuer's keys; exit 4 when one fails."""
     if bool(journal_path) == bool(batch):
         raise FormatError("give exactly one of --journal or --batch")
     issuer = load_issuer_keys(issuer_keys)
     if batch:
         _, items = read_batch(batch)
     else:
-        items = [r.to_json() for r in _open(journal_path or "", opts).records() if r.state in ("completed", "recovered")]
-    report = verify_records(items, issuer, workers=workers or None)
+        j = _open(journal_path or "", opts)
+        items = [r.to_json() for state in ("completed", "recovered") for r in j.records(state)]
+        items.sort(key=lambda x: x["id"])
+    show_bar = sys.stderr.isatty() and not opts.json and len(items) > 0
+    if show_bar:
+        with click.progressbar(length=len(items), label="verifying TACs", file=sys.stderr) as bar:
+            report = verify_records(items, issuer, workers=workers or None, progress=bar.update)
+    else:
+        report = verify_records(items, issuer, workers=workers or None)
     result = {"checked": report.checked, "failed": list(report.failed), "ok": report.ok}
     if opts.json:
         opts.emit(result)
     else:
+        for rid in report.failed:
+            click.echo(f"record {rid}: TAC does not verify")
         click.echo(f"{report.checked} TAC(s) checked, {len(report.failed)} failed")
     if not report.ok:
-        raise MacMismatchError(f"TAC verification failed for record(s) {', '.join(map(str, report.failed[:10]))}")
+        shown = ", ".join(map(str, report.failed[:10])) + (" …" if len(report.failed) > 10 else "")
+        raise MacMismatchError(f"TAC verification failed for {len(report.failed)} record(s): {shown}")
 
 
 def parse_age(text: str) -> timedelta:
-    m = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    """``30d``, ``12h``, ``90m`` or ``2w``."""
+    m = re.fullmatch(r"(\d+)([wdhm])", text.strip())
     if not m:
-        raise FormatError(f"--older-than {text!r}: expected e.g. 30d, 12h or 90m")
+        raise FormatError(f"--older-than {text!r}: expected a number and a unit, e.g. 30d, 2w, 12h or 90m")
     n, unit = int(m.group(1)), m.group(2)
-    return {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+    return {"w": timedelta(weeks=n), "d": timedelta(days=n), "h": timedelta(hours=n),
+            "m": timedelta(minutes=n)}[unit]
 
 
 @journal.command()
 @JOURNAL
-@click.option("--older-than", required=True, help="Age, e.g. 30d.")
+@click.option("--older-than", required=True, help="Age of the transaction, e.g. 30d.")
 @common_options
 def prune(journal_path: str, older_than: str, opts: Options) -> None:
     """Delete exported records older than the given age (never pending or unexported ones)."""
