@@ -59,8 +59,16 @@ class CommandAPDU:
         return bytes((self.cla, self.ins, self.p1, self.p2))
 
     def encode(self, extended: bool | None = None) -> bytes:
-        """Bytes on the wire; ``extended=None`` chooses by size."""
-        ext = self.needs_extended if extended is None else extended
+        """Bytes on the wire; ``extended=None`` chooses by size (and is cached: a value never changes)."""
+        if extended is None:
+            cached: bytes | None = self.__dict__.get("_encoded")
+            if cached is None:
+                cached = self._encode(self.needs_extended)
+                object.__setattr__(self, "_encoded", cached)
+            return cached
+        return self._encode(extended)
+
+    def _encode(self, ext: bool) -> bytes:
         if not ext and self.needs_extended:
             raise FormatError("command does not fit a short APDU: use extended length")
         out = bytearray(self.header())
@@ -181,6 +189,15 @@ class ResponseAPDU:
         if len(raw) < 2:
             raise FormatError(f"response APDU too short: {len(raw)} bytes, SW needs 2")
         return cls(bytes(raw[:-2]), int.from_bytes(raw[-2:], "big"))
+
+    @classmethod
+    def _trusted(cls, data: bytes, sw: int) -> ResponseAPDU:
+        """Build without checks (the channel's hot path: SW from two bytes is always valid)."""
+        self = object.__new__(cls)
+        fields = self.__dict__
+        fields["data"] = data
+        fields["sw"] = sw
+        return self
 
     @classmethod
     def status(cls, sw: int, data: bytes = b"") -> ResponseAPDU:

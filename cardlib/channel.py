@@ -91,22 +91,23 @@ class Channel:
             observer(exchange)
         return response
 
-    def _exchange(self, cmd: CommandAPDU, timeout: float | None) -> ResponseAPDU:
-        raw = self._wire(cmd.encode(), timeout)
+    def _exchange(self, apdu: bytes, timeout: float | None) -> ResponseAPDU:
+        raw = self._wire(apdu, timeout)
         if len(raw) < 2:
             raise ProtocolError(f"card answered {len(raw)} byte(s): a response needs SW1 SW2")
-        if self.raw:
-            return ResponseAPDU(raw[:-2], (raw[-2] << 8) | raw[-1])
         sw1, sw2 = raw[-2], raw[-1]
+        if self.raw:
+            return ResponseAPDU._trusted(raw[:-2], (sw1 << 8) | sw2)
         if sw1 == 0x6C:
-            raw = self._wire(cmd.with_le(sw2 or 256).encode(), timeout)
+            retry = CommandAPDU.decode(apdu).with_le(sw2 or 256).encode()
+            raw = self._wire(retry, timeout)
             if len(raw) < 2:
                 raise ProtocolError("card answered without SW after a 6Cxx retry")
             sw1, sw2 = raw[-2], raw[-1]
         if sw1 != 0x61:
-            return ResponseAPDU(raw[:-2], (sw1 << 8) | sw2)
+            return ResponseAPDU._trusted(raw[:-2], (sw1 << 8) | sw2)
         data = bytearray(raw[:-2])
-        cla = get_response_cla(cmd.cla)
+        cla = get_response_cla(apdu[0])
         rounds = 0
         while sw1 == 0x61:
             rounds += 1
@@ -120,25 +121,40 @@ class Channel:
                 raise ProtocolError("card answered GET RESPONSE without SW")
             data += raw[:-2]
             sw1, sw2 = raw[-2], raw[-1]
-        return ResponseAPDU(bytes(data), (sw1 << 8) | sw2)
+        return ResponseAPDU._trusted(bytes(data), (sw1 << 8) | sw2)
 
     def transmit(self, command: CommandAPDU | bytes, timeout: float | None = None) -> ResponseAPDU:
-        """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved."""
-        cmd = command if isinstance(command, CommandAPDU) else CommandAPDU.decode(command)
-        timeout = self.timeout if timeout is None else timeout
+        """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved.
+
+        Bytes short enough for one exchange go to the wire as given (the hot
+        path); longer ones are parsed and chained.
+        """
+        if timeout is None:
+            timeout = self.timeout
         limit = self.max_chain or self._reader.max_command_data
-        if len(cmd.data) <= limit:
-            return self._exchange(cmd, timeout)
+        if isinstance(command, CommandAPDU):
+            if len(command.data) <= limit:
+                return self._exchange(command.encode(), timeout)
+            cmd = command
+        else:
+            apdu = bytes(command)
+            if len(apdu) < 4:
+                raise FormatError(f"command APDU too short: {len(apdu)} bytes, a header needs 4")
+            if len(apdu) - 5 <= limit:  # the data field cannot be longer than that
+                return self._exchange(apdu, timeout)
+            cmd = CommandAPDU.decode(apdu)
+            if len(cmd.data) <= limit:
+                return self._exchange(apdu, timeout)
         if cmd.cla & 0x10:
             raise FormatError("command already chained (CLA bit 0x10) but too long for the reader")
         pieces = [cmd.data[i : i + limit] for i in range(0, len(cmd.data), limit)]
         for piece in pieces[:-1]:
             part = CommandAPDU(cmd.cla | 0x10, cmd.ins, cmd.p1, cmd.p2, piece)
-            response = self._exchange(part, timeout)
+            response = self._exchange(part.encode(), timeout)
             if not response.ok:
                 return response
         last = CommandAPDU(cmd.cla, cmd.ins, cmd.p1, cmd.p2, pieces[-1], cmd.le)
-        return self._exchange(last, timeout)
+        return self._exchange(last.encode(), timeout)
 
     def send(
         self, command: CommandAPDU | bytes, expect_ok: bool = True, what: str | None = None

@@ -209,3 +209,28 @@ def test_card_removed_propagates() -> None:
     with pytest.raises(CardRemovedError):
         ch.transmit(b"\x00\x84\x00\x00\x08")
     assert ch.reader.is_card_present() is False
+
+
+def test_bytes_and_values_give_equal_responses() -> None:
+    from cardlib.apdu import ResponseAPDU
+    from cardlib.errors import FormatError
+
+    ch = _channel(EchoCard())
+    by_bytes = ch.transmit(bytes.fromhex("0084000004"))
+    by_value = ch.transmit(CommandAPDU(0, 0x84, 0, 0, le=4))
+    assert by_bytes == by_value == ResponseAPDU(b"\x01\x02\x03\x04", 0x9000)
+    assert hash(by_bytes) == hash(ResponseAPDU(b"\x01\x02\x03\x04", 0x9000))
+    with pytest.raises(FormatError, match="too short"):
+        ch.transmit(b"\x00\x84")
+
+
+def test_long_bytes_are_parsed_and_chained() -> None:
+    card = EchoCard()
+    ch = _channel(card, max_chain=8)
+    ch.transmit(CommandAPDU(0x00, 0xDA, 0, 0, bytes(12)).encode())
+    assert [a[0] for a in card.seen] == [0x10, 0x00]
+    from cardlib.errors import FormatError
+
+    with pytest.raises(FormatError, match="Lc mismatch"):  # too long for one exchange: parsed first
+        ch.transmit(bytes.fromhex("00DA000014") + bytes(10))
+    assert len(card.seen) == 2
