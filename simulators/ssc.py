@@ -32,6 +32,8 @@ from cardlib.iso import (
 )
 from cardlib.keys import CardKeys
 from cardlib.pboc.purse import PURSE_AID, PURSE_DF
+from cardlib.ssse import commands as C
+from cardlib.ssse.commands import MalformedCommand
 from cardlib.ssse.files import EF_HOLDER, EF_ISSUER, SFI_HOLDER, SFI_ISSUER, SSSE_AID
 from simulators.filesystem import (
     Access,
@@ -83,19 +85,19 @@ class SsseApplication:
     def handle(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU | None:
         if cmd.cla != 0x00:
             return None
-        if cmd.ins == INS_VERIFY:
-            return self._verify(cmd, fs)
-        if cmd.ins == INS_CHANGE_REFERENCE:
-            return self._change(cmd, fs)
-        if cmd.ins == INS_RESET_RETRY:
-            return self._unblock(cmd)
-        if cmd.ins == INS_INTERNAL_AUTH:
-            return self._internal(cmd)
-        if cmd.ins == INS_EXTERNAL_AUTH:
-            return self._external(cmd, fs)
-        return None
+        handler = {
+            INS_VERIFY: self._verify, INS_CHANGE_REFERENCE: self._change, INS_RESET_RETRY: self._unblock,
+            INS_INTERNAL_AUTH: self._internal, INS_EXTERNAL_AUTH: self._external,
+        }.get(cmd.ins)
+        if handler is None:
+            return None
+        try:
+            return handler(cmd, fs)
+        except MalformedCommand as exc:
+            return ResponseAPDU(b"", exc.sw)
 
     def _check_pin(self, given: bytes, fs: FileSystem) -> ResponseAPDU | None:
+        """None when the PIN is right (counter restored), else 63Cx / 6983."""
         s = self.state
         if s.pin_tries == 0:
             return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
@@ -111,58 +113,50 @@ class SsseApplication:
         return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.pin_tries == 0 else 0x63C0 | s.pin_tries)
 
     def _verify(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
-        if cmd.p1 != 0 or cmd.p2 != 0:
-            return ResponseAPDU(b"", SW.SW_INCORRECT_P1P2)
-        if not cmd.data:  # tries-left query
+        pin = C.parse_verify(cmd)
+        if pin is None:  # tries-left query
             if self.state.pin_tries == 0:
                 return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
             return ResponseAPDU(b"", 0x63C0 | self.state.pin_tries)
-        if len(cmd.data) != 3:
-            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
-        return self._check_pin(cmd.data, fs) or ResponseAPDU(b"", SW.SW_OK)
+        return self._check_pin(pin, fs) or ResponseAPDU(b"", SW.SW_OK)
 
     def _change(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
-        if len(cmd.data) != 6:
-            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
-        refusal = self._check_pin(cmd.data[:3], fs)
+        old, new = C.parse_pin_pair(cmd)
+        refusal = self._check_pin(old, fs)
         if refusal is not None:
             return refusal
-        self.state.pin = cmd.data[3:].hex()
+        self.state.pin = new.hex()
         self._changed()
         return ResponseAPDU(b"", SW.SW_OK)
 
-    def _unblock(self, cmd: CommandAPDU) -> ResponseAPDU:
+    def _unblock(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        puk, new = C.parse_pin_pair(cmd)
         s = self.state
-        if len(cmd.data) != 6:
-            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
         if s.puk_tries == 0:
             return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
-        if not constant_time_equal(cmd.data[:3], bytes.fromhex(s.puk)):
+        if not constant_time_equal(puk, bytes.fromhex(s.puk)):
             s.puk_tries -= 1
             self._changed()
             return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.puk_tries == 0 else 0x63C0 | s.puk_tries)
-        s.pin, s.pin_tries, s.puk_tries = cmd.data[3:].hex(), PIN_TRIES, PUK_TRIES
+        s.pin, s.pin_tries, s.puk_tries = new.hex(), PIN_TRIES, PUK_TRIES
         self._changed()
         return ResponseAPDU(b"", SW.SW_OK)
 
-    def _internal(self, cmd: CommandAPDU) -> ResponseAPDU:
-        block = self.keys.cak.algorithm.block_size
-        if len(cmd.data) != block:
-            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
-        return ResponseAPDU(encrypt_block(self.keys.cak.key, cmd.data, self.keys.cak.algorithm), SW.SW_OK)
+    def _internal(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
+        cak = self.keys.cak
+        _, challenge = C.parse_auth(cmd, cak.algorithm.block_size)
+        return ResponseAPDU(encrypt_block(cak.key, challenge, cak.algorithm), SW.SW_OK)
 
     def _external(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         s = self.state
         if s.ext_tries == 0:
             return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
-        challenge, fs.security.challenge = fs.security.challenge, None
-        alg = self.keys.eak.algorithm
-        if challenge is None:
+        eak = self.keys.eak
+        _, cryptogram = C.parse_auth(cmd, eak.algorithm.block_size)
+        challenge, fs.security.challenge = fs.security.challenge, None  # one try per challenge
+        if challenge is None or len(challenge) != eak.algorithm.block_size:
             return ResponseAPDU(b"", SW.SW_CONDITIONS)
-        if len(cmd.data) != alg.block_size or len(challenge) != alg.block_size:
-            return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
-        expected = encrypt_block(self.keys.eak.key, challenge, alg)
-        if constant_time_equal(expected, cmd.data):
+        if constant_time_equal(encrypt_block(eak.key, challenge, eak.algorithm), cryptogram):
             fs.security.external_auth = True
             if s.ext_tries != EXT_AUTH_TRIES:
                 s.ext_tries = EXT_AUTH_TRIES
