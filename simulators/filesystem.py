@@ -19,6 +19,21 @@ from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.errors import FormatError
 from cardlib.tlv import build
 
+ISO_CLASSES = (0x00, 0x04, 0x08, 0x0C)  # first interindustry, basic channel, with or without SM indication
+
+
+def _class_refusal(cla: int) -> int | None:
+    """Why an ISO command with this CLA is refused (ISO 7816-4 §5.1.1), None when accepted."""
+    if cla in ISO_CLASSES:
+        return None
+    if cla == 0xFF:
+        return SW.SW_CLA_NOT_SUPPORTED  # invalid class
+    if cla & 0x80:
+        return SW.SW_INS_NOT_SUPPORTED  # a proprietary class no application took
+    if cla & 0x40 or cla & 0x03:
+        return SW.SW_FUNC_NOT_SUPPORTED_CLA  # logical channels: only the basic one
+    return SW.SW_CLA_NOT_SUPPORTED
+
 
 class Access(enum.Enum):
     FREE = "free"
@@ -209,8 +224,9 @@ class FileSystem:
             answer = app.handle(cmd, self)
             if answer is not None:
                 return answer
-        if cmd.cla & 0x80:  # proprietary class nobody handled
-            return status(SW.SW_INS_NOT_SUPPORTED)
+        refusal = _class_refusal(cmd.cla)
+        if refusal is not None:
+            return status(refusal)
         handler = {
             0xA4: self._select, 0xB0: self._read_binary, 0xD6: self._update_binary,
             0xB2: self._read_record, 0xDC: self._update_record, 0xE2: self._append_record,
@@ -244,7 +260,7 @@ class FileSystem:
         elif p1 == 0x04:
             if not 1 <= len(data) <= 16:
                 return status(SW.SW_WRONG_LENGTH)
-            target = next((df for df in self.mf.walk() if df.name and df.name.startswith(data)), None)
+            target = self._by_name(data, next_occurrence=cmd.p2 & 0x03 == 0x02)
         elif p1 in (0x08, 0x09):
             if not data or len(data) % 2:
                 return status(SW.SW_WRONG_LENGTH)
@@ -275,6 +291,13 @@ class FileSystem:
         self.current_ef = target
         return self._fcp_answer(cmd.p2 & 0x0C, target)
 
+    def _by_name(self, name: bytes, next_occurrence: bool) -> DedicatedFile | None:
+        """First DF whose name starts with ``name``, or the one after the current DF (P2 b2 b1 = 10)."""
+        found = [df for df in self.mf.walk() if df.name and df.name.startswith(name)]
+        if next_occurrence and self.current_df in found:
+            found = found[found.index(self.current_df) + 1 :]
+        return found[0] if found else None
+
     def _fci_answer(self, mode: int, df: DedicatedFile) -> ResponseAPDU:
         if mode == 0x0C:
             return OK
@@ -299,7 +322,7 @@ class FileSystem:
         else:
             assert isinstance(ef, RecordEF)
             code = {"linear_fixed": 0x02, "linear_variable": 0x04, "cyclic": 0x06, "tlv": 0x04}[ef.structure]
-            body = [build(0x82, bytes((code, 0x21, 0x00, ef.record_size or 0, ef.max_records)))]
+            body = [build(0x82, bytes((code, 0x21, 0x00, min(ef.record_size or 0, 0xFF), min(ef.max_records, 0xFF))))]
         if ef.fid is not None:
             body.append(build(0x83, ef.fid.to_bytes(2, "big")))
         if ef.sfi is not None:
@@ -417,6 +440,8 @@ class FileSystem:
         return OK
 
     def _append_record(self, cmd: CommandAPDU) -> ResponseAPDU:
+        if cmd.p1 or cmd.p2 & 0x07:
+            return status(SW.SW_INCORRECT_P1P2)
         ef, err = self._record_target(cmd.p2)
         if ef is None:
             return status(err or SW.SW_NO_CURRENT_EF)
