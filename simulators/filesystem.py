@@ -491,7 +491,10 @@ class FileSystem:
                         raise FormatError(f"file {item.get('sfi')}: {len(data)} bytes, expected {ef.size}")
                     ef.data = bytearray(data)
                 elif isinstance(ef, RecordEF):
-                    ef.records = [bytes.fromhex(r) for r in item["records"]]
+                    records = [ef._fit(bytes.fromhex(r)) for r in item["records"]]
+                    if len(records) > ef.max_records:
+                        raise FormatError(f"file {item.get('sfi')}: {len(records)} records, at most {ef.max_records}")
+                    ef.records = records
             except (KeyError, TypeError, ValueError) as exc:
                 raise FormatError(f"card image: bad file entry {str(item)[:60]}: {exc}") from None
 

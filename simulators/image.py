@@ -21,7 +21,7 @@ from cardlib.errors import ConfigError, FormatError
 from cardlib.keys import CardKeys, IssuerKeys
 from simulators.psam import PsamCard, PsamState
 from simulators.purse import PurseState
-from simulators.ssc import SocialSecurityCard, SsseState
+from simulators.ssc import EXT_AUTH_TRIES, PIN_TRIES, PUK_TRIES, SocialSecurityCard, SsseState
 
 FORMAT = "yikatong-card-image"
 VERSION = 1
@@ -109,6 +109,12 @@ def card_from_json(obj: Any) -> Card:
         ssse = SsseState(str(_need(s, "pin", str, "ssse")), str(_need(s, "puk", str, "ssse")),
                          _need(s, "pin_tries", int, "ssse"), _need(s, "puk_tries", int, "ssse"),
                          _need(s, "ext_tries", int, "ssse"))
+        for secret in (ssse.pin, ssse.puk):
+            if len(secret) != 6 or not secret.isdigit() or not secret.isascii():
+                raise FormatError("card image: ssse pin and puk must be 6 digits")
+        if not (0 <= ssse.pin_tries <= PIN_TRIES and 0 <= ssse.puk_tries <= PUK_TRIES
+                and 0 <= ssse.ext_tries <= EXT_AUTH_TRIES):
+            raise FormatError("card image: ssse try counters out of range")
         card = SocialSecurityCard(keys, purse, ssse, rng, bytes.fromhex(_need(obj, "atr", str)),
                                   bool(obj.get("t0_style", False)), obj.get("meta") or {})
         card.fs.files_from_json(_need(obj, "files", list))
@@ -177,15 +183,28 @@ def read_image(path: str | os.PathLike[str]) -> dict[str, Any]:
     return obj
 
 
+class FileBackedCard:
+    """Keeps a card's image file in step with it: saved after every change of
+    state, so a terminal killed at any moment never loses the card's state."""
+
+    def __init__(self, card: Card, path: str | os.PathLike[str]) -> None:
+        self.card = card
+        self.path = Path(path)
+        card.listeners.append(self.save)
+
+    def save(self) -> None:
+        save_image(self.card, self.path)
+
+
 def load_card(path: str | os.PathLike[str], persist: bool = True) -> Card:
-    """Load a card image; with ``persist`` every change is saved back atomically."""
+    """Load a card or PSAM image (by its ``kind``); with ``persist`` it is file-backed."""
     try:
         card = card_from_json(read_image(path))
     except FormatError as exc:
         message = str(exc)
         raise FormatError(message if str(path) in message else f"{path}: {message}") from None
     if persist:
-        card.listeners.append(lambda: save_image(card, path))
+        FileBackedCard(card, path)
     return card
 
 
