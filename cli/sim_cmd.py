@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import click
 
 from cardlib.errors import FormatError
 from cardlib.keys import load_issuer_keys
+from cardlib.ssse.files import CARD_TYPES
 from cli.common import Options, common_options
 
 
@@ -33,7 +34,7 @@ def sim() -> None:
 @click.option("--name", help="Holder's name (Chinese characters welcome).")
 @click.option("--birth-date", help="YYYY-MM-DD.")
 @click.option("--card-type", default="adult", show_default=True,
-              type=click.Choice(["adult", "student", "elder", "child", "disabled", "staff"]))
+              type=click.Choice(list(CARD_TYPES)))
 @click.option("--region", default="330300", show_default=True, help="6-digit region code of the issuing city.")
 @click.option("--balance", default=5000, show_default=True, type=int, help="Purse balance in fen.")
 @click.option("--valid-until", help="Expiry YYYY-MM-DD (card and purse).")
@@ -107,13 +108,58 @@ def show(path: str, show_secrets: bool, opts: Options) -> None:
     from simulators.image import card_from_json, mask_image, read_image  # noqa: PLC0415
 
     obj = read_image(path)
-    card_from_json(obj)  # validates
+    card = card_from_json(obj)  # validates
     shown = obj if show_secrets else mask_image(obj)
     shown = {k: v for k, v in shown.items() if k != "rng"}
     if opts.json:
         opts.emit(shown)
         return
-    click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+    for label, value in _summary(card, shown):
+        click.echo(f"{label:<16}{value}")
+
+
+def _summary(card: object, shown: dict[str, Any]) -> list[tuple[str, str]]:
+    """Lines for a person: what the card holds, keys as the image shows them (masked or not)."""
+    from simulators.psam import PsamCard  # noqa: PLC0415
+    from simulators.ssc import SocialSecurityCard  # noqa: PLC0415
+
+    keys = shown.get("keys") or shown.get("issuer", {}).get("keys", {})
+    key_lines = [(f"key {name}", f"{entry.get('key')} (index {entry.get('index')}, {entry.get('algorithm')})")
+                 for name, entry in keys.items() if isinstance(entry, dict)]
+    if isinstance(card, PsamCard):
+        return [
+            ("kind", "PSAM" + (" (TEST ONLY issuer)" if card.test else "")),
+            ("issuer", card.issuer.name),
+            ("terminal", card.state.terminal_id.hex().upper()),
+            ("terminal seq", str(card.state.terminal_seq)),
+            *key_lines,
+        ]
+    assert isinstance(card, SocialSecurityCard)
+    issuer, holder, purse = card.issuer_records(), card.holder_records(), card.purse.state
+    ssse = shown.get("ssse", {})
+    types = {v: k for k, v in CARD_TYPES.items()}
+    return [
+        ("kind", "social security card" + (" (TEST ONLY issuer)" if card.meta.get("test_only") else "")),
+        ("issuer", str(card.meta.get("issuer", "?"))),
+        ("card id", issuer.card_id.hex().upper()),
+        ("card number", issuer.card_number),
+        ("card type", types.get(issuer.card_type, f"{issuer.card_type:02X}")),
+        ("region", issuer.region),
+        ("valid", f"{issuer.issue_date} .. {issuer.expiry_date}"),
+        ("name", holder.name),
+        ("ssn", holder.ssn),
+        ("sex", {1: "male", 2: "female"}.get(holder.sex, str(holder.sex))),
+        ("birth date", str(holder.birth_date)),
+        ("app serial", card.app_serial.hex().upper()),
+        ("balance", f"{purse.balance} fen"),
+        ("online seq", str(purse.online_seq)),
+        ("offline seq", str(purse.offline_seq)),
+        ("purse", purse.blocked or "usable"),
+        ("algorithm", str(keys.get("dpk", {}).get("algorithm"))),
+        ("pin", f"{ssse.get('pin')} ({card.ssse.state.pin_tries} tries left)"),
+        ("puk", f"{ssse.get('puk')} ({card.ssse.state.puk_tries} tries left)"),
+        *key_lines,
+    ]
 
 
 try:  # `ykt sim serve` lives with the bridges

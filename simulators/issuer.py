@@ -14,12 +14,18 @@ from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
 from cardlib.keys import IssuerKeys, default_issuer, derive_card_keys
 from cardlib.pboc.files import HolderData, ManagementData, PublicData
-from cardlib.ssse.files import HolderRecords, IssuerRecords, card_identifier, ssn_check_digit
+from cardlib.ssse.commands import pin_bytes
+from cardlib.ssse.files import (
+    CARD_TYPES,
+    HolderRecords,
+    IssuerRecords,
+    card_identifier,
+    ssn_check_digit,
+)
 from simulators.filesystem import DedicatedFile, RecordEF, TransparentEF
 from simulators.purse import PurseState
 from simulators.ssc import SocialSecurityCard, SsseState
 
-CARD_TYPES = {"adult": 0x01, "student": 0x02, "elder": 0x03, "child": 0x04, "disabled": 0x05, "staff": 0x06}
 REGIONS = {
     "330300": "温州", "330500": "湖州", "110000": "北京", "310000": "上海", "341800": "宣城",
     "331100": "丽水", "440300": "深圳", "510100": "成都",
@@ -53,13 +59,32 @@ def _ssn(rng: random.Random, region: str, birth: date, sex: int) -> str:
     return body + ssn_check_digit(body)
 
 
+def _valid_ssn(ssn: str) -> bool:
+    return len(ssn) == 18 and ssn[:17].isdigit() and ssn[:17].isascii() and ssn_check_digit(ssn[:17]) == ssn[17]
+
+
 def complete_profile(profile: CardProfile, rng: random.Random) -> CardProfile:
+    """Check the profile and draw what it leaves open from ``rng`` (FormatError names the field)."""
     if profile.card_type not in CARD_TYPES:
         raise FormatError(f"card type {profile.card_type!r}: one of {', '.join(CARD_TYPES)}")
     if len(profile.region) != 6 or not profile.region.isdigit():
         raise FormatError(f"region must be a 6-digit code, got {profile.region!r}")
-    if profile.balance < 0:
-        raise FormatError("balance must not be negative")
+    if not 0 <= profile.balance <= 0x7FFFFFFF:
+        raise FormatError(f"balance must be 0..{0x7FFFFFFF} fen, got {profile.balance}")
+    if profile.valid_until < profile.valid_from:
+        raise FormatError(f"valid until {profile.valid_until} is before valid from {profile.valid_from}")
+    pin_bytes(profile.pin)
+    if profile.sex not in (None, 1, 2):
+        raise FormatError(f"sex must be 1 (male) or 2 (female), got {profile.sex}")
+    if profile.name is not None:
+        try:
+            size = len(profile.name.encode("gbk"))
+        except UnicodeEncodeError:
+            raise FormatError(f"name {profile.name!r} cannot be written in GBK") from None
+        if not 0 < size <= 20:
+            raise FormatError(f"name {profile.name!r} must be 1..20 bytes in GBK, it is {size}")
+    if profile.ssn is not None and not _valid_ssn(profile.ssn):
+        raise FormatError(f"social security number {profile.ssn[:6]}…: 18 characters with a valid check digit")
     sex = profile.sex or rng.choice((1, 2))
     birth = profile.birth_date or date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
     name = profile.name or rng.choice(SURNAMES) + rng.choice(GIVEN)
@@ -74,9 +99,9 @@ def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = N
     p = complete_profile(profile or CardProfile(), rng)
     assert p.birth_date is not None and p.name is not None and p.ssn is not None and p.sex is not None
     algorithm = Algorithm.parse(p.algorithm)
-    serial = rng.getrandbits(40)
+    serial = rng.getrandbits(40) % 10**12  # 12 BCD digits in the card identifier
     card_id = card_identifier(p.region, serial)
-    app_serial = bytes.fromhex(p.region[:4]) + serial.to_bytes(8, "big")
+    app_serial = bytes.fromhex(f"{p.region[:4]}{serial:016d}")  # BCD: city ‖ serial
     keys = derive_card_keys(issuer, app_serial, card_id, algorithm)
     ssse = SsseState(pin=p.pin, puk=f"{rng.randrange(10**6):06d}")
     purse = PurseState(balance=p.balance, keys=keys, overdraft_limit=p.overdraft_limit)
@@ -98,7 +123,7 @@ def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = N
     files = {
         0x15: PublicData(issuer.issuer_id, app_serial, p.valid_from, p.valid_until).encode(),
         0x16: HolderData(CARD_TYPES[p.card_type], p.name, p.ssn).encode(),
-        0x17: ManagementData(bytes.fromhex(p.region[:2] + "00"), bytes.fromhex(p.region[2:4] + "00")).encode(),
+        0x17: ManagementData(bytes.fromhex(p.region[:2] + "00"), bytes.fromhex(p.region[:4])).encode(),  # 3300, 3303
     }
     for sfi, data in files.items():
         ef = pdf.ef_by_sfi(sfi)
@@ -108,4 +133,5 @@ def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = N
 
 
 def sample_card(seed: int = 0) -> SocialSecurityCard:
+    """A card of the test issuer with a holder drawn from the seed."""
     return issue_card(CardProfile(), seed=seed)

@@ -34,7 +34,16 @@ from cardlib.keys import CardKeys
 from cardlib.pboc.purse import PURSE_AID, PURSE_DF
 from cardlib.ssse import commands as C
 from cardlib.ssse.commands import MalformedCommand
-from cardlib.ssse.files import EF_HOLDER, EF_ISSUER, SFI_HOLDER, SFI_ISSUER, SSSE_AID
+from cardlib.ssse.files import (
+    EF_HOLDER,
+    EF_ISSUER,
+    SFI_HOLDER,
+    SFI_ISSUER,
+    SSSE_AID,
+    HolderRecords,
+    IssuerRecords,
+    parse_record,
+)
 from simulators.filesystem import (
     Access,
     AccessRule,
@@ -269,6 +278,21 @@ class SocialSecurityCard:
     @property
     def app_serial(self) -> bytes:
         return bytes(self._purse_ef(0x15).data[10:20])
+
+    def _ssse_values(self, sfi: int) -> dict[int, bytes]:
+        df = self.fs.mf.child_by_fid(SSSE_DF)
+        assert isinstance(df, DedicatedFile)
+        ef = df.ef_by_sfi(sfi)
+        assert isinstance(ef, RecordEF)
+        return {rec[0]: parse_record(rec) for rec in ef.records}
+
+    def issuer_records(self) -> IssuerRecords:
+        """EF05 as the terminal would decode it."""
+        return IssuerRecords.from_records(self._ssse_values(SFI_ISSUER))
+
+    def holder_records(self) -> HolderRecords:
+        """EF06 as the terminal would decode it (personal data)."""
+        return HolderRecords.from_records(self._ssse_values(SFI_HOLDER))
 
     def _purse_ef(self, sfi: int) -> TransparentEF:
         df = self.fs.mf.child_by_fid(PURSE_DF)

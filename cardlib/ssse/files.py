@@ -19,6 +19,9 @@ SFI_ISSUER = 0x05
 SFI_HOLDER = 0x06
 RID = bytes.fromhex("D156000005")
 
+# EF05 card type byte (also the 0x16 card-type flag of the purse), this project's profile
+CARD_TYPES = {"adult": 0x01, "student": 0x02, "elder": 0x03, "child": 0x04, "disabled": 0x05, "staff": 0x06}
+
 # EF05 tags
 T_CARD_ID, T_CARD_TYPE, T_SPEC_VERSION, T_ORG, T_ISSUE_DATE, T_EXPIRY, T_CARD_NUMBER = range(1, 8)
 # EF06 tags
@@ -46,13 +49,24 @@ def parse_record(raw: bytes, tag: int | None = None) -> bytes:
 
 
 def card_identifier(region: str, serial: int) -> bytes:
-    """Region (6 digits, BCD) ‖ RID D156000005 ‖ 8-byte serial, F-padded (reference §8)."""
-    if len(region) != 6 or not region.isdigit():
+    """Region (6 digits, BCD) ‖ RID D156000005 ‖ 8-byte serial (reference §8).
+
+    The serial is BCD, at least 12 digits, F-padded on the left to 16 nibbles:
+    serial 1 gives ``FFFF000000000001``.
+    """
+    if len(region) != 6 or not region.isdigit() or not region.isascii():
         raise FormatError(f"region must be 6 digits, got {region!r}")
-    tail = f"{serial:x}".upper()
-    if len(tail) > 16:
-        raise FormatError("serial too large")
-    return bytes.fromhex(region) + RID + bytes.fromhex(tail.rjust(16, "0"))
+    if not 0 <= serial < 10**16:
+        raise FormatError(f"card serial must have at most 16 digits, got {serial}")
+    return bytes.fromhex(region) + RID + bytes.fromhex(f"{serial:012d}".rjust(16, "F"))
+
+
+def card_serial(card_id: bytes) -> int:
+    """The serial number inside a card identifier (inverse of :func:`card_identifier`)."""
+    digits = card_id[8:].hex().upper().lstrip("F")
+    if len(card_id) != 16 or card_id[3:8] != RID or not digits.isdigit():
+        raise FormatError(f"not a card identifier: {card_id.hex().upper()}")
+    return int(digits)
 
 
 @dataclass(frozen=True)
