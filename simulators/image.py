@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cardlib.errors import ConfigError, FormatError
+from cardlib.hexutil import from_hex
 from cardlib.keys import CardKeys, IssuerKeys
 from simulators.psam import PsamCard, PsamState
 from simulators.purse import PurseState
@@ -115,7 +116,7 @@ def card_from_json(obj: Any) -> Card:
         if not (0 <= ssse.pin_tries <= PIN_TRIES and 0 <= ssse.puk_tries <= PUK_TRIES
                 and 0 <= ssse.ext_tries <= EXT_AUTH_TRIES):
             raise FormatError("card image: ssse try counters out of range")
-        card = SocialSecurityCard(keys, purse, ssse, rng, bytes.fromhex(_need(obj, "atr", str)),
+        card = SocialSecurityCard(keys, purse, ssse, rng, from_hex(_need(obj, "atr", str), "card image: atr"),
                                   bool(obj.get("t0_style", False)), obj.get("meta") or {})
         card.fs.files_from_json(_need(obj, "files", list))
         return card
