@@ -53,3 +53,36 @@ def test_bad_input(tmp_path: Path) -> None:
     assert code == 2 and err.count("\n") == 1
     code, _, err = run("sim", "new", "--out", str(tmp_path / "x.json"), "--issuer-keys", str(tmp_path / "nope.json"))
     assert code == 2 and "no such key file" in err
+
+
+def test_show_for_people(tmp_path: Path) -> None:
+    card, sam = tmp_path / "card.json", tmp_path / "psam.json"
+    run("sim", "new", "--out", str(card), "--name", "吕庆军", "--birth-date", "1958-03-02", "--card-type", "elder",
+        "--region", "341800", "--balance", "1200", "--valid-until", "2030-06-30", "--pin", "246810", "--seed", "2")
+    code, out, _ = run("sim", "show", str(card))
+    assert code == 0
+    fields = {line[:16].strip(): line[16:] for line in out.splitlines()}
+    assert fields["name"] == "吕庆军" and fields["birth date"] == "1958-03-02" and fields["card type"] == "elder"
+    assert fields["valid"] == "2024-01-01 .. 2030-06-30" and fields["balance"] == "1200 fen"
+    assert fields["card id"].startswith("341800D156000005FFFF") and fields["region"] == "341800"
+    assert fields["pin"] == "******** (3 tries left)" and fields["key dpk"].startswith("******** (index 1, 3des)")
+    assert "246810" not in out
+    code, out, _ = run("sim", "show", str(card), "--show-secrets")
+    assert "246810 (3 tries left)" in out
+    run("sim", "psam", "--out", str(sam), "--terminal-id", "0000000000A1")
+    code, out, _ = run("sim", "show", str(sam))
+    fields = {line[:16].strip(): line[16:] for line in out.splitlines()}
+    assert fields["kind"] == "PSAM (TEST ONLY issuer)" and fields["terminal"] == "0000000000A1"
+    assert fields["key mpk"].startswith("********")
+
+
+def test_new_refuses_bad_profiles(tmp_path: Path) -> None:
+    out = str(tmp_path / "x.json")
+    for args, words in ((("--pin", "12ab56"), "PIN"), (("--region", "33"), "region"),
+                        (("--name", "欧阳" * 6), "GBK"), (("--count", "0"), "--count"),
+                        (("--valid-until", "2023-01-01"), "before")):
+        code, _, err = run("sim", "new", "--out", out, *args)
+        assert code == 2 and words in err and err.count("\n") == 1, (args, err)
+    code, _, err = run("sim", "new", "--out", out, "--card-type", "vip")
+    assert code == 2
+    assert not (tmp_path / "x.json").exists()
