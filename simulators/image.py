@@ -102,6 +102,8 @@ def card_from_json(obj: Any) -> Card:
             max_balance=_need(p, "max_balance", int, "purse"), blocked=p.get("blocked"),
             proofs=list(_need(p, "proofs", list, "purse")),
         )
+        if obj.get("balance", purse.balance) != purse.balance:
+            raise FormatError("card image: balance and purse.balance differ (edit both)")
         if purse.blocked not in (None, "temporary", "permanent"):
             raise FormatError("card image: purse.blocked must be null, temporary or permanent")
         if not 0 <= purse.balance <= 0x7FFFFFFF or not 0 <= purse.online_seq <= 0xFFFF or not 0 <= purse.offline_seq <= 0xFFFF:

@@ -149,6 +149,7 @@ BROKEN = [
     (lambda o: o.update(version=2), "version"),
     (lambda o: o["purse"].update(balance="many"), "balance"),
     (lambda o: o["purse"].update(online_seq=70000), "counters"),
+    (lambda o: o.update(balance=1), "balance and purse.balance differ"),
     (lambda o: o["ssse"].update(pin="12"), "pin"),
     (lambda o: o["ssse"].update(pin_tries=9), "try counters"),
     (lambda o: o["files"].append({"df": "9", "fid": 1}), "file entry"),
