@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm
@@ -169,6 +170,16 @@ class Wallet:
     def trips(self) -> list[TripRecord]:
         return [TripRecord.decode(r) for r in self._records(TRIP_SFI, TripRecord.SIZE, 30)]
 
+    def _send_journaled(self, record: JournalRecord, command: CommandAPDU) -> ResponseAPDU:
+        """Send DEBIT/CREDIT after its write-ahead record: no answer → torn; any other error fails it."""
+        try:
+            return self.card.transmit(command)
+        except Exception as exc:
+            if _torn(exc):
+                raise TornTransactionError(record, exc) from exc
+            self.journal.fail(record.id, f"error: {type(exc).__name__}")
+            raise
+
     # --- purchase -------------------------------------------------------------------
 
     def purchase(self, amount: int, extra: dict[str, Any] | None = None) -> TransactionResult:
@@ -201,13 +212,7 @@ class Wallet:
             card_seq=init.offline_seq, amount=amount, balance_before=init.balance, terminal_id=tid,
             tx_time=now, algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
             key_index=self.key_index, test=self.test, terminal_seq=sam.terminal_seq, extra=extra)
-        try:
-            response = self.card.transmit(P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
-        except Exception as exc:
-            if _torn(exc):
-                raise TornTransactionError(record, exc) from exc
-            self.journal.fail(record.id, f"error: {type(exc).__name__}")
-            raise
+        response = self._send_journaled(record, P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
             response.check("DEBIT FOR PURCHASE")
@@ -215,13 +220,12 @@ class Wallet:
         balance_after = init.balance - amount
         try:
             self.psam.verify_mac2(debit.mac2)
-            verified = True
-        except MacMismatchError:
+        except MacMismatchError:  # the card did debit: the record completes, flagged
             self.journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
                                   mac2_verified=False)
             raise
         done = self.journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
-                                     mac2_verified=verified)
+                                     mac2_verified=True)
         return TransactionResult.from_record(done)
 
     # --- load -------------------------------------------------------------------------
@@ -241,13 +245,7 @@ class Wallet:
             amount=amount, balance_before=init.balance, terminal_id=tid, tx_time=tx_time,
             algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
             key_index=self.key_index, test=self.test, extra=extra)
-        try:
-            response = self.card.transmit(P.CreditForLoad(auth.date, auth.time, auth.mac2).to_apdu())
-        except Exception as exc:
-            if _torn(exc):
-                raise TornTransactionError(record, exc) from exc
-            self.journal.fail(record.id, f"error: {type(exc).__name__}")
-            raise
+        response = self._send_journaled(record, P.CreditForLoad(auth.date, auth.time, auth.mac2).to_apdu())
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
             host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "failed"))
