@@ -1,12 +1,19 @@
 """A PN532 on a pseudo-terminal, hosting virtual cards in its field.
 
-Answers byte-exact, with an ACK before every response, the commands of our
-driver and those libnfc's ``pn532_uart`` driver sends during ``nfc-list``
-(NXP UM0701-02 §7): Diagnose, GetFirmwareVersion, GetGeneralStatus,
+Answers byte-exact, with an ACK before every response (NXP UM0701-02 §6.2),
+the commands of our driver and those libnfc's ``pn532_uart`` driver sends
+during ``nfc-list`` (§7): Diagnose, GetFirmwareVersion, GetGeneralStatus,
 Read/WriteRegister over a register file, SetParameters, SAMConfiguration,
-PowerDown, RFConfiguration, InListPassiveTarget for every modulation (0
-targets where no such card), InDataExchange with chaining, InCommunicateThru,
-InSelect, InDeselect, InRelease. Unknown commands get the error frame.
+PowerDown (woken again by the HSU preamble), RFConfiguration, InListPassiveTarget
+for every modulation (0 targets where no such card), InDataExchange with
+chaining both ways, InCommunicateThru, InSelect, InDeselect, InRelease.
+Unknown commands and malformed parameters get the application error frame.
+
+Cards follow the in-process card contract (``atr``, ``process``, ``reset``);
+each gets an ISO 14443-A identity (UID, SENS_RES, SEL_RES 0x20, an ATS whose
+historical bytes are those of the card's ATR). A card raising
+CardRemovedError has been torn away: it leaves the field and the chip reports
+status 0x01 (timeout), as the real chip does when the card stops answering.
 """
 
 from __future__ import annotations
@@ -16,58 +23,88 @@ import os
 import select
 import threading
 import tty
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from cardlib.atr import parse_atr
-from cardlib.errors import CardRemovedError, FormatError
+from cardlib.errors import CardRemovedError, FormatError, YktError
 from cardlib.readers.base import Card
-from cardlib.readers.pn532_frames import ACK, ERROR, HOST_TO_CHIP, FrameParser, response
+from cardlib.readers.pn532_frames import (
+    ACK,
+    ERROR,
+    HOST_TO_CHIP,
+    NACK,
+    FrameKind,
+    FrameParser,
+    response,
+)
 
 STATUS_OK = 0x00
 STATUS_TIMEOUT = 0x01
-STATUS_BAD_TARGET = 0x27
+STATUS_BAD_CONTEXT = 0x27
 MI = 0x40
-CHUNK = 240
+#: InDataExchange pieces the chip hands back (§7.3.8: up to 262 bytes); > 254 → extended frames.
+CHUNK = 262
+FIRMWARE = bytes((0x32, 0x01, 0x06, 0x07))  # IC PN532, version 1.6, ISO 14443-A/B and ISO 18092
+
+#: Reset values of the CIU registers (§8.6.23 maps them at 0x6301..0x633F; values as
+#: in the contactless interface unit's data sheet) that libnfc reads and writes.
+RESET_REGISTERS = {
+    0x6301: 0x3F, 0x6302: 0x80, 0x6303: 0x80, 0x6304: 0x80, 0x6305: 0x00, 0x6306: 0x10,
+    0x6307: 0x84, 0x6308: 0x84, 0x6309: 0x4D, 0x630A: 0x00, 0x630B: 0x00, 0x630C: 0x62,
+    0x630D: 0x00, 0x630E: 0x00, 0x630F: 0xEB, 0x6311: 0xFF, 0x6312: 0xFF, 0x6313: 0x88,
+    0x6314: 0x26, 0x6315: 0x87, 0x6316: 0x48, 0x6317: 0x88, 0x6318: 0x20, 0x6319: 0x20,
+    0x6331: 0x20, 0x6332: 0x80, 0x6333: 0x00, 0x6334: 0x14, 0x6335: 0x00, 0x6336: 0x00,
+    0x6337: 0x21, 0x6338: 0x00, 0x633A: 0x00, 0x633B: 0x08, 0x633C: 0x10, 0x633D: 0x00,
+    0x633E: 0x80,
+}
+#: RFConfiguration items (§7.3.1) and the number of bytes each takes.
+RF_ITEMS = {0x01: 1, 0x02: 3, 0x04: 1, 0x05: 3, 0x0A: 11, 0x0B: 8, 0x0C: 3, 0x0D: 9}
 
 
 @dataclass
 class Target:
+    """A card in the field with its ISO 14443-A identity (ISO 14443-3 §6.5)."""
+
     card: Card
     uid: bytes
-    sens_res: bytes = b"\x00\x04"
-    sel_res: int = 0x20
 
     @property
-    def ats(self) -> bytes:
+    def sens_res(self) -> bytes:
+        """ATQA: the UID size in bits 7-6 (single 00, double 01), bit-frame anticollision."""
+        return b"\x00\x44" if len(self.uid) == 7 else b"\x00\x04"
+
+    sel_res = 0x20  # ISO 14443-4 compliant
+
+    def ats(self, atr: bytes | None = None) -> bytes:
+        """TL T0 TA TB TC + the ATR's historical bytes (ISO 14443-4 §5.2)."""
         try:
-            hist = parse_atr(self.card.atr).historical_bytes
+            hist = parse_atr(self.card.atr if atr is None else atr).historical_bytes[:15]
         except FormatError:
             hist = b""
-        body = bytes((0x78, 0x80, 0x70, 0x02)) + hist  # FSCI 256, TA/TB/TC as a typical card
+        body = bytes((0x78, 0x80, 0x70, 0x02)) + hist  # FSCI 256 bytes, 106 kbit/s, FWI 7, CID
         return bytes((len(body) + 1,)) + body
-
-
-@dataclass
-class _Field:
-    targets: list[Target] = field(default_factory=list)
-    active: dict[int, Target] = field(default_factory=dict)  # Tg -> target
 
 
 class Pn532Emulator:
     """``start()`` returns the device path a driver (ours, or libnfc's) opens."""
 
     def __init__(self, cards: Sequence[Card] = ()) -> None:
-        self.field = _Field()
+        self._lock = threading.RLock()  # the chip's state; re-entrant: a torn card leaves inside handle()
+        self.targets: list[Target] = []
+        self.active: dict[int, Target] = {}  # Tg -> target, after InListPassiveTarget
         self._uid_seq = 0x11
-        self._lock = threading.RLock()  # handle() holds it while a torn card leaves the field
         for card in cards:
             self.insert(card)
-        self.registers: dict[int, int] = {0x6305: 0x00, 0x6302: 0x80, 0x6303: 0x80, 0x633C: 0x10, 0x633D: 0x00,
-                                          0x6301: 0x00, 0x6304: 0x00, 0x6316: 0x00, 0x6318: 0x00}
+        self.registers: dict[int, int] = dict(RESET_REGISTERS)
         self.parameters = 0x00
-        self.log: list[bytes] = []
-        self._parser = FrameParser()
+        self.sam_mode = 0x01
+        self.rf_on = False
+        self.rf_settings: dict[int, bytes] = {}
+        self.asleep = False
+        self.log: list[bytes] = []  # every command (code ‖ params) received
+        self.cancels = 0  # ACK frames from the host (§6.2.1.4: cancel the pending command)
+        self._parser = FrameParser(max_len=1024)
         self._master = -1
         self._slave = -1
         self._link: str | None = None
@@ -85,25 +122,30 @@ class Pn532Emulator:
 
     @property
     def cards(self) -> tuple[Card, ...]:
-        return tuple(t.card for t in self.field.targets)
+        return tuple(t.card for t in self.targets)
 
-    def insert(self, card: Card) -> None:
-        with self._lock:
-            if any(t.card is card for t in self.field.targets):
-                return
+    def insert(self, card: Card, uid: bytes | None = None) -> None:
+        """Bring a card into the field; its UID from ``uid``, the card's ``uid`` attribute
+        (4 or 7 bytes) or a fresh 7-byte NXP-style one."""
+        uid = uid if uid is not None else getattr(card, "uid", None)
+        if uid is None:
             uid = bytes((0x04, self._uid_seq, 0x5A, 0x3C, 0x11, 0x80, 0x20 + self._uid_seq % 16))
             self._uid_seq += 1
-            self.field.targets.append(Target(card, uid))
+        if not isinstance(uid, bytes) or len(uid) not in (4, 7) or uid[0] == 0x88:
+            raise FormatError(f"an ISO 14443-A UID has 4 or 7 bytes and does not start with 88, not {uid!r}")
+        with self._lock:
+            if all(t.card is not card for t in self.targets):
+                self.targets.append(Target(card, uid))
 
     def remove(self, card: Card | None = None) -> None:
+        """Take a card (every card, with None) out of the field."""
         with self._lock:
-            self.field.targets = [t for t in self.field.targets if card is not None and t.card is not card]
-            self.field.active = {tg: t for tg, t in self.field.active.items() if t in self.field.targets}
+            self.targets = [t for t in self.targets if card is not None and t.card is not card]
 
     # --- fault knobs for tests ------------------------------------------------------------------
 
     def inject_nack(self, n: int = 1) -> None:
-        """Answer the next n commands with NACK (ask the host to resend)."""
+        """Answer the next n commands with NACK (ask the host to send them again)."""
         self._nack += n
 
     def inject_garbage(self, data: bytes) -> None:
@@ -111,21 +153,25 @@ class Pn532Emulator:
         self._garbage += data
 
     def drop_next_response(self, n: int = 1) -> None:
-        """ACK the next n commands but never answer them (the host times out)."""
+        """ACK the next n commands but never answer them (the host times out and cancels)."""
         self._drop += n
 
     # --- pty ------------------------------------------------------------------------------------
 
     def start(self, link: str | None = None) -> str:
+        """Serve on a new pseudo-terminal; returns the path to open (``link`` when given)."""
+        if self._thread is not None:
+            raise RuntimeError("the PN532 emulator is already running")
         self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
         tty.setraw(self._master)
+        tty.setraw(self._slave)  # the slave stays open too, so reads on the master never see EIO
         self.path = os.ttyname(self._slave)
         if link:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
             os.symlink(self.path, link)
             self._link = link
+        self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name="pn532-emulator", daemon=True)
         self._thread.start()
         return link or self.path
@@ -134,12 +180,21 @@ class Pn532Emulator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+            self._thread = None
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._master = self._slave = -1
         if self._link:
             with contextlib.suppress(OSError):
                 os.unlink(self._link)
+            self._link = None
+
+    def __enter__(self) -> Pn532Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -158,134 +213,246 @@ class Pn532Emulator:
                 if self._stop.is_set():
                     return
                 continue
-            for frame in self._parser.feed(chunk):
-                if frame.kind == "nack" and self._last:
-                    self._write(self._last)  # the host asks for the last response again
-                    continue
-                if frame.kind == "bad":
-                    self._write(bytes.fromhex("0000FFFF0000"))  # NACK: ask for the frame again
-                    continue
-                if frame.kind != "data" or frame.tfi != HOST_TO_CHIP or not frame.data:
-                    continue  # an ACK from the host cancels; nothing pending to cancel here
-                self.log.append(frame.data)
-                if self._nack:
-                    self._nack -= 1
-                    self._write(bytes.fromhex("0000FFFF0000"))
-                    continue
-                if self._garbage:
-                    self._write(self._garbage)
-                    self._garbage = b""
-                self._write(ACK)
-                if self._drop:
-                    self._drop -= 1
-                    continue
-                self._last = self.handle(frame.data)
-                self._write(self._last)
+            for raw in self.receive(chunk):
+                self._write(raw)
 
-    # --- the chip ------------------------------------------------------------------------------
+    def receive(self, chunk: bytes) -> list[bytes]:
+        """Bytes from the host → the bytes the chip writes back (the line protocol, §6.2)."""
+        if self.asleep:
+            wake = chunk.find(0x55)
+            if wake < 0:
+                return []  # asleep: the line wakes the chip, the bytes are lost (§7.2.11)
+            self.asleep = False
+            self._parser.clear()
+            chunk = chunk[wake:]
+        out: list[bytes] = []
+        for frame in self._parser.feed(chunk):
+            if frame.kind is FrameKind.NACK:
+                if self._last:
+                    out.append(self._last)  # the host asks for the last response again
+                continue
+            if frame.kind is FrameKind.BAD:
+                out.append(NACK)  # ask for the frame again
+                continue
+            if frame.kind is FrameKind.ACK:
+                self.cancels += 1  # nothing is left pending in this model: a dropped answer stays dropped
+                continue
+            if frame.kind is not FrameKind.DATA or frame.tfi != HOST_TO_CHIP or not frame.data:
+                continue
+            self.log.append(frame.data)
+            if self._nack:
+                self._nack -= 1
+                out.append(NACK)
+                continue
+            if self._garbage:
+                out.append(self._garbage)
+                self._garbage = b""
+            out.append(ACK)
+            if self._drop:
+                self._drop -= 1
+                continue
+            self._last = self.handle(frame.data)
+            out.append(self._last)
+            if frame.code == 0x16 and self._last != ERROR:
+                self.asleep = True
+        return out
+
+    # --- the chip (§7) -----------------------------------------------------------------------------
 
     def handle(self, data: bytes) -> bytes:
-        """One command (code ‖ params) → the response frame."""
+        """One command (code ‖ params) → the response frame (or the error frame)."""
         code, params = data[0], data[1:]
-        handler = {
-            0x00: self._diagnose, 0x02: lambda p: b"\x32\x01\x06\x07", 0x04: self._general_status,
+        handler: Callable[[bytes], bytes | None] | None = {
+            0x00: self._diagnose, 0x02: lambda p: FIRMWARE, 0x04: self._general_status,
             0x06: self._read_register, 0x08: self._write_register, 0x12: self._set_parameters,
-            0x14: lambda p: b"", 0x16: lambda p: b"\x00", 0x32: lambda p: b"",
-            0x4A: self._list_passive, 0x40: self._data_exchange, 0x42: lambda p: bytes((STATUS_TIMEOUT,)),
-            0x44: self._deselect, 0x52: self._release, 0x54: self._select,
+            0x14: self._sam_configuration, 0x16: self._power_down, 0x32: self._rf_configuration,
+            0x40: self._data_exchange, 0x42: self._communicate_thru, 0x44: self._deselect,
+            0x4A: self._list_passive, 0x52: self._release, 0x54: self._select,
         }.get(code)
         if handler is None:
             return ERROR
         with self._lock:
-            return response(code, handler(params))
+            answer = handler(params)
+        return ERROR if answer is None else response(code, answer)
 
-    def _diagnose(self, p: bytes) -> bytes:
+    def _diagnose(self, p: bytes) -> bytes | None:
+        """§7.2.1: 0x00 line test echoes; 0x06 attention request (card presence)."""
         if not p:
-            return b"\x00"
-        if p[0] == 0x00:  # communication line test: echo
+            return None
+        if p[0] == 0x00:
             return p
-        if p[0] == 0x06:  # attention request / card presence (ISO 14443-4)
-            present = bool(self.field.active) and all(t in self.field.targets for t in self.field.active.values())
+        if p[0] == 0x06:
+            present = any(self._in_field(t) for t in self.active.values())
             return bytes((STATUS_OK if present else STATUS_TIMEOUT,))
-        return b"\x00"
+        if p[0] in (0x01, 0x02, 0x07):  # ROM, RAM, antenna self tests pass
+            return b"\x00"
+        return None
 
     def _general_status(self, p: bytes) -> bytes:
-        out = bytes((0x00, 0x01 if self.field.targets else 0x00, len(self.field.active)))
-        for tg in self.field.active:
-            out += bytes((tg, 0x00, 0x00, 0x00))
+        """§7.2.3: Err Field NbTg [Tg BrRx BrTx Type]… SAM status."""
+        out = bytes((0x00, int(self.rf_on), len(self.active)))
+        for tg in self.active:
+            out += bytes((tg, 0x00, 0x00, 0x00))  # 106 kbit/s, ISO 14443-A
         return out + b"\x00"
 
-    def _read_register(self, p: bytes) -> bytes:
-        return bytes(self.registers.get(int.from_bytes(p[i : i + 2], "big"), 0) for i in range(0, len(p) - 1, 2))
+    def _read_register(self, p: bytes) -> bytes | None:
+        """§7.2.4: pairs of address bytes → one value each."""
+        if not p or len(p) % 2:
+            return None
+        return bytes(self.registers.get(int.from_bytes(p[i : i + 2], "big"), 0) for i in range(0, len(p), 2))
 
-    def _write_register(self, p: bytes) -> bytes:
-        for i in range(0, len(p) - 2, 3):
+    def _write_register(self, p: bytes) -> bytes | None:
+        """§7.2.5: address (2) value (1) triplets."""
+        if not p or len(p) % 3:
+            return None
+        for i in range(0, len(p), 3):
             self.registers[int.from_bytes(p[i : i + 2], "big")] = p[i + 2]
         return b""
 
-    def _set_parameters(self, p: bytes) -> bytes:
-        self.parameters = p[0] if p else 0
+    def _set_parameters(self, p: bytes) -> bytes | None:
+        if len(p) != 1:
+            return None
+        self.parameters = p[0]
         return b""
 
-    def _list_passive(self, p: bytes) -> bytes:
-        if len(p) < 2:
-            return b"\x00"
-        max_tg, brty = min(p[0], 2), p[1]
+    def _sam_configuration(self, p: bytes) -> bytes | None:
+        """§7.2.10: Mode [Timeout [IRQ]]; normal mode 0x01 .. dual card 0x04."""
+        if not 1 <= len(p) <= 3 or not 0x01 <= p[0] <= 0x04:
+            return None
+        self.sam_mode = p[0]
+        return b""
+
+    def _power_down(self, p: bytes) -> bytes | None:
+        """§7.2.11: WakeUpEnable [GenerateIRQ] → status; the chip sleeps after answering."""
+        if not 1 <= len(p) <= 2:
+            return None
+        return b"\x00"
+
+    def _rf_configuration(self, p: bytes) -> bytes | None:
+        """§7.3.1: CfgItem ConfigurationData; item 0x01 switches the field."""
+        if not p or RF_ITEMS.get(p[0]) != len(p) - 1:
+            return None
+        self.rf_settings[p[0]] = p[1:]
+        if p[0] == 0x01:
+            self._field(bool(p[1] & 0x01))
+        return b""
+
+    def _field(self, on: bool) -> None:
+        """Field off: every card loses power, every target is forgotten."""
+        if self.rf_on and not on:
+            self.active.clear()
+            self._chain_in.clear()
+            self._chain_out = b""
+        self.rf_on = on
+
+    def _list_passive(self, p: bytes) -> bytes | None:
+        """§7.3.5: MaxTg BrTy [InitiatorData]; only ISO 14443-A cards live in this field."""
+        if len(p) < 2 or not 1 <= p[0] <= 2 or p[1] > 0x04:
+            return None
+        max_tg, brty, wanted = p[0], p[1], p[2:]
+        self._field(True)
+        self.active.clear()
+        self._chain_in.clear()
+        self._chain_out = b""
         if brty != 0x00:
-            return b"\x00"  # FeliCa, 14443-B, Jewel: none in our field
-        self.field.active = {}
-        out = bytearray()
-        found = self.field.targets[:max_tg]
-        out.append(len(found))
-        for tg, target in enumerate(found, 1):
-            self.field.active[tg] = target
-            with contextlib.suppress(CardRemovedError):
-                target.card.reset()
-            out += bytes((tg,)) + target.sens_res + bytes((target.sel_res, len(target.uid))) + target.uid + target.ats
+            return b"\x00"  # FeliCa 212/424, ISO 14443-B, Jewel: none in our field
+        out = bytearray((0,))
+        for target in list(self.targets):
+            if len(self.active) == max_tg:
+                break
+            if wanted and target.uid != wanted:
+                continue
+            try:
+                atr = target.card.reset()  # the field wakes the card; RATS gets its ATS
+            except CardRemovedError:
+                self.remove(target.card)
+                continue
+            tg = len(self.active) + 1
+            self.active[tg] = target
+            out += bytes((tg,)) + target.sens_res + bytes((target.sel_res, len(target.uid))) + target.uid
+            out += target.ats(atr)
+        out[0] = len(self.active)
         return bytes(out)
 
-    def _target(self, tg: int) -> Target | None:
-        target = self.field.active.get(tg & 0x0F)
-        return target if target is not None and target in self.field.targets else None
+    def _in_field(self, target: Target) -> bool:
+        return any(t is target for t in self.targets)
 
-    def _data_exchange(self, p: bytes) -> bytes:
+    def _data_exchange(self, p: bytes) -> bytes | None:
+        """§7.3.8: Tg [data]; MI in Tg: more command to come; MI in the status: more answer."""
         if not p:
-            return bytes((STATUS_BAD_TARGET,))
+            return None
         tg, payload = p[0], p[1:]
-        target = self._target(tg)
+        target = self.active.get(tg & 0x0F)
         if target is None:
+            return bytes((STATUS_BAD_CONTEXT,))
+        if not self._in_field(target):
             self._chain_in.clear()
             return bytes((STATUS_TIMEOUT,))
-        if not payload and self._chain_out:  # the host collects the rest of a chained answer
-            piece, self._chain_out = self._chain_out[:CHUNK], self._chain_out[CHUNK:]
-            return bytes((MI if self._chain_out else STATUS_OK,)) + piece
+        if not payload and self._chain_out and not tg & MI:  # the host collects the rest
+            return self._next_piece()
+        self._chain_out = b""
         self._chain_in += payload
         if tg & MI:
             return bytes((STATUS_OK,))
         apdu, self._chain_in = bytes(self._chain_in), bytearray()
         try:
-            answer = target.card.process(apdu)
+            self._chain_out = target.card.process(apdu)
         except CardRemovedError:
             self.remove(target.card)
             return bytes((STATUS_TIMEOUT,))
-        piece, self._chain_out = answer[:CHUNK], answer[CHUNK:]
+        except (YktError, ValueError, IndexError):
+            return bytes((STATUS_TIMEOUT,))  # a card model that chokes says nothing, like a card
+        return self._next_piece()
+
+    def _next_piece(self) -> bytes:
+        piece, self._chain_out = self._chain_out[:CHUNK], self._chain_out[CHUNK:]
         return bytes((MI if self._chain_out else STATUS_OK,)) + piece
 
-    def _deselect(self, p: bytes) -> bytes:
+    def _communicate_thru(self, p: bytes) -> bytes:
+        """§7.3.9: raw frames to the target. RATS gets the ATS again; nothing else answers."""
+        target = self.active.get(1)
+        if p[:1] == b"\xe0" and target is not None and self._in_field(target):
+            return b"\x00" + target.ats()
+        return bytes((STATUS_TIMEOUT,))
+
+    def _deselect(self, p: bytes) -> bytes | None:
+        """§7.3.10: the target stays known (InSelect brings it back)."""
+        if len(p) != 1:
+            return None
+        return bytes((STATUS_OK if p[0] == 0 or p[0] in self.active else STATUS_BAD_CONTEXT,))
+
+    def _release(self, p: bytes) -> bytes | None:
+        """§7.3.11: the chip forgets the target (0: all of them)."""
+        if len(p) != 1:
+            return None
+        if p[0] == 0:
+            self.active.clear()
+        elif self.active.pop(p[0], None) is None:
+            return bytes((STATUS_BAD_CONTEXT,))
+        self._chain_out = b""
         return b"\x00"
 
-    def _select(self, p: bytes) -> bytes:
-        return bytes((STATUS_OK if p and self._target(p[0]) else STATUS_BAD_TARGET,))
+    def _select(self, p: bytes) -> bytes | None:
+        """§7.3.12."""
+        if len(p) != 1:
+            return None
+        target = self.active.get(p[0])
+        if target is None:
+            return bytes((STATUS_BAD_CONTEXT,))
+        return bytes((STATUS_OK if self._in_field(target) else STATUS_TIMEOUT,))
 
-    def _release(self, p: bytes) -> bytes:
-        if p and p[0]:
-            self.field.active.pop(p[0], None)
-        else:
-            self.field.active.clear()
-        return b"\x00"
 
-
-def serve_pn532(cards: Sequence[Card], link: str | None = None) -> Pn532Emulator:
-    emulator = Pn532Emulator(cards)
-    emulator.start(link)
-    return emulator
+def serve_pn532(card: Card, link: str | None = None, ready: Callable[[str], None] | None = None,
+                stop: threading.Event | None = None) -> None:
+    """Serve one card behind an emulated PN532 until interrupted (Ctrl-C) or ``stop`` is set;
+    ``ready`` gets the device path once the line is up."""
+    emulator = Pn532Emulator([card])
+    path = emulator.start(link)
+    try:
+        if ready is not None:
+            ready(path)
+        (stop or threading.Event()).wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()

@@ -1,10 +1,15 @@
 """A PN532 on a serial line (HSU) through pyserial (NXP UM0701-02).
 
-Wake-up preamble and SAMConfiguration with retries and a longer first
-timeout; command → ACK → response; NACK answered by resending; a cancel ACK
-on timeout; InListPassiveTarget for ISO 14443-A asking for two targets (two
-found → several cards in the field); a PC/SC-style pseudo-ATR built from
-the ATS; InDataExchange with chaining; errors carry the chip's status byte.
+The link (§6.2): command → ACK → response; a NACK from the chip is answered
+by sending the command again, a response with a bad checksum by a NACK (the
+chip sends it again), and a host ACK cancels a command that got no answer
+(§6.2.1.4). Start-up (§7.2.10, §7.2.9, §7.3.1): wake-up preamble with
+SAMConfiguration in normal mode (retries, a longer first ACK timeout),
+GetFirmwareVersion, SetParameters (automatic RATS), RFConfiguration (retries
+and timeouts). Cards (§7.3.5, §7.3.8): InListPassiveTarget for ISO 14443-A at
+106 kbit/s asking for two targets (two found → MultipleCardsError); a PC/SC
+pseudo-ATR from the ATS historical bytes; InDataExchange with chaining (the
+MI bit, 0x40, of Tg and of the status byte). Errors name the chip's status.
 """
 
 from __future__ import annotations
@@ -24,24 +29,70 @@ from cardlib.errors import (
     ReaderUnavailableError,
 )
 from cardlib.readers.base import Disposition, Reader
-from cardlib.readers.pn532_frames import ACK, NACK, WAKEUP, Frame, FrameParser, command
+from cardlib.readers.pn532_frames import ACK, NACK, WAKEUP, Frame, FrameKind, FrameParser, command
 from cardlib.readers.registry import option_float, option_int
 
-CHUNK = 240
+# Command codes (UM0701-02 §7.1).
+DIAGNOSE = 0x00
+GET_FIRMWARE_VERSION = 0x02
+SET_PARAMETERS = 0x12
+SAM_CONFIGURATION = 0x14
+RF_CONFIGURATION = 0x32
+IN_DATA_EXCHANGE = 0x40
+IN_DESELECT = 0x44
+IN_LIST_PASSIVE_TARGET = 0x4A
+IN_RELEASE = 0x52
+
+#: InDataExchange carries at most 262 data bytes (§7.3.8); longer APDUs go in pieces with MI.
+CHUNK = 262
 MI = 0x40
-STATUS_TEXT = {0x01: "timeout", 0x02: "CRC error", 0x03: "parity error", 0x0A: "RF field error",
-               0x13: "data overflow", 0x27: "command not acceptable (no target)", 0x29: "target released",
-               0x2B: "card disappeared"}
+#: Status codes (§7.1, error code list) that mean the card is no longer there.
+GONE = {0x29, 0x2B}
+STATUS_TEXT = {
+    0x01: "timeout, the target did not answer",
+    0x02: "CRC error",
+    0x03: "parity error",
+    0x04: "wrong bit count during anticollision",
+    0x05: "framing error",
+    0x06: "abnormal bit collision",
+    0x07: "communication buffer too small",
+    0x09: "RF buffer overflow",
+    0x0A: "RF field not switched on in time",
+    0x0B: "RF protocol error",
+    0x0D: "chip overheating",
+    0x0E: "internal buffer overflow",
+    0x10: "invalid parameter",
+    0x13: "data format does not match the specification",
+    0x14: "authentication error",
+    0x23: "UID check byte wrong",
+    0x25: "invalid device state",
+    0x26: "operation not allowed in this configuration",
+    0x27: "command not acceptable in the current context",
+    0x29: "target released",
+    0x2A: "card ID does not match",
+    0x2B: "the card activated before has disappeared",
+    0x2D: "over-current",
+    0x2E: "NAD missing",
+}
+
+
+def describe_status(status: int) -> str:
+    """'status 01 (timeout, ...)' for an error message."""
+    return f"status {status:02X} ({STATUS_TEXT.get(status & 0x3F, 'unknown error')})"
 
 
 class Pn532Error(ProtocolError):
+    """The chip reported an error status byte; ``status`` keeps it."""
+
     def __init__(self, status: int, what: str) -> None:
         self.status = status
-        super().__init__(f"PN532 {what}: status {status:02X} ({STATUS_TEXT.get(status & 0x3F, 'error')})")
+        super().__init__(f"PN532 {what}: {describe_status(status)}")
 
 
 @dataclass(frozen=True)
 class Target:
+    """One ISO 14443-A target from InListPassiveTarget (§7.3.5)."""
+
     tg: int
     sens_res: bytes
     sel_res: int
@@ -50,7 +101,7 @@ class Target:
 
     @property
     def historical_bytes(self) -> bytes:
-        """From the ATS: TL T0 [TA] [TB] [TC] historical bytes."""
+        """From the ATS (ISO 14443-4 §5.2): TL T0 [TA] [TB] [TC] historical bytes."""
         if len(self.ats) < 2:
             return b""
         t0 = self.ats[1]
@@ -59,7 +110,8 @@ class Target:
 
 
 def parse_targets(data: bytes) -> list[Target]:
-    """The InListPassiveTarget answer for ISO 14443-A (UM0701-02 §7.3.5)."""
+    """The InListPassiveTarget answer for 106 kbit/s type A (§7.3.5):
+    NbTg, then per target Tg SENS_RES(2) SEL_RES NFCIDLength NFCID [ATS]."""
     if not data:
         raise ProtocolError("InListPassiveTarget: empty answer")
     out = []
@@ -69,15 +121,26 @@ def parse_targets(data: bytes) -> list[Target]:
             tg = data[pos]
             sens, sel, n = data[pos + 1 : pos + 3], data[pos + 3], data[pos + 4]
             uid = data[pos + 5 : pos + 5 + n]
+            if len(uid) != n:
+                raise IndexError
             pos += 5 + n
             ats = b""
-            if sel & 0x20 and pos < len(data):
+            if sel & 0x20 and pos < len(data):  # ISO 14443-4 compliant: the ATS follows
                 ats = data[pos : pos + data[pos]]
                 pos += data[pos] or 1
             out.append(Target(tg, sens, sel, uid, ats))
     except IndexError:
         raise ProtocolError(f"InListPassiveTarget: truncated answer {data.hex().upper()}") from None
     return out
+
+
+def retry_timeout_code(seconds: float) -> int:
+    """RFConfiguration item 0x02 timeout code (§7.3.1): 100 µs × 2^(n−1), 1 ≤ n ≤ 0x10;
+    the largest that stays within half the host's timeout, so the chip answers first."""
+    n = 1
+    while n < 0x10 and 100e-6 * 2 ** n <= seconds / 2:
+        n += 1
+    return n
 
 
 class Pn532Reader(Reader):
@@ -94,13 +157,14 @@ class Pn532Reader(Reader):
         self.timeout = timeout
         self.ack_timeout = ack_timeout
         self.retries = retries
-        self._parser = FrameParser()
+        self._parser = FrameParser(max_len=1024)
         self._target: Target | None = None
         self._atr = b""
         self.firmware = b""
+        self.port.timeout = 0.02  # one short read at a time; deadlines are ours
         self.wake()
 
-    # --- link ------------------------------------------------------------------------------
+    # --- link (§6.2) ------------------------------------------------------------------------
 
     def _read_frame(self, timeout: float) -> Frame | None:
         deadline = time.monotonic() + timeout
@@ -108,18 +172,16 @@ class Pn532Reader(Reader):
             frame = self._parser.pop()
             if frame is not None:
                 return frame
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= deadline:
                 return None
-            self.port.timeout = min(remaining, 0.05)
-            self._parser.push(self.port.read(max(1, self.port.in_waiting or 1)))
+            self._parser.push(self.port.read(max(1, self.port.in_waiting)))
 
     def _wait_ack(self, timeout: float) -> Frame | None:
         """The chip's ACK, NACK or error frame; line noise in between is skipped."""
         deadline = time.monotonic() + timeout
         while True:
             frame = self._read_frame(max(0.0, deadline - time.monotonic()))
-            if frame is None or frame.kind in ("ack", "nack", "error"):
+            if frame is None or frame.kind in (FrameKind.ACK, FrameKind.NACK, FrameKind.ERROR):
                 return frame
 
     def _flush(self) -> None:
@@ -127,7 +189,7 @@ class Pn532Reader(Reader):
         reset = getattr(self.port, "reset_input_buffer", None)
         if reset is not None:
             reset()
-        self._parser = FrameParser()
+        self._parser.clear()
 
     def _send(self, raw: bytes) -> None:
         self.port.write(raw)
@@ -144,50 +206,61 @@ class Pn532Reader(Reader):
             if frame is None:
                 if attempt < self.retries:
                     continue
-                raise ReaderTimeoutError(f"PN532 did not acknowledge command {code:02X}")
-            if frame.kind == "nack":
+                raise ReaderTimeoutError(f"PN532 on {self.name} did not acknowledge command {code:02X}")
+            if frame.kind is FrameKind.NACK:
                 continue  # the chip asks for the command again
-            if frame.kind == "error":
+            if frame.kind is FrameKind.ERROR:
                 raise ProtocolError(f"PN532 refused command {code:02X} (application error frame)")
             break
         else:
-            raise ProtocolError(f"PN532 kept refusing command {code:02X}")
-        for _ in range(self.retries + 1):
-            frame = self._read_frame(timeout or self.timeout)
+            raise ProtocolError(f"PN532 kept answering NACK to command {code:02X}")
+        nacks = 0
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            frame = self._read_frame(max(0.0, deadline - time.monotonic()))
             if frame is None:
-                self._send(ACK)  # cancel the pending command (UM0701-02 §6.2.1.4)
-                raise ReaderTimeoutError(f"PN532 gave no answer to command {code:02X}")
-            if frame.kind == "bad":
+                self._send(ACK)  # cancel the pending command (§6.2.1.4)
+                raise ReaderTimeoutError(f"PN532 on {self.name} gave no answer to command {code:02X}")
+            if frame.kind is FrameKind.BAD:
+                nacks += 1
+                if nacks > self.retries:
+                    raise ProtocolError(f"PN532 response to {code:02X} kept failing: {frame.problem}")
                 self._send(NACK)  # ask for the response again
                 continue
-            if frame.kind == "error":
-                raise ProtocolError(f"PN532 answered command {code:02X} with the error frame")
-            if frame.kind != "data" or frame.code != code + 1:
-                raise ProtocolError(f"PN532 answered command {code:02X} with {frame.kind} {frame.data.hex().upper()}")
-            return frame.data[1:]
-        raise ProtocolError(f"PN532 response to {code:02X} kept failing its checksum")
+            if frame.kind is FrameKind.ERROR:
+                raise ProtocolError(f"PN532 answered command {code:02X} with the application error frame")
+            if frame.kind is FrameKind.DATA and frame.code == code + 1:
+                return frame.data[1:]
+            # an ACK repeated, or a late answer to an earlier command: not ours, keep waiting
 
     def wake(self) -> None:
-        """Wake-up preamble + SAMConfiguration (normal mode); longer first timeout."""
+        """Wake-up preamble + SAMConfiguration (normal mode) with a longer first ACK
+        timeout, then firmware, automatic RATS, retry counts and timeouts."""
         try:
-            self.exchange(0x14, b"\x01\x14\x01", ack_timeout=1.0, preamble=WAKEUP)
-            self.firmware = self.exchange(0x02)
-            self.exchange(0x12, b"\x14")  # SetParameters: automatic RATS, ATS kept
-            self.exchange(0x32, b"\x05\xff\x01\x02")  # RFConfiguration: MaxRetries
+            self.exchange(SAM_CONFIGURATION, b"\x01\x14\x01", ack_timeout=max(1.0, self.ack_timeout),
+                          preamble=WAKEUP)
+            self.firmware = self.exchange(GET_FIRMWARE_VERSION)
         except ReaderTimeoutError as exc:
             raise ReaderUnavailableError(f"no PN532 answering on {self.name}: {exc}") from None
+        self.exchange(SET_PARAMETERS, b"\x14")  # fAutomaticRATS | fAutomaticATR_RES (§7.2.9)
+        # MaxRetries (§7.3.1 item 0x05): ATR_RES 0xFF, PSL 1, passive activation 2.
+        self.exchange(RF_CONFIGURATION, b"\x05\xff\x01\x02")
+        # Various timings (item 0x02): RFU, ATR_RES timeout 102.4 ms, retry timeout from ours.
+        self.exchange(RF_CONFIGURATION, bytes((0x02, 0x00, 0x0B, retry_timeout_code(self.timeout))))
 
-    # --- reader interface -----------------------------------------------------------------
+    # --- reader interface -------------------------------------------------------------------
 
     def _list(self, max_targets: int) -> list[Target]:
-        return parse_targets(self.exchange(0x4A, bytes((max_targets, 0x00)), timeout=max(self.timeout, 1.0)))
+        answer = self.exchange(IN_LIST_PASSIVE_TARGET, bytes((max_targets, 0x00)), timeout=max(self.timeout, 1.0))
+        return parse_targets(answer)
 
     def connect(self) -> bytes:
+        self._target = None
         targets = self._list(2)
         if not targets:
             raise NoCardError(f"no card in the field of {self.name}")
         if len(targets) > 1:
-            self.exchange(0x52, b"\x00")
+            self.exchange(IN_RELEASE, b"\x00")
             raise MultipleCardsError(len(targets))
         self._target = targets[0]
         self._atr = build_contactless_atr(self._target.historical_bytes[:15])
@@ -201,57 +274,83 @@ class Pn532Reader(Reader):
 
     @property
     def target(self) -> Target | None:
+        """The ISO 14443-A identity of the connected card (UID, SENS_RES, SEL_RES, ATS)."""
         return self._target
+
+    def _check(self, status: int, what: str) -> None:
+        """Raise for an error status; a timeout with the card gone is a removal."""
+        error = status & 0x3F
+        if not error:
+            return
+        if error in GONE or (error == 0x01 and not self._still_there()):
+            self._target = None
+            raise CardRemovedError(f"card left the field of {self.name} (PN532 {describe_status(status)})")
+        raise Pn532Error(status, what)
+
+    def _still_there(self) -> bool:
+        """Diagnose test 0x06, attention request / card presence (§7.2.1)."""
+        try:
+            return self.exchange(DIAGNOSE, b"\x06")[:1] == b"\x00"
+        except ProtocolError:
+            return False
 
     def transmit(self, apdu: bytes, timeout: float | None = None) -> bytes:
         if self._target is None:
             raise NoCardError(f"no card connected in {self.name}")
         tg = self._target.tg
         pieces = [apdu[i : i + CHUNK] for i in range(0, len(apdu), CHUNK)] or [b""]
+        answer = b""
         for i, piece in enumerate(pieces):
-            more = i < len(pieces) - 1
-            answer = self.exchange(0x40, bytes((tg | (MI if more else 0),)) + piece, timeout=timeout)
-            status = answer[0] if answer else 0xFF
-            if status & 0x3F:
-                if status & 0x3F in (0x01, 0x29, 0x2B):
-                    self._target = None
-                    raise CardRemovedError(f"card left the field of {self.name} (PN532 status {status:02X})")
-                raise Pn532Error(status, "InDataExchange")
+            more = MI if i < len(pieces) - 1 else 0
+            answer = self.exchange(IN_DATA_EXCHANGE, bytes((tg | more,)) + piece, timeout=timeout)
+            if not answer:
+                raise ProtocolError("PN532 InDataExchange answer without a status byte")
+            self._check(answer[0], "InDataExchange")
         out = bytearray(answer[1:])
-        while status & MI:
-            answer = self.exchange(0x40, bytes((tg,)), timeout=timeout)
-            status = answer[0]
-            if status & 0x3F:
-                raise Pn532Error(status, "InDataExchange (chained answer)")
+        while answer[0] & MI:  # the chip holds more of the card's answer (§7.3.8)
+            answer = self.exchange(IN_DATA_EXCHANGE, bytes((tg,)), timeout=timeout)
+            if not answer:
+                raise ProtocolError("PN532 InDataExchange answer without a status byte")
+            self._check(answer[0], "InDataExchange (chained answer)")
             out += answer[1:]
         return bytes(out)
 
     def is_card_present(self) -> bool:
         if self._target is not None:
-            status = self.exchange(0x00, b"\x06")
-            if status[:1] == b"\x00":
+            if self._still_there():
                 return True
             self._target = None
             return False
         found = bool(self._list(1))
         if found:
-            self.exchange(0x52, b"\x00")
+            self.exchange(IN_RELEASE, b"\x00")
         return found
 
     def disconnect(self, disposition: Disposition = Disposition.LEAVE) -> None:
-        if self._target is not None:
-            self._target = None
-            try:
-                self.exchange(0x52, b"\x00")
-            except (ReaderTimeoutError, ProtocolError):
-                pass
+        """LEAVE: InDeselect; RESET: InRelease; UNPOWER: InRelease and the RF field off and on."""
+        target, self._target = self._target, None
+        if target is None:
+            return
+        try:
+            if disposition is Disposition.LEAVE:
+                self.exchange(IN_DESELECT, bytes((target.tg,)))
+                return
+            self.exchange(IN_RELEASE, bytes((target.tg,)))
+            if disposition is Disposition.UNPOWER:
+                self.exchange(RF_CONFIGURATION, b"\x01\x00")
+                self.exchange(RF_CONFIGURATION, b"\x01\x01")
+        except (ReaderTimeoutError, ProtocolError):
+            pass  # the card is released either way
 
     def close(self) -> None:
-        self.disconnect()
-        self.port.close()
+        try:
+            self.disconnect(Disposition.RESET)
+        finally:
+            self.port.close()
 
 
 def open_serial(path: str, baud: int, timeout: float) -> Any:
+    """A pyserial port (or URL such as ``loop://``); ReaderUnavailableError naming the port."""
     try:
         import serial  # noqa: PLC0415
     except ImportError:
@@ -262,18 +361,29 @@ def open_serial(path: str, baud: int, timeout: float) -> Any:
         raise ReaderUnavailableError(f"cannot open serial port {path}: {exc}") from None
 
 
+OPTIONS = ("baud", "timeout", "retries")
+
+
 def open_pn532_reader(target: str, options: dict[str, str]) -> Pn532Reader:
-    """Backend of ``pn532:/dev/ttyUSB0?baud=115200&timeout=0.5``."""
-    unknown = set(options) - {"baud", "timeout", "retries"}
+    """Backend of ``pn532:/dev/ttyUSB0?baud=115200&timeout=0.5&retries=3``."""
+    unknown = set(options) - set(OPTIONS)
     if unknown:
-        raise FormatError(f"pn532 reader: unknown option(s) {', '.join(sorted(unknown))}")
+        raise FormatError(f"pn532 reader: unknown option(s) {', '.join(sorted(unknown))}"
+                          f" (known: {', '.join(OPTIONS)})")
     if not target:
         raise FormatError("pn532 reader needs a serial port: pn532:/dev/ttyUSB0")
     baud = option_int(options, "baud", 115200)
     timeout = option_float(options, "timeout", 0.5)
+    retries = option_int(options, "retries", 3)
+    if baud <= 0:
+        raise FormatError(f"pn532 reader: baud={baud} must be positive")
+    if not 0 < timeout <= 60:
+        raise FormatError(f"pn532 reader: timeout={timeout} must be between 0 and 60 seconds")
+    if not 0 <= retries <= 20:
+        raise FormatError(f"pn532 reader: retries={retries} must be between 0 and 20")
     port = open_serial(target, baud, timeout)
     try:
-        return Pn532Reader(port, f"pn532:{target}", timeout, retries=option_int(options, "retries", 3))
-    except Exception:
+        return Pn532Reader(port, f"pn532:{target}", timeout, retries=retries)
+    except BaseException:
         port.close()
         raise

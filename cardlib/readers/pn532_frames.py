@@ -1,10 +1,15 @@
-"""PN532 host-interface frames (NXP UM0701-02 §6.2): normal and extended
-information frames, ACK, NACK and the application error frame. No I/O: the
-driver and the chip emulator both use it, and it is tested byte-exact.
+"""PN532 host-interface frames (NXP UM0701-02 §6.2.1): normal and extended
+information frames, ACK, NACK and the application error frame, with their
+LCS/DCS checksums. No I/O: the driver and the chip emulator share it, and it
+is tested byte-exact.
+
+A normal frame carries up to 254 data bytes after the TFI (LEN ≤ 0xFF); more
+than that goes in an extended frame (§6.2.1.3), as libnfc does.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from cardlib.errors import ProtocolError
@@ -14,28 +19,49 @@ CHIP_TO_HOST = 0xD5
 ACK = bytes.fromhex("0000FF00FF00")
 NACK = bytes.fromhex("0000FFFF0000")
 ERROR = bytes.fromhex("0000FF01FF7F8100")
+#: HSU wake-up (§7.2.11, §6.2.2): 0x55 0x55 then zeros, sent ahead of the first command.
 WAKEUP = bytes.fromhex("5555") + bytes(14)
-MAX_NORMAL = 254  # TFI + data in a normal frame
+#: Data bytes after the TFI that still fit a normal frame.
+MAX_NORMAL_DATA = 254
+#: Longest LEN a parser accepts unless told otherwise (a PN532 never sends more than ~265).
+DEFAULT_MAX_LEN = 0xFFFF
+
+
+class FrameKind(enum.Enum):
+    DATA = "data"
+    ACK = "ack"
+    NACK = "nack"
+    ERROR = "error"  # the application error frame (§6.2.1.5)
+    BAD = "bad"  # a frame whose checksum failed: ``Frame.error`` says which
 
 
 @dataclass(frozen=True)
 class Frame:
-    kind: str  # "data" | "ack" | "nack" | "error" | "bad"
+    """One frame off the line. For DATA, ``data`` starts with the command or response code."""
+
+    kind: FrameKind
     tfi: int = 0
     data: bytes = b""
     problem: str = ""
+    extended: bool = False
 
     @property
     def code(self) -> int:
+        """The command/response code, or -1 for frames without data."""
         return self.data[0] if self.data else -1
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The typed error of a BAD frame (None otherwise)."""
+        return ProtocolError(f"PN532 frame rejected: {self.problem}") if self.kind is FrameKind.BAD else None
 
 
 def build(tfi: int, data: bytes) -> bytes:
-    """An information frame; extended form when TFI + data exceed 254 bytes."""
+    """An information frame (§6.2.1.1); extended (§6.2.1.3) above 254 data bytes."""
     body = bytes((tfi,)) + data
     n = len(body)
     dcs = (-sum(body)) & 0xFF
-    if n <= MAX_NORMAL:
+    if len(data) <= MAX_NORMAL_DATA:
         return b"\x00\x00\xff" + bytes((n, (-n) & 0xFF)) + body + bytes((dcs, 0x00))
     if n > 0xFFFF:
         raise ProtocolError(f"PN532 frame payload of {n} bytes is too long")
@@ -44,27 +70,48 @@ def build(tfi: int, data: bytes) -> bytes:
 
 
 def command(code: int, params: bytes = b"") -> bytes:
+    """Host → chip: TFI D4, the command code, its parameters."""
     return build(HOST_TO_CHIP, bytes((code,)) + params)
 
 
 def response(code: int, params: bytes = b"") -> bytes:
-    return build(CHIP_TO_HOST, bytes((code + 1,)) + params)
+    """Chip → host: TFI D5, the command code + 1, the answer."""
+    return build(CHIP_TO_HOST, bytes(((code + 1) & 0xFF,)) + params)
+
+
+def parse_frame(raw: bytes) -> Frame:
+    """Exactly one frame (preamble and postamble optional); ProtocolError otherwise."""
+    parser = FrameParser()
+    frames = parser.feed(raw)
+    if not frames:
+        raise ProtocolError(f"not a complete PN532 frame: {raw.hex().upper()}")
+    frame = frames[0]
+    if frame.error is not None:
+        raise frame.error
+    if len(frames) > 1 or parser.pending() > 1:
+        raise ProtocolError(f"more than one PN532 frame in {raw.hex().upper()}")
+    return frame
 
 
 class FrameParser:
-    """Frames out of a byte stream that may hold preambles, garbage and split frames."""
+    """Frames out of a byte stream that may hold preambles, garbage and split frames.
 
-    def __init__(self) -> None:
+    Bytes come in any chunks (``feed``/``push``); a frame whose checksum fails
+    comes out as a BAD frame carrying its ProtocolError, and the parser
+    resynchronises on the next start code. Nothing else is ever raised.
+    """
+
+    def __init__(self, max_len: int = DEFAULT_MAX_LEN) -> None:
         self._buf = bytearray()
+        self.max_len = max_len
 
     def feed(self, data: bytes) -> list[Frame]:
+        """Add bytes; return every frame now complete."""
         self._buf += data
         out: list[Frame] = []
-        while True:
-            frame = self._next()
-            if frame is None:
-                return out
+        while (frame := self._next()) is not None:
             out.append(frame)
+        return out
 
     def push(self, data: bytes) -> None:
         self._buf += data
@@ -74,7 +121,15 @@ class FrameParser:
         return self._next()
 
     def pending(self) -> int:
+        """Bytes held back waiting for the rest of a frame."""
         return len(self._buf)
+
+    def clear(self) -> None:
+        self._buf.clear()
+
+    def _bad(self, problem: str) -> Frame:
+        del self._buf[:2]  # past this start code only: a real frame may begin inside
+        return Frame(FrameKind.BAD, problem=problem)
 
     def _next(self) -> Frame | None:
         buf = self._buf
@@ -87,37 +142,32 @@ class FrameParser:
         if len(buf) < 4:
             return None
         length, lcs = buf[2], buf[3]
-        if (length, lcs) == (0x00, 0xFF):
+        if (length, lcs) in ((0x00, 0xFF), (0xFF, 0x00)):
             del buf[: 5 if len(buf) > 4 and buf[4] == 0 else 4]
-            return Frame("ack")
-        if (length, lcs) == (0xFF, 0x00):
-            del buf[: 5 if len(buf) > 4 and buf[4] == 0 else 4]
-            return Frame("nack")
-        if (length, lcs) == (0xFF, 0xFF):
+            return Frame(FrameKind.ACK if length == 0 else FrameKind.NACK)
+        extended = (length, lcs) == (0xFF, 0xFF)
+        if extended:
             if len(buf) < 7:
                 return None
             hi, lo, xcs = buf[4], buf[5], buf[6]
             if (hi + lo + xcs) & 0xFF:
-                del buf[:2]
-                return Frame("bad", problem="extended frame length checksum wrong")
+                return self._bad("extended frame length checksum wrong")
             n, head = (hi << 8) | lo, 7
         else:
             if (length + lcs) & 0xFF:
-                del buf[:2]
-                return Frame("bad", problem="length checksum wrong")
+                return self._bad("length checksum wrong")
             n, head = length, 4
+        if n == 0 or n > self.max_len:
+            return self._bad(f"frame length {n} out of range")
         if len(buf) < head + n + 1:
             return None
         body = bytes(buf[head : head + n])
-        dcs = buf[head + n]
+        if (sum(body) + buf[head + n]) & 0xFF:
+            return self._bad("data checksum wrong")
         end = head + n + 1
         if len(buf) > end and buf[end] == 0:
-            end += 1
+            end += 1  # postamble
         del buf[:end]
-        if (sum(body) + dcs) & 0xFF:
-            return Frame("bad", problem="data checksum wrong")
-        if n == 0:
-            return Frame("bad", problem="empty frame")
         if n == 1 and body[0] == 0x7F:
-            return Frame("error")
-        return Frame("data", body[0], body[1:])
+            return Frame(FrameKind.ERROR)
+        return Frame(FrameKind.DATA, body[0], body[1:], extended=extended)
