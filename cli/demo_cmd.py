@@ -4,15 +4,21 @@ Six virtual cards, six terminals, one morning: a top-up, buses with a
 transfer, the metro, a museum, a torn purchase recovered on the next tap, a
 deny-listed card blocked, an expired card and two cards tapped together —
 then a settlement that balances to the fen with every TAC verified.
+
+``--via pcsc`` serves each card through the vpcd driver of a running pcscd and
+reads it with the PC/SC reader; ``--via pn532`` serves it behind the PN532
+emulator on a pseudo-terminal and reads it with the PN532 driver. The PSAMs
+stay in process (a terminal's SAM slot), the story is the same.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -22,6 +28,7 @@ from cardlib.keys import default_issuer
 from cardlib.readers.pyhost import HostedReader
 from cli.common import Options, common_options
 from simulators.faults import TEAR_AFTER, FaultyCard
+from simulators.field import FIELD_KINDS, Field, open_field
 from simulators.host import SimulatedLoadHost
 from simulators.image import load_card, save_image
 from simulators.issuer import CardProfile, issue_card
@@ -36,6 +43,10 @@ from terminal.roles import make_app
 from terminal.wallet import Wallet
 
 START = "2026-11-28T07:30:00+08:00"
+VIA_TEXT = {"sim": "the in-process field (sim)",
+            "pcsc": "pcscd + vpcd: the PC/SC reader 'Virtual PCD 00 00' (two cards together stay in process)",
+            "pn532": "the PN532 driver on a pseudo-terminal, answered by the PN532 emulator"}
+T = TypeVar("T")
 
 CARDS: dict[str, CardProfile] = {
     "adult": CardProfile(name="王芳", birth_date=date(1990, 4, 12), region="330300", balance=1000),
@@ -76,6 +87,7 @@ class Story:
     out: Path
     clock: Clock
     seed: int
+    where: Field
     psams: dict[str, PsamClient] = field(default_factory=dict)
     journals: dict[str, Journal] = field(default_factory=dict)
     apps: dict[str, TerminalApp] = field(default_factory=dict)
@@ -96,15 +108,31 @@ class Story:
         self.apps[name] = make_app(parse_config(config), psam, journal, self.clock, deny, name)
 
     def tap(self, terminal: str, *who: str, tear_debit: bool = False, note: str = "") -> Decision:
-        reader = HostedReader(name=terminal)
+        cards: list[Any] = []
         for w in who:
             card: Any = load_card(self.card_path(w))
             if tear_debit:
                 card = FaultyCard(card).on_ins(0x54, TEAR_AFTER)
-            reader.insert(card)
-        decision = self.apps[terminal].tap(reader)
-        self.taps.append({"who": "+".join(who), "note": note, **decision.to_json()})
+            cards.append(card)
+        if len(cards) > 1 and not self.where.holds_several:
+            # a PC/SC reader resolves anticollision and shows one card: this tap stays in process
+            decision = self.apps[terminal].tap(HostedReader(cards, name=terminal))
+            field = "sim"
+        else:
+            decision = self.present(cards, lambda: self.apps[terminal].tap(self.where.reader))
+            field = self.where.kind
+        self.taps.append({"who": "+".join(who), "note": note, "field": field, **decision.to_json()})
         return decision
+
+    def present(self, cards: list[Any], action: Callable[[], T]) -> T:
+        """Cards into the field, ``action``, cards out again."""
+        for card in cards:
+            self.where.insert(card)
+        try:
+            return action()
+        finally:
+            for card in cards:
+                self.where.remove(card)
 
     def advance(self, minutes: float) -> None:
         self.clock.advance(timedelta(minutes=minutes))
@@ -115,11 +143,19 @@ def _balance(path: Path) -> int:
     return card.balance  # type: ignore[union-attr]
 
 
-def run_story(out: Path, seed: int, start: str) -> dict[str, Any]:
+def run_story(out: Path, seed: int, start: str, via: str = "sim") -> dict[str, Any]:
+    field = open_field(via)
+    try:
+        return _run_story(out, seed, start, field)
+    finally:
+        field.close()
+
+
+def _run_story(out: Path, seed: int, start: str, field: Field) -> dict[str, Any]:
     (out / "cards").mkdir(parents=True, exist_ok=True)
     (out / "journals").mkdir(parents=True, exist_ok=True)
     clock = Clock.fixed(parse_time(start))
-    story = Story(out, clock, seed)
+    story = Story(out, clock, seed, field)
     for i, (who, profile) in enumerate(CARDS.items()):
         card = issue_card(profile, default_issuer(), seed * 100 + i)
         save_image(card, story.card_path(who))
@@ -134,9 +170,12 @@ def run_story(out: Path, seed: int, start: str) -> dict[str, Any]:
 
     # 07:30 the adult tops up ¥50 at a top-up point
     host = SimulatedLoadHost(default_issuer())
-    reader = HostedReader([load_card(story.card_path("adult"))], name="topup")
-    reader.connect()
-    load = Wallet(Channel(reader), story.psams["topup"], story.journals["topup"], clock).load(5000, host)
+
+    def top_up() -> Any:
+        field.reader.connect()
+        return Wallet(Channel(field.reader), story.psams["topup"], story.journals["topup"], clock).load(5000, host)
+
+    load = story.present([load_card(story.card_path("adult"))], top_up)
     story.loads.append({"who": "adult", "terminal": "topup", **load.to_json()})
     story.advance(15)
     story.tap("bus-K101", "adult", note="bus, flat fare")
@@ -194,7 +233,7 @@ def run_story(out: Path, seed: int, start: str) -> dict[str, Any]:
         j.close()
     refusals = [t for t in story.taps if t["decision"] == "closed"]
     return {
-        "out_dir": str(out), "seed": seed, "cards": {w: {"app_serial": story.serials[w], "balance": balances[w],
+        "out_dir": str(out), "seed": seed, "via": field.kind, "cards": {w: {"app_serial": story.serials[w], "balance": balances[w],
                                                        "issued_balance": story.issued[w]} for w in CARDS},
         "loads": story.loads, "taps": story.taps, "refusals": refusals,
         "recovery": {"torn": torn.to_json(), "recovered": recovered.to_json()},
@@ -203,7 +242,8 @@ def run_story(out: Path, seed: int, start: str) -> dict[str, Any]:
 
 
 def _print(doc: dict[str, Any]) -> None:
-    click.echo("yikatong demo — a morning of the social security card (virtual cards, test issuer)\n")
+    click.echo("yikatong demo — a morning of the social security card (virtual cards, test issuer)")
+    click.echo(f"cards read through: {VIA_TEXT[doc['via']]}\n")
     for load in doc["loads"]:
         click.echo(f"{load['time'][11:19]} topup        {load['who']:<8} LOAD  +{load['amount']} fen, "
                    f"balance {load['balance_after']} fen, TAC {load['tac']}")
@@ -229,15 +269,18 @@ def _print(doc: dict[str, Any]) -> None:
 @click.option("--seed", default=1, type=int, show_default=True, help="Varies the cards (never the keys).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder for cards and journals "
               "(default: a new temporary folder).")
+@click.option("--via", type=click.Choice(FIELD_KINDS), default="sim", show_default=True,
+              help="How the cards reach the terminals: in process, a running pcscd with the vpcd "
+              "driver, or the PN532 emulator on a pseudo-terminal.")
 @common_options
-def demo(seed: int, out_dir: str | None, opts: Options) -> None:
+def demo(seed: int, out_dir: str | None, via: str, opts: Options) -> None:
     """Run the story on the embedded simulator and settle it."""
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="ykt-demo-"))
     if out_dir and any(out.glob("*")):
         from cardlib.errors import FormatError  # noqa: PLC0415
 
         raise FormatError(f"{out} is not empty: the demo writes a fresh set of cards and journals")
-    doc = run_story(out, seed, opts.now or START)
+    doc = run_story(out, seed, opts.now or START, via)
     if opts.json:
         opts.emit(doc)
     else:

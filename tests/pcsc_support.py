@@ -13,12 +13,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from simulators.field import wait_for
 
 if TYPE_CHECKING:
     from cardlib.readers.base import Card
@@ -57,16 +58,6 @@ def pid_in_file() -> int | None:
         return int(text)
     except (OSError, ValueError):
         return None
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0, interval: float = 0.02) -> bool:
-    """Poll ``cond`` until true or ``timeout`` (setup only, never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(interval)
-    return bool(cond())
 
 
 class Pcscd:
@@ -183,6 +174,10 @@ def vpcd_card(pcscd: Pcscd) -> Iterator[Callable[..., VpcdBridge]]:
     bridges: list[VpcdBridge] = []
 
     def serve(card: Card, port: int = VPCD_PORT) -> VpcdBridge:
+        from simulators.vpcd import reader_name
+
+        # a card an earlier test left may still show until pcscd's next poll: same ATR, dead link
+        wait_for(functools.partial(card_seen, reader_name(port), present=False), 5, 0.05)
         bridge = VpcdBridge(card, port=port).start()
         bridges.append(bridge)
         if not wait_for(lambda: card_seen(bridge.reader_name), 10, 0.05):

@@ -14,10 +14,10 @@ import pytest
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.keys import default_issuer, verify_tac
-from cardlib.readers.base import Card, Reader
 from cardlib.readers.pyhost import HostedReader
 from cardlib.readers.registry import open_reader
 from simulators.faults import TEAR_AFTER, FaultyCard
+from simulators.field import Field, open_field, wait_for
 from simulators.issuer import CardProfile, issue_card
 from simulators.psam import make_psam
 from terminal import auth
@@ -26,95 +26,16 @@ from terminal.decision import Reason
 from terminal.journal import Journal
 from terminal.psam import PsamClient
 from terminal.roles import make_app
-from tests.pcsc_support import pcscd, wait_for  # noqa: F401
+from tests.pcsc_support import pcscd  # noqa: F401
 
 SEEDS = itertools.count(500)
-
-
-class Field:
-    """A reader and a way to put cards in front of it."""
-
-    kind = ""
-    reader: Reader
-
-    def insert(self, card: Card) -> None: ...
-    def remove(self, card: Card) -> None: ...
-    def close(self) -> None: ...
-
-
-class SimField(Field):
-    kind = "sim"
-
-    def __init__(self) -> None:
-        self.reader = HostedReader(name="sim")
-
-    def insert(self, card: Card) -> None:
-        self.reader.insert(card)  # type: ignore[attr-defined]
-
-    def remove(self, card: Card) -> None:
-        self.reader.remove(card)  # type: ignore[attr-defined]
-
-
-class PcscField(Field):
-    kind = "pcsc"
-
-    def __init__(self) -> None:
-        self.bridge: Any = None
-        self.reader = open_reader("pcsc:Virtual PCD 00 00")
-
-    def insert(self, card: Card) -> None:
-        from simulators.vpcd import VpcdBridge
-
-        if self.bridge is not None and self.bridge.card is card:
-            self.bridge.insert()
-        else:
-            if self.bridge is not None:
-                self.bridge.stop()
-                wait_for(lambda: not self.reader.is_card_present(), 5)
-            self.bridge = VpcdBridge(card).start()
-        assert wait_for(self.reader.is_card_present, 10)
-
-    def remove(self, card: Card) -> None:
-        self.bridge.remove()
-        wait_for(lambda: not self.reader.is_card_present(), 5)
-
-    def close(self) -> None:
-        if self.bridge is not None:
-            self.bridge.stop()
-            wait_for(lambda: not self.reader.is_card_present(), 5)  # pcscd has seen the card go
-        self.reader.close()
-
-
-class Pn532Field(Field):
-    kind = "pn532"
-
-    def __init__(self) -> None:
-        from simulators.pn532 import Pn532Emulator
-
-        self.emulator = Pn532Emulator()
-        path = self.emulator.start()
-        self.reader = open_reader(f"pn532:{path}")
-
-    def insert(self, card: Card) -> None:
-        self.emulator.insert(card)
-
-    def remove(self, card: Card) -> None:
-        self.emulator.remove(card)
-
-    def close(self) -> None:
-        self.reader.close()
-        self.emulator.stop()
 
 
 @pytest.fixture(params=["sim", "pcsc", "pn532"])
 def field(request: pytest.FixtureRequest) -> Iterator[Field]:
     if request.param == "pcsc":
         request.getfixturevalue("pcscd")
-        f: Field = PcscField()
-    elif request.param == "pn532":
-        f = Pn532Field()
-    else:
-        f = SimField()
+    f = open_field(request.param)
     yield f
     f.close()
 
@@ -221,5 +142,6 @@ def test_terminal_loop_survives_a_pcscd_restart(pcscd: Any, tmp_path: Path) -> N
         stop.set()
         loop.join(5)
         bridge.stop()
+        wait_for(lambda: not reader.is_card_present(), 5)  # pcscd has seen the card go
         reader.close()
     assert [r.state for r in app.journal.records()] == ["completed", "completed"]

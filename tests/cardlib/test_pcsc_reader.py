@@ -25,10 +25,11 @@ from cardlib.errors import (
 from cardlib.readers.base import Disposition, EventKind, ReaderEvent
 from cardlib.readers.pcsc_events import PcscWatcher
 from cardlib.readers.registry import open_reader
+from simulators.field import wait_for
 from simulators.issuer import sample_card
 from simulators.vpcd import POWER_OFF, RESET, VpcdBridge
 from tests.cards import ATR_T0, EchoCard
-from tests.pcsc_support import Pcscd, card_seen, pcscd, vpcd_card, wait_for  # noqa: F401
+from tests.pcsc_support import Pcscd, card_seen, pcscd, vpcd_card  # noqa: F401
 
 SELECT = bytes.fromhex("00A4040008A000000632010105")
 VPCD0 = "Virtual PCD 00 00"
