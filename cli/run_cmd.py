@@ -28,7 +28,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
     if opts.psam == "sim?kind=psam" and config.psam:
         opts.psam = config.psam
     slots, _ = open_terminal_slots(opts, connect_card=False)
-    journal = open_journal(journal_path or config.journal, opts)
+    journal = open_journal(journal_path or config.journal, opts, sync=config.journal_sync)
     deny = DenyList(config.denylist) if config.denylist else None
     clock = opts.clock()
     if taps is not None and not clock.is_fixed:

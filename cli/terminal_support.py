@@ -20,11 +20,11 @@ def default_journal() -> Path:
     return base / "journal.db"
 
 
-def open_journal(path: str | None, opts: Options, announce: bool = True) -> Journal:
+def open_journal(path: str | None, opts: Options, announce: bool = True, sync: str = "full") -> Journal:
     target = Path(path) if path else default_journal()
     if path is None and announce:
         click.echo(f"journal: {target}", err=True)
-    journal = Journal(target, opts.clock())
+    journal = Journal(target, opts.clock(), sync)
     click.get_current_context().call_on_close(journal.close)
     return journal
 

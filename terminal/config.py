@@ -38,6 +38,7 @@ class TerminalConfig:
     authenticate_card: bool = True
     denylist: str | None = None
     journal: str | None = None
+    journal_sync: str = "full"  # terminal.journal.SYNC_MODES
     psam: str = "sim?kind=psam"
     key_index: int = 1
     timezone: str = "Asia/Shanghai"
@@ -206,6 +207,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     gate = root.table_of("gate")
     paths = root.table_of("paths")
     psam = root.table_of("psam")
+    journal = root.table_of("journal")
     tz = root.get("timezone", str, "Asia/Shanghai")
     try:
         ZoneInfo(tz)
@@ -224,8 +226,11 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         require_pin=gate.get("require_pin", bool, False), direction=gate.get("direction", str, "auto"),
         authenticate_card=gate.get("authenticate_card", bool, True),
         denylist=paths.get("denylist", str, None), journal=paths.get("journal", str, None),
+        journal_sync=journal.get("sync", str, "full"),
         psam=psam.get("reader", str, "sim?kind=psam"), key_index=psam.get("key_index", int, 1), timezone=tz,
     )
+    if cfg.journal_sync not in ("full", "write_ahead"):
+        raise ConfigError(f"journal.sync: {cfg.journal_sync!r} is not full or write_ahead")
     if cfg.direction not in ("entry", "exit", "auto"):
         raise ConfigError(f"gate.direction: {cfg.direction!r} is not entry, exit or auto")
     if not 0 <= cfg.key_index <= 255:
@@ -236,7 +241,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     if role == "metro_gate" and cfg.station and table and cfg.station not in table:
         where = "fares.zones" if cfg.fares.zones else "fares.stations"
         raise ConfigError(f"terminal.station: {cfg.station!r} is not in {where}")
-    for reader in (term, windows, gate, paths, psam, root):
+    for reader in (term, windows, gate, paths, psam, journal, root):
         reader.done()
     return cfg
 

@@ -3,6 +3,13 @@
 A record is written and synced *before* DEBIT or CREDIT is sent (pending),
 and completed after; a torn transaction is resolved later (recovered or
 failed). Export writes settlement batches as JSON Lines (docs/journal.md).
+
+Sync modes: ``full`` syncs every state change. ``write_ahead`` syncs the
+write-ahead records only; a completion (and an event) is committed at once —
+a killed process loses nothing — but reaches the disk with the next synced
+commit or ``flush()``, which the terminal loop calls while the card leaves.
+A power cut in between leaves the record pending, and the card's next tap
+resolves it: one fsync per transaction instead of two.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from cardlib.pboc import macs
 SCHEMA_VERSION = 2  # 1 → 2: station and line columns
 STATES = ("pending", "completed", "failed", "recovered")
 KINDS = ("load", "purchase", "composite")
+SYNC_MODES = ("full", "write_ahead")
 FINAL = ("completed", "failed", "recovered")
 SETTLED = ("completed", "recovered")
 
@@ -103,6 +111,7 @@ class JournalRecord:
 
 
 _COLUMNS = [f.name for f in fields(JournalRecord)]
+_RETURNING = "RETURNING " + ", ".join(_COLUMNS)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -182,9 +191,13 @@ class BatchHeader:
 class Journal:
     """One SQLite file; every state change is one synced transaction."""
 
-    def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None, sync: str = "full") -> None:
         self.path = os.fspath(path)
         self.clock = clock or Clock.system()
+        if sync not in SYNC_MODES:
+            raise JournalError(f"journal sync mode {sync!r} is not one of {', '.join(SYNC_MODES)}")
+        self.sync = sync
+        self._unsynced = False  # a commit made under synchronous=NORMAL that no sync has covered yet
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         except sqlite3.Error as exc:
@@ -229,6 +242,7 @@ class Journal:
         return cls(path, clock)
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
     def __enter__(self) -> Journal:
@@ -237,16 +251,29 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+    def _write(self, sql: str, args: Sequence[Any], durable: bool = True) -> list[Any]:
+        """One statement as its own transaction (autocommit: SQLite commits, and with
+        synchronous=FULL syncs, when the statement finishes); its RETURNING rows.
+        ``durable=False`` defers the sync in write_ahead mode."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if durable or self.sync == "full":
+                rows = self._db.execute(sql, args).fetchall()
+                self._unsynced = False  # the WAL sync covers every earlier frame too
+                return rows
+            self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                cur = self._db.execute(sql, args)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return cur
+                rows = self._db.execute(sql, args).fetchall()
+                self._unsynced = True
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+            return rows
+
+    def flush(self) -> None:
+        """Put every commit on disk now (only write_ahead mode ever has one waiting)."""
+        with self._lock:
+            if self._unsynced:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the WAL, then copies it back
+                self._unsynced = False
 
     def _now(self) -> str:
         return _stamp(self.clock.now())
@@ -268,17 +295,15 @@ class Journal:
         if amount < 0:
             raise JournalError(f"journal record: amount must not be negative, got {amount}")
         now = self._now()
-        cur = self._write(
+        (row,) = self._write(
             "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before, terminal_id,"
             " terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra, created_at,"
-            " updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {_RETURNING}",
             (kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, bytes(terminal_id), terminal_seq,
              _stamp(tx_time), alg, key_version, key_index, int(test), station, line,
              json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else "", now, now),
         )
-        rid = cur.lastrowid
-        assert rid is not None
-        return self.get(rid)
+        return _row(row)
 
     def set_terminal_seq(self, record_id: int, terminal_seq: int) -> None:
         self._write("UPDATE records SET terminal_seq=?, updated_at=? WHERE id=? AND state='pending'",
@@ -287,16 +312,17 @@ class Journal:
     def _finish(self, record_id: int, state: str, **values: Any) -> JournalRecord:
         sets = ", ".join(f"{k}=?" for k in values)
         args = [*values.values()]
-        cur = self._write(
-            f"UPDATE records SET state=?, updated_at=?{', ' + sets if sets else ''} WHERE id=? AND state='pending'",
-            (state, self._now(), *args, record_id),
+        rows = self._write(
+            f"UPDATE records SET state=?, updated_at=?{', ' + sets if sets else ''} WHERE id=? AND state='pending'"
+            f" {_RETURNING}",
+            (state, self._now(), *args, record_id), durable=False,
         )
-        if cur.rowcount != 1:
+        if not rows:
             current = self.find(record_id)
             if current is None:
                 raise JournalError(f"journal has no record {record_id}")
             raise JournalError(f"record {record_id} is already {current.state}: it cannot become {state}")
-        return self.get(record_id)
+        return _row(rows[0])
 
     def complete(self, record_id: int, *, tac: bytes, mac2: bytes | None, balance_after: int,
                  terminal_seq: int | None = None, mac2_verified: bool | None = None) -> JournalRecord:
@@ -360,7 +386,8 @@ class Journal:
         """Every decision, money or not (entries, refusals): for limits, anti-passback and audits."""
         self._write("INSERT INTO events (time, app_serial, terminal, decision, reason, amount, journal_id)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (time.isoformat(), app_serial, terminal, "open" if opened else "closed", reason, amount, journal_id))
+                    (time.isoformat(), app_serial, terminal, "open" if opened else "closed", reason, amount, journal_id),
+                    durable=False)
 
     def events(self, app_serial: bytes | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
         sql = "SELECT time, app_serial, terminal, decision, reason, amount, journal_id FROM events WHERE 1=1"

@@ -31,6 +31,7 @@ def run_loop(app: TerminalApp, reader: Reader, show: Show, stop: threading.Event
             stop.wait(poll)  # reader gone or service down: keep trying
             continue
         show(app.tap(reader))
+        app.journal.flush()  # while the card leaves: a deferred completion reaches the disk
         taps += 1
         if max_taps and taps >= max_taps:
             break

@@ -36,7 +36,7 @@ def test_defaults() -> None:
     assert cfg.recovery_window == timedelta(seconds=120) and cfg.psam == "sim?kind=psam"
     assert (cfg.key_index, cfg.timezone, cfg.terminal_id, cfg.denylist, cfg.journal) == (
         1, "Asia/Shanghai", None, None, None)
-    assert cfg.fares.flat == 200 and cfg.fares.same_city_treatment
+    assert cfg.fares.flat == 200 and cfg.fares.same_city_treatment and cfg.journal_sync == "full"
 
 
 def test_every_key_is_read() -> None:
@@ -57,6 +57,7 @@ def test_every_key_is_read() -> None:
                  "authenticate_card": False},
         "paths": {"denylist": "/var/lib/ykt/deny.bin", "journal": "/var/lib/ykt/journal.db"},
         "psam": {"reader": "pcsc:1", "key_index": 2},
+        "journal": {"sync": "write_ahead"},
         "timezone": "Asia/Urumqi",
     })
     assert cfg.terminal_id == bytes.fromhex("0102030405AB") and cfg.industry == 1
@@ -68,6 +69,7 @@ def test_every_key_is_read() -> None:
     assert (cfg.direction, cfg.free_entry_age, cfg.daily_entry_limit, cfg.require_pin, cfg.authenticate_card) == (
         "exit", 70, 3, True, False)
     assert (cfg.psam, cfg.key_index, cfg.timezone, cfg.journal) == ("pcsc:1", 2, "Asia/Urumqi", "/var/lib/ykt/journal.db")
+    assert cfg.journal_sync == "write_ahead"
 
 
 def with_(base: dict[str, Any], **tables: Any) -> dict[str, Any]:
@@ -113,6 +115,7 @@ def with_(base: dict[str, Any], **tables: Any) -> dict[str, Any]:
     (with_(METRO, gate={"free_entry_age": -65}), "gate.free_entry_age: must be a non-negative age"),
     (with_(BUS, psam={"key_index": 256}), "psam.key_index: must be 0..255, got 256"),
     (with_(BUS, psam={"reader": " "}), "psam.reader: must be a reader URI"),
+    (with_(BUS, journal={"sync": "never"}), "journal.sync: 'never' is not full or write_ahead"),
     ({"terminal": {"role": "bus_validator", "id": "0102"}}, "terminal.id: 12 hex digits"),
     ({"terminal": {"role": "bus_validator", "id": "01020304050G"}}, "terminal.id: 12 hex digits"),
     # consistency

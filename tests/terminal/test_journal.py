@@ -301,7 +301,7 @@ import sys
 from datetime import datetime
 from cardlib.clock import BEIJING
 from terminal.journal import Journal
-j = Journal(sys.argv[1])
+j = Journal(sys.argv[1], sync=sys.argv[2])
 t = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)
 i = 0
 while True:
@@ -314,11 +314,14 @@ while True:
 """
 
 
-def test_sigkill_loses_nothing_committed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync", ["full", "write_ahead"])
+def test_sigkill_loses_nothing_committed(tmp_path: Path, sync: str) -> None:
+    """Killing the process loses no commit in either sync mode (write_ahead defers only the disk sync)."""
     db = tmp_path / "j.db"
     acknowledged: dict[int, str] = {}
     for round_ in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db), sync], stdout=subprocess.PIPE, text=True,
+                                cwd=ROOT)
         assert proc.stdout is not None
         deadline = time.monotonic() + 20
         lines = 0
@@ -340,3 +343,57 @@ def test_sigkill_loses_nothing_committed(tmp_path: Path) -> None:
             assert rec is not None, f"record {rid} was acknowledged and is gone"
             assert state == "pending" or rec.state == "completed"
         j.close()
+
+
+def _main_file_state(tmp_path: Path, rid: int) -> str | None:
+    """The record's state in the database file alone, without the WAL (what a checkpoint has made durable)."""
+    copy = tmp_path / "main-only.db"
+    copy.write_bytes((tmp_path / "j.db").read_bytes())
+    con = sqlite3.connect(copy)
+    try:
+        row = con.execute("SELECT state FROM records WHERE id=?", (rid,)).fetchone()
+    except sqlite3.OperationalError:  # the schema itself is still only in the WAL
+        row = None
+    con.close()
+    copy.unlink()
+    return row[0] if row else None
+
+
+def test_write_ahead_mode_syncs_completions_on_flush(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db", Clock.fixed(T0), sync="write_ahead")
+    rid = settled(j, 200, 1)
+    assert j.get(rid).state == "completed"  # committed: any reader sees it
+    assert _main_file_state(tmp_path, rid) != "completed"  # but only in the WAL so far
+    j.flush()
+    assert _main_file_state(tmp_path, rid) == "completed"  # checkpointed after the WAL was synced
+    rid2 = settled(j, 100, 2)
+    j.close()  # close flushes too
+    assert _main_file_state(tmp_path, rid2) == "completed"
+
+
+def test_sync_mode_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="sync mode 'sometimes'"):
+        Journal(tmp_path / "j.db", sync="sometimes")
+
+
+def test_the_terminal_loop_flushes_a_deferred_completion_before_the_card_leaves(tmp_path: Path) -> None:
+    from cardlib.channel import Channel
+    from cardlib.readers.pyhost import HostedReader
+    from simulators.issuer import sample_card
+    from simulators.psam import make_psam
+    from terminal.config import parse_config
+    from terminal.loop import run_loop
+    from terminal.psam import PsamClient
+    from terminal.roles import make_app
+
+    clock = Clock.fixed(T0)
+    sam = HostedReader([make_psam()])
+    sam.connect()
+    j = Journal(tmp_path / "j.db", clock, sync="write_ahead")
+    app = make_app(parse_config({"terminal": {"role": "bus_validator"}, "fares": {"flat": 200}}),
+                   PsamClient(Channel(sam), test=True), j, clock)
+    decisions: list[object] = []
+    assert run_loop(app, HostedReader([sample_card(seed=9)]), decisions.append, max_taps=1) == 1
+    (rec,) = j.records()
+    assert rec.state == "completed" and _main_file_state(tmp_path, rec.id) == "completed"
+    j.close()
