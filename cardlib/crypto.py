@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import threading
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
@@ -69,8 +70,9 @@ def _blocks(name: str, data: bytes, block: int) -> None:
 
 
 # Cipher objects are immutable and reusable: building one costs more than a
-# short MAC, so they are cached per key (and per IV for CBC). A context made
-# by .encryptor() is per call, which keeps every function thread-safe.
+# short MAC, so they are cached per key (and per IV for CBC). An ECB context
+# keeps no state between whole blocks, so one per key is reused too, per
+# thread (a context is not safe to share); CBC contexts chain, one per call.
 
 
 @lru_cache(maxsize=4096)
@@ -89,10 +91,21 @@ def _cbc(key: bytes, iv: bytes, sm4: bool) -> Cipher[Any]:
 # contexts hold nothing back: update() gives every output block and
 # finalize() would add nothing but a call on the hot path.
 
+_ECB_CONTEXTS_PER_THREAD = 1024
+_local = threading.local()
+
 
 def _run_ecb(key: bytes, data: bytes, sm4: bool, decrypt: bool = False) -> bytes:
-    cipher = _ecb(key, sm4)
-    return (cipher.decryptor() if decrypt else cipher.encryptor()).update(data)
+    contexts: dict[tuple[bytes, bool, bool], Any] | None = getattr(_local, "ecb", None)
+    if contexts is None:
+        contexts = _local.ecb = {}
+    ctx = contexts.get((key, sm4, decrypt))
+    if ctx is None:
+        if len(contexts) >= _ECB_CONTEXTS_PER_THREAD:
+            contexts.clear()  # session keys come and go; the long-lived ones return at once
+        cipher = _ecb(key, sm4)
+        ctx = contexts[(key, sm4, decrypt)] = cipher.decryptor() if decrypt else cipher.encryptor()
+    return ctx.update(data)
 
 
 def _run_cbc(key: bytes, iv: bytes, data: bytes, sm4: bool) -> bytes:

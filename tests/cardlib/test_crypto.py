@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cardlib import crypto
 from cardlib.crypto import (
     Algorithm,
     constant_time_equal,
@@ -281,3 +282,22 @@ def test_diversified_halves_differ_by_the_inverted_factor(
         assert diversify(master, inverted, alg) == key[8:] + key[:8]
     else:
         assert decrypt_block(master, key, SM4) == factor + inverted
+
+
+def test_reused_ecb_contexts_keep_directions_keys_and_threads_apart() -> None:
+    import threading
+
+    key = bytes(range(16))
+    data = bytes(range(32))
+    enc = crypto.tdes_encrypt(key, data)
+    assert crypto.tdes_decrypt(key, enc) == data and crypto.tdes_encrypt(key, data) == enc
+    for i in range(1100):  # more keys than a thread keeps contexts for
+        k = i.to_bytes(2, "big") * 8
+        assert crypto.tdes_decrypt(k, crypto.tdes_encrypt(k, data)) == data
+    results: list[bytes] = []
+    threads = [threading.Thread(target=lambda: results.append(crypto.tdes_encrypt(key, data))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [enc] * 4
