@@ -129,6 +129,11 @@ def use_color() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
+def paint_state(text: str, opened: bool) -> str:
+    """A gate's OPEN in green, CLOSED in red: on a terminal without NO_COLOR only."""
+    return click.style(text, fg="green" if opened else "red", bold=True) if use_color() else text
+
+
 def now_text() -> str:
     return datetime.now().isoformat()
 
@@ -139,6 +144,7 @@ __all__ = [
     "Options",
     "common_options",
     "echo_kv",
+    "paint_state",
     "parse_hex",
     "run_guarded",
     "use_color",

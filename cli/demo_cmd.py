@@ -26,7 +26,7 @@ from cardlib.channel import Channel
 from cardlib.clock import Clock, parse_time
 from cardlib.keys import default_issuer
 from cardlib.readers.pyhost import HostedReader
-from cli.common import Options, common_options
+from cli.common import Options, common_options, paint_state
 from simulators.faults import TEAR_AFTER, FaultyCard
 from simulators.field import FIELD_KINDS, Field, open_field
 from simulators.host import SimulatedLoadHost
@@ -248,7 +248,7 @@ def _print(doc: dict[str, Any]) -> None:
         click.echo(f"{load['time'][11:19]} topup        {load['who']:<8} LOAD  +{load['amount']} fen, "
                    f"balance {load['balance_after']} fen, TAC {load['tac']}")
     for t in doc["taps"]:
-        state = "OPEN  " if t["decision"] == "open" else "CLOSED"
+        state = paint_state("OPEN  " if t["decision"] == "open" else "CLOSED", t["decision"] == "open")
         bal = f"balance {t['balance']:>5}" if t["balance"] is not None else " " * 13
         click.echo(f"{t['time'][11:19]} {t['terminal']:<12} {t['who']:<15} {state} {t['amount']:>5} fen  {bal}  "
                    f"{t['reason']:<20} {t['text_zh']} / {t['text_en']}  — {t['note']}")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from cardlib.errors import ConfigError
-from cli.common import Options, common_options
+from cli.common import Options, common_options, paint_state
 from cli.terminal_support import open_journal, open_terminal_slots
 from terminal.config import load_config
 from terminal.decision import Decision
@@ -38,7 +38,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
     app = make_app(config, slots.psam, journal, clock, deny)
 
     def show(d: Decision) -> None:
-        click.echo(json.dumps(d.to_json(), ensure_ascii=False) if opts.json else d.line())
+        click.echo(json.dumps(d.to_json(), ensure_ascii=False) if opts.json else d.line(paint_state))
 
     if taps is not None:
         from cli.runner import run_taps  # noqa: PLC0415

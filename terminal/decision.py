@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,10 +82,13 @@ class Decision:
             "journal_id": self.journal_id, "detail": self.detail,
         }
 
-    def line(self) -> str:
+    def line(self, paint: Callable[[str, bool], str] | None = None) -> str:
+        """One line for a display or a log; ``paint(state, open)`` may colour the state word."""
         yuan = f"¥{self.amount / 100:.2f}"
         bal = f"balance {self.balance} fen (¥{self.balance / 100:.2f})" if self.balance is not None else ""
         state = "OPEN  " if self.open else "CLOSED"
+        if paint is not None:
+            state = paint(state, self.open)
         return (f"{self.time:%H:%M:%S} {self.terminal:<12} {self.card:<22} {state} {self.amount:>5} fen {yuan:>8}"
                 f"  {bal}  {self.reason.value}: {self.text_zh} / {self.text_en}")
 

@@ -96,3 +96,36 @@ def test_demo_via_pcsc_without_pcscd_is_one_line(tmp_path: Path) -> None:
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 3 and "is pcscd running?" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _demo_on_a_terminal(tmp_path: Path, name: str, env: dict[str, str]) -> bytes:
+    """Runs `ykt demo` with its stdout on a real pseudo-terminal; what the terminal showed."""
+    import pty
+
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--out", str(tmp_path / name)],
+                            stdout=sub, stderr=subprocess.PIPE, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    os.close(sub)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the other side closed (Linux answers EIO)
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.wait(60) == 0
+    return seen
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    coloured = _demo_on_a_terminal(tmp_path, "a", env)
+    assert b"\x1b[32m\x1b[1mOPEN" in coloured and b"\x1b[31m\x1b[1mCLOSED" in coloured
+    plain = _demo_on_a_terminal(tmp_path, "b", {**env, "NO_COLOR": "1"})
+    assert b"OPEN" in plain and b"\x1b[" not in plain
+    piped = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "c")])
+    assert "OPEN" in piped.stdout and "\x1b[" not in piped.stdout
