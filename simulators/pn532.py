@@ -156,6 +156,11 @@ class Pn532Emulator:
         """ACK the next n commands but never answer them (the host times out and cancels)."""
         self._drop += n
 
+    @property
+    def faults_pending(self) -> bool:
+        """Whether an injected fault still waits for its command."""
+        return bool(self._nack or self._drop or self._garbage)
+
     # --- pty ------------------------------------------------------------------------------------
 
     def start(self, link: str | None = None) -> str:

@@ -14,7 +14,9 @@ MI bit, 0x40, of Tg and of the status byte). Errors name the chip's status.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,13 @@ from cardlib.errors import (
 from cardlib.readers.base import Disposition, Reader
 from cardlib.readers.pn532_frames import ACK, NACK, WAKEUP, Frame, FrameKind, FrameParser, command
 from cardlib.readers.registry import option_float, option_int
+
+try:  # pyserial's POSIX backend lets termios.error (not an OSError) out of tcflush and friends
+    import termios
+
+    PORT_ERRORS: tuple[type[Exception], ...] = (OSError, termios.error)
+except ImportError:  # pragma: no cover - Windows
+    PORT_ERRORS = (OSError,)
 
 # Command codes (UM0701-02 §7.1).
 DIAGNOSE = 0x00
@@ -151,8 +160,9 @@ class Pn532Reader(Reader):
     poll_interval = 0.1
 
     def __init__(self, port: Any, name: str = "pn532", timeout: float = 0.5, ack_timeout: float = 0.1,
-                 retries: int = 3) -> None:
-        self.port = port
+                 retries: int = 3, reopen: Callable[[], Any] | None = None) -> None:
+        self.port: Any = port
+        self.reopen = reopen  # opens the port again after it failed (a USB-UART unplugged and back)
         self.name = name
         self.timeout = timeout
         self.ack_timeout = ack_timeout
@@ -162,6 +172,25 @@ class Pn532Reader(Reader):
         self._atr = b""
         self.firmware = b""
         self.port.timeout = 0.02  # one short read at a time; deadlines are ours
+        self.wake()
+
+    def _lost(self, exc: Exception) -> ReaderUnavailableError:
+        """The serial line failed: drop the port (reopened on next use) and say so."""
+        port, self.port = self.port, None
+        self._target = None
+        with contextlib.suppress(*PORT_ERRORS):
+            port.close()
+        return ReaderUnavailableError(f"serial port of {self.name} failed: {exc}")
+
+    def _ensure_port(self) -> None:
+        if self.port is not None:
+            return
+        if self.reopen is None:
+            raise ReaderUnavailableError(f"serial port of {self.name} is closed")
+        port = self.reopen()  # ReaderUnavailableError while the device is still away
+        port.timeout = 0.02
+        self.port = port
+        self._parser.clear()
         self.wake()
 
     # --- link (§6.2) ------------------------------------------------------------------------
@@ -174,7 +203,10 @@ class Pn532Reader(Reader):
                 return frame
             if time.monotonic() >= deadline:
                 return None
-            self._parser.push(self.port.read(max(1, self.port.in_waiting)))
+            try:
+                self._parser.push(self.port.read(max(1, self.port.in_waiting)))
+            except PORT_ERRORS as exc:  # pyserial's SerialException is an OSError
+                raise self._lost(exc) from None
 
     def _wait_ack(self, timeout: float) -> Frame | None:
         """The chip's ACK, NACK or error frame; line noise in between is skipped."""
@@ -187,18 +219,25 @@ class Pn532Reader(Reader):
     def _flush(self) -> None:
         """Drop stale bytes (a late answer to a cancelled command)."""
         reset = getattr(self.port, "reset_input_buffer", None)
-        if reset is not None:
-            reset()
+        try:
+            if reset is not None:
+                reset()
+        except PORT_ERRORS as exc:
+            raise self._lost(exc) from None
         self._parser.clear()
 
     def _send(self, raw: bytes) -> None:
-        self.port.write(raw)
-        self.port.flush()
+        try:
+            self.port.write(raw)
+            self.port.flush()
+        except PORT_ERRORS as exc:
+            raise self._lost(exc) from None
 
     def exchange(self, code: int, params: bytes = b"", timeout: float | None = None,
                  ack_timeout: float | None = None, preamble: bytes = b"") -> bytes:
         """One command; returns the response parameters (after the response code)."""
         raw = command(code, params)
+        self._ensure_port()
         self._flush()
         for attempt in range(self.retries + 1):
             self._send(preamble + raw)
@@ -343,10 +382,16 @@ class Pn532Reader(Reader):
             pass  # the card is released either way
 
     def close(self) -> None:
+        self.reopen = None
         try:
-            self.disconnect(Disposition.RESET)
+            if self.port is not None:
+                self.disconnect(Disposition.RESET)
+        except ReaderUnavailableError:
+            pass  # the line is gone: nothing to release
         finally:
-            self.port.close()
+            if self.port is not None:
+                self.port.close()
+                self.port = None
 
 
 def open_serial(path: str, baud: int, timeout: float) -> Any:
@@ -383,7 +428,8 @@ def open_pn532_reader(target: str, options: dict[str, str]) -> Pn532Reader:
         raise FormatError(f"pn532 reader: retries={retries} must be between 0 and 20")
     port = open_serial(target, baud, timeout)
     try:
-        return Pn532Reader(port, f"pn532:{target}", timeout, retries=retries)
+        return Pn532Reader(port, f"pn532:{target}", timeout, retries=retries,
+                           reopen=lambda: open_serial(target, baud, timeout))
     except BaseException:
         port.close()
         raise
