@@ -117,6 +117,11 @@ class IssuerKeys:
     ssse_iak: KeyEntry
     ssse_eak: KeyEntry
 
+    def __hash__(self) -> int:
+        # cached lookups (derive_dtk) hash the issuer per call: a few fields suffice,
+        # equality still compares every key
+        return hash((self.issuer_id, self.mtk.key, self.mpk.key))
+
     def to_json(self) -> dict[str, Any]:
         """The key file's object (docs/keys.md); keys in clear."""
         return {

@@ -6,11 +6,12 @@ settlement, so no two of them can disagree on a byte.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from cardlib.clock import BEIJING
-from cardlib.crypto import Algorithm, purse_mac, session_key, tac_key
+from cardlib.crypto import Algorithm, purse_mac, purse_mac_function, session_key, tac_key
 from cardlib.errors import FormatError
 
 TX_ED_LOAD = 0x01
@@ -168,6 +169,12 @@ class TacFields:
 def compute_tac(dtk: bytes, fields: TacFields, algorithm: Algorithm) -> bytes:
     """The TAC over ``fields`` with the card's DTK (folded for 3DES)."""
     return purse_mac(tac_key(dtk, algorithm), fields.tac_input(), algorithm)
+
+
+def tac_function(dtk: bytes, algorithm: Algorithm) -> Callable[[bytes], bytes]:
+    """``compute_tac`` for many TACs of one card: over ``TacFields.tac_input()`` bytes,
+    the key set up once."""
+    return purse_mac_function(tac_key(dtk, algorithm), algorithm)
 
 
 def purchase_tac(

@@ -301,3 +301,13 @@ def test_reused_ecb_contexts_keep_directions_keys_and_threads_apart() -> None:
     for t in threads:
         t.join()
     assert results == [enc] * 4
+
+
+@given(key=st.binary(min_size=16, max_size=16), sm4=st.booleans(),
+       messages=st.lists(st.binary(max_size=40), min_size=1, max_size=6))
+def test_a_mac_function_gives_purse_mac_for_every_message_in_turn(key: bytes, sm4: bool,
+                                                                   messages: list[bytes]) -> None:
+    alg = Algorithm.SM4 if sm4 else Algorithm.TDES
+    k = key if sm4 else key[:8]
+    mac = crypto.purse_mac_function(k, alg)
+    assert [mac(m) for m in messages] == [purse_mac(k, m, alg) for m in messages]

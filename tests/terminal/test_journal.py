@@ -12,10 +12,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm
@@ -397,3 +399,19 @@ def test_the_terminal_loop_flushes_a_deferred_completion_before_the_card_leaves(
     (rec,) = j.records()
     assert rec.state == "completed" and _main_file_state(tmp_path, rec.id) == "completed"
     j.close()
+
+
+@given(amount=st.integers(0, 0xFFFFFFFF), seq=st.integers(0, 0xFFFF), tseq=st.integers(0, 0xFFFFFFFF),
+       balance=st.integers(0, 0xFFFFFFFF), tx_type=st.sampled_from([2, 6, 9, 1, 5]),
+       when=st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=st.sampled_from(
+           [BEIJING, UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=8))])),
+       micro=st.booleans())
+def test_settlement_cuts_the_tac_input_from_text_as_the_dataclasses_build_it(
+        amount: int, seq: int, tseq: int, balance: int, tx_type: int, when: datetime, micro: bool) -> None:
+    from terminal.journal import _fields_from_json, _tac_input
+
+    when = when if micro else when.replace(microsecond=0)
+    obj = {"type": f"{tx_type:02X}", "time": when.isoformat(), "terminal_id": "0102030405AB", "amount": amount,
+           "balance_after": balance, "card_seq": seq, "terminal_seq": tseq, "app_serial": SERIAL.hex(),
+           "tac": "00000000", "algorithm": "3des"}
+    assert _tac_input(obj) == _fields_from_json(obj)[1].tac_input()
