@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from cardlib.keys import default_issuer
 from cli.main import cli
 from terminal.journal import read_batch, verify_records
+from tests.cli.terminal import on_a_terminal
 from tests.pcsc_support import pcscd  # noqa: F401
 
 
@@ -99,26 +100,9 @@ def test_demo_via_pcsc_without_pcscd_is_one_line(tmp_path: Path) -> None:
 
 
 def _demo_on_a_terminal(tmp_path: Path, name: str, env: dict[str, str]) -> bytes:
-    """Runs `ykt demo` with its stdout on a real pseudo-terminal; what the terminal showed."""
-    import pty
-
-    main, sub = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--out", str(tmp_path / name)],
-                            stdout=sub, stderr=subprocess.PIPE, env=env,
-                            cwd=Path(__file__).resolve().parents[2])
-    os.close(sub)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # the other side closed (Linux answers EIO)
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(main)
-    assert proc.wait(60) == 0
-    return seen
+    code, shown, _ = on_a_terminal(["demo", "--out", str(tmp_path / name)], tty="stdout", env=env)
+    assert code == 0
+    return shown
 
 
 def test_colour_on_a_terminal_only_and_never_with_no_color(tmp_path: Path) -> None:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +14,7 @@ from cardlib.keys import default_issuer, derive_dtk
 from cardlib.pboc import macs
 from cli.main import cli
 from terminal.journal import Journal, read_batch
+from tests.cli.terminal import on_a_terminal
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)
 SERIAL = bytes.fromhex("33030000000000000009")
@@ -114,24 +111,11 @@ def test_verify_journal_and_batch(tmp_path: Path) -> None:
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     make_journal(db)
-    main, sub = pty.openpty()
-    proc = subprocess.run([sys.executable, "-m", "cli.main", "journal", "verify", "--journal", str(db)],
-                          stdout=subprocess.PIPE, stderr=sub, cwd=ROOT, timeout=60, check=False)
-    os.close(sub)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if len(seen) > 1 << 16:
-            break
-    os.close(main)
-    assert proc.returncode == 0 and b"3 TAC(s) checked" in proc.stdout
-    assert b"verifying TACs" in seen
+    code, shown, out = on_a_terminal(["journal", "verify", "--journal", str(db)])
+    assert code == 0 and b"3 TAC(s) checked" in out
+    assert b"verifying TACs" in shown
+    code, _, err = run("journal", "verify", "--journal", str(db))
+    assert code == 0 and "verifying TACs" not in err  # not a terminal: no bar
 
 
 def test_prune(tmp_path: Path) -> None:

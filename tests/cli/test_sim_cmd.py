@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from cli.main import cli
+from tests.cli.terminal import on_a_terminal
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -92,27 +89,9 @@ def test_new_refuses_bad_profiles(tmp_path: Path) -> None:
     assert not (tmp_path / "x.json").exists()
 
 
-def _drain(fd: int) -> bytes:
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # the other side closed (Linux answers EIO)
-            return out
-        if not chunk:
-            return out
-        out += chunk
-
-
 def test_count_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
-    main, sub = pty.openpty()
-    args = [sys.executable, "-m", "cli.main", "sim", "new", "--out", str(tmp_path / "many"), "--count", "3"]
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=sub, cwd=Path(__file__).resolve().parents[2],
-                          timeout=60, check=False)
-    os.close(sub)
-    seen = _drain(main)
-    os.close(main)
-    assert proc.returncode == 0 and proc.stdout.count(b"balance 5000 fen") == 3
+    code, seen, out = on_a_terminal(["sim", "new", "--out", str(tmp_path / "many"), "--count", "3"])
+    assert code == 0 and out.count(b"balance 5000 fen") == 3
     assert b"issuing" in seen
     code, _, err = run("sim", "new", "--out", str(tmp_path / "more"), "--count", "2")
     assert code == 0 and "issuing" not in err  # not a terminal: no bar
