@@ -16,7 +16,7 @@ SELECT_PURSE = "00A4040008A000000632010105"
 
 
 @click.command()
-@click.option("--count", default=500, show_default=True, type=int, help="APDUs to time.")
+@click.option("--count", default=500, show_default=True, type=click.IntRange(min=1), help="APDUs to time.")
 @click.option("--apdu", "apdu_hex", default=SELECT_PURSE, show_default=True, help="The APDU to send.")
 @common_options
 def bench(count: int, apdu_hex: str, opts: Options) -> None:

@@ -129,3 +129,14 @@ def test_scriptor_file(tmp_path: Path) -> None:
 def test_readers_lists_schemes() -> None:
     code, out, _ = run("readers", "--json")
     assert code == 0 and "sim" in json.loads(out)["schemes"]
+
+
+def test_usage_errors_are_one_line_exit_2() -> None:
+    for args, words in ((["nosuch"], "No such command 'nosuch'"), (["atr"], "Missing argument 'HEX'"),
+                        (["demo", "--seed", "x"], "'x' is not a valid integer"),
+                        (["bench", "--count", "0"], "0 is not in the range x>=1"),
+                        (["atr", "3B00", "--colour"], "No such option '--colour'")):
+        code, out, err = run(*args)
+        assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: ") and words in err, err
+    code, out, _ = run("atr", "--help")
+    assert code == 0 and out.startswith("Usage: ykt atr")
