@@ -35,8 +35,9 @@ class CommandAPDU:
     le: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("cla", "ins", "p1", "p2"):
-            _byte(name.upper(), getattr(self, name))
+        if not (0 <= self.cla <= 0xFF and 0 <= self.ins <= 0xFF and 0 <= self.p1 <= 0xFF and 0 <= self.p2 <= 0xFF):
+            for name in ("cla", "ins", "p1", "p2"):  # which one, for the message
+                _byte(name.upper(), getattr(self, name))
         if not isinstance(self.data, bytes):
             object.__setattr__(self, "data", bytes(self.data))
         if len(self.data) > EXT_MAX_LC:
