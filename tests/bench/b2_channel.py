@@ -1,0 +1,107 @@
+"""B2: per-APDU cost of our channel over PC/SC vs bare pyscard, on the same card.
+
+The simulated social security card is served behind pcscd through vpcd
+(``simulators.vpcd.VpcdBridge``, in a process of its own). Ours: ``Channel(PcscReader(...)).transmit``
+of SELECT of the purse AID (as ``ykt bench``); bare: ``smartcard.scard.
+SCardTransmit`` of the same APDU (as the list of ints pyscard takes) on the
+same connection (the reader's context and card handle): two connections
+differ by up to ~5 % between themselves on these machines, the same one
+leaves only the code. Blocks of each alternate (ABBA); the ratio is of the total times, with
+the median of the per-block ratios beside it. Target: ratio ≤ 1.10.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from cardlib.channel import Channel
+from cardlib.readers.pcsc import PcscReader
+from tests.bench.common import Result, alternate, banner, knob, median, say, us
+from tests.bench.pcsc import served_sample_card, start_pcscd, stop_pcscd
+
+NAME = "B2"
+TITLE = "our channel over PC/SC vs bare pyscard SCardTransmit, per APDU (same card, pcscd + vpcd)"
+SELECT_PURSE = bytes.fromhex("00A4040008A000000632010105")
+PORT = 35963
+TARGET = 1.10
+
+
+def run(quick: bool = False) -> Result:
+    result = Result(NAME, TITLE)
+    banner(result)
+    total = knob("YKT_BENCH_B2_N", 16_000, 40, quick)
+    blocks = 40 if not quick else 2
+    per_block = max(1, total // blocks)
+    daemon = start_pcscd()
+    try:
+        with served_sample_card(PORT) as name:
+            reader = PcscReader(name)
+            reader.connect()
+            channel = Channel(reader)
+            from smartcard import scard
+
+            handle, pci = reader._card, reader._pci()  # our connection, used bare
+            try:
+                ours_sw = channel.transmit(SELECT_PURSE).sw
+                apdu_list = list(SELECT_PURSE)
+                hresult, bare_answer = scard.SCardTransmit(handle, pci, apdu_list)
+                assert ours_sw == 0x9000 and hresult == 0 and bare_answer[-2:] == [0x90, 0x00], (hex(ours_sw), hresult)
+                samples: dict[str, list[float]] = {"ours": [], "bare": []}
+
+                def ours_block() -> float:
+                    transmit = channel.transmit
+                    t0 = time.perf_counter()
+                    for _ in range(per_block):
+                        transmit(SELECT_PURSE)
+                    return time.perf_counter() - t0
+
+                def bare_block() -> float:
+                    transmit = scard.SCardTransmit
+                    t0 = time.perf_counter()
+                    for _ in range(per_block):
+                        transmit(handle, pci, apdu_list)
+                    return time.perf_counter() - t0
+
+                def single(side: str) -> None:  # the spread of one APDU, after the blocks
+                    for _ in range(min(200, per_block)):
+                        t0 = time.perf_counter()
+                        if side == "ours":
+                            channel.transmit(SELECT_PURSE)
+                        else:
+                            scard.SCardTransmit(handle, pci, apdu_list)
+                        samples[side].append(time.perf_counter() - t0)
+
+                for _ in range(min(50, per_block)):  # warm up
+                    channel.transmit(SELECT_PURSE)
+                    scard.SCardTransmit(handle, pci, apdu_list)
+                times = alternate(blocks, {"ours": ours_block, "bare": bare_block})
+                for side in ("ours", "bare"):
+                    single(side)
+            finally:
+                reader.close()
+    finally:
+        stop_pcscd(daemon)
+    n = per_block * blocks
+    t_ours, t_bare = sum(times["ours"]), sum(times["bare"])
+    ratio = t_ours / t_bare
+    block_ratios = [o / b for o, b in zip(times["ours"], times["bare"], strict=True)]
+    say(f"  {n:,} APDUs per side in {blocks} alternating blocks of {per_block}")
+    result.figure("ours_us_per_apdu", round(t_ours / n * 1e6, 1),
+                  f"ours (Channel → PcscReader): {us(t_ours / n)} per APDU "
+                  f"(single APDUs: median {us(median(samples['ours']))}, "
+                  f"p90 {us(_p90(samples['ours']))})")
+    result.figure("bare_us_per_apdu", round(t_bare / n * 1e6, 1),
+                  f"bare SCardTransmit: {us(t_bare / n)} per APDU "
+                  f"(single APDUs: median {us(median(samples['bare']))}, p90 {us(_p90(samples['bare']))})")
+    result.figure("overhead_us_per_apdu", round((t_ours - t_bare) / n * 1e6, 1),
+                  f"our overhead: {us((t_ours - t_bare) / n)} per APDU")
+    result.figure("ratio", round(ratio, 3), f"ratio ours/bare: {ratio:.3f} (median of block ratios "
+                  f"{median(block_ratios):.3f}, range {min(block_ratios):.2f}–{max(block_ratios):.2f})")
+    result.target(f"ours ≤ {TARGET}× bare per APDU", ratio <= TARGET,
+                  f"{us(t_ours / n)} vs {us(t_bare / n)} = {ratio:.3f}")
+    return result
+
+
+def _p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else (values[0] if values else float("nan"))
