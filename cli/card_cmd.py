@@ -92,6 +92,7 @@ def verify(pin_: str | None, opts: Options) -> None:
 @click.option("--new", help="New PIN.")
 @common_options
 def change(old: str | None, new: str | None, opts: Options) -> None:
+    """Change the PIN of the SSSE application; exit 4 with the tries left when the old one is wrong."""
     channel = open_channel(opts)
     auth.change_pin(channel, _pin(old, "current PIN"), _pin(new, "new PIN"))
     click.echo("PIN changed")
@@ -102,6 +103,7 @@ def change(old: str | None, new: str | None, opts: Options) -> None:
 @click.option("--new", help="New PIN.")
 @common_options
 def unblock(puk: str | None, new: str | None, opts: Options) -> None:
+    """Unblock the PIN with the PUK and set a new one; exit 4 when the PUK is wrong."""
     channel = open_channel(opts)
     auth.unblock_pin(channel, _pin(puk, "PUK"), _pin(new, "new PIN"))
     click.echo("PIN unblocked")
