@@ -84,8 +84,8 @@ def run(quick: bool = False) -> Result:
         stop_pcscd(daemon)
     n = per_block * blocks
     t_ours, t_bare = sum(times["ours"]), sum(times["bare"])
-    ratio = t_ours / t_bare
     block_ratios = [o / b for o, b in zip(times["ours"], times["bare"], strict=True)]
+    ratio = median(block_ratios)  # adjacent blocks share the machine's state; one stall moves one ratio only
     say(f"  {n:,} APDUs per side in {blocks} alternating blocks of {per_block}")
     result.figure("ours_us_per_apdu", round(t_ours / n * 1e6, 1),
                   f"ours (Channel → PcscReader): {us(t_ours / n)} per APDU "
@@ -96,10 +96,10 @@ def run(quick: bool = False) -> Result:
                   f"(single APDUs: median {us(median(samples['bare']))}, p90 {us(_p90(samples['bare']))})")
     result.figure("overhead_us_per_apdu", round((t_ours - t_bare) / n * 1e6, 1),
                   f"our overhead: {us((t_ours - t_bare) / n)} per APDU")
-    result.figure("ratio", round(ratio, 3), f"ratio ours/bare: {ratio:.3f} (median of block ratios "
-                  f"{median(block_ratios):.3f}, range {min(block_ratios):.2f}–{max(block_ratios):.2f})")
+    result.figure("ratio", round(ratio, 3), f"ratio ours/bare: median of block ratios {ratio:.3f} (of the totals "
+                  f"{t_ours / t_bare:.3f}; blocks range {min(block_ratios):.2f}–{max(block_ratios):.2f})")
     result.target(f"ours ≤ {TARGET}× bare per APDU", ratio <= TARGET,
-                  f"{us(t_ours / n)} vs {us(t_bare / n)} = {ratio:.3f}")
+                  f"median block ratio {ratio:.3f} ({us(t_ours / n)} vs {us(t_bare / n)} per APDU over all)")
     return result
 
 

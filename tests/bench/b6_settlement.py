@@ -57,21 +57,27 @@ def records(n: int, cards: int) -> tuple[list[dict[str, Any]], list[tuple[int, b
     terminal_hex = TERMINAL.hex().upper()
     lines: list[dict[str, Any]] = []
     bare: list[tuple[int, bytes, bytes]] = []
+    stamps: dict[int, tuple[str, bytes]] = {}
     for i in range(n):
         card = i % cards
         tx_type = 0x09 if i % 3 else 0x06
         amount = 100 + i % 900
-        seq = i // cards
-        when = START + timedelta(seconds=i // 20)
-        date, clock = macs.bcd_datetime(when)
-        data = macs.TacFields(tx_type, amount, TERMINAL, date, clock, terminal_seq=i).tac_input()
+        second = i // 20
+        stamp = stamps.get(second)
+        if stamp is None:
+            stamps.clear()
+            when = START + timedelta(seconds=second)
+            date, clock = macs.bcd_datetime(when)
+            stamp = stamps[second] = (when.isoformat(), date + clock)
+        # TacFields.tac_input() of a purchase, written out (the check below goes through TacFields)
+        data = amount.to_bytes(4, "big") + bytes((tx_type,)) + TERMINAL + i.to_bytes(4, "big") + stamp[1]
         tac = macers[card](data)
         bare.append((card, data, tac))
         lines.append({
             "id": i + 1, "state": "completed", "kind": "composite" if tx_type == 9 else "purchase",
-            "type": f"{tx_type:02X}", "app_serial": hexes[card], "card_seq": seq, "amount": amount,
+            "type": f"{tx_type:02X}", "app_serial": hexes[card], "card_seq": i // cards, "amount": amount,
             "balance_before": 100_000, "balance_after": 100_000 - amount, "terminal_id": terminal_hex,
-            "terminal_seq": i, "time": when.isoformat(), "tac": tac.hex().upper(), "mac2": "9ABCDEF0",
+            "terminal_seq": i, "time": stamp[0], "tac": tac.hex().upper(), "mac2": "9ABCDEF0",
             "mac2_verified": True, "algorithm": "3des", "key_version": 1, "key_index": 1, "test": True,
             "station": "", "line": "", "extra": {},
         })
@@ -80,7 +86,7 @@ def records(n: int, cards: int) -> tuple[list[dict[str, Any]], list[tuple[int, b
         card, data, tac = bare[i]
         date, clock = macs.bcd_datetime(datetime.fromisoformat(lines[i]["time"]))
         f = macs.TacFields(int(lines[i]["type"], 16), lines[i]["amount"], TERMINAL, date, clock, terminal_seq=i)
-        assert verify_tac(issuer, serials[card], f, tac), i
+        assert f.tac_input() == data and verify_tac(issuer, serials[card], f, tac), i
     return lines, bare, keys
 
 
