@@ -3,8 +3,14 @@ its 0x18 log, never by the balance (a 0-fen metro entry never moves it).
 
 The journal record of a torn transaction is resolved whenever the card comes
 back to this terminal: *recovered* (with MAC2 and TAC from GET TRANSACTION
-PROVE) if the card's log holds it, *failed* if not. The window (120 s by
-default) says whether the re-tap still counts as the interrupted ride.
+PROVE) if the card's log holds it, *failed* if the log shows it did not
+happen (its counter value used by another transaction, or the log reaching
+back past it). The log keeps the last ten transactions only: once ten or
+more newer ones have pushed the counter value out, the card can no longer
+say, and the record stays pending (``decided`` False) rather than be
+guessed — failing a debit the card made would lose the money. The window
+(120 s by default) says whether the re-tap still counts as the interrupted
+ride.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ from datetime import timedelta
 
 from cardlib.errors import MacMismatchError
 from cardlib.loadhost import LoadConfirmation, LoadHost
+from cardlib.pboc import macs
 from cardlib.pboc import purse as P
+from cardlib.pboc.files import TransactionRecord
 from terminal.journal import JournalRecord
 from terminal.wallet import TransactionResult, Wallet
 
 DEFAULT_WINDOW = timedelta(seconds=120)
+LOG_DEPTH = 10  # the 0x18 log keeps the last ten transactions (reference §1)
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,21 @@ class RecoveryOutcome:
     happened: bool
     within_window: bool
     result: TransactionResult | None = None
+    decided: bool = True  # False: the card's log no longer reaches back; the record stays pending
+
+
+def _happened(pending: JournalRecord, log: list[TransactionRecord]) -> bool | None:
+    """Whether the card made the pending transaction, by its 0x18 log (newest first);
+    None when the log no longer reaches back to the pending counter value."""
+    load = pending.tx_type in macs.LOAD_TYPES
+    same_counter = [r for r in log if (r.tx_type in macs.LOAD_TYPES) == load]
+    for r in same_counter:
+        if r.seq == pending.card_seq:  # that counter value was used: by this transaction or another
+            return (r.amount == pending.amount and r.tx_type == pending.tx_type
+                    and r.terminal_id == pending.terminal_id and r.time == pending.tx_time)
+    if len(log) < LOG_DEPTH or any(r.seq < pending.card_seq for r in same_counter):
+        return False  # the log reaches back past it
+    return None
 
 
 def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_WINDOW,
@@ -36,11 +60,9 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
     if public.app_serial != pending.app_serial:
         raise ValueError("recover() needs the card of the pending record")
     within = wallet.clock.now() - pending.tx_time <= window
-    happened = any(
-        r.seq == pending.card_seq and r.amount == pending.amount and r.tx_type == pending.tx_type
-        and r.terminal_id == pending.terminal_id and r.time == pending.tx_time
-        for r in wallet.history()
-    )
+    happened = _happened(pending, wallet.history())
+    if happened is None:
+        return RecoveryOutcome(pending, False, within, decided=False)
     if not happened:
         record = wallet.journal.fail(pending.id, "not_debited" if pending.kind != "load" else "not_credited")
         if pending.kind == "load" and host is not None:
