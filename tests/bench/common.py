@@ -117,6 +117,7 @@ def machine() -> dict[str, Any]:
         "cryptography": _version("cryptography"),
         "pyscard": _version("pyscard"),
         "mem_total_mb": _mem_total_mb(),
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),  # others' work on a shared machine
     }
 
 
