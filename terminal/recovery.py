@@ -15,10 +15,11 @@ ride.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cardlib.errors import MacMismatchError
+from cardlib.errors import MacMismatchError, RefusedError
 from cardlib.loadhost import LoadConfirmation, LoadHost
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
@@ -53,6 +54,16 @@ def _happened(pending: JournalRecord, log: list[TransactionRecord]) -> bool | No
     return None
 
 
+def _tell_host(host: LoadHost | None, confirmation: LoadConfirmation) -> None:
+    """Report a load's outcome *before* the journal records it: a crash in between leaves
+    the record pending and the next tap reports again (the host takes the same report
+    twice). A host that refuses — it settled that counter value on another terminal's
+    report — does not keep the card's word out of the journal."""
+    if host is not None:
+        with contextlib.suppress(RefusedError):
+            host.confirm_load(confirmation)
+
+
 def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_WINDOW,
             host: LoadHost | None = None) -> RecoveryOutcome:
     """Resolve one pending record with the card now in the field (the same card)."""
@@ -64,9 +75,9 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
     if happened is None:
         return RecoveryOutcome(pending, False, within, decided=False)
     if not happened:
+        if pending.kind == "load":
+            _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "failed"))
         record = wallet.journal.fail(pending.id, "not_debited" if pending.kind != "load" else "not_credited")
-        if pending.kind == "load" and host is not None:
-            host.confirm_load(LoadConfirmation(pending.app_serial, pending.card_seq, "failed"))
         return RecoveryOutcome(record, False, within)
     prove = P.ProveResponse.decode(
         wallet.card.send(P.GetTransactionProve(pending.tx_type, pending.card_seq).to_apdu(),
@@ -79,11 +90,11 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
         except MacMismatchError:
             verified = False
     sign = 1 if pending.kind == "load" else -1
+    if pending.kind == "load":
+        _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "completed", prove.tac))
     record = wallet.journal.recover(pending.id, tac=prove.tac, mac2=prove.mac,
                                     balance_after=pending.balance_before + sign * pending.amount,
                                     mac2_verified=verified)
-    if pending.kind == "load" and host is not None:
-        host.confirm_load(LoadConfirmation(pending.app_serial, pending.card_seq, "completed", prove.tac))
     return RecoveryOutcome(record, True, within, TransactionResult.from_record(record))
 
 

@@ -253,6 +253,8 @@ class Wallet:
                 raise MacMismatchError("the card refused the host's MAC2")
             raise StatusError(response.sw, command="CREDIT FOR LOAD")
         tac = response.data
-        done = self.journal.complete(record.id, tac=tac, mac2=auth.mac2, balance_after=init.balance + amount)
+        # the host first: a crash before the journal completes leaves the record pending, and recovery
+        # tells the host again (it takes the same report twice); the other way round it stayed pending there
         host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "completed", tac))
+        done = self.journal.complete(record.id, tac=tac, mac2=auth.mac2, balance_after=init.balance + amount)
         return TransactionResult.from_record(done)

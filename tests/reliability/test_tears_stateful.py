@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -38,24 +38,19 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from cardlib.channel import Channel
-from cardlib.clock import BEIJING, Clock
 from cardlib.errors import CardRemovedError, RefusedError, StatusError
 from cardlib.keys import default_issuer
 from cardlib.pboc.files import capp_record
-from cardlib.readers.pyhost import HostedReader
 from simulators.faults import TEAR_AFTER, TEAR_BEFORE, Fault, FaultyCard
 from simulators.host import SimulatedLoadHost
 from simulators.issuer import CardProfile, SocialSecurityCard, issue_card
-from simulators.psam import make_psam
 from terminal.journal import SETTLED, Journal, JournalRecord, verify_records
-from terminal.psam import PsamClient
 from terminal.recovery import DEFAULT_WINDOW, LOG_DEPTH, recover_card
 from terminal.wallet import TornTransactionError, Wallet
+from tests.reliability.terminals import make_terminal
 from tests.terminal.conftest import Terminal
 
 FULL = os.environ.get("YKT_FULL") == "1"
-START = datetime(2026, 11, 28, 7, 0, tzinfo=BEIJING)
 ISSUED = 3000
 # What a tap may end in without anything being wrong: a tear (before DEBIT it aborts the
 # flow), a refusal by the card (9401: not enough money) or by the load host.
@@ -67,16 +62,6 @@ WHERE = st.one_of(st.tuples(st.just("at"), st.integers(1, 6)),
                   st.tuples(st.just("ins"), st.sampled_from([0x54, 0x52, 0x5A, 0xB2])))
 Tear = tuple[tuple[str, int], Fault]
 TEARS = st.one_of(st.none(), st.tuples(WHERE, st.sampled_from([TEAR_BEFORE, TEAR_AFTER])))
-
-
-def make_terminal(folder: Path, number: int) -> Terminal:
-    """Terminal ``number``: its own PSAM (terminal 0000000001NN), journal file and clock."""
-    clock = Clock.fixed(START)
-    sam = HostedReader([make_psam(terminal_id=bytes.fromhex(f"0000000001{number + 1:02d}"), seed=number)])
-    sam.connect()
-    path = folder / f"terminal{number}.db"
-    reader = HostedReader(name=f"terminal{number}")
-    return Terminal(reader, Channel(reader), PsamClient(Channel(sam), test=True), Journal(path, clock), clock, path)
 
 
 @dataclass
