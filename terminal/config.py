@@ -6,6 +6,7 @@ typo must not pass silently.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ class TerminalConfig:
     psam: str = "sim?kind=psam"
     key_index: int = 1
     timezone: str = "Asia/Shanghai"
+
+
+def _duration(key: str, value: float, unit: str) -> timedelta:
+    """A window as a timedelta; NaN, infinity and spans beyond timedelta's range are refused."""
+    try:
+        if math.isnan(value):
+            raise ValueError(value)
+        return timedelta(**{unit: value})
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{key}: {value!r} is not a usable number of {unit}") from None
 
 
 class _Reader:
@@ -85,11 +96,11 @@ class _Reader:
             raise ConfigError(f"{self._key(key)}: must be a percentage 0..100, got {value}")
         return int(value)
 
-    def seconds(self, key: str, default: float) -> timedelta:
+    def seconds(self, key: str, default: float, unit: str = "seconds") -> timedelta:
         value = self.get(key, (int, float), default)
         if value < 0:
             raise ConfigError(f"{self._key(key)}: must not be negative, got {value}")
-        return timedelta(seconds=value)
+        return _duration(self._key(key), value, unit)
 
     def table_of(self, key: str) -> _Reader:
         return _Reader(self.get(key, dict, {}), self._key(key))
@@ -153,22 +164,26 @@ def _region_rules(r: _Reader) -> tuple[RegionRule, ...]:
     return tuple(rules)
 
 
+def _minutes(reader: _Reader, key: str) -> int:
+    value: int = reader.count(key, 0, "number of minutes")
+    _duration(reader._key(key), value, "minutes")  # the fare rules add it to a time
+    return value
+
+
 def _fares(root: _Reader) -> FarePolicy:
     f = root.table_of("fares")
     stations = {k: float(v) for k, v in _table_of_numbers(f, "stations", False, "a distance in km").items()}
     zones = _table_of_numbers(f, "zones", True, "a zone number")
     t = root.table_of("transfer")
     r = root.table_of("region")
-    window = t.get("window_minutes", (int, float), 90)
-    if window < 0:
-        raise ConfigError(f"transfer.window_minutes: must not be negative, got {window}")
+    window = t.seconds("window_minutes", 90, "minutes")
     policy = FarePolicy(
         flat=f.fen("flat", 200), segments=_pairs(f, "segments", int), stations=stations,
         bands=tuple((float(a), b) for a, b in _pairs(f, "bands", (int, float))), zones=zones,
         zone_bands=_pairs(f, "zone_bands", int), max_fare=f.fen("max_fare", 0),
-        overtime_minutes=f.count("overtime_minutes", 0, "number of minutes"),
+        overtime_minutes=_minutes(f, "overtime_minutes"),
         overtime_surcharge=f.fen("overtime_surcharge", 0),
-        transfer_window=timedelta(minutes=window), transfer_discount=t.fen("discount", 0),
+        transfer_window=window, transfer_discount=t.fen("discount", 0),
         concessions=_concessions(root), local_region=r.get("local", str, ""),
         same_city_treatment=r.get("same_city_treatment", bool, True),
         visitor_surcharge_percent=r.percent("visitor_surcharge_percent", 0), region_rules=_region_rules(r),
@@ -257,6 +272,8 @@ def load_config(path: str | os.PathLike[str]) -> TerminalConfig:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text") from None
     try:
         return parse_config(data)
     except ConfigError as exc:
