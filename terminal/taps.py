@@ -24,6 +24,7 @@ from cardlib.clock import parse_time
 from cardlib.errors import FormatError
 
 KEYS = {"card", "time", "advance", "tear", "second", "note"}
+MAX_ADVANCE = 315_360_000  # ten years of seconds: the clock must stay a datetime
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ def _tear(obj: object, line: int) -> Tear:
     if ins is not None:
         try:
             ins = int(str(ins), 16)
+            if not 0 <= ins <= 0xFF:
+                raise ValueError(ins)
         except ValueError:
-            raise FormatError(f"tap line {line}: tear.ins must be hex, e.g. \"54\"") from None
+            raise FormatError(f"tap line {line}: tear.ins must be one byte in hex, e.g. \"54\"") from None
     return Tear(when, at, ins)
 
 
@@ -81,8 +84,9 @@ def parse_taps(text: str, base: Path = Path(".")) -> list[TapStep]:
         if not isinstance(obj.get("card"), str):
             raise FormatError(f"tap line {number}: card (a card image path) is required")
         advance = obj.get("advance", 0)
-        if isinstance(advance, bool) or not isinstance(advance, (int, float)) or advance < 0:
-            raise FormatError(f"tap line {number}: advance must be a non-negative number of seconds")
+        if (isinstance(advance, bool) or not isinstance(advance, (int, float))
+                or not 0 <= advance <= MAX_ADVANCE):  # NaN fails the comparison too
+            raise FormatError(f"tap line {number}: advance must be a number of seconds 0..{MAX_ADVANCE}")
         when = None
         if "time" in obj:
             if not isinstance(obj["time"], str):
@@ -106,6 +110,8 @@ def read_taps(path: str | os.PathLike[str]) -> list[TapStep]:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise FormatError(f"cannot read tap script {source}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"tap script {source} is not UTF-8 text") from None
     return parse_taps(text, source.parent)
 
 
