@@ -39,7 +39,7 @@ def _rng_from(obj: Any) -> random.Random:
     try:
         version, internal, gauss = obj
         rng.setstate((version, tuple(internal), gauss))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise FormatError(f"card image: bad rng state: {exc}") from None
     return rng
 
