@@ -5,10 +5,11 @@ The journal record of a torn transaction is resolved whenever the card comes
 back to this terminal: *recovered* (with MAC2 and TAC from GET TRANSACTION
 PROVE) if the card's log holds it, *failed* if the log shows it did not
 happen (its counter value used by another transaction, or the log reaching
-back past it). The log keeps the last ten transactions only: once ten or
-more newer ones have pushed the counter value out, the card can no longer
-say, and the record stays pending (``decided`` False) rather than be
-guessed — failing a debit the card made would lose the money. The window
+back past it, or GET TRANSACTION PROVE answering 6A83: the card never
+reached that counter value). The log keeps the last ten transactions only:
+once ten or more newer ones have pushed the counter value out, the card can
+no longer say, and the record stays pending (``decided`` False) rather than
+be guessed — failing a debit the card made would lose the money. The window
 (120 s by default) says whether the re-tap still counts as the interrupted
 ride.
 """
@@ -19,6 +20,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
+from cardlib import sw as SW
 from cardlib.errors import MacMismatchError, RefusedError
 from cardlib.loadhost import LoadConfirmation, LoadHost
 from cardlib.pboc import macs
@@ -72,8 +74,11 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
         raise ValueError("recover() needs the card of the pending record")
     within = wallet.clock.now() - pending.tx_time <= window
     happened = _happened(pending, wallet.history())
-    if happened is None:
-        return RecoveryOutcome(pending, False, within, decided=False)
+    if happened is None:  # the log has forgotten; the card still knows if it ever reached that counter value
+        answer = wallet.card.transmit(P.GetTransactionProve(pending.tx_type, pending.card_seq).to_apdu())
+        if answer.sw != SW.SW_RECORD_NOT_FOUND:
+            return RecoveryOutcome(pending, False, within, decided=False)
+        happened = False
     if not happened:
         if pending.kind == "load":
             _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "failed"))

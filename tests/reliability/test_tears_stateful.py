@@ -310,3 +310,20 @@ def test_a_torn_debit_pushed_out_of_the_log_is_not_failed(tmp_path: Path, rides:
     assert card.balance == ISSUED - 150 - rides
     for term in (first, second):
         term.journal.close()
+
+
+def test_a_torn_load_on_a_card_whose_log_is_full_of_rides_is_failed(tmp_path: Path) -> None:
+    """The log holds ten rides and no load: it cannot show the load's counter value, but the
+    card never reached it (GET TRANSACTION PROVE answers 6A83), so the record fails."""
+    term, host = make_terminal(tmp_path, 0), SimulatedLoadHost()
+    card = FaultyCard(issue_card(CardProfile(balance=ISSUED), seed=78))
+    for _ in range(11):
+        term.tap(card).purchase(1)
+    card.on_ins(0x52, TEAR_BEFORE)
+    with pytest.raises(TornTransactionError):
+        term.tap(card).load(100, host)
+    card.reinsert()
+    (outcome,) = recover_card(term.tap(card), host=host)
+    assert outcome.decided and not outcome.happened and outcome.record.state == "failed"
+    assert card.card.balance == ISSUED - 11  # type: ignore[attr-defined]
+    term.journal.close()
