@@ -125,10 +125,19 @@ def parse_bcd_date(raw: bytes) -> date:
 
 def gbk_field(text: str, size: int) -> bytes:
     """A GBK text field, 00-padded."""
-    raw = text.encode("gbk")
+    raw = text_bytes(text, "gbk")
     if len(raw) > size:
         raise FormatError(f"{text!r} is {len(raw)} bytes in GBK, the field holds {size}")
     return raw.ljust(size, b"\x00")
+
+
+def text_bytes(text: str, encoding: str = "ascii") -> bytes:
+    """``text`` in a card's encoding; FormatError for a character it cannot hold
+    (such as the U+FFFD a decoder put in place of bytes it could not read)."""
+    try:
+        return text.encode(encoding)
+    except UnicodeEncodeError as exc:
+        raise FormatError(f"text cannot be written in {encoding.upper()} (character {exc.start + 1})") from None
 
 
 def gbk_text(raw: bytes) -> str:
@@ -178,7 +187,7 @@ class HolderData:
     def encode(self) -> bytes:
         return _build(HOLDER, {
             "card_type": self.card_type, "staff": self.staff, "name": gbk_field(self.name, 20),
-            "id_number": self.id_number.encode("ascii").ljust(32, b"\x00"), "id_type": self.id_type,
+            "id_number": text_bytes(self.id_number).ljust(32, b"\x00"), "id_type": self.id_type,
         }, "file 0x16", self.SIZE)
 
     @classmethod

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from cardlib.errors import FormatError
-from cardlib.pboc.files import bcd_date, gbk_field, gbk_text, parse_bcd_date
+from cardlib.pboc.files import bcd_date, gbk_field, gbk_text, parse_bcd_date, text_bytes
 
 SSSE_AID = bytes.fromhex("7378312E73682EC9E7BBE1B1A3D5CF")  # "sx1.sh." + GBK 社会保障
 EF_ISSUER = 0xEF05
@@ -85,11 +85,11 @@ class IssuerRecords:
         return [
             record(T_CARD_ID, self.card_id),
             record(T_CARD_TYPE, bytes((self.card_type,))),
-            record(T_SPEC_VERSION, self.spec_version.encode("ascii")[:4].ljust(4, b"0")),
+            record(T_SPEC_VERSION, text_bytes(self.spec_version)[:4].ljust(4, b"0")),
             record(T_ORG, self.organisation),
             record(T_ISSUE_DATE, bcd_date(self.issue_date)),
             record(T_EXPIRY, bcd_date(self.expiry_date)),
-            record(T_CARD_NUMBER, self.card_number.encode("ascii")),
+            record(T_CARD_NUMBER, text_bytes(self.card_number)),
         ]
 
     @property
@@ -121,7 +121,7 @@ class HolderRecords:
 
     def records(self) -> list[bytes]:
         return [
-            record(T_SSN, self.ssn.encode("ascii")),
+            record(T_SSN, text_bytes(self.ssn)),
             record(T_NAME, gbk_field(self.name, 30)),
             record(T_SEX, bytes((self.sex,))),
             record(T_ETHNICITY, bytes((self.ethnicity,))),
