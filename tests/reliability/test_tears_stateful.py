@@ -281,6 +281,7 @@ class Tears(RuleBasedStateMachine):
 
 
 TestTears = Tears.TestCase
+TestTears.pytestmark = [pytest.mark.timeout(1800 if FULL else 300)]  # the long run, and its shrinking
 TestTears.settings = settings(
     max_examples=400 if FULL else 30,
     stateful_step_count=60 if FULL else 30,
