@@ -215,6 +215,8 @@ class Wallet:
         response = self._send_journaled(record, P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
+            if response.sw == 0x9302:
+                raise MacMismatchError("the card refused the PSAM's MAC1")
             response.check("DEBIT FOR PURCHASE")
         debit = P.DebitResponse.decode(response.data)
         balance_after = init.balance - amount
