@@ -278,10 +278,10 @@ def purse_mac_function(key: bytes, algorithm: Algorithm = Algorithm.TDES) -> Cal
         _need("DES key", key, 8)
         ctx, block = Cipher(TripleDES(key * 3), modes.CBC(bytes(8))).encryptor(), 8
     chain = [0]  # the last ciphertext block the context produced, as an integer
+    pads = [b"\x80" + bytes((block - 1 - i) % block) for i in range(block)]  # padding 2 by length mod block
 
     def mac(data: bytes) -> bytes:
-        padded = data + b"\x80"
-        padded += bytes(-len(padded) % block)
+        padded = data + pads[len(data) % block]
         first = (int.from_bytes(padded[:block], "big") ^ chain[0]).to_bytes(block, "big")
         last: bytes = ctx.update(first + padded[block:])[-block:]
         chain[0] = int.from_bytes(last, "big")
