@@ -551,6 +551,7 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
     if body and not body[-1].endswith("\n"):
         raise FormatError(f"batch {name} line {len(lines)}: truncated (no final newline)")
     records = []
+    seen: dict[tuple[str, ...], int] = {}  # a transaction and its TAC, to the line first holding them
     for number, line in enumerate(body, 2):
         try:
             obj = json.loads(line)
@@ -558,6 +559,10 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
             raise FormatError(f"batch {name} line {number}: not JSON") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("amount"), int):
             raise FormatError(f"batch {name} line {number}: not a record with an integer amount")
+        key = tuple(str(obj.get(k)) for k in ("app_serial", "type", "card_seq", "tac"))
+        if key in seen:  # its TAC verifies again: settling it would pay twice
+            raise FormatError(f"batch {name} line {number}: the transaction of line {seen[key]} again (a replay)")
+        seen[key] = number
         records.append(obj)
     if len(records) != header.count:
         raise FormatError(f"batch {name}: header count is {header.count}, {len(records)} record(s) follow")
