@@ -27,6 +27,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
         raise ConfigError(f"{config_path}: terminal.role is {config.role!r}; this command runs {' or '.join(roles)}")
     if opts.psam == "sim?kind=psam" and config.psam:
         opts.psam = config.psam
+    trace_path, opts.trace = opts.trace, None  # the application records each tap itself
     slots, _ = open_terminal_slots(opts, connect_card=False)
     journal = open_journal(journal_path or config.journal, opts, sync=config.journal_sync)
     deny = DenyList(config.denylist) if config.denylist else None
@@ -36,6 +37,11 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
 
         clock = Clock.fixed(clock.now())
     app = make_app(config, slots.psam, journal, clock, deny)
+    if trace_path:
+        from cardlib.trace import TraceRecorder  # noqa: PLC0415
+
+        app.trace = TraceRecorder(trace_path, slots.card_reader.name)
+        click.get_current_context().call_on_close(app.trace.close)
 
     def show(d: Decision) -> None:
         click.echo(json.dumps(d.to_json(), ensure_ascii=False) if opts.json else d.line(paint_state))

@@ -27,6 +27,7 @@ from cardlib.errors import (
 from cardlib.iso import read_record
 from cardlib.pboc.files import CAPP_SFI, PublicData
 from cardlib.readers.base import Reader
+from cardlib.trace import TraceRecorder
 from terminal import auth
 from terminal.blocking import block_purse
 from terminal.config import TerminalConfig
@@ -81,6 +82,7 @@ class TerminalApp:
         self.clock = clock
         self.denylist = denylist
         self.name = name or config.name or psam.terminal_id.hex().upper()
+        self.trace: TraceRecorder | None = None  # every tap's ATR and exchanges, when set
 
     # --- the role's rule ---------------------------------------------------------------
 
@@ -118,18 +120,22 @@ class TerminalApp:
     def tap(self, reader: Reader) -> Decision:
         """Run the whole flow for the card in ``reader``; never raises for card trouble."""
         try:
-            reader.connect()
+            atr = reader.connect()
         except MultipleCardsError:
             return self.decision(None, False, Reason.MULTIPLE_CARDS)
         except (NoCardError, CardRemovedError):
             return self.decision(None, False, Reason.CARD_REMOVED)
         channel = Channel(reader)
+        if self.trace is not None:
+            self.trace.header(atr, reader.name)
+            channel.add_observer(self.trace)
         tap: Tap | None = None
         try:
             with reader.transaction():
                 now = self.clock.now().astimezone(BEIJING)
                 info = auth.read_card(channel)
-                wallet = Wallet(channel, self.psam, self.journal, self.clock, key_index=self.config.key_index)
+                wallet = Wallet(channel, self.psam, self.journal, self.clock, key_index=self.config.key_index,
+                                station=self.config.station, line=self.config.line)
                 try:
                     auth.check_validity(info, self.clock)
                 except auth.CardRefusedError as exc:

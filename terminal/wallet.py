@@ -97,8 +97,10 @@ class Wallet:
     """The purse of the card in ``card``, with the PSAM and the journal of this terminal."""
 
     def __init__(self, card: Channel, psam: PsamClient | None, journal: Journal | None, clock: Clock,
-                 *, key_index: int | None = None, test: bool | None = None) -> None:
+                 *, key_index: int | None = None, test: bool | None = None, station: str = "",
+                 line: str = "") -> None:
         self.card = card
+        self.station, self.line = station, line  # where the terminal stands: into every journal record
         self._psam = psam
         self._journal = journal
         self.clock = clock
@@ -211,7 +213,8 @@ class Wallet:
             kind="composite" if capp else "purchase", tx_type=tx_type, app_serial=public.app_serial,
             card_seq=init.offline_seq, amount=amount, balance_before=init.balance, terminal_id=tid,
             tx_time=now, algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
-            key_index=self.key_index, test=self.test, terminal_seq=sam.terminal_seq, extra=extra)
+            key_index=self.key_index, test=self.test, terminal_seq=sam.terminal_seq, station=self.station,
+            line=self.line, extra=extra)
         response = self._send_journaled(record, P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
@@ -246,7 +249,7 @@ class Wallet:
             kind="load", tx_type=macs.TX_EP_LOAD, app_serial=public.app_serial, card_seq=init.online_seq,
             amount=amount, balance_before=init.balance, terminal_id=tid, tx_time=tx_time,
             algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
-            key_index=self.key_index, test=self.test, extra=extra)
+            key_index=self.key_index, test=self.test, station=self.station, line=self.line, extra=extra)
         response = self._send_journaled(record, P.CreditForLoad(auth.date, auth.time, auth.mac2).to_apdu())
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
