@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cardlib import sw as SW
@@ -63,8 +63,8 @@ EXT_AUTH_TRIES = 5
 
 @dataclass
 class SsseState:
-    pin: str
-    puk: str
+    pin: str = field(repr=False)  # a repr reaches logs and assertion messages: never the PIN or PUK
+    puk: str = field(repr=False)
     pin_tries: int = PIN_TRIES
     puk_tries: int = PUK_TRIES
     ext_tries: int = EXT_AUTH_TRIES
