@@ -451,7 +451,7 @@ class Journal:
                 lines = _lines(rows)
                 new_id = uuid.uuid4().hex[:16].upper()
                 header = BatchHeader(new_id, _terminal_hex(terminal_id, rows), len(rows), sum(r.amount for r in rows),
-                                     hashlib.sha256("".join(lines).encode("utf-8")).hexdigest(), self._now())
+                                     hashlib.sha256("".join(lines).encode("utf-8")).hexdigest().upper(), self._now())
                 self._db.executemany("UPDATE records SET batch_id=? WHERE id=? AND batch_id IS NULL",
                                      [(new_id, r.id) for r in rows])
                 self._db.executemany("INSERT INTO batch_records VALUES (?, ?)", [(new_id, r.id) for r in rows])
@@ -474,8 +474,8 @@ class Journal:
                 f"SELECT {cols} FROM records r JOIN batch_records b ON b.record_id = r.id WHERE b.batch_id=?"
                 " ORDER BY r.id", (batch_id,))]
         lines = _lines(rows)
-        digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
-        if len(rows) != meta[1] or digest != meta[3]:
+        digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest().upper()
+        if len(rows) != meta[1] or digest != meta[3].upper():  # batches before 0.1 stored lower case
             raise JournalError(f"batch {batch_id}: records were pruned since; it cannot be written again")
         return BatchHeader(batch_id, _terminal_hex(None, rows), meta[1], meta[2], digest, meta[0]), lines
 

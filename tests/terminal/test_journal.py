@@ -151,7 +151,7 @@ def test_export_batch_format_and_once_only(tmp_path: Path) -> None:
     lines = out.getvalue().splitlines(keepends=True)
     head = json.loads(lines[0])
     assert head == {"type": "header", "batch_id": header.batch_id, "terminal": "000000000001", "count": 3,
-                    "total_amount": 303, "sha256": hashlib.sha256("".join(lines[1:]).encode()).hexdigest(),
+                    "total_amount": 303, "sha256": hashlib.sha256("".join(lines[1:]).encode()).hexdigest().upper(),
                     "created": header.created}
     first = json.loads(lines[1])
     assert first["type"] == "06" and first["time"] == "2026-11-28T08:00:00+08:00"
