@@ -38,6 +38,7 @@ class Options:
     debug: bool = False
     now: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    given: set[str] = field(default_factory=set)  # the common options given on the command line
 
     def emit(self, obj: Any) -> None:
         """Print one JSON document."""
@@ -55,6 +56,7 @@ def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
         opts = ctx.ensure_object(Options)
         if value is not None and value is not False:
             setattr(opts, name, value)
+            opts.given.add(name)
         return value
 
     return callback

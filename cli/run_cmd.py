@@ -25,7 +25,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
     config = load_config(config_path)
     if config.role not in roles:
         raise ConfigError(f"{config_path}: terminal.role is {config.role!r}; this command runs {' or '.join(roles)}")
-    if opts.psam == "sim?kind=psam" and config.psam:
+    if "psam" not in opts.given:  # --psam, even the default's URI, wins over the configuration
         opts.psam = config.psam
     trace_path, opts.trace = opts.trace, None  # the application records each tap itself
     slots, _ = open_terminal_slots(opts, connect_card=False)

@@ -42,3 +42,19 @@ def test_validator_run_on_a_tap_script_with_journal_and_trace(tmp_path: Path) ->
     assert len(headers) == 3  # one connect per tap
     entries = read_trace(trace)
     assert any(e.command.startswith("805401") for e in entries)  # the DEBIT is in it
+
+
+def test_psam_option_wins_over_the_configuration_even_with_the_default_uri(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["sim", "new", "--out", str(tmp_path / "a.json")]).exit_code == 0
+    (tmp_path / "one.taps").write_text('{"card": "a.json"}\n', encoding="utf-8")
+    config = tmp_path / "bus.toml"
+    config.write_text('[terminal]\nrole = "bus_validator"\n[fares]\nflat = 200\n[psam]\nreader = "pcsc:SAM slot 9"\n',
+                      encoding="utf-8")
+    base = ["validator", "run", "--config", str(config), "--taps", str(tmp_path / "one.taps"),
+            "--journal", str(tmp_path / "j.db"), "--now", "2026-11-28T08:00:00"]
+    r = runner.invoke(cli, base)
+    assert r.exit_code == 3 and ("SAM slot 9" in r.stderr or "pcscd" in r.stderr or "pyscard" in r.stderr), r.stderr
+    r = runner.invoke(cli, [*base, "--psam", "sim?kind=psam"])
+    assert r.exit_code == 0, r.stderr
+    assert "ok" in r.stdout
