@@ -15,17 +15,18 @@ import pytest
 
 from tests.bench import BENCHMARKS
 from tests.bench.__main__ import main
+from tests.pcsc_support import pcscd  # noqa: F401
 
 PCSC = ("B2", "B3")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.pcsc) if n in PCSC else n for n in BENCHMARKS])
 def test_benchmark_runs_in_tiny_mode(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                     capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -> None:
     if name in PCSC:
-        from tests.pcsc_support import ensure_pcscd
-
-        ensure_pcscd()  # skips (or fails with CI=true) when PC/SC cannot run
+        # the session's pcscd (stopped at the end if the session started it); skips, or fails
+        # with CI=true, when PC/SC cannot run. The benchmark leaves a running pcscd alone.
+        request.getfixturevalue("pcscd")
     monkeypatch.setenv("YKT_BENCH_VICC", "0")
     out = tmp_path / "bench.json"
     rc = main([name, "--quick", "--json", str(out)])
