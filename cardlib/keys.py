@@ -202,6 +202,8 @@ def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not JSON (nested too deeply)") from None
     return IssuerKeys.from_json(obj, source)
 
 

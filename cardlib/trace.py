@@ -249,6 +249,8 @@ def iter_trace(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FormatError(f"trace line {number}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise FormatError(f"trace line {number}: not JSON (nested too deeply)") from None
         if not isinstance(obj, dict):
             raise FormatError(f"trace line {number}: expected a JSON object")
         yield number, obj

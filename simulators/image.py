@@ -181,6 +181,8 @@ def read_image(path: str | os.PathLike[str]) -> dict[str, Any]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"{source}: card image is not JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise FormatError(f"{source}: card image is not JSON (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise FormatError(f"{source}: card image must be a JSON object")
     return obj

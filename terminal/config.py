@@ -274,6 +274,8 @@ def load_config(path: str | os.PathLike[str]) -> TerminalConfig:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML (nested too deeply)") from None
     try:
         return parse_config(data)
     except ConfigError as exc:

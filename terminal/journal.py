@@ -545,7 +545,7 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
             raise ValueError('the first line is not {"type": "header", ...}')
         header = BatchHeader(str(head["batch_id"]), str(head["terminal"]), _int(head["count"]),
                              _int(head["total_amount"]), str(head["sha256"]), str(head.get("created", "")))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise FormatError(f"batch {name} line 1: bad header ({exc})") from None
     body = lines[1:]
     if body and not body[-1].endswith("\n"):
@@ -555,7 +555,7 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
     for number, line in enumerate(body, 2):
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise FormatError(f"batch {name} line {number}: not JSON") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("amount"), int):
             raise FormatError(f"batch {name} line {number}: not a record with an integer amount")

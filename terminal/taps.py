@@ -76,6 +76,8 @@ def parse_taps(text: str, base: Path = Path(".")) -> list[TapStep]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise FormatError(f"tap line {number}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise FormatError(f"tap line {number}: not JSON (nested too deeply)") from None
         if not isinstance(obj, dict):
             raise FormatError(f"tap line {number}: expected an object")
         unknown = set(obj) - KEYS
