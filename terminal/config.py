@@ -244,6 +244,9 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         journal_sync=journal.get("sync", str, "full"),
         psam=psam.get("reader", str, "sim?kind=psam"), key_index=psam.get("key_index", int, 1), timezone=tz,
     )
+    for key, code in (("terminal.station", cfg.station), ("terminal.line", cfg.line)):
+        if len(code) > 8 or not code.isascii():  # the 2701/2702 records hold 8 ASCII bytes of it
+            raise ConfigError(f"{key}: {code!r} is written on the card: at most 8 ASCII characters")
     if cfg.journal_sync not in ("full", "write_ahead"):
         raise ConfigError(f"journal.sync: {cfg.journal_sync!r} is not full or write_ahead")
     if cfg.direction not in ("entry", "exit", "auto"):

@@ -430,11 +430,11 @@ def image_secrets(image: dict[str, Any]) -> list[str]:
     return [s for s in out if isinstance(s, str) and len(s) >= 6]
 
 
-def bus_app(tmp: Path) -> Any:
+def terminal_app(tmp: Path, cfg: dict[str, Any] = BUS) -> Any:
     clock = Clock.fixed(CLOCK_AT)
     sam = HostedReader([make_psam()])
     sam.connect()
-    return make_app(parse_config(BUS), PsamClient(Channel(sam), test=True), Journal(tmp / "j.db", clock), clock)
+    return make_app(parse_config(cfg), PsamClient(Channel(sam), test=True), Journal(tmp / "j.db", clock), clock)
 
 
 @budget(60)
@@ -452,7 +452,7 @@ def test_card_images_mutated_then_tapped(tmp_path_factory: pytest.TempPathFactor
     except Exception as exc:
         raise AssertionError(f"untyped {type(exc).__name__}: {exc}") from exc
     assert isinstance(card, SocialSecurityCard)
-    app = bus_app(tmp_path_factory.mktemp("tap"))
+    app = terminal_app(tmp_path_factory.mktemp("tap"))
     reader = HostedReader([card])
     decision = app.tap(reader)
     assert decision.reason.value in {e["reason"] for e in app.journal.events()}
@@ -920,12 +920,8 @@ def test_terminal_flows_against_hostile_answers(tmp_path_factory: pytest.TempPat
     cfg = {"bus": BUS, "metro": {"terminal": {"role": "metro_gate", "station": "S01"},
                                  "fares": {"bands": [[6, 300]], "stations": {"S01": 0}}},
            "museum": {"terminal": {"role": "identity_gate"}, "fares": {"admission": 500}}}[role]
-    folder = tmp_path_factory.mktemp("hostile")
-    clock = Clock.fixed(CLOCK_AT)
-    sam = HostedReader([make_psam()])
-    sam.connect()
-    journal = Journal(folder / "j.db", clock)
-    app = make_app(parse_config(cfg), PsamClient(Channel(sam), test=True), journal, clock)
+    app = terminal_app(tmp_path_factory.mktemp("hostile"), cfg)
+    journal, clock = app.journal, app.clock
     card = HostileCard(sample_card(9), data)
     for _ in range(2):
         app.tap(HostedReader([card]))
@@ -952,3 +948,20 @@ def test_documents_nested_too_deep_are_typed_errors(tmp_path: Path, reader: str)
                         '"sha256": ""}\n' + "[" * DEEP + "\n", encoding="utf-8")
         with pytest.raises(YktError, match="line 2"):
             read(path)
+
+
+@budget(40)
+@given(st.sampled_from(["bus", "metro"]), st.text(max_size=12))
+def test_any_station_or_line_the_configuration_takes_can_be_written(tmp_path_factory: pytest.TempPathFactory,
+                                                                     role: str, code: str) -> None:
+    """The configuration refuses a station or line the card's record cannot hold (non-ASCII
+    or longer than 8); one it takes goes on the card at the first tap without an error."""
+    cfg: dict[str, Any] = (
+        {"terminal": {"role": "bus_validator", "line": code}, "fares": {"flat": 200}} if role == "bus" else
+        {"terminal": {"role": "metro_gate", "station": code}, "fares": {"flat": 300}})
+    if typed(parse_config, cfg) is None:
+        return
+    app = terminal_app(tmp_path_factory.mktemp("code"), cfg)
+    decision = app.tap(HostedReader([sample_card(10)]))
+    assert decision.open, decision
+    app.journal.close()
