@@ -965,3 +965,35 @@ def test_any_station_or_line_the_configuration_takes_can_be_written(tmp_path_fac
     decision = app.tap(HostedReader([sample_card(10)]))
     assert decision.open, decision
     app.journal.close()
+
+
+class ScriptedCard:
+    """Answers with the next of a list of raw answers (then with nothing at all)."""
+
+    atr = build_contactless_atr(b"SCRIPT")
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = list(answers)
+
+    def reset(self) -> bytes:
+        return self.atr
+
+    def process(self, apdu: bytes) -> bytes:
+        return self.answers.pop(0) if self.answers else b""
+
+
+status_words = st.one_of(st.sampled_from([b"\x61\x00", b"\x61\x10", b"\x6c\x00", b"\x6c\x08", b"\x90\x00", b"\x6a\x82"]),
+                         st.binary(min_size=2, max_size=2))
+raw_answers = st.one_of(status_words, st.tuples(st.binary(max_size=40), status_words).map(b"".join),
+                        st.binary(max_size=3))
+
+
+@budget(80)
+@given(st.sampled_from(VALID_COMMANDS), st.lists(raw_answers, max_size=12), st.booleans())
+def test_channel_takes_any_answers(cmd: CommandAPDU, answers: list[bytes], as_bytes: bool) -> None:
+    """61xx and 6Cxx loops, answers without SW, GET RESPONSE refused: the channel ends in a
+    response or a typed error."""
+    reader = HostedReader([ScriptedCard(answers)])
+    reader.connect()
+    response = typed(Channel(reader).transmit, cmd.encode() if as_bytes else cmd)
+    assert response is None or 0 <= response.sw <= 0xFFFF

@@ -395,7 +395,7 @@ def run(args: list[str], exit_code: int | None = 0) -> Result:
 def test_cli_flows_leak_no_key_pin_or_personal_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     image, journal = str(tmp_path / "card.json"), str(tmp_path / "j.db")
-    run(["sim", "new", "--out", image, "--seed", "41", "--pin", PIN, "--name", HOLDER, "--balance", "3000"])
+    issued = run(["sim", "new", "--out", image, "--seed", "41", "--pin", PIN, "--name", HOLDER, "--balance", "3000"])
     card = load_card(image, persist=False)
     assert isinstance(card, SocialSecurityCard)
     secrets = issuer_secrets()
@@ -403,7 +403,8 @@ def test_cli_flows_leak_no_key_pin_or_personal_data(tmp_path: Path, caplog: pyte
     personal = secrets.personal(card)
     assert derive_card_keys(test_issuer(), card.app_serial, card.issuer_records().card_id).dpk == card.keys.dpk
     sim = ["--reader", f"sim:{image}"]
-    outputs: dict[str, str] = {}
+    outputs: dict[str, str] = {"sim new": issued.output,
+                               "sim psam": run(["sim", "psam", "--out", str(tmp_path / "psam.json")]).output}
 
     def flow(name: str, args: list[str], exit_code: int = 0, shows_personal: bool = False) -> None:
         trace = tmp_path / f"{name}.jsonl"
