@@ -67,7 +67,7 @@ from terminal.psam import PsamClient
 from terminal.roles import make_app
 from terminal.taps import parse_taps, read_taps
 from terminal.validator import BusRide
-from tests.reliability.site import purchases_journal
+from tests.reliability.site import Site, purchases_journal
 
 T = TypeVar("T")
 BASE = settings.default.max_examples  # 100 in CI, 2000 with YKT_FULL=1
@@ -997,3 +997,20 @@ def test_channel_takes_any_answers(cmd: CommandAPDU, answers: list[bytes], as_by
     reader.connect()
     response = typed(Channel(reader).transmit, cmd.encode() if as_bytes else cmd)
     assert response is None or 0 <= response.sw <= 0xFFFF
+
+
+def test_a_full_capp_file_refuses_the_whole_debit(tmp_path: Path) -> None:
+    """An image whose 0x1A file is full of other records: the composite DEBIT cannot store
+    its record, so it happens not at all (it debited, then failed with 6F00 and no TAC)."""
+    image = card_to_json(sample_card(11))
+    (capp,) = [f for f in image["files"] if f["sfi"] == F.CAPP_SFI]
+    capp["records"] = [((0x2801 + i).to_bytes(2, "big") + bytes(126)).hex() for i in range(18)]
+    card = card_from_json(image)
+    assert isinstance(card, SocialSecurityCard)
+    site = Site(tmp_path)
+    with pytest.raises(YktError) as refused:
+        site.wallet(card).composite_purchase(100, F.capp_record(0x2702, b"OUT"))
+    assert "6A84" in str(refused.value)
+    assert card.balance == 5000 and card.purse.state.offline_seq == 0
+    assert [r.state for r in site.journal.records()] == ["failed"]
+    site.close()
