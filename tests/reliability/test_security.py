@@ -297,6 +297,9 @@ def test_refusals_are_recorded(tmp_path: Path) -> None:
     public = purse_expired._purse_ef(0x15)
     public.data[24:28] = bytes.fromhex("20251231")  # the purse ended before the card
     cases.append((purse_expired, Reason.PURSE_EXPIRED))
+    blocked = issue_card(seed=25)
+    blocked.purse.state.blocked = "permanent"  # 9303 to SELECT
+    cases.append((blocked, Reason.PURSE_BLOCKED))
     for card, reason in cases:
         before = card.balance
         decision = site.tap(card)
