@@ -213,6 +213,8 @@ class Journal:
             self._db.close()
             raise
         self._lock = threading.RLock()
+        self._pending: dict[int, JournalRecord] = {}  # records begun by this object and not finished yet
+        self._rows: list[Any] = []
 
     def _migrate(self) -> None:
         """Create the schema, or bring an older journal up to SCHEMA_VERSION, in one transaction."""
@@ -251,22 +253,24 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, sql: str, args: Sequence[Any], durable: bool = True) -> list[Any]:
+    def _write(self, sql: str, args: Sequence[Any], durable: bool = True) -> sqlite3.Cursor:
         """One statement as its own transaction (autocommit: SQLite commits, and with
-        synchronous=FULL syncs, when the statement finishes); its RETURNING rows.
-        ``durable=False`` defers the sync in write_ahead mode."""
+        synchronous=FULL syncs, when the statement finishes); ``.rows`` holds what a
+        RETURNING clause gave. ``durable=False`` defers the sync in write_ahead mode."""
         with self._lock:
             if durable or self.sync == "full":
-                rows = self._db.execute(sql, args).fetchall()
+                cur = self._db.execute(sql, args)
+                self._rows = cur.fetchall()
                 self._unsynced = False  # the WAL sync covers every earlier frame too
-                return rows
+                return cur
             self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                rows = self._db.execute(sql, args).fetchall()
+                cur = self._db.execute(sql, args)
+                self._rows = cur.fetchall()
                 self._unsynced = True
             finally:
                 self._db.execute("PRAGMA synchronous=FULL")
-            return rows
+            return cur
 
     def flush(self) -> None:
         """Put every commit on disk now (only write_ahead mode ever has one waiting)."""
@@ -294,35 +298,57 @@ class Journal:
             raise JournalError("journal record: app_serial has 10 bytes and terminal_id 6")
         if amount < 0:
             raise JournalError(f"journal record: amount must not be negative, got {amount}")
-        now = self._now()
-        (row,) = self._write(
-            "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before, terminal_id,"
-            " terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra, created_at,"
-            f" updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {_RETURNING}",
-            (kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, bytes(terminal_id), terminal_seq,
-             _stamp(tx_time), alg, key_version, key_index, int(test), station, line,
-             json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else "", now, now),
-        )
-        return _row(row)
+        now, when = self._now(), _stamp(tx_time)
+        extra_text = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else ""
+        with self._lock:
+            cur = self._write(
+                "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before,"
+                " terminal_id, terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra,"
+                " created_at, updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, bytes(terminal_id), terminal_seq,
+                 when, alg, key_version, key_index, int(test), station, line, extra_text, now, now),
+            )
+            assert cur.lastrowid is not None
+            # the record as a read would give it back (the wallet needs it at once; no second statement)
+            stamp = datetime.fromisoformat(now)
+            record = JournalRecord(
+                cur.lastrowid, "pending", kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, None,
+                bytes(terminal_id), terminal_seq, datetime.fromisoformat(when), None, None, None, alg, key_version,
+                key_index, bool(test), station, line, extra_text, stamp, stamp, None, None)
+            self._pending[record.id] = record
+            if len(self._pending) > 64:  # only the newest few can still be finished by this terminal soon
+                del self._pending[next(iter(self._pending))]
+        return record
 
     def set_terminal_seq(self, record_id: int, terminal_seq: int) -> None:
+        self._pending.pop(record_id, None)
         self._write("UPDATE records SET terminal_seq=?, updated_at=? WHERE id=? AND state='pending'",
                     (terminal_seq, self._now(), record_id))
 
     def _finish(self, record_id: int, state: str, **values: Any) -> JournalRecord:
         sets = ", ".join(f"{k}=?" for k in values)
-        args = [*values.values()]
-        rows = self._write(
-            f"UPDATE records SET state=?, updated_at=?{', ' + sets if sets else ''} WHERE id=? AND state='pending'"
-            f" {_RETURNING}",
-            (state, self._now(), *args, record_id), durable=False,
-        )
-        if not rows:
+        now = self._now()
+        with self._lock:
+            known = self._pending.pop(record_id, None)  # begun here: no need to read the row back
+            cur = self._write(
+                f"UPDATE records SET state=?, updated_at=?{', ' + sets if sets else ''} WHERE id=? AND state='pending'"
+                f"{'' if known else ' ' + _RETURNING}",
+                (state, now, *values.values(), record_id), durable=False,
+            )
+            rows = self._rows
+        if cur.rowcount != 1:
             current = self.find(record_id)
             if current is None:
                 raise JournalError(f"journal has no record {record_id}")
             raise JournalError(f"record {record_id} is already {current.state}: it cannot become {state}")
-        return _row(rows[0])
+        if known is None:
+            return _row(rows[0])
+        if values.get("mac2_verified") is not None:
+            values["mac2_verified"] = bool(values["mac2_verified"])
+        # dataclasses.replace, without re-running __init__ over 26 fields on the hot path
+        done: JournalRecord = object.__new__(JournalRecord)
+        done.__dict__.update(known.__dict__, state=state, updated_at=datetime.fromisoformat(now), **values)
+        return done
 
     def complete(self, record_id: int, *, tac: bytes, mac2: bytes | None, balance_after: int,
                  terminal_seq: int | None = None, mac2_verified: bool | None = None) -> JournalRecord:

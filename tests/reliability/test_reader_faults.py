@@ -144,7 +144,7 @@ def test_pn532_line_noise_at_random_moments(tmp_path: Path, emulator: tuple[Pn53
             if not emu.faults_pending:  # one fault at a time, at a random moment
                 rng.choice(faults)()
                 injected.append(1)
-            threading.Event().wait(rng.uniform(0.002, 0.05))
+            threading.Event().wait(rng.uniform(0.001, 0.01))
 
     issued = cards(6, SEED + 10)
     source = threading.Thread(target=noise, daemon=True)
@@ -159,7 +159,7 @@ def test_pn532_line_noise_at_random_moments(tmp_path: Path, emulator: tuple[Pn53
             app.clock.advance(5)
         noisy.clear()
         source.join(5)
-        assert len(injected) >= 20  # the line really was noisy while cards were tapped
+        assert len(injected) >= 12  # the line really was noisy while cards were tapped (two faults a tap or more)
         for card in issued:  # ...and once more on a quiet line: torn ones are recovered
             emu.insert(card)
             seen += 1

@@ -415,3 +415,33 @@ def test_settlement_cuts_the_tac_input_from_text_as_the_dataclasses_build_it(
            "balance_after": balance, "card_seq": seq, "terminal_seq": tseq, "app_serial": SERIAL.hex(),
            "tac": "00000000", "algorithm": "3des"}
     assert _tac_input(obj) == _fields_from_json(obj)[1].tac_input()
+
+
+@given(tz_hours=st.integers(-12, 14), micro=st.integers(0, 999_999), extra=st.sampled_from([None, {"fare": "flat"}]),
+       verified=st.sampled_from([None, True, False]), finish=st.sampled_from(["complete", "fail", "recover"]),
+       sync=st.sampled_from(["full", "write_ahead"]))
+def test_records_handed_back_are_the_records_read_back(
+        tmp_path_factory: pytest.TempPathFactory, tz_hours: int, micro: int, extra: dict[str, str] | None,
+        verified: bool | None, finish: str, sync: str) -> None:
+    """begin and complete/fail/recover build the record without reading it; it must equal a read,
+    also when another journal object finishes it (then it is read back)."""
+    path = tmp_path_factory.mktemp("j") / "j.db"
+    when = datetime(2026, 11, 28, 8, 0, 0, micro, tzinfo=timezone(timedelta(hours=tz_hours)))
+    clock = Clock.fixed(T0.replace(microsecond=micro))
+    with Journal(path, clock, sync=sync) as j, Journal(path, clock) as other:
+        for finisher in (j, other):
+            rec = j.begin(kind="purchase", tx_type=6, app_serial=SERIAL, card_seq=3, amount=200, balance_before=1000,
+                          terminal_id=TID, tx_time=when, terminal_seq=7, station="S01", line="K1", extra=extra)
+            assert rec == j.get(rec.id) and rec.to_json() == j.get(rec.id).to_json()
+            clock.advance(1.5)
+            if finish == "complete":
+                done = finisher.complete(rec.id, tac=b"\x01\x02\x03\x04", mac2=b"\x05\x06\x07\x08", balance_after=800,
+                                         mac2_verified=verified)
+            elif finish == "recover":
+                done = finisher.recover(rec.id, tac=b"\x01\x02\x03\x04", mac2=None, balance_after=800,
+                                        mac2_verified=verified)
+            else:
+                done = finisher.fail(rec.id, "card answered 6988")
+            assert done == j.get(rec.id) and done.to_json() == j.get(rec.id).to_json()
+            with pytest.raises(JournalError, match="already"):
+                j.fail(rec.id, "twice")
