@@ -42,8 +42,9 @@ import pytest
 from cardlib.clock import BEIJING
 from cardlib.keys import default_issuer
 from simulators.image import load_card, save_image
-from simulators.issuer import CardProfile, SocialSecurityCard, issue_card
+from simulators.issuer import CardProfile, issue_card
 from simulators.psam import make_psam
+from simulators.ssc import SocialSecurityCard
 from terminal.journal import SETTLED, Journal, verify_records
 from tests.pcsc_support import pcscd, vpcd_card  # noqa: F401
 
@@ -131,9 +132,32 @@ class Terminal:
                 self._next.communicate("stop\n", timeout=30)
 
 
+class Witness:
+    """The card as served through vpcd, noting which terminals open a transaction on it.
+    The vpcd port is machine-wide: another PC/SC test running at the same time would
+    reach this card (or hand its own to this terminal), and the sums could not agree."""
+
+    def __init__(self, card: SocialSecurityCard) -> None:
+        self.card = card
+        self.terminals: set[bytes] = set()
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def reset(self) -> bytes:
+        return self.card.reset()
+
+    def process(self, apdu: bytes) -> bytes:
+        if apdu[:2] == b"\x80\x50" and len(apdu) >= 16:  # INITIALIZE: keyIdx, amount, terminal
+            self.terminals.add(apdu[10:16])
+        return self.card.process(apdu)
+
+
 def assert_nothing_lost(term: Terminal, card: SocialSecurityCard) -> None:
     with Journal(term.journal) as journal:
         records = journal.records()
+        assert {r.app_serial for r in records} <= {card.app_serial}, "the terminal reached another card"
         assert [r.id for r in records if r.state == "pending"] == [], "records left pending"
         settled = [r for r in records if r.state in SETTLED]
         loads = [r for r in settled if r.kind == "load"]
@@ -179,10 +203,14 @@ def test_killed_terminal_with_card_images(tmp_path: Path) -> None:
 @pytest.mark.timeout(1800 if FULL else 300)
 def test_killed_terminal_with_a_card_behind_vpcd(tmp_path: Path, vpcd_card: Any) -> None:  # noqa: F811
     card = issue_card(CardProfile(balance=INITIAL), seed=9200)
-    bridge = vpcd_card(card)
-    save_image(make_psam(terminal_id=bytes.fromhex("000000000072")), tmp_path / "psam.json")
+    witness = Witness(card)
+    bridge = vpcd_card(witness)
+    terminal_id = bytes.fromhex("000000000072")
+    save_image(make_psam(terminal_id=terminal_id), tmp_path / "psam.json")
     term = Terminal(tmp_path, f"pcsc:{bridge.reader_name}")
     term.killed_again_and_again(VPCD_KILLS, random.Random(9200))
+    foreign = sorted(t.hex().upper() for t in witness.terminals - {terminal_id})
+    assert not foreign, f"terminals {foreign} transacted on this card: another PC/SC test used {bridge.reader_name}"
     assert_nothing_lost(term, card)
     print(f"\n{VPCD_KILLS} kills behind vpcd: {dict(term.said)}")
 

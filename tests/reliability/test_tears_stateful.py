@@ -43,7 +43,8 @@ from cardlib.keys import default_issuer
 from cardlib.pboc.files import capp_record
 from simulators.faults import TEAR_AFTER, TEAR_BEFORE, Fault, FaultyCard
 from simulators.host import SimulatedLoadHost
-from simulators.issuer import CardProfile, SocialSecurityCard, issue_card
+from simulators.issuer import CardProfile, issue_card
+from simulators.ssc import SocialSecurityCard
 from terminal.journal import SETTLED, Journal, JournalRecord, verify_records
 from terminal.recovery import DEFAULT_WINDOW, LOG_DEPTH, RecoveryOutcome, recover_card
 from terminal.wallet import TornTransactionError
@@ -279,7 +280,7 @@ class Tears(RuleBasedStateMachine):
 
 
 TestTears = Tears.TestCase
-TestTears.pytestmark = [pytest.mark.timeout(1800 if FULL else 300)]  # the long run, and its shrinking
+TestTears.pytestmark = [pytest.mark.timeout(1800 if FULL else 300)]  # type: ignore[attr-defined]  # long run, shrinking
 TestTears.settings = settings(
     max_examples=400 if FULL else 30,
     stateful_step_count=60 if FULL else 30,
