@@ -631,34 +631,30 @@ def _fields_from_json(obj: dict[str, Any]) -> tuple[bytes, macs.TacFields, bytes
 
 
 _TIME_PUNCTUATION = str.maketrans("", "", "-T:")
-_MIDDLES: dict[tuple[str, str], tuple[int, bytes]] = {}  # (type, terminal) text -> type, type ‖ terminal
+_LOAD_TYPE_TEXT = frozenset(f"{t:02X}" for t in macs.LOAD_TYPES) | frozenset(f"{t:02x}" for t in macs.LOAD_TYPES)
 
 
 def _tac_input(obj: dict[str, Any]) -> bytes:
-    """The TAC input of a record's JSON: the bytes of ``TacFields.tac_input()``, cut
-    straight from the text when the time is Beijing time as the journal writes it
-    (settlement checks a million of these), through the dataclasses otherwise."""
+    """The TAC input of a record's JSON: the bytes of ``TacFields.tac_input()``, written
+    as hex straight from the text when the time is Beijing time as the journal writes
+    it (settlement checks a million of these), through the dataclasses otherwise."""
     t: str = obj["time"]
     digits = t[:19].translate(_TIME_PUNCTUATION)
+    tx_type: str = obj["type"]
+    terminal: str = obj["terminal_id"]
     if not (len(digits) == 14 and digits.isdigit() and t[4] == t[7] == "-" and t[10] == "T"
-            and t.endswith("+08:00")):
+            and t.endswith("+08:00") and len(tx_type) == 2 and len(terminal) == 12):
         return _fields_from_json(obj)[1].tac_input()
-    key = (obj["type"], obj["terminal_id"])
-    middle = _MIDDLES.get(key)
-    if middle is None:
-        terminal = bytes.fromhex(key[1])
-        tx_type = int(key[0], 16)
-        if len(terminal) != 6 or not 0 <= tx_type <= 0xFF:
-            raise FormatError("record: terminal number of 6 bytes and a one-byte type")
-        if len(_MIDDLES) > 10_000:
-            _MIDDLES.clear()
-        middle = _MIDDLES[key] = (tx_type, bytes((tx_type,)) + terminal)
-    head: bytes = obj["amount"].to_bytes(4, "big") + middle[1]
-    if middle[0] in macs.LOAD_TYPES:
-        seqs: bytes = (obj["balance_after"] or 0).to_bytes(4, "big") + obj["card_seq"].to_bytes(2, "big")
-        return seqs + head + bytes.fromhex(digits)
-    tail: bytes = (obj["terminal_seq"] or 0).to_bytes(4, "big")
-    return head + tail + bytes.fromhex(digits)
+    if tx_type in _LOAD_TYPE_TEXT:  # newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time
+        text = f"{obj['balance_after'] or 0:08X}{obj['card_seq']:04X}{obj['amount']:08X}{tx_type}{terminal}{digits}"
+        size = 24
+    else:  # amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time
+        text = f"{obj['amount']:08X}{tx_type}{terminal}{obj['terminal_seq'] or 0:08X}{digits}"
+        size = 22
+    data = bytes.fromhex(text)  # a negative number or a non-hex character: ValueError
+    if len(data) != size:
+        raise FormatError("record: a number out of its field's range")
+    return data
 
 
 _local = threading.local()
