@@ -214,7 +214,6 @@ class Journal:
             raise
         self._lock = threading.RLock()
         self._pending: dict[int, JournalRecord] = {}  # records begun by this object and not finished yet
-        self._rows: list[Any] = []
 
     def _migrate(self) -> None:
         """Create the schema, or bring an older journal up to SCHEMA_VERSION, in one transaction."""
@@ -253,24 +252,22 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, sql: str, args: Sequence[Any], durable: bool = True) -> sqlite3.Cursor:
+    def _write(self, sql: str, args: Sequence[Any], durable: bool = True) -> tuple[sqlite3.Cursor, list[Any]]:
         """One statement as its own transaction (autocommit: SQLite commits, and with
-        synchronous=FULL syncs, when the statement finishes); ``.rows`` holds what a
+        synchronous=FULL syncs, when the statement finishes); the cursor and what a
         RETURNING clause gave. ``durable=False`` defers the sync in write_ahead mode."""
         with self._lock:
-            if durable or self.sync == "full":
-                cur = self._db.execute(sql, args)
-                self._rows = cur.fetchall()
-                self._unsynced = False  # the WAL sync covers every earlier frame too
-                return cur
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            deferred = not durable and self.sync == "write_ahead"
+            if deferred:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
                 cur = self._db.execute(sql, args)
-                self._rows = cur.fetchall()
-                self._unsynced = True
+                rows = cur.fetchall()
             finally:
-                self._db.execute("PRAGMA synchronous=FULL")
-            return cur
+                if deferred:
+                    self._db.execute("PRAGMA synchronous=FULL")
+            self._unsynced = deferred  # a synced commit covers every earlier WAL frame too
+            return cur, rows
 
     def flush(self) -> None:
         """Put every commit on disk now (only write_ahead mode ever has one waiting)."""
@@ -301,7 +298,7 @@ class Journal:
         now, when = self._now(), _stamp(tx_time)
         extra_text = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else ""
         with self._lock:
-            cur = self._write(
+            cur, _ = self._write(
                 "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before,"
                 " terminal_id, terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra,"
                 " created_at, updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -330,12 +327,11 @@ class Journal:
         now = self._now()
         with self._lock:
             known = self._pending.pop(record_id, None)  # begun here: no need to read the row back
-            cur = self._write(
+            cur, rows = self._write(
                 f"UPDATE records SET state=?, updated_at=?{', ' + sets if sets else ''} WHERE id=? AND state='pending'"
                 f"{'' if known else ' ' + _RETURNING}",
                 (state, now, *values.values(), record_id), durable=False,
             )
-            rows = self._rows
         if cur.rowcount != 1:
             current = self.find(record_id)
             if current is None:
