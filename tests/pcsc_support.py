@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -60,6 +60,17 @@ def pid_in_file() -> int | None:
         return None
 
 
+def end_process(proc: subprocess.Popen[Any]) -> None:
+    """TERM, KILL after 5 s, and reap (an unreaped pcscd or card process blocks the next one)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Pcscd:
     """The pcscd of this test session; ``owned`` when we started it."""
 
@@ -93,13 +104,7 @@ class Pcscd:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        end_process(proc)
         wait_for(lambda: not SOCKET.exists(), 2)
 
     def restart(self) -> None:

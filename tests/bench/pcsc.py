@@ -22,7 +22,7 @@ from typing import Any
 
 from simulators.field import wait_for
 from simulators.vpcd import reader_name
-from tests.pcsc_support import SOCKET, Pcscd, answers, card_seen, ensure_pcscd
+from tests.pcsc_support import SOCKET, Pcscd, answers, card_seen, end_process, ensure_pcscd
 
 
 def start_pcscd() -> Pcscd | None:
@@ -66,13 +66,7 @@ def card_process(argv: list[str], port: int, env: dict[str, str] | None = None,
                 raise RuntimeError(f"pcscd does not see the {what} in {name!r} (exit {proc.poll()}): {tail}")
             yield name
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            end_process(proc)
             wait_for(functools.partial(card_seen, name, present=False), 5, 0.05)
 
 
