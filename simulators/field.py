@@ -14,6 +14,7 @@ from cardlib.errors import FormatError, ReaderUnavailableError
 from cardlib.readers.base import Card, Reader
 from cardlib.readers.pyhost import HostedReader
 from cardlib.readers.registry import open_reader
+from simulators.vpcd import VpcdBridge, reader_name
 
 FIELD_KINDS = ("sim", "pcsc", "pn532")
 
@@ -68,9 +69,6 @@ class VpcdField:
     holds_several = False
 
     def __init__(self, port: int = 35963, settle: float = 10.0) -> None:
-        from simulators.vpcd import VpcdBridge, reader_name  # noqa: PLC0415
-
-        self._bridge_type = VpcdBridge
         self.port = port
         self.settle = settle
         self.bridge: VpcdBridge | None = None
@@ -83,7 +81,7 @@ class VpcdField:
             if self.bridge is not None and self.bridge.inserted.is_set():
                 raise FormatError("a vpcd slot holds one card: remove the first before inserting another")
             self._drop_bridge()
-            self.bridge = self._bridge_type(card, port=self.port).start()
+            self.bridge = VpcdBridge(card, port=self.port).start()
         if not wait_for(self.reader.is_card_present, self.settle):
             raise ReaderUnavailableError(
                 f"pcscd does not see the card in {self.reader.name!r} within {self.settle:g} s "
