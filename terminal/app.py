@@ -17,11 +17,9 @@ from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.errors import (
     AuthenticationError,
-    CardRemovedError,
     MultipleCardsError,
-    NoCardError,
-    ReaderTimeoutError,
     StatusError,
+    TransportError,
     YktError,
 )
 from cardlib.iso import read_record
@@ -123,7 +121,7 @@ class TerminalApp:
             atr = reader.connect()
         except MultipleCardsError:
             return self.decision(None, False, Reason.MULTIPLE_CARDS)
-        except (NoCardError, CardRemovedError):
+        except TransportError:  # gone, or the reader lost its answer (line noise): the rider taps again
             return self.decision(None, False, Reason.CARD_REMOVED)
         channel = Channel(reader)
         if self.trace is not None:
@@ -166,7 +164,7 @@ class TerminalApp:
                 return self.decide(tap)
         except TornTransactionError as exc:
             return self.decision(tap, False, Reason.TORN_RETRY, exc.record.amount, detail=str(exc))
-        except (CardRemovedError, ReaderTimeoutError, NoCardError):
+        except TransportError:  # a pending record, if any, is settled when the card returns
             return self.decision(tap, False, Reason.CARD_REMOVED)
         except YktError as exc:
             return self.decision(tap, False, Reason.CARD_ERROR, detail=str(exc))
