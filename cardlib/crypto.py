@@ -264,28 +264,43 @@ def purse_mac(session_key: bytes, data: bytes, algorithm: Algorithm = Algorithm.
     return mac_alg1(session_key, data)[:4]
 
 
-def purse_mac_function(key: bytes, algorithm: Algorithm = Algorithm.TDES) -> Callable[[bytes], bytes]:
+def purse_mac_number_function(key: bytes, algorithm: Algorithm = Algorithm.TDES) -> Callable[[int, int], bytes]:
     """``purse_mac`` with the key set up once, for many MACs under one key (settlement
-    checks every TAC of a card with the same key). One CBC context serves them all:
-    each message's first block is XORed with the context's chaining value, which
-    cancels the chaining and gives the zero IV the MAC wants. One caller at a time."""
+    checks every TAC of a card with the same key), over a message given as its
+    big-endian value and its length in bytes (settlement writes the TAC input from
+    the record's text straight into a number). One CBC context serves them all: each
+    message's first block is XORed with the context's chaining value, which cancels
+    the chaining and gives the zero IV the MAC wants. One caller at a time. A value
+    that does not fit its length raises OverflowError."""
     if algorithm is Algorithm.SM4:
         _need("SM4 key", key, 16)
-        ctx, block = Cipher(SM4(key), modes.CBC(bytes(16))).encryptor(), 16
+        update, block = Cipher(SM4(key), modes.CBC(bytes(16))).encryptor().update, 16
     else:
         _need("DES key", key, 8)
-        ctx, block = Cipher(TripleDES(key * 3), modes.CBC(bytes(8))).encryptor(), 8
-    chain = [0]  # the last ciphertext block the context produced, as an integer
-    pads = [b"\x80" + bytes((block - 1 - i) % block) for i in range(block)]  # padding 2 by length mod block
+        update, block = Cipher(TripleDES(key * 3), modes.CBC(bytes(8))).encryptor().update, 8
+    chain = 0  # the last ciphertext block the context produced, as an integer
+    layouts: dict[int, tuple[int, int, int, int]] = {}
 
-    def mac(data: bytes) -> bytes:
-        padded = data + pads[len(data) % block]
-        first = (int.from_bytes(padded[:block], "big") ^ chain[0]).to_bytes(block, "big")
-        last: bytes = ctx.update(first + padded[block:])[-block:]
-        chain[0] = int.from_bytes(last, "big")
+    def layout(size: int) -> tuple[int, int, int, int]:  # padding 2: 80, then zeros to the block
+        padded = block * (size // block + 1)
+        zeros = 8 * (padded - size - 1)
+        layouts[size] = found = (padded, zeros + 8, 0x80 << zeros, 8 * (padded - block))
+        return found
+
+    def mac(value: int, size: int) -> bytes:
+        nonlocal chain
+        padded, shift, pad, first = layouts.get(size) or layout(size)
+        last: bytes = update(((value << shift | pad) ^ chain << first).to_bytes(padded, "big"))[-block:]
+        chain = int.from_bytes(last, "big")
         return last[:4]
 
     return mac
+
+
+def purse_mac_function(key: bytes, algorithm: Algorithm = Algorithm.TDES) -> Callable[[bytes], bytes]:
+    """``purse_mac`` with the key set up once (see ``purse_mac_number_function``)."""
+    of_number = purse_mac_number_function(key, algorithm)
+    return lambda data: of_number(int.from_bytes(data, "big"), len(data))
 
 
 def tac_key(dtk16: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:

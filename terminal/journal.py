@@ -614,7 +614,10 @@ class VerifyReport:
 
 def _fields_from_json(obj: dict[str, Any]) -> tuple[bytes, macs.TacFields, bytes, Algorithm]:
     """Load records: the load TAC layout (new balance, online seq); others: the purchase layout."""
-    tx_type = int(obj["type"], 16)
+    kind = bytes.fromhex(obj["type"])  # two hex digits (int() would also take '0_6' or ' 6')
+    if len(kind) != 1:
+        raise FormatError(f"record: transaction type {obj['type']!r} is not one byte of hex")
+    tx_type = kind[0]
     when = datetime.fromisoformat(obj["time"]).astimezone(BEIJING)
     date, time = macs.bcd_datetime(when)
     terminal = bytes.fromhex(obj["terminal_id"])
@@ -626,40 +629,43 @@ def _fields_from_json(obj: dict[str, Any]) -> tuple[bytes, macs.TacFields, bytes
     return bytes.fromhex(obj["app_serial"]), f, bytes.fromhex(obj["tac"] or ""), Algorithm.parse(obj["algorithm"])
 
 
-_TIME_PUNCTUATION = str.maketrans("", "", "-T:")
-_LOAD_TYPE_TEXT = frozenset(f"{t:02X}" for t in macs.LOAD_TYPES) | frozenset(f"{t:02x}" for t in macs.LOAD_TYPES)
+_U32 = 0xFFFFFFFF
 
 
-def _tac_input(obj: dict[str, Any]) -> bytes:
-    """The TAC input of a record's JSON: the bytes of ``TacFields.tac_input()``, written
-    as hex straight from the text when the time is Beijing time as the journal writes
-    it (settlement checks a million of these), through the dataclasses otherwise."""
+def _tac_message(obj: dict[str, Any]) -> tuple[int, int]:
+    """The TAC input of a record's JSON as (big-endian value, length): the bytes of
+    ``TacFields.tac_input()``. Settlement checks a million of these, so when the time
+    is Beijing time as the journal writes it the number is put together from the
+    fields directly (text formatting costs more than the MAC); anything else goes
+    through the dataclasses."""
     t: str = obj["time"]
-    digits = t[:19].translate(_TIME_PUNCTUATION)
-    tx_type: str = obj["type"]
-    terminal: str = obj["terminal_id"]
-    if not (len(digits) == 14 and digits.isdigit() and t[4] == t[7] == "-" and t[10] == "T"
-            and t.endswith("+08:00") and len(tx_type) == 2 and len(terminal) == 12):
-        return _fields_from_json(obj)[1].tac_input()
-    if tx_type in _LOAD_TYPE_TEXT:  # newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time
-        text = f"{obj['balance_after'] or 0:08X}{obj['card_seq']:04X}{obj['amount']:08X}{tx_type}{terminal}{digits}"
-        size = 24
-    else:  # amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time
-        text = f"{obj['amount']:08X}{tx_type}{terminal}{obj['terminal_seq'] or 0:08X}{digits}"
-        size = 22
-    data = bytes.fromhex(text)  # a negative number or a non-hex character: ValueError
-    if len(data) != size:
-        raise FormatError("record: a number out of its field's range")
-    return data
+    if len(t) == 25 and t.isascii() and t[19:] == "+08:00" and t[4] == t[7] == "-" and t[10] == "T" \
+            and t[13] == t[16] == ":":
+        head = bytes.fromhex(obj["type"] + obj["terminal_id"])  # type ‖ terminal; strict hex
+        digits = t[:19].encode().translate(None, b"-T:")  # the date and time in BCD, written as decimal
+        if len(head) == 7 and len(digits) == 14 and digits.isdigit():
+            amount: int = obj["amount"]
+            where, when = int.from_bytes(head, "big"), int(digits, 16)
+            if head[0] in macs.LOAD_TYPES:  # newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time
+                balance: int = obj["balance_after"] or 0
+                online: int = obj["card_seq"]
+                if 0 <= balance <= _U32 and 0 <= online <= 0xFFFF and 0 <= amount <= _U32:
+                    return balance << 160 | online << 144 | amount << 112 | where << 56 | when, 24
+            else:  # amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time
+                seq: int = obj["terminal_seq"] or 0
+                if 0 <= seq <= _U32 and 0 <= amount <= _U32:
+                    return amount << 144 | where << 88 | seq << 56 | when, 22
+    data = _fields_from_json(obj)[1].tac_input()  # the exact error for whatever the text got wrong
+    return int.from_bytes(data, "big"), len(data)
 
 
 _local = threading.local()
 
 
-def _tac_functions(issuer: IssuerKeys) -> dict[tuple[str, str], Callable[[bytes], bytes]]:
+def _tac_functions(issuer: IssuerKeys) -> dict[tuple[str, str], Callable[[int, int], bytes]]:
     """Per thread (TAC functions keep a chaining state) and per issuer: each card's TAC
     key is set up once for all the chunks a worker checks; bounded."""
-    cache: dict[IssuerKeys, dict[tuple[str, str], Callable[[bytes], bytes]]] = _local.__dict__.setdefault("tacs", {})
+    cache: dict[IssuerKeys, dict[tuple[str, str], Callable[[int, int], bytes]]] = _local.__dict__.setdefault("tacs", {})
     cards = cache.setdefault(issuer, {})
     if len(cards) > 200_000:
         cards.clear()
@@ -675,9 +681,9 @@ def _verify_chunk(issuer: IssuerKeys, items: Sequence[dict[str, Any]]) -> list[i
             tac_of = tacs.get(card)
             if tac_of is None:
                 alg = Algorithm.parse(card[1])
-                tac_of = tacs[card] = macs.tac_function(derive_dtk(issuer, bytes.fromhex(card[0]), alg), alg)
+                tac_of = tacs[card] = macs.tac_number_function(derive_dtk(issuer, bytes.fromhex(card[0]), alg), alg)
             tac = bytes.fromhex(obj["tac"] or "")
-            ok = len(tac) == 4 and constant_time_equal(tac_of(_tac_input(obj)), tac)
+            ok = len(tac) == 4 and constant_time_equal(tac_of(*_tac_message(obj)), tac)
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError, YktError):
             ok = False
         if not ok:

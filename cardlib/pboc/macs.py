@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from cardlib.clock import BEIJING
-from cardlib.crypto import Algorithm, purse_mac, purse_mac_function, session_key, tac_key
+from cardlib.crypto import (
+    Algorithm,
+    purse_mac,
+    purse_mac_function,
+    purse_mac_number_function,
+    session_key,
+    tac_key,
+)
 from cardlib.errors import FormatError
 
 TX_ED_LOAD = 0x01
@@ -175,6 +182,11 @@ def tac_function(dtk: bytes, algorithm: Algorithm) -> Callable[[bytes], bytes]:
     """``compute_tac`` for many TACs of one card: over ``TacFields.tac_input()`` bytes,
     the key set up once."""
     return purse_mac_function(tac_key(dtk, algorithm), algorithm)
+
+
+def tac_number_function(dtk: bytes, algorithm: Algorithm) -> Callable[[int, int], bytes]:
+    """``tac_function`` over the TAC input given as (big-endian value, length in bytes)."""
+    return purse_mac_number_function(tac_key(dtk, algorithm), algorithm)
 
 
 def purchase_tac(

@@ -311,3 +311,19 @@ def test_a_mac_function_gives_purse_mac_for_every_message_in_turn(key: bytes, sm
     k = key if sm4 else key[:8]
     mac = crypto.purse_mac_function(k, alg)
     assert [mac(m) for m in messages] == [purse_mac(k, m, alg) for m in messages]
+
+
+@given(key=st.binary(min_size=16, max_size=16), sm4=st.booleans(),
+       messages=st.lists(st.binary(max_size=40), min_size=1, max_size=6), extra=st.integers(1, 2**70))
+def test_a_number_mac_function_gives_purse_mac_and_refuses_what_does_not_fit(
+        key: bytes, sm4: bool, messages: list[bytes], extra: int) -> None:
+    alg = Algorithm.SM4 if sm4 else Algorithm.TDES
+    k = key if sm4 else key[:8]
+    mac = crypto.purse_mac_number_function(k, alg)
+    assert [mac(int.from_bytes(m, "big"), len(m)) for m in messages] == [purse_mac(k, m, alg) for m in messages]
+    size = len(messages[0])
+    with pytest.raises(OverflowError):
+        mac((1 << 8 * size) + extra - 1, size)  # one bit too long
+    with pytest.raises(OverflowError):
+        mac(-extra, size)
+    assert mac(int.from_bytes(messages[0], "big"), size) == purse_mac(k, messages[0], alg)  # the chain survived
