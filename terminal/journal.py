@@ -630,6 +630,17 @@ def _fields_from_json(obj: dict[str, Any]) -> tuple[bytes, macs.TacFields, bytes
 
 
 _U32 = 0xFFFFFFFF
+_HEADS: dict[str, int] = {}  # type ‖ terminal id text -> its 7 bytes as a number; a batch has few terminals
+
+
+def _head(text: str) -> int:
+    head = bytes.fromhex(text)  # strict hex (int() would also take '_', a sign or '0x')
+    if len(head) != 7:
+        raise ValueError(f"record: type and terminal id {text!r} are not 7 bytes of hex")
+    if len(_HEADS) >= 4096:
+        _HEADS.clear()
+    _HEADS[text] = found = int.from_bytes(head, "big")
+    return found
 
 
 def _tac_message(obj: dict[str, Any]) -> tuple[int, int]:
@@ -641,20 +652,22 @@ def _tac_message(obj: dict[str, Any]) -> tuple[int, int]:
     t: str = obj["time"]
     if len(t) == 25 and t.isascii() and t[19:] == "+08:00" and t[4] == t[7] == "-" and t[10] == "T" \
             and t[13] == t[16] == ":":
-        head = bytes.fromhex(obj["type"] + obj["terminal_id"])  # type ‖ terminal; strict hex
+        head = obj["type"] + obj["terminal_id"]
+        where = _HEADS.get(head)
+        if where is None:
+            where = _head(head)
         digits = t[:19].encode().translate(None, b"-T:")  # the date and time in BCD, written as decimal
-        if len(head) == 7 and len(digits) == 14 and digits.isdigit():
+        if len(digits) == 14 and digits.isdigit():
             amount: int = obj["amount"]
-            where, when = int.from_bytes(head, "big"), int(digits, 16)
-            if head[0] in macs.LOAD_TYPES:  # newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time
+            if where >> 48 in macs.LOAD_TYPES:  # newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time
                 balance: int = obj["balance_after"] or 0
                 online: int = obj["card_seq"]
                 if 0 <= balance <= _U32 and 0 <= online <= 0xFFFF and 0 <= amount <= _U32:
-                    return balance << 160 | online << 144 | amount << 112 | where << 56 | when, 24
+                    return balance << 160 | online << 144 | amount << 112 | where << 56 | int(digits, 16), 24
             else:  # amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time
                 seq: int = obj["terminal_seq"] or 0
                 if 0 <= seq <= _U32 and 0 <= amount <= _U32:
-                    return amount << 144 | where << 88 | seq << 56 | when, 22
+                    return amount << 144 | where << 88 | seq << 56 | int(digits, 16), 22
     data = _fields_from_json(obj)[1].tac_input()  # the exact error for whatever the text got wrong
     return int.from_bytes(data, "big"), len(data)
 
