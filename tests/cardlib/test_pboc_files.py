@@ -62,9 +62,72 @@ def test_capp_record() -> None:
         F.capp_record(0x2701, bytes(127))
 
 
-def test_compiled_layouts_parse_like_the_declared_ones() -> None:
-    raw = H("0007 000064 000000FA 06 001122334455 20261128 081500")
-    assert dict(F.LOG.parse(raw)) == {k: v for k, v in F._Log.parse(raw).items() if not k.startswith("_")}
+def test_layout_sizes_match_the_files() -> None:
+    for layout, cls in [(F.PUBLIC, F.PublicData), (F.HOLDER, F.HolderData), (F.MANAGEMENT, F.ManagementData),
+                        (F.LOG, F.TransactionRecord), (F.TRIP, F.TripRecord), (F.PSAM_APP, F.PsamAppData)]:
+        assert layout.size == cls.SIZE
+
+
+def test_log_record_from_wire_date_and_time() -> None:
+    raw = F.log_record(7, 250, 0x06, H("001122334455"), H("20261128"), H("081500"), 100)
+    assert raw == H("0007 000064 000000FA 06 001122334455 20261128 081500")
+    assert F.LOG.unpack(raw) == (7, 100, 250, 6, H("001122334455"), H("20261128"), H("081500"))
+
+
+@pytest.mark.parametrize(("values", "match"), [
+    ((0x10000, 0, 1, 6, bytes(6), bytes(4), bytes(3)), "0x18 record: cannot encode"),
+    ((1, 0x1000000, 1, 6, bytes(6), bytes(4), bytes(3)), "overdraft"),
+    ((1, -1, 1, 6, bytes(6), bytes(4), bytes(3)), "overdraft"),
+    ((1, 0, -1, 6, bytes(6), bytes(4), bytes(3)), "cannot encode"),
+    ((1, 0, 1, 256, bytes(6), bytes(4), bytes(3)), "cannot encode"),
+    ((1, 0, 1, 6, bytes(5), bytes(4), bytes(3)), "terminal_id: 5 bytes"),
+    ((1, 0, 1, 6, bytes(7), bytes(3), bytes(3)), "wrong size"),  # one too long, one too short: still refused
+    ((1, 0, 1, 6, None, bytes(4), bytes(3)), "not bytes"),
+    ((1, 0, "1", 6, bytes(6), bytes(4), bytes(3)), "cannot encode"),
+])
+def test_layout_refuses_values_that_do_not_fit(values: tuple[Any, ...], match: str) -> None:
+    with pytest.raises(FormatError, match=match):
+        F.LOG.pack(*values)
+
+
+# The layouts as construct declared them before the struct codec: an independent
+# reading of the same field lists, to check the codec byte for byte.
+construct = pytest.importorskip("construct")
+C = construct
+_REFERENCE = {
+    "PUBLIC": C.Struct("a" / C.Bytes(8), "b" / C.Int8ub, "c" / C.Int8ub, "d" / C.Bytes(10), "e" / C.Bytes(4),
+                       "f" / C.Bytes(4), "g" / C.Bytes(2)),
+    "HOLDER": C.Struct("a" / C.Int8ub, "b" / C.Int8ub, "c" / C.Bytes(20), "d" / C.Bytes(32), "e" / C.Int8ub),
+    "MANAGEMENT": C.Struct("a" / C.Bytes(4), "b" / C.Bytes(2), "c" / C.Bytes(2), "d" / C.Bytes(2), "e" / C.Int8ub,
+                           "f" / C.Bytes(49)),
+    "LOG": C.Struct("a" / C.Int16ub, "b" / C.Int24ub, "c" / C.Int32ub, "d" / C.Int8ub, "e" / C.Bytes(6),
+                    "f" / C.Bytes(4), "g" / C.Bytes(3)),
+    "TRIP": C.Struct("a" / C.Int8ub, "b" / C.Bytes(8), "c" / C.Int8ub, "d" / C.Bytes(4), "e" / C.Bytes(3),
+                     "f" / C.Int32ub, "g" / C.Int32ub, "h" / C.Bytes(4), "i" / C.Bytes(3), "j" / C.Bytes(2),
+                     "k" / C.Bytes(8), "l" / C.Bytes(6)),
+    "PSAM_APP": C.Struct("a" / C.Int8ub, "b" / C.Bytes(8), "c" / C.Bytes(8), "d" / C.Bytes(4), "e" / C.Bytes(4)),
+}
+
+
+def _field_values(draw: Any, reference: Any) -> tuple[Any, ...]:
+    out = []
+    for sub in reference.subcons:
+        inner = sub.subcon
+        if isinstance(inner, C.BytesInteger) or inner.__class__.__name__ == "FormatField":
+            out.append(draw(st.integers(0, (1 << (8 * inner.sizeof())) - 1)))
+        else:
+            out.append(draw(st.binary(min_size=inner.sizeof(), max_size=inner.sizeof())))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("name", sorted(_REFERENCE))
+@given(data=st.data())
+def test_layouts_match_the_construct_reference(name: str, data: Any) -> None:
+    reference, layout = _REFERENCE[name], getattr(F, name)
+    values = _field_values(data.draw, reference)
+    raw = layout.pack(*values)
+    assert raw == reference.build(dict(zip("abcdefghijkl", values, strict=False)))
+    assert layout.unpack(raw) == values
 
 
 @pytest.mark.parametrize(("cls", "raw", "match"), [
