@@ -39,7 +39,7 @@ class TerminalConfig:
     authenticate_card: bool = True
     denylist: str | None = None
     journal: str | None = None
-    journal_sync: str = "full"  # terminal.journal.SYNC_MODES
+    journal_sync: str = "write_ahead"  # terminal.journal.SYNC_MODES
     psam: str = "sim?kind=psam"
     key_index: int = 1
     timezone: str = "Asia/Shanghai"
@@ -241,7 +241,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         require_pin=gate.get("require_pin", bool, False), direction=gate.get("direction", str, "auto"),
         authenticate_card=gate.get("authenticate_card", bool, True),
         denylist=paths.get("denylist", str, None), journal=paths.get("journal", str, None),
-        journal_sync=journal.get("sync", str, "full"),
+        journal_sync=journal.get("sync", str, "write_ahead"),
         psam=psam.get("reader", str, "sim?kind=psam"), key_index=psam.get("key_index", int, 1), timezone=tz,
     )
     for key, code in (("terminal.station", cfg.station), ("terminal.line", cfg.line)):

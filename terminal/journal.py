@@ -1,15 +1,16 @@
-"""The terminal's durable journal (SQLite, WAL, synchronous=FULL).
+"""The terminal's durable journal (SQLite, WAL).
 
 A record is written and synced *before* DEBIT or CREDIT is sent (pending),
 and completed after; a torn transaction is resolved later (recovered or
 failed). Export writes settlement batches as JSON Lines (docs/journal.md).
 
-Sync modes: ``full`` syncs every state change. ``write_ahead`` syncs the
-write-ahead records only; a completion (and an event) is committed at once —
-a killed process loses nothing — but reaches the disk with the next synced
-commit or ``flush()``, which the terminal loop calls while the card leaves.
-A power cut in between leaves the record pending, and the card's next tap
-resolves it: one fsync per transaction instead of two.
+Sync modes: ``write_ahead`` (the default) syncs the write-ahead records; a
+completion (and an event) is committed at once — a killed process loses
+nothing — but reaches the disk with the next synced commit or ``flush()``,
+which the terminal loop calls while the card leaves, so the rider's decision
+waits for one fsync, not two. A power cut in between leaves the record
+pending, and the card's next tap resolves it. ``full`` syncs every state
+change before it returns (two fsyncs per transaction).
 """
 
 from __future__ import annotations
@@ -189,9 +190,9 @@ class BatchHeader:
 
 
 class Journal:
-    """One SQLite file; every state change is one synced transaction."""
+    """One SQLite file; every state change is one transaction, synced as ``sync`` says."""
 
-    def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None, sync: str = "full") -> None:
+    def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None, sync: str = "write_ahead") -> None:
         self.path = os.fspath(path)
         self.clock = clock or Clock.system()
         if sync not in SYNC_MODES:

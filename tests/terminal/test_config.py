@@ -36,7 +36,7 @@ def test_defaults() -> None:
     assert cfg.recovery_window == timedelta(seconds=120) and cfg.psam == "sim?kind=psam"
     assert (cfg.key_index, cfg.timezone, cfg.terminal_id, cfg.denylist, cfg.journal) == (
         1, "Asia/Shanghai", None, None, None)
-    assert cfg.fares.flat == 200 and cfg.fares.same_city_treatment and cfg.journal_sync == "full"
+    assert cfg.fares.flat == 200 and cfg.fares.same_city_treatment and cfg.journal_sync == "write_ahead"
 
 
 def test_every_key_is_read() -> None:
@@ -57,7 +57,7 @@ def test_every_key_is_read() -> None:
                  "authenticate_card": False},
         "paths": {"denylist": "/var/lib/ykt/deny.bin", "journal": "/var/lib/ykt/journal.db"},
         "psam": {"reader": "pcsc:1", "key_index": 2},
-        "journal": {"sync": "write_ahead"},
+        "journal": {"sync": "full"},
         "timezone": "Asia/Urumqi",
     })
     assert cfg.terminal_id == bytes.fromhex("0102030405AB") and cfg.industry == 1
@@ -69,7 +69,7 @@ def test_every_key_is_read() -> None:
     assert (cfg.direction, cfg.free_entry_age, cfg.daily_entry_limit, cfg.require_pin, cfg.authenticate_card) == (
         "exit", 70, 3, True, False)
     assert (cfg.psam, cfg.key_index, cfg.timezone, cfg.journal) == ("pcsc:1", 2, "Asia/Urumqi", "/var/lib/ykt/journal.db")
-    assert cfg.journal_sync == "write_ahead"
+    assert cfg.journal_sync == "full"
 
 
 def with_(base: dict[str, Any], **tables: Any) -> dict[str, Any]:
