@@ -2,7 +2,9 @@
 
 A terminal wired as tests/terminal/conftest.py wires it: the user card and the
 PSAM are simulated in memory behind ``HostedReader``s, the journal is an
-SQLite file on disk (WAL, synchronous=FULL, the default ``sync="full"``).
+SQLite file on disk (WAL, the default ``sync="write_ahead"``: the record
+written before DEBIT is synced, the completion reaches the disk with the next
+sync).
 One transaction = the card is tapped (reset, ATR) and a composite purchase of
 1 fen runs: SELECT, INITIALIZE FOR CAPP PURCHASE, the PSAM's MAC1, UPDATE CAPP
 DATA CACHE, the journal's write-ahead record, DEBIT, MAC2, the completion.
@@ -13,12 +15,12 @@ Three kinds of block alternate in one run:
 * timed: the same with the card's and the PSAM's ``process``/``reset`` and the
   journal's ``begin``/``complete`` timed, which splits the CPU into simulated
   cards, journal and the rest of the terminal side;
-* write_ahead: the plain run with the journal's other sync mode (one fsync per
-  transaction instead of two; DESIGN.md's recovery covers the other), for
-  comparison only.
+* full: the plain run with the journal's other sync mode (every change synced
+  before it returns: two fsyncs per transaction), for comparison only.
 
-Targets: ≥ 1,000 tx/s on one core; terminal-side software (everything but
-the simulated card and PSAM) ≤ 3 ms CPU per transaction, 1 % of a 300 ms tap.
+Targets: ≥ 1,000 tx/s on one core, as wall rate and as CPU (one core's
+second spent on nothing else); terminal-side software (everything but the
+simulated card and PSAM) ≤ 3 ms CPU per transaction, 1 % of a 300 ms tap.
 """
 
 from __future__ import annotations
@@ -121,16 +123,16 @@ def run(quick: bool = False) -> Result:
     per_block = max(1, total // blocks)
     cards = [issue_card(CardProfile(balance=50_000_000), seed=i) for i in range(CARDS)]
     with tempfile.TemporaryDirectory(prefix="ykt-bench-b1-") as tmp:
-        plain = terminal(Path(tmp) / "full.db", "full", cards)
-        timed = terminal(Path(tmp) / "timed.db", "full", cards)
-        wa = terminal(Path(tmp) / "write_ahead.db", "write_ahead", cards)
-        for b in (plain, timed, wa):  # warm up: caches, first pages of the files
+        plain = terminal(Path(tmp) / "plain.db", "write_ahead", cards)
+        timed = terminal(Path(tmp) / "timed.db", "write_ahead", cards)
+        full = terminal(Path(tmp) / "full.db", "full", cards)
+        for b in (plain, timed, full):  # warm up: caches, first pages of the files
             for _ in range(min(20, per_block)):
                 b.tx()
-        sums: dict[str, dict[str, float]] = {k: {"wall": 0.0, "cpu": 0.0, "n": 0} for k in ("plain", "timed", "wa")}
+        sums: dict[str, dict[str, float]] = {k: {"wall": 0.0, "cpu": 0.0, "n": 0} for k in ("plain", "timed", "full")}
         sims, journal = Stopwatch(), Stopwatch()
         for block in range(blocks):
-            order = [("plain", plain), ("timed", timed), ("wa", wa)]
+            order = [("plain", plain), ("timed", timed), ("full", full)]
             for key, bench in order if block % 2 == 0 else order[::-1]:
                 if key == "timed":
                     for card in cards:
@@ -148,17 +150,17 @@ def run(quick: bool = False) -> Result:
                 sums[key]["wall"] += spent["wall"]
                 sums[key]["cpu"] += spent["cpu"]
                 sums[key]["n"] += per_block
-        profile = None if quick else _profile(terminal(Path(tmp) / "profile.db", "full", cards), 300)
-        for b in (plain, timed, wa):
+        profile = None if quick else _profile(terminal(Path(tmp) / "profile.db", "write_ahead", cards), 300)
+        for b in (plain, timed, full):
             b.journal.close()
 
-    p, t, w = sums["plain"], sums["timed"], sums["wa"]
+    p, t, w = sums["plain"], sums["timed"], sums["full"]
     n = p["n"]
     say(f"  {n} transactions per mode in {blocks} alternating blocks, {CARDS} cards")
     tps = n / p["wall"]
     cpu_tx = p["cpu"] / n
-    result.figure("tx_per_s", round(tps), f"plain (sync=full): {tps:,.0f} tx/s wall, {us(cpu_tx)} CPU per tx, "
-                  f"CPU-bound ceiling {1 / cpu_tx:,.0f} tx/s")
+    result.figure("tx_per_s", round(tps), f"plain (sync=write_ahead, the default): {tps:,.0f} tx/s wall, "
+                  f"{us(cpu_tx)} CPU per tx = {1 / cpu_tx:,.0f} tx per CPU second")
     result.figures["cpu_per_tx_us"] = round(cpu_tx * 1e6, 1)
     result.figures["wall_per_tx_us"] = round(p["wall"] / n * 1e6, 1)
     tn = t["n"]
@@ -177,11 +179,13 @@ def run(quick: bool = False) -> Result:
                            "journal_cpu_per_tx_us": round(j_cpu * 1e6, 1),
                            "journal_cpu_share": round(j_cpu / t_cpu, 3)})
     wtps = w["n"] / w["wall"]
-    result.figure("write_ahead_tx_per_s", round(wtps),
-                  f"sync=write_ahead (one fsync per tx): {wtps:,.0f} tx/s, {us(w['cpu'] / w['n'])} CPU per tx "
-                  f"({wtps / tps:.2f}x the sync=full rate)")
-    result.target(f"≥ {TARGET_TPS:,} tx/s on one core (sync=full)", tps >= TARGET_TPS,
+    result.figure("full_sync_tx_per_s", round(wtps),
+                  f"sync=full (two fsyncs per tx): {wtps:,.0f} tx/s, {us(w['cpu'] / w['n'])} CPU per tx "
+                  f"({wtps / tps:.2f}x the default's rate)")
+    result.target(f"≥ {TARGET_TPS:,} tx/s on one core, wall (journal on disk, default sync)", tps >= TARGET_TPS,
                   f"{tps:,.0f} tx/s ({tps / TARGET_TPS:.2f}x the target; {us(p['wall'] / n)} wall per tx)")
+    result.target(f"≥ {TARGET_TPS:,} tx per CPU second", 1 / cpu_tx >= TARGET_TPS,
+                  f"{1 / cpu_tx:,.0f} ({us(cpu_tx)} CPU per tx)")
     result.target("terminal-side CPU ≤ 3 ms per tx (1 % of 300 ms)", terminal_cpu <= TARGET_TERMINAL_CPU,
                   f"{us(terminal_cpu)} ({terminal_cpu / 0.300:.2%} of 300 ms)")
     if profile:
