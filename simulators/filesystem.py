@@ -130,24 +130,38 @@ class RecordEF(ElementaryFile):
             self.update(number, data)
 
 
+_tree_version = 0  # bumped by every DedicatedFile.add: file systems cache their DF lists by it
+
+
 class DedicatedFile:
+    """A DF; ``children`` grows through :meth:`add` only (it keeps the lookup indexes),
+    and a child's FID and SFI do not change once added."""
+
     def __init__(self, fid: int | None, name: bytes | None = None, application: Application | None = None) -> None:
         self.fid = fid
         self.name = name
         self.application = application
         self.parent: DedicatedFile | None = None
         self.children: list[ElementaryFile | DedicatedFile] = []
+        # first child by SFI / FID, as a scan of ``children`` would find it: every command looks one up
+        self._by_sfi: dict[int | None, ElementaryFile] = {}
+        self._by_fid: dict[int | None, ElementaryFile | DedicatedFile] = {}
 
     def add(self, item: ElementaryFile | DedicatedFile) -> ElementaryFile | DedicatedFile:
+        global _tree_version
         item.parent = self
         self.children.append(item)
+        if isinstance(item, ElementaryFile):
+            self._by_sfi.setdefault(item.sfi, item)
+        self._by_fid.setdefault(item.fid, item)
+        _tree_version += 1
         return item
 
     def ef_by_sfi(self, sfi: int) -> ElementaryFile | None:
-        return next((c for c in self.children if isinstance(c, ElementaryFile) and c.sfi == sfi), None)
+        return self._by_sfi.get(sfi)
 
     def child_by_fid(self, fid: int) -> ElementaryFile | DedicatedFile | None:
-        return next((c for c in self.children if c.fid == fid), None)
+        return self._by_fid.get(fid)
 
     def walk(self) -> list[DedicatedFile]:
         out = [self]
@@ -174,11 +188,19 @@ class SecurityState:
     challenge: bytes | None = None
 
 
+_BARE: dict[int, ResponseAPDU] = {}  # answers without data are values: one per status word
+
+
 def status(code: int, data: bytes = b"") -> ResponseAPDU:
-    return ResponseAPDU(data, code)
+    if data:
+        return ResponseAPDU(data, code)
+    answer = _BARE.get(code)
+    if answer is None:
+        answer = _BARE[code] = ResponseAPDU(b"", code)
+    return answer
 
 
-OK = ResponseAPDU(b"", SW.SW_OK)
+OK = status(SW.SW_OK)
 
 
 @dataclass
@@ -190,6 +212,13 @@ class FileSystem:
     def __post_init__(self) -> None:
         self.current_df: DedicatedFile = self.mf
         self.current_ef: ElementaryFile | None = None
+        self._handlers = {
+            0xA4: self._select, 0xB0: self._read_binary, 0xD6: self._update_binary,
+            0xB2: self._read_record, 0xDC: self._update_record, 0xE2: self._append_record,
+            0x84: self._get_challenge,
+        }
+        self._named: tuple[int, list[DedicatedFile]] = (-1, [])  # (tree version, the DFs in walk order)
+        self._fci: dict[tuple[int, int | None, bytes | None], ResponseAPDU] = {}  # built-in FCI/FCP of a DF
 
     # --- helpers -------------------------------------------------------------
 
@@ -224,14 +253,9 @@ class FileSystem:
             answer = app.handle(cmd, self)
             if answer is not None:
                 return answer
-        refusal = _class_refusal(cmd.cla)
-        if refusal is not None:
-            return status(refusal)
-        handler = {
-            0xA4: self._select, 0xB0: self._read_binary, 0xD6: self._update_binary,
-            0xB2: self._read_record, 0xDC: self._update_record, 0xE2: self._append_record,
-            0x84: self._get_challenge,
-        }.get(cmd.ins)
+        if cmd.cla not in ISO_CLASSES:
+            return status(_class_refusal(cmd.cla) or SW.SW_CLA_NOT_SUPPORTED)
+        handler = self._handlers.get(cmd.ins)
         if handler is None:
             return status(SW.SW_INS_NOT_SUPPORTED)
         return handler(cmd)
@@ -293,7 +317,11 @@ class FileSystem:
 
     def _by_name(self, name: bytes, next_occurrence: bool) -> DedicatedFile | None:
         """First DF whose name starts with ``name``, or the one after the current DF (P2 b2 b1 = 10)."""
-        found = [df for df in self.mf.walk() if df.name and df.name.startswith(name)]
+        version, named = self._named
+        if version != _tree_version:
+            named = self.mf.walk()
+            self._named = (_tree_version, named)
+        found = [df for df in named if df.name and df.name.startswith(name)]
         if next_occurrence and self.current_df in found:
             found = found[found.index(self.current_df) + 1 :]
         return found[0] if found else None
@@ -301,6 +329,18 @@ class FileSystem:
     def _fci_answer(self, mode: int, df: DedicatedFile) -> ResponseAPDU:
         if mode == 0x0C:
             return OK
+        if mode != 0x04 and df.application is not None:
+            custom = df.application.fci(df)  # the application's FCI may follow its files: asked every time
+            if custom is not None:
+                return status(SW.SW_OK, custom)
+        key = (mode, df.fid, df.name)  # the built-in answers depend on these alone
+        answer = self._fci.get(key)
+        if answer is None:
+            answer = self._fci[key] = self._built_in_fci(mode, df)
+        return answer
+
+    @staticmethod
+    def _built_in_fci(mode: int, df: DedicatedFile) -> ResponseAPDU:
         if mode == 0x04:
             body = [build(0x82, b"\x38")]
             if df.fid is not None:
@@ -308,9 +348,6 @@ class FileSystem:
             if df.name:
                 body.append(build(0x84, df.name))
             return status(SW.SW_OK, build(0x62, body).encode())
-        custom = df.application.fci(df) if df.application is not None else None
-        if custom is not None:
-            return status(SW.SW_OK, custom)
         body = [build(0x84, df.name or (df.fid or 0x3F00).to_bytes(2, "big")), build(0xA5, b"")]
         return status(SW.SW_OK, build(0x6F, body).encode())
 

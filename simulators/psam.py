@@ -25,6 +25,7 @@ from simulators.filesystem import Access, AccessRule, DedicatedFile, FileSystem,
 
 DEFAULT_TERMINAL = bytes.fromhex("000000000001")
 PSAM_ATR = bytes.fromhex("3B680000") + b"YKT-PSAM"  # contact, T=0
+DERIVED_KEYS_KEPT = 4096
 
 
 @dataclass
@@ -52,6 +53,9 @@ class PsamApplication:
         self._purchase: _Purchase | None = None
         self._session_key: tuple[bytes, Algorithm] | None = None
         self.on_change: Any = None
+        # purchase keys derived from the masters, by (master, factors as sent, algorithm): a terminal
+        # sees the same cards again and again, and two levels of diversification cost two ciphers
+        self._derived: dict[tuple[bytes, tuple[bytes, ...], Algorithm], bytes] = {}
 
     def on_select(self, fs: FileSystem) -> ResponseAPDU | None:
         return None
@@ -100,7 +104,7 @@ class PsamApplication:
             alg = Algorithm.from_alg_id(req.alg_id)
         except FormatError:
             return ResponseAPDU(b"", SW.SW_WRONG_DATA)
-        dpk = diversify_levels(self.issuer.mpk.key, W.derivation_factors(req.factors), alg)
+        dpk = self._purchase_key(req.factors, alg)
         seq = self.state.terminal_seq
         if seq >= 0xFFFFFFFF:
             return ResponseAPDU(b"", SW.SW_COUNTER_MAX)
@@ -111,6 +115,16 @@ class PsamApplication:
         if self.on_change is not None:
             self.on_change()
         return ResponseAPDU(W.InitSamResponse(seq, mac1).encode(), SW.SW_OK)
+
+    def _purchase_key(self, factors: tuple[bytes, ...], alg: Algorithm) -> bytes:
+        master = self.issuer.mpk.key
+        key = (master, factors, alg)
+        dpk = self._derived.get(key)
+        if dpk is None:
+            if len(self._derived) >= DERIVED_KEYS_KEPT:
+                self._derived.clear()
+            dpk = self._derived[key] = diversify_levels(master, W.derivation_factors(factors), alg)
+        return dpk
 
     def _credit(self, cmd: CommandAPDU) -> ResponseAPDU:
         session = self._purchase

@@ -8,18 +8,27 @@ state unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
-from cardlib.crypto import constant_time_equal, line_mac
+from cardlib.crypto import Algorithm, constant_time_equal, line_mac
 from cardlib.errors import FormatError
 from cardlib.keys import CardKeys
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
-from cardlib.pboc.files import CAPP_RECORD_SIZE, CAPP_SFI, LOG_SFI, PublicData, TransactionRecord
-from simulators.filesystem import DedicatedFile, FileSystem, RecordEF, TransparentEF
+from cardlib.pboc.files import (
+    CAPP_RECORD_SIZE,
+    CAPP_SFI,
+    LOG_SFI,
+    PublicData,
+    TransactionRecord,
+    log_record,
+)
+from cardlib.tlv import build
+from simulators.filesystem import DedicatedFile, FileSystem, RecordEF, TransparentEF, status
 
 MAX_PROOFS = 10
 PROVE_TYPES = frozenset({macs.TX_EP_LOAD, macs.TX_EP_PURCHASE, macs.TX_CAPP_PURCHASE})
@@ -66,11 +75,11 @@ class PurseState:
 
 
 def _ok(data: bytes = b"") -> ResponseAPDU:
-    return ResponseAPDU(data, SW.SW_OK)
+    return status(SW.SW_OK, data)
 
 
 def _no(code: int) -> ResponseAPDU:
-    return ResponseAPDU(b"", code)
+    return status(code)
 
 
 class PurseApplication:
@@ -81,6 +90,18 @@ class PurseApplication:
         self._session: _Session | None = None
         #: Called after every change of persistent state (card images).
         self.on_change: Any = None
+        self._handlers = {
+            P.INS_GET_BALANCE: self._balance,
+            P.INS_INITIALIZE: self._initialize,
+            P.INS_CREDIT: self._credit,
+            P.INS_UPDATE_CAPP: self._update_capp,
+            P.INS_DEBIT: self._debit,
+            P.INS_PROVE: self._prove,
+        }
+        # the FCI is a function of the DF name and file 0x15: (name, 0x15 bytes, FCI) of the last one built
+        self._fci: tuple[bytes | None, bytes, bytes] | None = None
+        # the TAC key is the card's for good: its MAC set up once per (DTK, algorithm)
+        self._tac: tuple[bytes, Algorithm, Callable[[bytes], bytes]] | None = None
 
     # --- Application protocol ---------------------------------------------------
 
@@ -93,11 +114,14 @@ class PurseApplication:
         return None
 
     def fci(self, df: DedicatedFile) -> bytes | None:
-        from cardlib.tlv import build  # noqa: PLC0415
-
         public = df.ef_by_sfi(0x15)
-        data = bytes(public.data) if isinstance(public, TransparentEF) else b""
-        return build(0x6F, [build(0x84, df.name or b""), build(0xA5, [build(0x9F0C, data)])]).encode()
+        data = public.data if isinstance(public, TransparentEF) else b""
+        cached = self._fci
+        if cached is not None and cached[0] == df.name and cached[1] == data:
+            return cached[2]
+        answer = build(0x6F, [build(0x84, df.name or b""), build(0xA5, [build(0x9F0C, bytes(data))])]).encode()
+        self._fci = (df.name, bytes(data), answer)
+        return answer
 
     def reset(self) -> None:
         self._session = None
@@ -109,14 +133,7 @@ class PurseApplication:
             if cmd.cla in (P.CLA_PURSE, P.CLA_SECURE) or cmd.ins in (0xB0, 0xB2):
                 return _no(SW.SW_APP_LOCKED if self.state.blocked == "permanent" else SW.SW_FUNC_NOT_SUPPORTED)
         if cmd.cla == P.CLA_PURSE:
-            handler = {
-                P.INS_GET_BALANCE: self._balance,
-                P.INS_INITIALIZE: self._initialize,
-                P.INS_CREDIT: self._credit,
-                P.INS_UPDATE_CAPP: self._update_capp,
-                P.INS_DEBIT: self._debit,
-                P.INS_PROVE: self._prove,
-            }.get(cmd.ins)
+            handler = self._handlers.get(cmd.ins)
             if handler is None:
                 return _no(SW.SW_INS_NOT_SUPPORTED)
             try:
@@ -234,15 +251,15 @@ class PurseApplication:
         if not constant_time_equal(mac1, req.mac1):
             return _no(SW.SW_MAC_INVALID)
         try:
-            when = macs.parse_bcd_datetime(req.date, req.time)
+            macs.parse_bcd_datetime(req.date, req.time)  # a real date and time, or refused
         except FormatError:
             return _no(SW.SW_WRONG_DATA)
         mac2 = macs.purchase_mac2(sespk, sess.amount, alg)
-        tac = macs.purchase_tac(s.keys.dtk.key, sess.amount, tx_type, sess.terminal_id, req.terminal_seq,
-                                req.date, req.time, alg)
-        # the 3-byte field of a 0x18 record is the overdraft limit (PBOC), not the overdraft used
-        record = TransactionRecord(sess.seq, sess.amount, tx_type, sess.terminal_id, when,
-                                   s.overdraft_limit).encode()
+        tac = self._tac_of(macs.TacFields(tx_type, sess.amount, sess.terminal_id, req.date, req.time,
+                                          req.terminal_seq))
+        # the 3-byte field of a 0x18 record is the overdraft limit (PBOC), not the overdraft used;
+        # the date and time are DEBIT's, which parse_bcd_datetime has just checked
+        record = log_record(sess.seq, sess.amount, tx_type, sess.terminal_id, req.date, req.time, s.overdraft_limit)
         log = self._log(fs)
         capp = fs.current_df.ef_by_sfi(CAPP_SFI)
         if isinstance(capp, RecordEF):  # the cached records must fit before anything is applied
@@ -311,8 +328,19 @@ class PurseApplication:
 
     @staticmethod
     def _random(fs: FileSystem) -> bytes:
-        """The session's 4-byte random, drawn only once the command is accepted."""
-        return bytes(fs.rng.getrandbits(8) for _ in range(4))
+        """The session's 4-byte random, drawn only once the command is accepted
+        (four draws of 8 bits: the generator's state in card images follows them)."""
+        draw = fs.rng.getrandbits
+        return bytes((draw(8), draw(8), draw(8), draw(8)))
+
+    def _tac_of(self, fields: macs.TacFields) -> bytes:
+        """``macs.purchase_tac`` with the card's DTK, the MAC's key set up once."""
+        dtk = self.state.keys.dtk.key
+        alg = self.state.keys.algorithm
+        cached = self._tac
+        if cached is None or cached[0] != dtk or cached[1] is not alg:
+            cached = self._tac = (dtk, alg, macs.tac_function(dtk, alg))
+        return cached[2](fields.tac_input())
 
     def _log(self, fs: FileSystem) -> RecordEF:
         log = fs.current_df.ef_by_sfi(LOG_SFI)

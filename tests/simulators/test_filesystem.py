@@ -274,3 +274,44 @@ def test_images_of_the_files_round_trip_and_refuse_wrong_shapes() -> None:
         other.files_from_json(bad)
     with pytest.raises(FormatError):
         other.files_from_json([{"df": "3F00/9999", "fid": 1, "sfi": 1, "data": ""}])
+
+
+# --- lookups and cached answers ------------------------------------------------------
+
+
+def test_lookups_find_the_first_child_like_a_scan() -> None:
+    df = DedicatedFile(0x1001)
+    first, second = TransparentEF(0x0005, 0x05, b"1"), TransparentEF(0x0006, 0x05, b"2")
+    df.add(first)
+    df.add(second)
+    df.add(TransparentEF(0x0005, 0x07, b"3"))
+    assert df.ef_by_sfi(0x05) is first and df.ef_by_sfi(0x07) is not None and df.ef_by_sfi(0x08) is None
+    assert df.child_by_fid(0x0005) is first and df.child_by_fid(0x0006) is second
+    assert df.child_by_fid(0x0007) is None
+
+
+def test_a_df_added_after_the_first_select_is_found_by_name() -> None:
+    fs, _ = make_fs()
+    assert run(fs, "00A4040006A00000000103")[-4:] == "6A82"
+    fs.mf.add(DedicatedFile(0x1003, bytes.fromhex("A00000000103")))
+    assert run(fs, "00A4040006A00000000103") == "6F0A8406A00000000103A5009000"
+
+
+def test_built_in_fci_and_fcp_answer_the_same_bytes_every_time() -> None:
+    fs, _ = make_fs()
+    for _ in range(2):
+        assert run(fs, "00A4040006A00000000101") == "6F0A8406A00000000101A5009000"
+        assert run(fs, "00A4040406A00000000101") == "620F8201388302100184 06A00000000101 9000".replace(" ", "")
+        assert run(fs, "00A4000C023F00") == "9000"
+        assert run(fs, "00A40000023F00") == "6F0684023F00A5009000"
+    # the same name in another file system's tree: its own answer
+    other = FileSystem(DedicatedFile(0x3F00), random.Random(1))
+    other.mf.add(DedicatedFile(0x1005, APP1))
+    assert run(other, "00A4040406A00000000101") == "620F8201388302100584 06A00000000101 9000".replace(" ", "")
+
+
+def test_the_application_fci_is_asked_on_every_select() -> None:
+    fs, stub = make_fs()
+    assert run(fs, "00A4040006A00000000102") == "6F0384010290 00".replace(" ", "")
+    stub.fci = lambda df: bytes.fromhex("6F03840103")  # type: ignore[method-assign]
+    assert run(fs, "00A4040006A00000000102") == "6F03840103 9000".replace(" ", "")

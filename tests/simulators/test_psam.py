@@ -131,3 +131,21 @@ def test_image_round_trip_keeps_the_counter() -> None:
 def test_make_psam_refuses_a_bad_terminal_number() -> None:
     with pytest.raises(FormatError, match="6 bytes"):
         make_psam(terminal_id=bytes(5))
+
+
+def test_purchase_keys_kept_for_many_cards_give_the_same_mac1(monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulators.psam as S
+
+    monkeypatch.setattr(S, "DERIVED_KEYS_KEPT", 2)
+    issuer = default_issuer()
+    sam = selected(make_psam())
+    for serial in [SERIAL, H("00005170010170907985"), H("00005170010170907986"), SERIAL] * 2:
+        for alg in Algorithm:
+            seq = sam.state.terminal_seq
+            req = W.InitSamForPurchase(H("11223344"), 3, 250, macs.TX_EP_PURCHASE, DATE, TIME, issuer.mpk.version,
+                                       alg.alg_id, W.purchase_factors(issuer.issuer_id, serial))
+            got = W.InitSamResponse.decode(tx(sam, req.to_apdu()).check().data)
+            dpk = derive_card_keys(issuer, serial, CARD_ID, alg).dpk.key
+            sespk = macs.purchase_session_key(dpk, H("11223344"), 3, seq, alg)
+            assert got.mac1 == macs.purchase_mac1(sespk, 250, macs.TX_EP_PURCHASE, S.DEFAULT_TERMINAL, DATE, TIME, alg)
+            assert len(sam.app._derived) <= 2

@@ -339,3 +339,54 @@ def test_purse_command_streams_without_valid_macs_never_move_money(steps: list[s
         assert len(card.process(cmds[step].to_apdu().encode())) >= 2
     assert card.balance == balance
     assert (card.purse.state.online_seq, card.purse.state.offline_seq) == seqs
+
+
+def _fci_of(card: SocialSecurityCard) -> bytes:
+    return tx(card, select_aid(P.PURSE_AID)).check().data
+
+
+def _public_in(fci: bytes) -> bytes:
+    from cardlib.tlv import parse_one
+
+    found = parse_one(fci).find(0x9F0C)
+    assert found is not None
+    return found.value
+
+
+def test_the_fci_follows_file_0x15_and_the_block() -> None:
+    card = issue_card(seed=41)
+    first = _fci_of(card)
+    assert _public_in(first) == card._purse_ef(0x15).data
+    assert _fci_of(card) == first
+    ef = card._purse_ef(0x15)
+    ef.data[0] ^= 0xFF  # written in place
+    changed = _fci_of(card)
+    assert changed != first and _public_in(changed) == ef.data
+    ef.data = bytearray(30)  # replaced (as personalisation and card images do)
+    assert _public_in(_fci_of(card)) == bytes(30)
+    card.purse.state.blocked = "temporary"
+    assert tx(card, select_aid(P.PURSE_AID)).encode() == bytes.fromhex("6A81")
+    card.purse.state.blocked = None
+    assert _public_in(_fci_of(card)) == bytes(30)
+
+
+def test_tacs_of_the_kept_tac_key_are_the_card_keys_tacs() -> None:
+    card = _selected(42, balance=10_000)
+    keys = card.purse.state.keys
+    for amount in (1, 2, 300):
+        init = _init_purchase(card, amount)
+        debit = _debit(card, init, amount)
+        assert debit.tac == macs.purchase_tac(keys.dtk.key, amount, 6, TID, 1, D, T, keys.algorithm)
+    # new keys for the card (an image loaded into it): the TAC follows them
+    other = issue_card(CardProfile(algorithm="sm4"), seed=43).purse.state.keys
+    card.purse.state.keys = other
+    init = _init_purchase(card, 5)
+    debit = _debit(card, init, 5)
+    assert debit.tac == macs.purchase_tac(other.dtk.key, 5, 6, TID, 1, D, T, other.algorithm)
+
+
+def test_the_0x18_record_carries_debit_date_and_time() -> None:
+    card = _selected(44, balance=1000, overdraft_limit=0x123)
+    _debit(card, _init_purchase(card, 7), 7)
+    record = tx(card, read_record(1, sfi=0x18, le=23)).check().data
+    assert record == bytes.fromhex("0000 000123 00000007 06") + TID + D + T
