@@ -45,10 +45,10 @@ class Algorithm(enum.Enum):
 
     @classmethod
     def from_alg_id(cls, value: int) -> Algorithm:
-        for alg in cls:
-            if alg.alg_id == value:
-                return alg
-        raise FormatError(f"unknown algorithm id {value:02X}")
+        found = _BY_ALG_ID.get(value)  # a lookup: every purchase asks
+        if found is None:
+            raise FormatError(f"unknown algorithm id {value:02X}")
+        return found
 
     @classmethod
     def parse(cls, text: str) -> Algorithm:
@@ -56,6 +56,9 @@ class Algorithm(enum.Enum):
             return cls(text.strip().lower())  # by value, as journals and key files write it
         except ValueError:
             raise FormatError(f"unknown algorithm {text!r}: expected 3des or sm4") from None
+
+
+_BY_ALG_ID = {alg.alg_id: alg for alg in Algorithm}
 
 
 def _need(name: str, data: bytes, *sizes: int) -> None:
@@ -70,21 +73,16 @@ def _blocks(name: str, data: bytes, block: int) -> None:
 
 
 # Cipher objects are immutable and reusable: building one costs more than a
-# short MAC, so they are cached per key (and per IV for CBC). An ECB context
-# keeps no state between whole blocks, so one per key is reused too, per
-# thread (a context is not safe to share); CBC contexts chain, one per call.
+# short MAC, so they are cached per key. An ECB context keeps no state
+# between whole blocks, so one per key is reused too, per thread (a context
+# is not safe to share). A CBC context chains, and is reused per key and
+# thread as well (see _run_cbc).
 
 
 @lru_cache(maxsize=4096)
 def _ecb(key: bytes, sm4: bool) -> Cipher[Any]:
     algo = SM4(key) if sm4 else TripleDES(key)
     return Cipher(algo, modes.ECB())
-
-
-@lru_cache(maxsize=4096)
-def _cbc(key: bytes, iv: bytes, sm4: bool) -> Cipher[Any]:
-    algo = SM4(key) if sm4 else TripleDES(key)
-    return Cipher(algo, modes.CBC(iv))
 
 
 # Callers pass whole blocks only (checked before), and without padding the
@@ -108,8 +106,33 @@ def _run_ecb(key: bytes, data: bytes, sm4: bool, decrypt: bool = False) -> bytes
     return ctx.update(data)
 
 
+# A purchase MACs four times under one session key (MAC1 and MAC2, each made
+# and checked), and a new context costs more than such a MAC. A CBC context
+# XORs its next input block with the last block it gave out: XORing that
+# block and the IV wanted into the first input block cancels the chaining,
+# so one context per key serves every call, with the same output as a fresh
+# context started with that IV.
+_CBC_CONTEXTS_PER_THREAD = 256
+
+
 def _run_cbc(key: bytes, iv: bytes, data: bytes, sm4: bool) -> bytes:
-    return _cbc(key, iv, sm4).encryptor().update(data)
+    if not data:
+        return b""
+    contexts: dict[tuple[bytes, bool], list[Any]] | None = getattr(_local, "cbc", None)
+    if contexts is None:
+        contexts = _local.cbc = {}
+    entry = contexts.get((key, sm4))
+    if entry is None:
+        if len(contexts) >= _CBC_CONTEXTS_PER_THREAD:
+            contexts.clear()  # session keys come and go
+        algo = SM4(key) if sm4 else TripleDES(key)
+        # [update, the last block it gave out as a number]
+        entry = contexts[(key, sm4)] = [Cipher(algo, modes.CBC(bytes(len(iv)))).encryptor().update, 0]
+    size = len(iv)
+    first = int.from_bytes(data[:size], "big") ^ int.from_bytes(iv, "big") ^ entry[1]
+    out: bytes = entry[0](first.to_bytes(size, "big") + data[size:])
+    entry[1] = int.from_bytes(out[-size:], "big")
+    return out
 
 
 def _ede(key16: bytes) -> bytes:
@@ -205,7 +228,7 @@ def mac_alg1(key8: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
         _need("IV", iv, 8)
     padded = data + b"\x80"
     padded += bytes(-len(padded) % 8)
-    return _cbc(key8 * 3, iv, False).encryptor().update(padded)[-8:]
+    return _run_cbc(key8 * 3, iv, padded, False)[-8:]
 
 
 def retail_mac(key16: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
