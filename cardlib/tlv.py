@@ -40,13 +40,22 @@ def tag_name(tag: int) -> str:
     return TAG_NAMES.get(tag, "")
 
 
+_TAG_BYTES: dict[int, bytes] = {}  # valid tags already encoded: every FCI writes the same few
+_TAG_BYTES_KEPT = 1024
+
+
 def tag_bytes(tag: int) -> bytes:
     """The tag's encoding (1 to 4 bytes)."""
+    raw = _TAG_BYTES.get(tag)
+    if raw is not None:
+        return raw
     if tag < 0:
         raise FormatError(f"negative tag {tag}")
     length = max(1, (tag.bit_length() + 7) // 8)
     raw = tag.to_bytes(length, "big")
     _check_tag_encoding(raw)
+    if len(_TAG_BYTES) < _TAG_BYTES_KEPT:
+        _TAG_BYTES[tag] = raw
     return raw
 
 
@@ -98,7 +107,7 @@ class Tlv:
 
     def content(self) -> bytes:
         if self.children is not None:
-            return b"".join(c.encode() for c in self.children)
+            return b"".join([c.encode() for c in self.children])
         return self.value
 
     def encode(self) -> bytes:
@@ -111,18 +120,34 @@ class Tlv:
             yield from child.walk()
 
     def find(self, tag: int) -> Tlv | None:
-        """First object with ``tag``, depth-first, self included."""
-        return next((t for t in self.walk() if t.tag == tag), None)
+        """First object with ``tag``, depth-first, self included (the order of :meth:`walk`)."""
+        if self.tag == tag:
+            return self
+        for child in self.children or ():
+            found = child.find(tag)
+            if found is not None:
+                return found
+        return None
 
     def find_all(self, tag: int) -> list[Tlv]:
         return [t for t in self.walk() if t.tag == tag]
 
 
+def _trusted(tag: int, value: bytes, children: tuple[Tlv, ...] | None) -> Tlv:
+    """A Tlv without the frozen dataclass's per-field ``object.__setattr__`` (the parser's hot path)."""
+    obj = object.__new__(Tlv)
+    fields = obj.__dict__
+    fields["tag"] = tag
+    fields["value"] = value
+    fields["children"] = children
+    return obj
+
+
 def build(tag: int, value: bytes | Sequence[Tlv]) -> Tlv:
     """A primitive object from bytes, or a constructed one from children."""
     if isinstance(value, (bytes, bytearray)):
-        return Tlv(tag, bytes(value))
-    return Tlv(tag, b"", tuple(value))
+        return _trusted(tag, bytes(value), None)
+    return _trusted(tag, b"", tuple(value))
 
 
 def _read_tag(data: bytes, pos: int, base: int) -> tuple[int, int]:
@@ -168,26 +193,32 @@ def _parse(data: bytes, base: int, strict: bool, depth: int) -> list[Tlv]:
         raise FormatError(f"TLV nested too deeply at offset {base}")
     out: list[Tlv] = []
     pos = 0
-    while pos < len(data):
-        if data[pos] in (0x00, 0xFF):
+    size = len(data)
+    while pos < size:
+        first = data[pos]
+        if first == 0x00 or first == 0xFF:
             if strict:
-                raise FormatError(f"padding byte {data[pos]:02X} at offset {base + pos} (strict mode)")
+                raise FormatError(f"padding byte {first:02X} at offset {base + pos} (strict mode)")
             pos += 1
             continue
         tag_start = pos
-        tag, pos = _read_tag(data, pos, base)
-        length, pos = _read_length(data, pos, base)
-        if pos + length > len(data):
+        if first & 0x1F != 0x1F and pos + 1 < size and data[pos + 1] < 0x80:
+            tag, length = first, data[pos + 1]  # one tag byte, one length byte: most objects
+            pos += 2
+        else:
+            tag, pos = _read_tag(data, pos, base)
+            length, pos = _read_length(data, pos, base)
+        end = pos + length
+        if end > size:
             raise FormatError(
                 f"tag {tag:X} at offset {base + tag_start}: length {length} beyond the "
-                f"{len(data) - pos} bytes left"
+                f"{size - pos} bytes left"
             )
-        value = data[pos : pos + length]
-        if data[tag_start] & 0x20:
-            out.append(Tlv(tag, b"", tuple(_parse(value, base + pos, strict, depth + 1))))
+        if first & 0x20:
+            out.append(_trusted(tag, b"", tuple(_parse(data[pos:end], base + pos, strict, depth + 1))))
         else:
-            out.append(Tlv(tag, value))
-        pos += length
+            out.append(_trusted(tag, data[pos:end], None))
+        pos = end
     return out
 
 

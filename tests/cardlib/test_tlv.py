@@ -166,3 +166,83 @@ def test_offsets_are_absolute_inside_templates(raw: bytes) -> None:
     expected = re.sub(r"offset (\d+)", lambda m: f"offset {int(m.group(1)) + shift}", inner)
     if "too deeply" not in inner:
         assert str(wrapped.value) == expected
+
+
+def _reference_parse(data: bytes, strict: bool, base: int = 0, depth: int = 0) -> list[Tlv]:
+    """The parser as first written, byte by byte with no short cuts: what the fast paths must equal."""
+    if depth > 32:
+        raise FormatError(f"TLV nested too deeply at offset {base}")
+    out, pos = [], 0
+    while pos < len(data):
+        if data[pos] in (0x00, 0xFF):
+            if strict:
+                raise FormatError(f"padding byte {data[pos]:02X} at offset {base + pos} (strict mode)")
+            pos += 1
+            continue
+        start = pos
+        pos += 1
+        if data[start] & 0x1F == 0x1F:
+            while True:
+                if pos >= len(data):
+                    raise FormatError(f"truncated multi-byte tag at offset {base + start}")
+                pos += 1
+                if pos - start > 4:
+                    raise FormatError(f"tag longer than 4 bytes at offset {base + start}")
+                if not data[pos - 1] & 0x80:
+                    break
+        tag = int.from_bytes(data[start:pos], "big")
+        if pos >= len(data):
+            raise FormatError(f"truncated length at offset {base + pos}")
+        first, lstart = data[pos], pos
+        pos += 1
+        if first == 0x80:
+            raise FormatError(f"indefinite length (80) not allowed at offset {base + lstart}")
+        length = first
+        if first > 0x80:
+            size = first & 0x7F
+            if size > 4:
+                raise FormatError(f"length field of {size} bytes too long at offset {base + lstart}")
+            if pos + size > len(data):
+                raise FormatError(f"truncated length at offset {base + lstart}")
+            length, pos = int.from_bytes(data[pos : pos + size], "big"), pos + size
+        if pos + length > len(data):
+            raise FormatError(f"tag {tag:X} at offset {base + start}: length {length} beyond the "
+                              f"{len(data) - pos} bytes left")
+        value = data[pos : pos + length]
+        if data[start] & 0x20:
+            out.append(Tlv(tag, b"", tuple(_reference_parse(value, strict, base + pos, depth + 1))))
+        else:
+            out.append(Tlv(tag, value))
+        pos += length
+    return out
+
+
+@given(st.one_of(st.binary(max_size=80), tlv_ish, st.lists(trees, max_size=3).map(
+    lambda objs: b"".join(o.encode() for o in objs))), st.booleans())
+def test_parse_equals_the_reference_parser(raw: bytes, strict: bool) -> None:
+    try:
+        want: list[Tlv] | str = _reference_parse(raw, strict)
+    except FormatError as exc:
+        want = str(exc)
+    try:
+        got: list[Tlv] | str = parse(raw, strict=strict)
+    except FormatError as exc:
+        got = str(exc)
+    assert got == want
+
+
+def test_tag_encodings_are_kept_for_valid_tags_only() -> None:
+    from cardlib.tlv import tag_bytes
+
+    assert tag_bytes(0x9F0C) == bytes.fromhex("9F0C") and tag_bytes(0x9F0C) == bytes.fromhex("9F0C")
+    for bad in (0x1F, 0x9F8C, 0x84A5, -1):
+        for _ in range(2):
+            with pytest.raises(FormatError):
+                tag_bytes(bad)
+
+
+def test_built_objects_are_equal_to_constructed_ones() -> None:
+    assert build(0x84, bytearray(b"\x01")) == Tlv(0x84, b"\x01") and hash(build(0x84, b"\x01")) == hash(Tlv(0x84, b"\x01"))
+    assert build(0x6F, [build(0x84, b"")]) == Tlv(0x6F, b"", (Tlv(0x84, b""),))
+    assert parse_one(FCI).find(0x9F0C) == Tlv(0x9F0C, bytes.fromhex("01020304050607"))
+    assert parse_one(FCI).find(0x5F2D) is None
