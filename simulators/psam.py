@@ -26,6 +26,7 @@ from simulators.filesystem import Access, AccessRule, DedicatedFile, FileSystem,
 DEFAULT_TERMINAL = bytes.fromhex("000000000001")
 PSAM_ATR = bytes.fromhex("3B680000") + b"YKT-PSAM"  # contact, T=0
 DERIVED_KEYS_KEPT = 4096
+_ALGORITHMS = {alg.alg_id: alg for alg in Algorithm}  # Algorithm.from_alg_id without its search, per purchase
 
 
 @dataclass
@@ -100,9 +101,8 @@ class PsamApplication:
             return ResponseAPDU(b"", SW.SW_WRONG_DATA)
         if req.key_version != self.issuer.mpk.version:
             return ResponseAPDU(b"", SW.SW_REF_DATA_NOT_FOUND)
-        try:
-            alg = Algorithm.from_alg_id(req.alg_id)
-        except FormatError:
+        alg = _ALGORITHMS.get(req.alg_id)
+        if alg is None:
             return ResponseAPDU(b"", SW.SW_WRONG_DATA)
         dpk = self._purchase_key(req.factors, alg)
         seq = self.state.terminal_seq

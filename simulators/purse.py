@@ -40,7 +40,7 @@ def _wire_balance(value: int) -> int:
     return value & 0xFFFFFFFF
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     kind: str  # "load" | "purchase" | "capp"
     amount: int
