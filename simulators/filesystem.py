@@ -118,7 +118,7 @@ class RecordEF(ElementaryFile):
         size = 2 if ident > 0xFF else 1
         key = ident.to_bytes(size, "big")
         for i, rec in enumerate(self.records, 1):
-            if rec[:size] == key:
+            if rec.startswith(key):
                 return i
         return None
 
@@ -219,6 +219,7 @@ class FileSystem:
         }
         self._named: tuple[int, list[DedicatedFile]] = (-1, [])  # (tree version, the DFs in walk order)
         self._fci: dict[tuple[int, int | None, bytes | None], ResponseAPDU] = {}  # built-in FCI/FCP of a DF
+        self._custom_fci: tuple[bytes, ResponseAPDU] | None = None  # the last application FCI and its answer
 
     # --- helpers -------------------------------------------------------------
 
@@ -332,7 +333,10 @@ class FileSystem:
         if mode != 0x04 and df.application is not None:
             custom = df.application.fci(df)  # the application's FCI may follow its files: asked every time
             if custom is not None:
-                return status(SW.SW_OK, custom)
+                last = self._custom_fci
+                if last is None or last[0] is not custom:  # an application that keeps its FCI gives the same object
+                    last = self._custom_fci = (custom, status(SW.SW_OK, custom))
+                return last[1]
         key = (mode, df.fid, df.name)  # the built-in answers depend on these alone
         answer = self._fci.get(key)
         if answer is None:

@@ -263,7 +263,10 @@ class PurseApplication:
         log = self._log(fs)
         capp = fs.current_df.ef_by_sfi(CAPP_SFI)
         if isinstance(capp, RecordEF):  # the cached records must fit before anything is applied
-            new = sum(1 for rid in sess.cache if capp.find_by_id(rid) is None)
+            new = 0
+            for rid in sess.cache:
+                if capp.find_by_id(rid) is None:
+                    new += 1
             if len(capp.records) + new > capp.max_records:
                 return _no(SW.SW_NOT_ENOUGH_MEMORY)
         # apply together
