@@ -23,7 +23,12 @@ def _byte(name: str, value: int) -> None:
         raise FormatError(f"{name} must be a byte (0..255), got {value}")
 
 
-@dataclass(frozen=True)
+# Both classes write their __init__ out: the generated one of a frozen dataclass
+# sets each field through object.__setattr__, and every command and answer of
+# every transaction is built here. The fields go straight into __dict__.
+
+
+@dataclass(frozen=True, init=False)
 class CommandAPDU:
     """A command APDU. ``encode()`` picks short form unless the sizes need extended."""
 
@@ -34,16 +39,26 @@ class CommandAPDU:
     data: bytes = b""
     le: int | None = None
 
-    def __post_init__(self) -> None:
-        if not (0 <= self.cla <= 0xFF and 0 <= self.ins <= 0xFF and 0 <= self.p1 <= 0xFF and 0 <= self.p2 <= 0xFF):
-            for name in ("cla", "ins", "p1", "p2"):  # which one, for the message
-                _byte(name.upper(), getattr(self, name))
-        if not isinstance(self.data, bytes):
-            object.__setattr__(self, "data", bytes(self.data))
-        if len(self.data) > EXT_MAX_LC:
-            raise FormatError(f"command data too long: {len(self.data)} > {EXT_MAX_LC} bytes")
-        if self.le is not None and not 1 <= self.le <= EXT_MAX_LE:
-            raise FormatError(f"Le must be 1..{EXT_MAX_LE} (256 is short-form 00), got {self.le}")
+    def __init__(self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None) -> None:
+        if not (0 <= cla <= 0xFF and 0 <= ins <= 0xFF and 0 <= p1 <= 0xFF and 0 <= p2 <= 0xFF):
+            for name, value in (("CLA", cla), ("INS", ins), ("P1", p1), ("P2", p2)):  # which one, for the message
+                _byte(name, value)
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if len(data) > EXT_MAX_LC:
+            raise FormatError(f"command data too long: {len(data)} > {EXT_MAX_LC} bytes")
+        if le is not None and not 1 <= le <= EXT_MAX_LE:
+            raise FormatError(f"Le must be 1..{EXT_MAX_LE} (256 is short-form 00), got {le}")
+        fields = self.__dict__
+        fields["cla"], fields["ins"], fields["p1"], fields["p2"], fields["data"], fields["le"] = cla, ins, p1, p2, data, le
+
+    @classmethod
+    def _trusted(cls, cla: int, ins: int, p1: int, p2: int, data: bytes, le: int | None) -> CommandAPDU:
+        """Build without checks: for values read from bytes, valid by construction (decode)."""
+        self = object.__new__(cls)
+        fields = self.__dict__
+        fields["cla"], fields["ins"], fields["p1"], fields["p2"], fields["data"], fields["le"] = cla, ins, p1, p2, data, le
+        return self
 
     @property
     def case(self) -> int:
@@ -62,24 +77,25 @@ class CommandAPDU:
     def encode(self, extended: bool | None = None) -> bytes:
         """Bytes on the wire; ``extended=None`` chooses by size (and is cached: a value never changes)."""
         if extended is None:
-            cached: bytes | None = self.__dict__.get("_encoded")
+            fields = self.__dict__
+            cached: bytes | None = fields.get("_encoded")
             if cached is None:
-                cached = self._encode(self.needs_extended)
-                object.__setattr__(self, "_encoded", cached)
+                cached = fields["_encoded"] = self._encode(self.needs_extended)
             return cached
         return self._encode(extended)
 
     def _encode(self, ext: bool) -> bytes:
-        if not ext and self.needs_extended:
-            raise FormatError("command does not fit a short APDU: use extended length")
-        out = bytearray(self.header())
+        data, le = self.data, self.le
         if not ext:
-            if self.data:
-                out.append(len(self.data))
-                out += self.data
-            if self.le is not None:
-                out.append(self.le & 0xFF)  # 256 -> 00
-            return bytes(out)
+            if len(data) > SHORT_MAX_LC or (le or 0) > SHORT_MAX_LE:
+                raise FormatError("command does not fit a short APDU: use extended length")
+            if data:  # 256 -> 00 in the Le byte
+                head = bytes((self.cla, self.ins, self.p1, self.p2, len(data)))
+                return head + data if le is None else head + data + bytes((le & 0xFF,))
+            if le is None:
+                return bytes((self.cla, self.ins, self.p1, self.p2))
+            return bytes((self.cla, self.ins, self.p1, self.p2, le & 0xFF))
+        out = bytearray(self.header())
         if self.data:
             out += b"\x00" + len(self.data).to_bytes(2, "big") + self.data
             if self.le is not None:
@@ -107,25 +123,27 @@ class CommandAPDU:
         n = len(raw)
         if n < 4:
             raise FormatError(f"command APDU too short: {n} bytes, a header needs 4")
+        # every value below is in range by construction (bytes, lengths of 1 or 2 bytes)
+        new = cls._trusted
         cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
-        body = raw[4:]
-        if not body:
-            return cls(cla, ins, p1, p2)
-        if len(body) == 1:  # case 2 short
-            return cls(cla, ins, p1, p2, le=body[0] or SHORT_MAX_LE)
-        if body[0] != 0:  # short Lc
-            lc = body[0]
-            rest = body[1:]
-            if len(rest) == lc:
-                return cls(cla, ins, p1, p2, rest)
-            if len(rest) == lc + 1:
-                return cls(cla, ins, p1, p2, rest[:lc], rest[lc] or SHORT_MAX_LE)
+        if n == 4:
+            return new(cla, ins, p1, p2, b"", None)
+        if n == 5:  # case 2 short
+            return new(cla, ins, p1, p2, b"", raw[4] or SHORT_MAX_LE)
+        lc = raw[4]
+        if lc:  # short Lc
+            if n == 5 + lc:
+                return new(cla, ins, p1, p2, raw[5:], None)
+            if n == 6 + lc:
+                return new(cla, ins, p1, p2, raw[5:-1], raw[-1] or SHORT_MAX_LE)
+            rest = raw[5:]
             raise FormatError(
                 f"Lc mismatch: Lc={lc} but {len(rest)} bytes follow (expected {lc} or {lc + 1})"
             )
         # body[0] == 0 and more than one byte: extended form
+        body = raw[4:]
         if len(body) == 3:  # case 2 extended
-            return cls(cla, ins, p1, p2, le=int.from_bytes(body[1:3], "big") or EXT_MAX_LE)
+            return new(cla, ins, p1, p2, b"", int.from_bytes(body[1:3], "big") or EXT_MAX_LE)
         if len(body) < 3:
             raise FormatError(f"bad APDU body length {len(body)} after the header")
         lc = int.from_bytes(body[1:3], "big")
@@ -133,10 +151,10 @@ class CommandAPDU:
             raise FormatError("extended Lc of 0 is not allowed")
         rest = body[3:]
         if len(rest) == lc:
-            return cls(cla, ins, p1, p2, rest)
+            return new(cla, ins, p1, p2, rest, None)
         if len(rest) == lc + 2:
             le = int.from_bytes(rest[lc:], "big") or EXT_MAX_LE
-            return cls(cla, ins, p1, p2, rest[:lc], le)
+            return new(cla, ins, p1, p2, rest[:lc], le)
         raise FormatError(
             f"extended Lc mismatch: Lc={lc} but {len(rest)} bytes follow (expected {lc} or {lc + 2})"
         )
@@ -146,16 +164,18 @@ class CommandAPDU:
         return cls.decode(from_hex(text, "APDU"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ResponseAPDU:
     """A response APDU: data ‖ SW1 SW2."""
 
     data: bytes
     sw: int
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.sw <= 0xFFFF:
-            raise FormatError(f"SW must be two bytes, got {self.sw:#x}")
+    def __init__(self, data: bytes, sw: int) -> None:
+        if not 0 <= sw <= 0xFFFF:
+            raise FormatError(f"SW must be two bytes, got {sw:#x}")
+        fields = self.__dict__
+        fields["data"], fields["sw"] = data, sw
 
     @property
     def sw1(self) -> int:
@@ -189,7 +209,7 @@ class ResponseAPDU:
     def decode(cls, raw: bytes) -> ResponseAPDU:
         if len(raw) < 2:
             raise FormatError(f"response APDU too short: {len(raw)} bytes, SW needs 2")
-        return cls(bytes(raw[:-2]), int.from_bytes(raw[-2:], "big"))
+        return cls._trusted(bytes(raw[:-2]), int.from_bytes(raw[-2:], "big"))
 
     @classmethod
     def _trusted(cls, data: bytes, sw: int) -> ResponseAPDU:

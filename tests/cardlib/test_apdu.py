@@ -182,3 +182,47 @@ def test_random_hex_text_only_format_errors(text: str) -> None:
         CommandAPDU.from_hex(text)
     except FormatError:
         pass
+
+
+def _reference_encoding(cmd: CommandAPDU, ext: bool) -> bytes:
+    """ISO 7816-4 §5.1 written out plainly, to hold the encoder's fast paths to."""
+    out = bytes((cmd.cla, cmd.ins, cmd.p1, cmd.p2))
+    if not ext:
+        return out + (bytes((len(cmd.data),)) + cmd.data if cmd.data else b"") + (
+            bytes((cmd.le % 256,)) if cmd.le is not None else b"")
+    le = (cmd.le % 65536).to_bytes(2, "big") if cmd.le is not None else b""
+    if cmd.data:
+        return out + b"\x00" + len(cmd.data).to_bytes(2, "big") + cmd.data + le
+    return out + (b"\x00" + le if le else b"")
+
+
+@given(commands)
+def test_encodings_and_decoded_values_match_the_checked_constructor(cmd: CommandAPDU) -> None:
+    if not cmd.needs_extended:
+        assert cmd.encode(extended=False) == _reference_encoding(cmd, False)
+    assert cmd.encode(extended=True) == _reference_encoding(cmd, True)
+    for raw in {cmd.encode(), cmd.encode(extended=True)}:
+        decoded = CommandAPDU.decode(bytearray(raw))  # built without checks: values valid by construction
+        again = CommandAPDU(decoded.cla, decoded.ins, decoded.p1, decoded.p2, decoded.data, decoded.le)
+        assert decoded == again and hash(decoded) == hash(again) and repr(decoded) == repr(again)
+        assert type(decoded.data) is bytes and decoded.encode() == again.encode()
+
+
+@given(st.binary(min_size=2, max_size=40))
+def test_decoded_response_matches_the_checked_constructor(raw: bytes) -> None:
+    decoded = ResponseAPDU.decode(raw)
+    again = ResponseAPDU(raw[:-2], int.from_bytes(raw[-2:], "big"))
+    assert decoded == again and repr(decoded) == repr(again) and decoded.encode() == raw
+
+
+def test_constructors_take_keywords_and_convert_data() -> None:
+    cmd = CommandAPDU(cla=0x80, ins=0x5C, p1=0, p2=2, le=4)
+    assert cmd == CommandAPDU(0x80, 0x5C, 0, 2, b"", 4) and cmd.hex() == "805C000204"
+    assert CommandAPDU(0, 0xD6, 0, 0, bytearray(b"\x01")).data == b"\x01"
+    assert type(CommandAPDU(0, 0xD6, 0, 0, memoryview(b"\x01")).data) is bytes
+    import dataclasses
+
+    assert dataclasses.replace(cmd, le=8).hex() == "805C000208"
+    assert ResponseAPDU(data=b"", sw=0x9000).ok
+    with pytest.raises(FormatError, match="SW must be two bytes"):
+        ResponseAPDU(b"", 0x10000)
