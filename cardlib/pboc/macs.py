@@ -73,23 +73,38 @@ def _when(date4: bytes, time3: bytes) -> bytes:
 
 def _movement(amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes) -> bytes:
     """amount ‖ type ‖ terminal ‖ date ‖ time: purchase MAC1 and load MAC2 cover these."""
+    if (0 <= amount <= MAX_AMOUNT and 0 <= tx_type <= 0xFF and type(terminal_id) is type(date4)
+            is type(time3) is bytes and len(terminal_id) == 6 and len(date4) == 4 and len(time3) == 3):
+        # every purchase comes here twice (PSAM, card): the checks below at once, one join
+        return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), terminal_id, date4, time3))
     return amount4(amount) + _type(tx_type) + _terminal(terminal_id) + _when(date4, time3)
 
 
-def _bcd(value: int, digits: int) -> bytes:
-    return bytes.fromhex(f"{value:0{digits}d}")
+_BCD = [(v // 10) << 4 | v % 10 for v in range(100)]  # 0..99 to its BCD byte
+# and back; a byte that is not BCD gives a number no date or time field takes
+_FROM_BCD = [-10_000] * 256
+for _value, _byte in enumerate(_BCD):
+    _FROM_BCD[_byte] = _value
 
 
 def bcd_datetime(dt: datetime) -> tuple[bytes, bytes]:
     """(YYYYMMDD, hhmmss) in BCD, in the datetime's own zone (convert to Beijing first)."""
+    bcd, year = _BCD, dt.year  # 1..9999: two bytes of two digits
     return (
-        _bcd(dt.year, 4) + _bcd(dt.month, 2) + _bcd(dt.day, 2),
-        _bcd(dt.hour, 2) + _bcd(dt.minute, 2) + _bcd(dt.second, 2),
+        bytes((bcd[year // 100], bcd[year % 100], bcd[dt.month], bcd[dt.day])),
+        bytes((bcd[dt.hour], bcd[dt.minute], bcd[dt.second])),
     )
 
 
 def parse_bcd_datetime(date4: bytes, time3: bytes, tz: tzinfo = BEIJING) -> datetime:
     """The reverse of :func:`bcd_datetime`; FormatError on non-BCD or impossible dates."""
+    get = _FROM_BCD.__getitem__
+    try:  # the usual case by table; anything else falls to the checks below, which say what is wrong
+        century, year, month, day = map(get, date4)
+        hour, minute, second = map(get, time3)
+        return datetime(century * 100 + year, month, day, hour, minute, second, tzinfo=tz)
+    except (TypeError, ValueError):
+        pass
     text = date4.hex() + time3.hex()
     if len(date4) != 4 or len(time3) != 3 or not text.isdigit():
         raise FormatError(f"not a BCD date and time: {date4.hex().upper()} {time3.hex().upper()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -179,3 +180,59 @@ def test_tac_input_lengths(tx_type: int, amount: int, balance: int, online: int,
         assert len(data) == 24 and data[:4] == balance.to_bytes(4, "big") and data[6:10] == amount.to_bytes(4, "big")
     else:
         assert len(data) == 22 and data[:4] == amount.to_bytes(4, "big") and data[11:15] == term_seq.to_bytes(4, "big")
+
+
+def _bcd_datetime_by_text(dt: datetime) -> tuple[bytes, bytes]:
+    """bcd_datetime as decimal text read as hex (what the table must agree with)."""
+    return (bytes.fromhex(f"{dt.year:04d}{dt.month:02d}{dt.day:02d}"),
+            bytes.fromhex(f"{dt.hour:02d}{dt.minute:02d}{dt.second:02d}"))
+
+
+def _parse_by_text(date4: bytes, time3: bytes) -> datetime | str:
+    text = date4.hex() + time3.hex()
+    if len(date4) != 4 or len(time3) != 3 or not text.isdigit():
+        return "not BCD"
+    try:
+        return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]),
+                        int(text[8:10]), int(text[10:12]), int(text[12:14]), tzinfo=BEIJING)
+    except ValueError:
+        return "impossible"
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
+def test_bcd_datetime_by_table_is_the_decimal_text(dt: datetime) -> None:
+    assert macs.bcd_datetime(dt) == _bcd_datetime_by_text(dt)
+
+
+@given(st.one_of(
+    st.binary(min_size=7, max_size=7),
+    st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: b"".join(_bcd_datetime_by_text(d))),
+    st.lists(st.sampled_from([0x00, 0x01, 0x12, 0x20, 0x23, 0x28, 0x29, 0x30, 0x31, 0x59, 0x60, 0x99, 0x9A, 0xA0]),
+             min_size=7, max_size=7).map(bytes),
+), st.integers(0, 2))
+def test_parse_bcd_datetime_by_table_agrees_with_the_text(raw: bytes, cut: int) -> None:
+    date4, time3 = raw[: 4 - (cut == 1)], raw[4 : 7 - (cut == 2)]  # some of the wrong length too
+    want = _parse_by_text(date4, time3)
+    if isinstance(want, datetime):
+        assert macs.parse_bcd_datetime(date4, time3) == want
+        assert macs.parse_bcd_datetime(bytearray(date4), memoryview(time3)) == want
+    else:
+        with pytest.raises(FormatError, match="not a BCD date" if want == "not BCD" else "impossible date"):
+            macs.parse_bcd_datetime(date4, time3)
+
+
+@given(st.integers(-1, 2**32), st.integers(-1, 256), st.binary(max_size=7), st.binary(max_size=5),
+       st.binary(max_size=4))
+def test_movement_fast_path_is_the_checked_one(amount: int, tx_type: int, tid: bytes, date4: bytes,
+                                               time3: bytes) -> None:
+    def checked() -> bytes:
+        return macs.amount4(amount) + macs._type(tx_type) + macs._terminal(tid) + macs._when(date4, time3)
+
+    try:
+        want = checked()
+    except FormatError as exc:
+        with pytest.raises(FormatError, match=re.escape(str(exc))):
+            macs._movement(amount, tx_type, tid, date4, time3)
+        return
+    assert macs._movement(amount, tx_type, tid, date4, time3) == want
+    assert macs._movement(amount, tx_type, bytearray(tid), date4, time3) == want
