@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 from cardlib.channel import Channel
 from cardlib.errors import MacMismatchError, StatusError
+from cardlib.frozen import direct_init
 from cardlib.iso import select_aid
 from cardlib.pboc import psam as W
 from cardlib.pboc.files import PsamAppData
 
 
+@direct_init
 @dataclass(frozen=True)
 class SamMac1:
     terminal_seq: int

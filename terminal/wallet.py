@@ -24,6 +24,7 @@ from cardlib.errors import (
     StatusError,
     TransportError,
 )
+from cardlib.frozen import direct_init
 from cardlib.iso import read_binary, read_record, select_aid
 from cardlib.keys import purse_factors
 from cardlib.loadhost import LoadConfirmation, LoadHost, LoadRequest
@@ -53,6 +54,7 @@ class TornTransactionError(TransportError):
         super().__init__(f"transaction torn ({cause}): present the same card again to complete it")
 
 
+@direct_init
 @dataclass(frozen=True)
 class TransactionResult:
     kind: str

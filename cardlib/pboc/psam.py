@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
+from cardlib.frozen import direct_init
 from cardlib.iso import read_binary, select_aid
 from cardlib.keys import purse_factors
 
@@ -57,6 +58,7 @@ def derivation_factors(wire: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return purse_factors(issuer_level, bytes(2) + card_level)
 
 
+@direct_init
 @dataclass(frozen=True)
 class InitSamForPurchase:
     """80 70 00 00 Lc data 08; the factors card first (as 8070 lists them)."""
@@ -94,6 +96,7 @@ class InitSamForPurchase:
                    d[11:15], d[15:18], d[18], d[19], factors)
 
 
+@direct_init
 @dataclass(frozen=True)
 class InitSamResponse:
     terminal_seq: int
@@ -118,6 +121,7 @@ def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
     return CommandAPDU(0x80, INS_CREDIT_SAM_PURCHASE, 0x00, 0x00, mac2)
 
 
+@direct_init
 @dataclass(frozen=True)
 class InitDescrypt:
     """80 1A usage index Lc factors: starts a session key (reference §8).

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
+from cardlib.frozen import direct_init
 from cardlib.iso import read_binary, read_record, select_aid, select_fid
 from cardlib.pboc.files import (
     CAPP_SFI,
@@ -121,6 +122,7 @@ def read_trip(number: int = 1) -> CommandAPDU:
     return read_record(number, sfi=TRIP_SFI, le=TripRecord.SIZE)
 
 
+@direct_init
 @dataclass(frozen=True)
 class GetBalance:
     """80 5C P1 02 04. P1 00 is the baseline; sources disagree (reference §1)."""
@@ -149,6 +151,7 @@ def decode_balance(raw: bytes, *, signed: bool = False) -> int:
     return _signed(r) if signed else _u(r) & BALANCE_MASK
 
 
+@direct_init
 @dataclass(frozen=True)
 class InitializeForLoad:
     key_index: int
@@ -167,6 +170,7 @@ class InitializeForLoad:
         return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11])
 
 
+@direct_init
 @dataclass(frozen=True)
 class InitializeForLoadResponse:
     balance: int
@@ -189,6 +193,7 @@ class InitializeForLoadResponse:
         return cls(_signed(r[0:4]), _u(r[4:6]), r[6], r[7], r[8:12], r[12:16])
 
 
+@direct_init
 @dataclass(frozen=True)
 class CreditForLoad:
     date: bytes
@@ -205,6 +210,7 @@ class CreditForLoad:
         return cls(cmd.data[0:4], cmd.data[4:7], cmd.data[7:11])
 
 
+@direct_init
 @dataclass(frozen=True)
 class InitializeForPurchase:
     """80 50 01 02 (purchase) or 80 50 03 02 (CAPP purchase)."""
@@ -226,6 +232,7 @@ class InitializeForPurchase:
         return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11], cmd.p1 == P1_CAPP)
 
 
+@direct_init
 @dataclass(frozen=True)
 class InitializeForPurchaseResponse:
     balance: int
@@ -248,6 +255,7 @@ class InitializeForPurchaseResponse:
         return cls(_signed(r[0:4]), _u(r[4:6]), _u(r[6:9]), r[9], r[10], r[11:15])
 
 
+@direct_init
 @dataclass(frozen=True)
 class UpdateCappDataCache:
     """80 DC id2 D0 Lc record: the 0x1A record keyed by 27 id2 (reference §8)."""
@@ -272,6 +280,7 @@ class UpdateCappDataCache:
         return cls(0x2700 | cmd.p1, cmd.data)
 
 
+@direct_init
 @dataclass(frozen=True)
 class DebitForPurchase:
     terminal_seq: int
@@ -290,6 +299,7 @@ class DebitForPurchase:
         return cls(_u(cmd.data[0:4]), cmd.data[4:8], cmd.data[8:11], cmd.data[11:15])
 
 
+@direct_init
 @dataclass(frozen=True)
 class DebitResponse:
     """TAC ‖ MAC2 (the order DEBIT uses)."""
@@ -306,6 +316,7 @@ class DebitResponse:
         return cls(r[:4], r[4:])
 
 
+@direct_init
 @dataclass(frozen=True)
 class GetTransactionProve:
     """80 5A 00 type 02 seq 08: the seq INITIALIZE returned (reference §8)."""
@@ -323,6 +334,7 @@ class GetTransactionProve:
         return cls(cmd.p2, _u(cmd.data))
 
 
+@direct_init
 @dataclass(frozen=True)
 class ProveResponse:
     """MAC ‖ TAC (the reverse of DEBIT's order)."""
@@ -339,6 +351,7 @@ class ProveResponse:
         return cls(r[:4], r[4:])
 
 
+@direct_init
 @dataclass(frozen=True)
 class ApplicationBlock:
     """84 1E 00 P2 04 MAC; P2 00 temporary, 01 permanent (reference §8)."""
@@ -364,6 +377,7 @@ class ApplicationBlock:
         return cls(cmd.p2 == 1, cmd.data)
 
 
+@direct_init
 @dataclass(frozen=True)
 class ApplicationUnblock:
     """84 18 00 00 04 MAC: lifts a temporary block."""
