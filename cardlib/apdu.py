@@ -80,14 +80,18 @@ class CommandAPDU:
             fields = self.__dict__
             cached: bytes | None = fields.get("_encoded")
             if cached is None:
-                cached = fields["_encoded"] = self._encode(self.needs_extended)
+                cached = fields["_encoded"] = self._encode(None)
             return cached
         return self._encode(extended)
 
-    def _encode(self, ext: bool) -> bytes:
+    def _encode(self, ext: bool | None) -> bytes:
+        """``ext`` None: short form unless the sizes need extended (needs_extended, inline)."""
         data, le = self.data, self.le
+        fits_short = len(data) <= SHORT_MAX_LC and (le or 0) <= SHORT_MAX_LE
+        if ext is None:
+            ext = not fits_short
         if not ext:
-            if len(data) > SHORT_MAX_LC or (le or 0) > SHORT_MAX_LE:
+            if not fits_short:
                 raise FormatError("command does not fit a short APDU: use extended length")
             if data:  # 256 -> 00 in the Le byte
                 head = bytes((self.cla, self.ins, self.p1, self.p2, len(data)))

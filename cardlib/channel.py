@@ -92,7 +92,8 @@ class Channel:
         return response
 
     def _exchange(self, apdu: bytes, timeout: float | None) -> ResponseAPDU:
-        raw = self._wire(apdu, timeout)
+        # straight to the reader when no one watches: one call less on every command
+        raw = self._wire(apdu, timeout) if self._observers else self._reader.transmit(apdu, timeout)
         if len(raw) < 2:
             raise ProtocolError(f"card answered {len(raw)} byte(s): a response needs SW1 SW2")
         sw1, sw2 = raw[-2], raw[-1]

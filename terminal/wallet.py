@@ -91,6 +91,10 @@ class TransactionResult:
                    r.state == "recovered", r.mac2_verified)
 
 
+# a command is an immutable value (its bytes cached once made): every tap sends this one
+_SELECT_PURSE = select_aid(P.PURSE_AID)
+
+
 def _torn(exc: BaseException) -> bool:
     return isinstance(exc, (CardRemovedError, ReaderTimeoutError))
 
@@ -131,7 +135,7 @@ class Wallet:
 
     def select(self) -> PublicData:
         """SELECT the purse; 0x15 from the FCI's 9F0C, else READ BINARY by SFI."""
-        fci = self.card.send(select_aid(P.PURSE_AID), what="SELECT PURSE").data
+        fci = self.card.send(_SELECT_PURSE, what="SELECT PURSE").data
         raw = b""
         try:
             for obj in parse_tlv(fci, strict=False):
@@ -197,7 +201,8 @@ class Wallet:
     def _purchase(self, amount: int, capp_record: bytes | None, record_id: int,
                   extra: dict[str, Any] | None, capp: bool = False) -> TransactionResult:
         public = self._public()
-        tid = self.psam.terminal_id
+        psam = self.psam
+        tid = psam.terminal_id
         init = P.InitializeForPurchaseResponse.decode(
             self.card.send(P.InitializeForPurchase(self.key_index, amount, tid, capp).to_apdu(),
                            what="INITIALIZE FOR PURCHASE").data)
@@ -206,12 +211,13 @@ class Wallet:
         tx_type = macs.TX_CAPP_PURCHASE if capp else macs.TX_EP_PURCHASE
         issuer_f, card_f = purse_factors(public.issuer_id, public.app_serial)
         session = (public.app_serial, init.offline_seq, tx_type)
-        sam = self.psam.init_purchase(W.InitSamForPurchase(
+        sam = psam.init_purchase(W.InitSamForPurchase(
             init.random, init.offline_seq, amount, tx_type, date, time, init.key_version, init.alg_id,
             (card_f, issuer_f)), session)
         if capp_record is not None:
             self.card.send(P.UpdateCappDataCache(record_id, capp_record).to_apdu(), what="UPDATE CAPP DATA CACHE")
-        record = self.journal.begin(
+        journal = self.journal
+        record = journal.begin(
             kind="composite" if capp else "purchase", tx_type=tx_type, app_serial=public.app_serial,
             card_seq=init.offline_seq, amount=amount, balance_before=init.balance, terminal_id=tid,
             tx_time=now, algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
@@ -219,20 +225,20 @@ class Wallet:
             line=self.line, extra=extra)
         response = self._send_journaled(record, P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
-            self.journal.fail(record.id, f"card answered {response.sw:04X}")
+            journal.fail(record.id, f"card answered {response.sw:04X}")
             if response.sw == 0x9302:
                 raise MacMismatchError("the card refused the PSAM's MAC1")
             response.check("DEBIT FOR PURCHASE")
         debit = P.DebitResponse.decode(response.data)
         balance_after = init.balance - amount
         try:
-            self.psam.verify_mac2(debit.mac2)
+            psam.verify_mac2(debit.mac2)
         except MacMismatchError:  # the card did debit: the record completes, flagged
-            self.journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
-                                  mac2_verified=False)
+            journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
+                             mac2_verified=False)
             raise
-        done = self.journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
-                                     mac2_verified=True)
+        done = journal.complete(record.id, tac=debit.tac, mac2=debit.mac2, balance_after=balance_after,
+                                mac2_verified=True)
         return TransactionResult.from_record(done)
 
     # --- load -------------------------------------------------------------------------
