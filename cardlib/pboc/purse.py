@@ -222,7 +222,8 @@ class InitializeForPurchase:
 
     def to_apdu(self) -> CommandAPDU:
         data = _uint(self.key_index, 1, "key index") + _amount(self.amount) + _terminal(self.terminal_id)
-        return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
+        # checked above: 11 bytes (bytes first, so bytes), the rest constants
+        return CommandAPDU._trusted(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForPurchase:
@@ -291,7 +292,7 @@ class DebitForPurchase:
     def to_apdu(self) -> CommandAPDU:
         data = (_uint(self.terminal_seq, 4, "terminal seq") + _size(self.date, 4, "date")
                 + _size(self.time, 3, "time") + _size(self.mac1, 4, "MAC1"))
-        return CommandAPDU(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)
+        return CommandAPDU._trusted(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)  # 15 bytes, checked above
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> DebitForPurchase:

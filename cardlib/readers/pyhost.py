@@ -42,8 +42,12 @@ class HostedReader(Reader):
             return tuple(self._cards)
 
     def _index(self, card: Card) -> int:
-        # identity, not equality: two equal card models are still two cards
-        return next((i for i, c in enumerate(self._cards) if c is card), -1)
+        # identity, not equality: two equal card models are still two cards (a plain loop: a
+        # terminal takes a card out and puts the next one in on every tap)
+        for i, c in enumerate(self._cards):
+            if c is card:
+                return i
+        return -1
 
     def insert(self, card: Card) -> None:
         """Put a card into the field (a card already there stays once)."""
@@ -58,7 +62,7 @@ class HostedReader(Reader):
                 self._cards.clear()
             elif (i := self._index(card)) >= 0:
                 del self._cards[i]
-            if self._active is not None and not any(c is self._active for c in self._cards):
+            if self._active is not None and self._index(self._active) < 0:
                 self._active = None
                 self._atr = b""
 

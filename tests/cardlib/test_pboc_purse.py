@@ -154,3 +154,22 @@ def test_balance_round_trip(value: int) -> None:
     raw = P.encode_balance(value)
     assert P.decode_balance(raw, signed=True) == value
     assert P.decode_balance(raw) == value & 0x7FFFFFFF
+
+
+def _checked(cmd: CommandAPDU) -> CommandAPDU:
+    """The same command through the checking constructor."""
+    return CommandAPDU(cmd.cla, cmd.ins, cmd.p1, cmd.p2, cmd.data, cmd.le)
+
+
+@given(u8, u32, terminals, st.booleans(), u32, b4, st.binary(min_size=3, max_size=3), b4, st.booleans())
+def test_commands_built_without_the_apdu_checks_are_what_the_checks_build(
+        key_index: int, amount: int, tid: bytes, capp: bool, seq: int, date: bytes, time: bytes, mac: bytes,
+        as_bytearray: bool) -> None:
+    def wrap(b: bytes) -> bytes:
+        return bytearray(b) if as_bytearray else b  # type: ignore[return-value]
+
+    for cmd in (P.InitializeForPurchase(key_index, amount, wrap(tid), capp).to_apdu(),
+                P.DebitForPurchase(seq, wrap(date), wrap(time), wrap(mac)).to_apdu()):
+        again = _checked(cmd)
+        assert type(cmd.data) is bytes and cmd == again and repr(cmd) == repr(again)
+        assert cmd.encode() == again.encode()
