@@ -122,6 +122,10 @@ def purchase_session_key(
     dpk: bytes, random4: bytes, offline_seq: int, terminal_seq: int, algorithm: Algorithm
 ) -> bytes:
     """SESPK = DPK(random ‖ offline seq ‖ low 2 bytes of the terminal seq)."""
+    if (0 <= terminal_seq <= 0xFFFFFFFF and type(random4) is bytes and len(random4) == 4
+            and 0 <= offline_seq <= 0xFFFF):  # the checks below at once (twice per purchase)
+        data = b"".join((random4, offline_seq.to_bytes(2, "big"), (terminal_seq & 0xFFFF).to_bytes(2, "big")))
+        return session_key(dpk, data, algorithm)
     low = _u32(terminal_seq, "terminal seq")[2:]
     data = _sized(random4, 4, "card random") + _u16(offline_seq, "offline seq") + low
     return session_key(dpk, data, algorithm)
@@ -180,6 +184,13 @@ class TacFields:
     def tac_input(self) -> bytes:
         """Load: newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time;
         any other type: amount ‖ type ‖ terminal ‖ termSeq ‖ date ‖ time."""
+        amount, tx_type, tid, date, time = self.amount, self.tx_type, self.terminal_id, self.date, self.time
+        if (0 <= amount <= MAX_AMOUNT and 0 <= tx_type <= 0xFF and tx_type not in LOAD_TYPES
+                and type(tid) is type(date) is type(time) is bytes and len(tid) == 6 and len(date) == 4
+                and len(time) == 3 and 0 <= self.terminal_seq <= 0xFFFFFFFF):
+            # a purchase's TAC (every DEBIT): the checks below at once, one join
+            return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), tid,
+                             self.terminal_seq.to_bytes(4, "big"), date, time))
         head = amount4(self.amount) + _type(self.tx_type) + _terminal(self.terminal_id)
         when = _when(self.date, self.time)
         if self.tx_type in LOAD_TYPES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -221,6 +222,17 @@ def test_parse_bcd_datetime_by_table_agrees_with_the_text(raw: bytes, cut: int) 
             macs.parse_bcd_datetime(date4, time3)
 
 
+def _agrees(fast: Callable[[], bytes], checked: Callable[[], bytes]) -> None:
+    """``fast`` gives what ``checked`` gives, or raises the same FormatError."""
+    try:
+        want = checked()
+    except FormatError as exc:
+        with pytest.raises(FormatError, match=re.escape(str(exc))):
+            fast()
+        return
+    assert fast() == want
+
+
 @given(st.integers(-1, 2**32), st.integers(-1, 256), st.binary(max_size=7), st.binary(max_size=5),
        st.binary(max_size=4))
 def test_movement_fast_path_is_the_checked_one(amount: int, tx_type: int, tid: bytes, date4: bytes,
@@ -228,11 +240,37 @@ def test_movement_fast_path_is_the_checked_one(amount: int, tx_type: int, tid: b
     def checked() -> bytes:
         return macs.amount4(amount) + macs._type(tx_type) + macs._terminal(tid) + macs._when(date4, time3)
 
-    try:
-        want = checked()
-    except FormatError as exc:
-        with pytest.raises(FormatError, match=re.escape(str(exc))):
-            macs._movement(amount, tx_type, tid, date4, time3)
-        return
-    assert macs._movement(amount, tx_type, tid, date4, time3) == want
-    assert macs._movement(amount, tx_type, bytearray(tid), date4, time3) == want
+    _agrees(lambda: macs._movement(amount, tx_type, tid, date4, time3), checked)
+    _agrees(lambda: macs._movement(amount, tx_type, bytearray(tid), date4, time3), checked)
+
+
+@given(st.integers(-1, 2**32), st.sampled_from([0x01, 0x02, 0x05, 0x06, 0x09, 0x100, -1]), st.binary(max_size=7),
+       st.binary(max_size=5), st.binary(max_size=4), st.integers(-1, 2**32), st.integers(-1, 2**32),
+       st.integers(-1, 2**16))
+def test_tac_input_fast_path_is_the_checked_one(amount: int, tx_type: int, tid: bytes, date4: bytes, time3: bytes,
+                                               seq: int, balance: int, online: int) -> None:
+    fields = macs.TacFields(tx_type, amount, tid, date4, time3, seq, balance, online)
+
+    def checked() -> bytes:
+        head = macs.amount4(amount) + macs._type(tx_type) + macs._terminal(tid)
+        when = macs._when(date4, time3)
+        if tx_type in macs.LOAD_TYPES:
+            return macs.amount4(balance, "balance") + macs._u16(online, "online seq") + head + when
+        return head + macs._u32(seq, "terminal seq") + when
+
+    _agrees(fields.tac_input, checked)
+
+
+@given(st.binary(min_size=3, max_size=5), st.integers(-1, 2**16), st.integers(-1, 2**32), st.booleans())
+def test_purchase_session_key_fast_path_is_the_checked_one(random4: bytes, offline: int, terminal_seq: int,
+                                                           sm4: bool) -> None:
+    alg = Algorithm.SM4 if sm4 else Algorithm.TDES
+    dpk = bytes(range(16))
+
+    def checked() -> bytes:
+        low = macs._u32(terminal_seq, "terminal seq")[2:]
+        data = macs._sized(random4, 4, "card random") + macs._u16(offline, "offline seq") + low
+        return macs.session_key(dpk, data, alg)
+
+    _agrees(lambda: macs.purchase_session_key(dpk, random4, offline, terminal_seq, alg), checked)
+    _agrees(lambda: macs.purchase_session_key(dpk, bytearray(random4), offline, terminal_seq, alg), checked)
