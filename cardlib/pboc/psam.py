@@ -84,6 +84,8 @@ class InitSamForPurchase:
                 + b"".join(self.factors))
         if len(data) != 0x14 + 8 * len(self.factors):
             raise FormatError("INIT SAM FOR PURCHASE: field sizes are wrong")
+        if type(data) is bytes and len(data) <= 255:  # all checked above: skip CommandAPDU's checks
+            return CommandAPDU._trusted(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
         return CommandAPDU(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
 
     @classmethod
@@ -91,7 +93,8 @@ class InitSamForPurchase:
         d = cmd.data
         if cmd.cla != 0x80 or cmd.ins != INS_INIT_SAM_PURCHASE or len(d) < 0x1C or (len(d) - 0x14) % 8:
             raise FormatError(f"INIT SAM FOR PURCHASE: Lc {len(d)} is not 0x14 + 8·N")
-        factors = tuple(d[i : i + 8] for i in range(0x14, len(d), 8))
+        # two levels (the purchase key) on every purchase: without a generator
+        factors = (d[20:28], d[28:36]) if len(d) == 0x24 else tuple(d[i : i + 8] for i in range(0x14, len(d), 8))
         return cls(d[0:4], int.from_bytes(d[4:6], "big"), int.from_bytes(d[6:10], "big"), d[10],
                    d[11:15], d[15:18], d[18], d[19], factors)
 

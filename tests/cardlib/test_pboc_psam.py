@@ -87,3 +87,14 @@ def test_responses_and_descrypt_round_trip(seq: int, mac: bytes, usage: int, ind
     req = W.InitDescrypt(usage, index, tuple(factors))
     if factors:
         assert W.InitDescrypt.from_apdu(CommandAPDU.decode(req.to_apdu().encode())) == req
+
+
+@given(st.binary(min_size=4, max_size=4), st.booleans(), st.integers(1, 31))
+def test_init_sam_command_without_the_apdu_checks_is_what_the_checks_build(rnd: bytes, as_bytearray: bool,
+                                                                          levels: int) -> None:
+    factors = tuple(bytes([i]) * 8 for i in range(levels))  # 31 levels: more than a short APDU carries
+    card_random = bytearray(rnd) if as_bytearray else rnd
+    cmd = W.InitSamForPurchase(card_random, 1, 2, 9, bytes(4), bytes(3), 1, 0, factors).to_apdu()  # type: ignore[arg-type]
+    again = CommandAPDU(cmd.cla, cmd.ins, cmd.p1, cmd.p2, cmd.data, cmd.le)
+    assert type(cmd.data) is bytes and cmd == again and cmd.encode() == again.encode()
+    assert W.InitSamForPurchase.from_apdu(CommandAPDU.decode(cmd.encode())).factors == factors
