@@ -49,7 +49,7 @@ START = datetime(2026, 11, 28, 8, 15, tzinfo=BEIJING)
 class Ours:
     def __init__(self, path: Path) -> None:
         self.clock = Clock.fixed(START)
-        self.journal = Journal(path, self.clock)
+        self.journal = Journal(path, self.clock, sync="full")  # every commit synced, as the bare side
         self.seq = 0
 
     def tx(self) -> None:
