@@ -215,6 +215,7 @@ class PcscReader(Reader):
         self._protocols = s.SCARD_PROTOCOL_T0 | s.SCARD_PROTOCOL_T1
         self._card: Any = None
         self._protocol = 0
+        self._send_pci: Any = s.SCARD_PCI_T0
         self._atr = b""
         self.timeout = timeout
         self._lock = threading.RLock()
@@ -247,7 +248,8 @@ class PcscReader(Reader):
         s = self.ctx.scard
         hresult, card, protocol = s.SCardConnect(self.ctx.handle, self.name, self._share, self._protocols)
         check(hresult, f"connecting to the card in {self.name!r}")
-        self._card, self._protocol = card, protocol
+        self._card = card
+        self._set_protocol(protocol)
         self._atr = self._read_atr()
         return self._atr
 
@@ -270,27 +272,32 @@ class PcscReader(Reader):
         return "T=1" if self._protocol == self.ctx.scard.SCARD_PROTOCOL_T1 else "T=0"
 
     def transmit(self, apdu: bytes, timeout: float | None = None) -> bytes:
-        s = self.ctx.scard
-        with self._lock:
-            if self._card is None:
+        with self._lock:  # the hot path: one attribute chain, the status codes looked at only on an error
+            card = self._card
+            if card is None:
                 raise NoCardError(f"no card connected in {self.name!r}")
-            hresult, response = s.SCardTransmit(self._card, self._pci(), list(apdu))
-            if code_of(hresult) == SCARD_W_RESET_CARD:  # another application reset it: reconnect once
-                self._reconnect()
-                hresult, response = s.SCardTransmit(self._card, self._pci(), list(apdu))
+            hresult, response = self.ctx.scard.SCardTransmit(card, self._send_pci, list(apdu))
             if hresult != 0:
-                err = pcsc_error(hresult, f"transmit to {self.name!r}")
-                if isinstance(err, CardRemovedError):
-                    self._drop_handle()
-                raise err
+                if code_of(hresult) == SCARD_W_RESET_CARD:  # another application reset it: reconnect once
+                    self._reconnect()
+                    hresult, response = self.ctx.scard.SCardTransmit(self._card, self._send_pci, list(apdu))
+                if hresult != 0:
+                    err = pcsc_error(hresult, f"transmit to {self.name!r}")
+                    if isinstance(err, CardRemovedError):
+                        self._drop_handle()
+                    raise err
             if len(response) < 2:  # no status word: vpcd's sign of a card torn away mid-exchange
                 raise CardRemovedError(f"transmit to {self.name!r}: the card answered no status word "
                                        f"({len(response)} bytes): torn away?")
             return bytes(response)
 
     def _pci(self) -> Any:
+        return self._send_pci
+
+    def _set_protocol(self, protocol: int) -> None:
         s = self.ctx.scard
-        return s.SCARD_PCI_T1 if self._protocol == s.SCARD_PROTOCOL_T1 else s.SCARD_PCI_T0
+        self._protocol = protocol
+        self._send_pci = s.SCARD_PCI_T1 if protocol == s.SCARD_PROTOCOL_T1 else s.SCARD_PCI_T0
 
     def _drop_handle(self) -> None:
         """The card left: release the dead handle so pcscd forgets it."""
@@ -307,7 +314,7 @@ class PcscReader(Reader):
             if isinstance(err, CardRemovedError):
                 self._drop_handle()
             raise err
-        self._protocol = protocol
+        self._set_protocol(protocol)
         self._atr = self._read_atr()
 
     # --- presence ---------------------------------------------------------------------
