@@ -736,14 +736,17 @@ def verify_records(records: Iterable[JournalRecord | dict[str, Any]], issuer: Is
             progress(bounds[index][1] - bounds[index][0])
 
     if n > 1 and len(bounds) > 1:
+        import gc  # noqa: PLC0415
         import multiprocessing  # noqa: PLC0415
 
         _WORK = (issuer, items)
+        gc.freeze()  # the workers' collections leave the inherited records alone: no copy-on-write of their pages
         try:
             with multiprocessing.get_context("fork").Pool(min(n, len(bounds))) as pool:
                 for index, bad in enumerate(pool.imap(_verify_range, bounds)):
                     done(index, bad)
         finally:
+            gc.unfreeze()
             _WORK = None
     else:
         for index, (start, end) in enumerate(bounds):
