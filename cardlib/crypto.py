@@ -106,33 +106,45 @@ def _run_ecb(key: bytes, data: bytes, sm4: bool, decrypt: bool = False) -> bytes
     return ctx.update(data)
 
 
-# A purchase MACs four times under one session key (MAC1 and MAC2, each made
-# and checked), and a new context costs more than such a MAC. A CBC context
-# XORs its next input block with the last block it gave out: XORing that
-# block and the IV wanted into the first input block cancels the chaining,
-# so one context per key serves every call, with the same output as a fresh
-# context started with that IV.
+def _chained_cbc(key: bytes, sm4: bool) -> Callable[[int, int], bytes]:
+    """One CBC encryption context reused for many messages under one key. A CBC
+    context XORs its next input block with the last block it gave out: XORing
+    that block into the message's first block cancels the chaining, so every
+    message comes out as from a fresh context with a zero IV. A new context costs
+    more than a short MAC (a purchase MACs four times under one session key;
+    settlement checks every TAC of a card under one key). The function returned
+    encrypts the ``size``-byte message whose big-endian value is ``message``
+    (whole blocks; an IV wanted is XORed into its first block by the caller).
+    One caller at a time."""
+    block = 16 if sm4 else 8
+    update = Cipher(SM4(key) if sm4 else TripleDES(key), modes.CBC(bytes(block))).encryptor().update
+    chain = 0  # the last block the context gave out, as a number
+
+    def encrypt(message: int, size: int) -> bytes:
+        nonlocal chain
+        out: bytes = update((message ^ chain << 8 * (size - block)).to_bytes(size, "big"))
+        chain = int.from_bytes(out[-block:], "big")
+        return out
+
+    return encrypt
+
+
 _CBC_CONTEXTS_PER_THREAD = 256
 
 
 def _run_cbc(key: bytes, iv: bytes, data: bytes, sm4: bool) -> bytes:
     if not data:
         return b""
-    contexts: dict[tuple[bytes, bool], list[Any]] | None = getattr(_local, "cbc", None)
+    contexts: dict[tuple[bytes, bool], Callable[[int, int], bytes]] | None = getattr(_local, "cbc", None)
     if contexts is None:
         contexts = _local.cbc = {}
-    entry = contexts.get((key, sm4))
-    if entry is None:
+    encrypt = contexts.get((key, sm4))
+    if encrypt is None:
         if len(contexts) >= _CBC_CONTEXTS_PER_THREAD:
             contexts.clear()  # session keys come and go
-        algo = SM4(key) if sm4 else TripleDES(key)
-        # [update, the last block it gave out as a number]
-        entry = contexts[(key, sm4)] = [Cipher(algo, modes.CBC(bytes(len(iv)))).encryptor().update, 0]
-    size = len(iv)
-    first = int.from_bytes(data[:size], "big") ^ int.from_bytes(iv, "big") ^ entry[1]
-    out: bytes = entry[0](first.to_bytes(size, "big") + data[size:])
-    entry[1] = int.from_bytes(out[-size:], "big")
-    return out
+        encrypt = contexts[(key, sm4)] = _chained_cbc(key, sm4)
+    size = len(data)
+    return encrypt(int.from_bytes(data, "big") ^ int.from_bytes(iv, "big") << 8 * (size - len(iv)), size)
 
 
 def _ede(key16: bytes) -> bytes:
@@ -291,31 +303,26 @@ def purse_mac_number_function(key: bytes, algorithm: Algorithm = Algorithm.TDES)
     """``purse_mac`` with the key set up once, for many MACs under one key (settlement
     checks every TAC of a card with the same key), over a message given as its
     big-endian value and its length in bytes (settlement writes the TAC input from
-    the record's text straight into a number). One CBC context serves them all: each
-    message's first block is XORed with the context's chaining value, which cancels
-    the chaining and gives the zero IV the MAC wants. One caller at a time. A value
-    that does not fit its length raises OverflowError."""
+    the record's text straight into a number). One chained CBC context serves them
+    all (``_chained_cbc``); one caller at a time. A value that does not fit its length
+    raises OverflowError."""
     if algorithm is Algorithm.SM4:
         _need("SM4 key", key, 16)
-        update, block = Cipher(SM4(key), modes.CBC(bytes(16))).encryptor().update, 16
+        encrypt, block = _chained_cbc(key, True), 16
     else:
         _need("DES key", key, 8)
-        update, block = Cipher(TripleDES(key * 3), modes.CBC(bytes(8))).encryptor().update, 8
-    chain = 0  # the last ciphertext block the context produced, as an integer
-    layouts: dict[int, tuple[int, int, int, int]] = {}
+        encrypt, block = _chained_cbc(key * 3, False), 8
+    layouts: dict[int, tuple[int, int, int]] = {}
 
-    def layout(size: int) -> tuple[int, int, int, int]:  # padding 2: 80, then zeros to the block
+    def layout(size: int) -> tuple[int, int, int]:  # padding 2: 80, then zeros to the block
         padded = block * (size // block + 1)
         zeros = 8 * (padded - size - 1)
-        layouts[size] = found = (padded, zeros + 8, 0x80 << zeros, 8 * (padded - block))
+        layouts[size] = found = (padded, zeros + 8, 0x80 << zeros)
         return found
 
     def mac(value: int, size: int) -> bytes:
-        nonlocal chain
-        padded, shift, pad, first = layouts.get(size) or layout(size)
-        last: bytes = update(((value << shift | pad) ^ chain << first).to_bytes(padded, "big"))[-block:]
-        chain = int.from_bytes(last, "big")
-        return last[:4]
+        padded, shift, pad = layouts.get(size) or layout(size)
+        return encrypt(value << shift | pad, padded)[-block : 4 - block]
 
     return mac
 
