@@ -68,17 +68,23 @@ def _type(tx_type: int) -> bytes:
     return bytes((tx_type,))
 
 
-def _when(date4: bytes, time3: bytes) -> bytes:
-    return _sized(date4, 4, "date (BCD YYYYMMDD)") + _sized(time3, 3, "time (BCD hhmmss)")
+def _checked(amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes) -> tuple[bytes, bytes, bytes]:
+    """The fields MAC1, MAC2 of a load and the TAC share, checked; terminal, date and
+    time back as bytes. All at once when all is well (every purchase comes here three
+    times), else one by one, for the message."""
+    if (0 <= amount <= MAX_AMOUNT and 0 <= tx_type <= 0xFF and type(terminal_id) is type(date4)
+            is type(time3) is bytes and len(terminal_id) == 6 and len(date4) == 4 and len(time3) == 3):
+        return terminal_id, date4, time3
+    amount4(amount)
+    _type(tx_type)
+    return (_terminal(terminal_id), _sized(date4, 4, "date (BCD YYYYMMDD)"),
+            _sized(time3, 3, "time (BCD hhmmss)"))
 
 
 def _movement(amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes) -> bytes:
     """amount ‖ type ‖ terminal ‖ date ‖ time: purchase MAC1 and load MAC2 cover these."""
-    if (0 <= amount <= MAX_AMOUNT and 0 <= tx_type <= 0xFF and type(terminal_id) is type(date4)
-            is type(time3) is bytes and len(terminal_id) == 6 and len(date4) == 4 and len(time3) == 3):
-        # every purchase comes here twice (PSAM, card): the checks below at once, one join
-        return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), terminal_id, date4, time3))
-    return amount4(amount) + _type(tx_type) + _terminal(terminal_id) + _when(date4, time3)
+    terminal_id, date4, time3 = _checked(amount, tx_type, terminal_id, date4, time3)
+    return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), terminal_id, date4, time3))
 
 
 _BCD = [(v // 10) << 4 | v % 10 for v in range(100)]  # 0..99 to its BCD byte
@@ -122,12 +128,12 @@ def purchase_session_key(
     dpk: bytes, random4: bytes, offline_seq: int, terminal_seq: int, algorithm: Algorithm
 ) -> bytes:
     """SESPK = DPK(random ‖ offline seq ‖ low 2 bytes of the terminal seq)."""
-    if (0 <= terminal_seq <= 0xFFFFFFFF and type(random4) is bytes and len(random4) == 4
-            and 0 <= offline_seq <= 0xFFFF):  # the checks below at once (twice per purchase)
-        data = b"".join((random4, offline_seq.to_bytes(2, "big"), (terminal_seq & 0xFFFF).to_bytes(2, "big")))
-        return session_key(dpk, data, algorithm)
-    low = _u32(terminal_seq, "terminal seq")[2:]
-    data = _sized(random4, 4, "card random") + _u16(offline_seq, "offline seq") + low
+    if not (0 <= terminal_seq <= 0xFFFFFFFF and type(random4) is bytes and len(random4) == 4
+            and 0 <= offline_seq <= 0xFFFF):  # all at once when all is well (twice per purchase)
+        _u32(terminal_seq, "terminal seq")
+        random4 = _sized(random4, 4, "card random")
+        _u16(offline_seq, "offline seq")
+    data = b"".join((random4, offline_seq.to_bytes(2, "big"), (terminal_seq & 0xFFFF).to_bytes(2, "big")))
     return session_key(dpk, data, algorithm)
 
 
@@ -184,21 +190,13 @@ class TacFields:
     def tac_input(self) -> bytes:
         """Load: newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time;
         any other type: amount ‖ type ‖ terminal ‖ termSeq ‖ date ‖ time."""
-        amount, tx_type, tid, date, time = self.amount, self.tx_type, self.terminal_id, self.date, self.time
-        if (0 <= amount <= MAX_AMOUNT and 0 <= tx_type <= 0xFF and tx_type not in LOAD_TYPES
-                and type(tid) is type(date) is type(time) is bytes and len(tid) == 6 and len(date) == 4
-                and len(time) == 3 and 0 <= self.terminal_seq <= 0xFFFFFFFF):
-            # a purchase's TAC (every DEBIT): the checks below at once, one join
-            return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), tid,
-                             self.terminal_seq.to_bytes(4, "big"), date, time))
-        head = amount4(self.amount) + _type(self.tx_type) + _terminal(self.terminal_id)
-        when = _when(self.date, self.time)
-        if self.tx_type in LOAD_TYPES:
-            return (
-                amount4(self.new_balance, "balance") + _u16(self.online_seq, "online seq")
-                + head + when
-            )
-        return head + _u32(self.terminal_seq, "terminal seq") + when
+        amount, tx_type = self.amount, self.tx_type
+        tid, date, time = _checked(amount, tx_type, self.terminal_id, self.date, self.time)
+        if tx_type in LOAD_TYPES:
+            return b"".join((amount4(self.new_balance, "balance"), _u16(self.online_seq, "online seq"),
+                             amount.to_bytes(4, "big"), bytes((tx_type,)), tid, date, time))
+        return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), tid, _u32(self.terminal_seq, "terminal seq"),
+                         date, time))
 
 
 def compute_tac(dtk: bytes, fields: TacFields, algorithm: Algorithm) -> bytes:
