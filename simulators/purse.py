@@ -8,13 +8,12 @@ state unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
-from cardlib.crypto import Algorithm, constant_time_equal, line_mac
+from cardlib.crypto import constant_time_equal, line_mac
 from cardlib.errors import FormatError
 from cardlib.keys import CardKeys
 from cardlib.pboc import macs
@@ -100,8 +99,6 @@ class PurseApplication:
         }
         # the FCI is a function of the DF name and file 0x15: (name, 0x15 bytes, FCI) of the last one built
         self._fci: tuple[bytes | None, bytes, bytes] | None = None
-        # the TAC key is the card's for good: its MAC set up once per (DTK, algorithm)
-        self._tac: tuple[bytes, Algorithm, Callable[[bytes], bytes]] | None = None
 
     # --- Application protocol ---------------------------------------------------
 
@@ -255,8 +252,8 @@ class PurseApplication:
         except FormatError:
             return _no(SW.SW_WRONG_DATA)
         mac2 = macs.purchase_mac2(sespk, sess.amount, alg)
-        tac = self._tac_of(macs.TacFields(tx_type, sess.amount, sess.terminal_id, req.date, req.time,
-                                          req.terminal_seq))
+        tac = macs.purchase_tac(s.keys.dtk.key, sess.amount, tx_type, sess.terminal_id, req.terminal_seq,
+                                req.date, req.time, alg)
         # the 3-byte field of a 0x18 record is the overdraft limit (PBOC), not the overdraft used;
         # the date and time are DEBIT's, which parse_bcd_datetime has just checked
         record = log_record(sess.seq, sess.amount, tx_type, sess.terminal_id, req.date, req.time, s.overdraft_limit)
@@ -335,15 +332,6 @@ class PurseApplication:
         (four draws of 8 bits: the generator's state in card images follows them)."""
         draw = fs.rng.getrandbits
         return bytes((draw(8), draw(8), draw(8), draw(8)))
-
-    def _tac_of(self, fields: macs.TacFields) -> bytes:
-        """``macs.purchase_tac`` with the card's DTK, the MAC's key set up once."""
-        dtk = self.state.keys.dtk.key
-        alg = self.state.keys.algorithm
-        cached = self._tac
-        if cached is None or cached[0] != dtk or cached[1] is not alg:
-            cached = self._tac = (dtk, alg, macs.tac_function(dtk, alg))
-        return cached[2](fields.tac_input())
 
     def _log(self, fs: FileSystem) -> RecordEF:
         log = fs.current_df.ef_by_sfi(LOG_SFI)
