@@ -120,6 +120,10 @@ class Context:
 
     def __init__(self) -> None:
         self.scard = scard_module()
+        # SCardTransmit itself: pyscard's scard.SCardTransmit only hands its arguments on to the
+        # SWIG module's, one Python call per APDU less on the hot path
+        self.transmit: Callable[[Any, Any, list[int]], tuple[int, list[int]]] = getattr(
+            getattr(self.scard, "_scard", self.scard), "SCardTransmit", self.scard.SCardTransmit)
         hresult, self.handle = self.scard.SCardEstablishContext(self.scard.SCARD_SCOPE_USER)
         check(hresult, "establishing a PC/SC context")
 
@@ -272,20 +276,26 @@ class PcscReader(Reader):
         return "T=1" if self._protocol == self.ctx.scard.SCARD_PROTOCOL_T1 else "T=0"
 
     def transmit(self, apdu: bytes, timeout: float | None = None) -> bytes:
-        with self._lock:  # the hot path: one attribute chain, the status codes looked at only on an error
-            card = self._card
-            if card is None:
-                raise NoCardError(f"no card connected in {self.name!r}")
-            hresult, response = self.ctx.scard.SCardTransmit(card, self._send_pci, list(apdu))
+        # The hot path, without the lock: pcsc-lite serialises the calls of one context, and the
+        # handle is read once (a disconnect in another thread makes this call fail, typed).
+        card = self._card
+        if card is None:
+            raise NoCardError(f"no card connected in {self.name!r}")
+        hresult, response = self.ctx.transmit(card, self._send_pci, list(apdu))
+        if hresult == 0 and len(response) >= 2:
+            return bytes(response)
+        return self._transmit_failed(apdu, hresult, response)
+
+    def _transmit_failed(self, apdu: bytes, hresult: int, response: list[int]) -> bytes:
+        with self._lock:
+            if hresult != 0 and code_of(hresult) == SCARD_W_RESET_CARD:  # another application reset it
+                self._reconnect()
+                hresult, response = self.ctx.scard.SCardTransmit(self._card, self._send_pci, list(apdu))
             if hresult != 0:
-                if code_of(hresult) == SCARD_W_RESET_CARD:  # another application reset it: reconnect once
-                    self._reconnect()
-                    hresult, response = self.ctx.scard.SCardTransmit(self._card, self._send_pci, list(apdu))
-                if hresult != 0:
-                    err = pcsc_error(hresult, f"transmit to {self.name!r}")
-                    if isinstance(err, CardRemovedError):
-                        self._drop_handle()
-                    raise err
+                err = pcsc_error(hresult, f"transmit to {self.name!r}")
+                if isinstance(err, CardRemovedError):
+                    self._drop_handle()
+                raise err
             if len(response) < 2:  # no status word: vpcd's sign of a card torn away mid-exchange
                 raise CardRemovedError(f"transmit to {self.name!r}: the card answered no status word "
                                        f"({len(response)} bytes): torn away?")

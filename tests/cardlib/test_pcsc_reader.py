@@ -177,6 +177,19 @@ def test_disconnect_dispositions_reach_the_card(echo: VpcdBridge) -> None:
 
 
 @pytest.mark.pcsc
+def test_a_reset_by_another_application_is_reconnected_once(echo: VpcdBridge) -> None:
+    card: CountingCard = echo.card  # type: ignore[assignment]
+    with open_reader("pcsc:00 00") as ours, open_reader("pcsc:00 00") as other:
+        ours.connect()
+        other.connect()
+        resets = card.resets
+        other.disconnect(Disposition.RESET)  # our handle now answers SCARD_W_RESET_CARD
+        assert wait_for(lambda: card.resets > resets)
+        assert ours.transmit(bytes.fromhex("0084000002")) == bytes.fromhex("01029000")
+        assert ours.transmit(bytes.fromhex("0084000001")) == bytes.fromhex("019000")  # the fresh handle stays
+
+
+@pytest.mark.pcsc
 def test_transactions(echo: VpcdBridge) -> None:
     with open_reader("pcsc:00 00") as reader:
         with pytest.raises(NoCardError):
