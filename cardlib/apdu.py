@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cardlib.errors import FormatError, StatusError
@@ -25,7 +26,9 @@ def _byte(name: str, value: int) -> None:
 
 # Both classes write their __init__ out: the generated one of a frozen dataclass
 # sets each field through object.__setattr__, and every command and answer of
-# every transaction is built here. The fields go straight into __dict__.
+# every transaction is built here. A command's fields go straight into __dict__
+# (which also caches its encoding); an answer, built on every exchange, has
+# slots, set through their descriptors.
 
 
 @dataclass(frozen=True, init=False)
@@ -120,6 +123,7 @@ class CommandAPDU:
     def hex(self) -> str:
         return to_hex(self.encode())
 
+
     @classmethod
     def decode(cls, raw: bytes) -> CommandAPDU:
         """Parse the bytes of a command APDU, cases 1–4 short and extended."""
@@ -168,7 +172,7 @@ class CommandAPDU:
         return cls.decode(from_hex(text, "APDU"))
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, slots=True)
 class ResponseAPDU:
     """A response APDU: data ‖ SW1 SW2."""
 
@@ -178,8 +182,8 @@ class ResponseAPDU:
     def __init__(self, data: bytes, sw: int) -> None:
         if not 0 <= sw <= 0xFFFF:
             raise FormatError(f"SW must be two bytes, got {sw:#x}")
-        fields = self.__dict__
-        fields["data"], fields["sw"] = data, sw
+        _set_data(self, data)
+        _set_sw(self, sw)
 
     @property
     def sw1(self) -> int:
@@ -218,10 +222,9 @@ class ResponseAPDU:
     @classmethod
     def _trusted(cls, data: bytes, sw: int) -> ResponseAPDU:
         """Build without checks (the channel's hot path: SW from two bytes is always valid)."""
-        self = object.__new__(cls)
-        fields = self.__dict__
-        fields["data"] = data
-        fields["sw"] = sw
+        self = _new(cls)
+        _set_data(self, data)
+        _set_sw(self, sw)
         return self
 
     @classmethod
@@ -230,3 +233,9 @@ class ResponseAPDU:
 
     def hex(self) -> str:
         return to_hex(self.encode())
+
+
+_new = object.__new__
+# the slots' own setters: a frozen dataclass's __setattr__ refuses every assignment
+_set_data: Callable[[ResponseAPDU, bytes], None] = vars(ResponseAPDU)["data"].__set__
+_set_sw: Callable[[ResponseAPDU, int], None] = vars(ResponseAPDU)["sw"].__set__

@@ -18,6 +18,8 @@ from cardlib.readers.base import Reader
 
 MAX_GET_RESPONSE = 64  # a card that keeps answering 61xx is broken, not slow
 
+_response = ResponseAPDU._trusted
+
 # Wall-clock start times come from perf_counter plus this offset: one clock
 # read per exchange on the hot path, and durations that never jump.
 _EPOCH_OFFSET = time.time() - time.perf_counter()
@@ -96,9 +98,10 @@ class Channel:
         raw = self._wire(apdu, timeout) if self._observers else self._reader.transmit(apdu, timeout)
         if len(raw) < 2:
             raise ProtocolError(f"card answered {len(raw)} byte(s): a response needs SW1 SW2")
-        sw1, sw2 = raw[-2], raw[-1]
-        if self.raw:
-            return ResponseAPDU._trusted(raw[:-2], (sw1 << 8) | sw2)
+        sw1 = raw[-2]
+        if sw1 != 0x61 and sw1 != 0x6C or self.raw:  # the common answer: nothing to resolve
+            return _response(raw[:-2], (sw1 << 8) | raw[-1])
+        sw2 = raw[-1]
         if sw1 == 0x6C:
             retry = CommandAPDU.decode(apdu).with_le(sw2 or 256).encode()
             raw = self._wire(retry, timeout)
@@ -106,7 +109,7 @@ class Channel:
                 raise ProtocolError("card answered without SW after a 6Cxx retry")
             sw1, sw2 = raw[-2], raw[-1]
         if sw1 != 0x61:
-            return ResponseAPDU._trusted(raw[:-2], (sw1 << 8) | sw2)
+            return _response(raw[:-2], (sw1 << 8) | sw2)
         data = bytearray(raw[:-2])
         cla = get_response_cla(apdu[0])
         rounds = 0
@@ -122,7 +125,7 @@ class Channel:
                 raise ProtocolError("card answered GET RESPONSE without SW")
             data += raw[:-2]
             sw1, sw2 = raw[-2], raw[-1]
-        return ResponseAPDU._trusted(bytes(data), (sw1 << 8) | sw2)
+        return _response(bytes(data), (sw1 << 8) | sw2)
 
     def transmit(self, command: CommandAPDU | bytes, timeout: float | None = None) -> ResponseAPDU:
         """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved.
@@ -133,6 +136,8 @@ class Channel:
         if timeout is None:
             timeout = self.timeout
         limit = self.max_chain or self._reader.max_command_data
+        if command.__class__ is bytes and 4 <= len(command) <= limit + 5:  # the hot path: one exchange
+            return self._exchange(command, timeout)
         if isinstance(command, CommandAPDU):
             if len(command.data) <= limit:
                 return self._exchange(command.encode(), timeout)

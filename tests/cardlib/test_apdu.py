@@ -226,3 +226,19 @@ def test_constructors_take_keywords_and_convert_data() -> None:
     assert ResponseAPDU(data=b"", sw=0x9000).ok
     with pytest.raises(FormatError, match="SW must be two bytes"):
         ResponseAPDU(b"", 0x10000)
+
+
+def test_a_response_stays_a_frozen_value_with_slots() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    resp = ResponseAPDU(b"\x01", 0x9000)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        resp.sw = 0x6A82  # type: ignore[misc]
+    assert not hasattr(resp, "__dict__")  # one per exchange: no dict to build
+    assert pickle.loads(pickle.dumps(resp)) == resp == copy.copy(resp)
+    assert dataclasses.replace(resp, sw=0x6283) == ResponseAPDU(b"\x01", 0x6283)
+    with pytest.raises(FormatError, match="SW must be two bytes"):
+        dataclasses.replace(resp, sw=-1)
+    assert {resp: 1}[ResponseAPDU._trusted(b"\x01", 0x9000)] == 1
