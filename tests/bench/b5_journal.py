@@ -39,7 +39,7 @@ CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT, state TEXT NOT NULL,
   line TEXT NOT NULL, extra TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
   batch_id TEXT, failure_reason TEXT);
 CREATE INDEX records_card ON records (app_serial, state);
-CREATE INDEX records_batch ON records (batch_id, state)
+CREATE INDEX records_batch ON records (batch_id)
 """
 SERIAL = bytes.fromhex("33030000862937245619")
 TERMINAL = bytes.fromhex("010203040506")
