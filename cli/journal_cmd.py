@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import click
 
+from cardlib.durable import replace_durably
 from cardlib.errors import FormatError, MacMismatchError
 from cardlib.keys import load_issuer_keys
 from cli.common import Options, common_options
@@ -80,7 +81,7 @@ def export(journal_path: str, out: str | None, all_records: bool, batch_id: str 
                 newest = batch_id or next(iter(b.batch_id for b in j.batches()[-1:]), "?")
                 raise FormatError(f"cannot write batch {out!r}: {exc.strerror}; write it again with"
                                   f" --batch-id {newest}") from None
-        os.replace(tmp, out)
+        replace_durably(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cardlib.durable import replace_durably
 from cardlib.errors import ConfigError, FormatError
 from cardlib.hexutil import from_hex
 from cardlib.keys import CardKeys, IssuerKeys
@@ -149,16 +150,11 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dfd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def save_image(card: Card, path: str | os.PathLike[str]) -> None:

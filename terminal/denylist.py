@@ -31,6 +31,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from cardlib.durable import replace_durably
 from cardlib.errors import FormatError
 
 MAGIC = b"YKTDENY\x00"
@@ -140,7 +141,7 @@ def build_denylist(serials: Iterable[bytes], out_path: str | os.PathLike[str], l
             fh.write(counts.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     except OSError as exc:
         raise FormatError(f"cannot write deny list {target!r}: {exc.strerror}") from None
     finally:
