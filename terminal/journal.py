@@ -11,6 +11,13 @@ which the terminal loop calls while the card leaves, so the rider's decision
 waits for one fsync, not two. A power cut in between leaves the record
 pending, and the card's next tap resolves it. ``full`` syncs every state
 change before it returns (two fsyncs per transaction).
+
+In ``write_ahead`` mode the connection runs with ``synchronous=NORMAL`` and
+the journal syncs the WAL file itself (fdatasync) after a commit that must be
+durable: what SQLite's FULL does after every commit (sqlite.org/wal.html,
+"Performance Considerations"), without switching the pragma twice per
+transaction. Every committed frame is in that file, so one sync covers the
+commit and all before it.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import IO, Any
 
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm, constant_time_equal
+from cardlib.durable import sync_directory
 from cardlib.errors import FormatError, YktError
 from cardlib.keys import IssuerKeys, derive_dtk
 from cardlib.pboc import macs
@@ -36,6 +44,7 @@ SCHEMA_VERSION = 3  # 1 → 2: station and line columns; 2 → 3: the batch inde
 STATES = ("pending", "completed", "failed", "recovered")
 KINDS = ("load", "purchase", "composite")
 SYNC_MODES = ("full", "write_ahead")
+CHECKPOINT_AFTER = 200  # writes; flush() copies the WAL back then, off the rider's wait (SQLite's own comes at ~1000 pages)
 FINAL = ("completed", "failed", "recovered")
 SETTLED = ("completed", "recovered")
 
@@ -201,19 +210,24 @@ class Journal:
             raise JournalError(f"journal sync mode {sync!r} is not one of {', '.join(SYNC_MODES)}")
         self.sync = sync
         self._unsynced = False  # a commit made under synchronous=NORMAL that no sync has covered yet
+        self._wal_fd: int | None = None  # the WAL file, opened at the first sync
+        self._writes = 0  # since the last checkpoint
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         except sqlite3.Error as exc:
             raise FormatError(f"{self.path}: cannot open journal: {exc}") from None
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            # the WAL synced by hand; where SQLite could not use a WAL (":memory:", some network
+            # file systems) it syncs as FULL itself
+            self._own_sync = sync == "write_ahead" and str(mode).lower() == "wal"
+            self._db.execute("PRAGMA synchronous=NORMAL" if self._own_sync else "PRAGMA synchronous=FULL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            self._db.close()
+            self._release()
             raise FormatError(f"{self.path}: not a usable journal: {exc}") from None
         except BaseException:
-            self._db.close()
+            self._release()
             raise
         self._lock = threading.RLock()
         self._pending: dict[int, JournalRecord] = {}  # records begun by this object and not finished yet
@@ -236,9 +250,10 @@ class Journal:
                     self._db.execute(statement)
             if version != SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
+            self._commit()
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # not when only the sync after COMMIT failed
+                self._db.execute("ROLLBACK")
             raise
 
     @classmethod
@@ -247,6 +262,12 @@ class Journal:
 
     def close(self) -> None:
         self.flush()
+        self._release()
+
+    def _release(self) -> None:
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         self._db.close()
 
     def __enter__(self) -> Journal:
@@ -256,28 +277,47 @@ class Journal:
         self.close()
 
     def _write(self, sql: str, args: Sequence[Any], durable: bool = True) -> tuple[sqlite3.Cursor, list[Any]]:
-        """One statement as its own transaction (autocommit: SQLite commits, and with
-        synchronous=FULL syncs, when the statement finishes); the cursor and what a
-        RETURNING clause gave. ``durable=False`` defers the sync in write_ahead mode."""
+        """One statement as its own transaction (autocommit: SQLite commits when the
+        statement finishes); the cursor and what a RETURNING clause gave. In write_ahead
+        mode ``durable`` syncs the WAL before returning, otherwise the sync waits."""
         with self._lock:
-            deferred = not durable and self.sync == "write_ahead"
-            if deferred:
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                cur = self._db.execute(sql, args)
-                rows = cur.fetchall()
-            finally:
-                if deferred:
-                    self._db.execute("PRAGMA synchronous=FULL")
-            self._unsynced = deferred  # a synced commit covers every earlier WAL frame too
+            cur = self._db.execute(sql, args)
+            rows = cur.fetchall()
+            self._writes += 1
+            if self._own_sync:
+                if durable:
+                    self._sync_wal()
+                else:
+                    self._unsynced = True
             return cur, rows
 
+    def _commit(self) -> None:
+        """COMMIT a transaction of several statements, durable in every mode."""
+        self._db.execute("COMMIT")
+        if self._own_sync:
+            self._sync_wal()
+
+    def _sync_wal(self) -> None:
+        """Every commit so far onto the disk: fdatasync of the WAL, which holds them all."""
+        try:
+            fd = self._wal_fd
+            if fd is None:  # the WAL exists from the first commit on and stays while we are connected
+                fd = self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                sync_directory(os.path.dirname(os.path.abspath(self.path)))  # its name, once
+            _fdatasync(fd)
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot sync the journal: {exc.strerror or exc}") from None
+        self._unsynced = False
+
     def flush(self) -> None:
-        """Put every commit on disk now (only write_ahead mode ever has one waiting)."""
+        """Put every commit on disk now (only write_ahead mode ever has one waiting); now and
+        then also copy the WAL back into the file, here rather than in a rider's commit."""
         with self._lock:
             if self._unsynced:
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the WAL, then copies it back
-                self._unsynced = False
+                self._sync_wal()
+            if self._writes >= CHECKPOINT_AFTER and self._own_sync:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._writes = 0
 
     def _now(self) -> str:
         return _stamp(self.clock.now())
@@ -482,9 +522,10 @@ class Journal:
                 self._db.executemany("INSERT INTO batch_records VALUES (?, ?)", [(new_id, r.id) for r in rows])
                 self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
                                  (new_id, header.created, header.count, header.total_amount, header.sha256))
-                self._db.execute("COMMIT")
+                self._commit()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # not when only the sync after COMMIT failed
+                    self._db.execute("ROLLBACK")
                 raise
         return header, lines
 
@@ -527,11 +568,15 @@ class Journal:
                 self._db.execute(f"DELETE FROM batch_records WHERE record_id IN (SELECT id FROM records WHERE {cond})",
                                  (cutoff,))
                 count = self._db.execute(f"DELETE FROM records WHERE {cond}", (cutoff,)).rowcount
-                self._db.execute("COMMIT")
+                self._commit()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # not when only the sync after COMMIT failed
+                    self._db.execute("ROLLBACK")
                 raise
         return count
+
+
+_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
 def _stamp(when: datetime) -> str:

@@ -397,16 +397,103 @@ def _main_file_state(tmp_path: Path, rid: int) -> str | None:
     return row[0] if row else None
 
 
-def test_write_ahead_mode_syncs_completions_on_flush(tmp_path: Path) -> None:
+class DiskAtSync:
+    """What a power cut would leave: the journal's files as they were when the WAL was last
+    synced (the main file changes only in checkpoints, which sync it themselves)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+        import terminal.journal
+
+        self.path = path
+        self.synced: list[tuple[bytes, bytes]] = []
+        real = terminal.journal._fdatasync
+
+        def record(fd: int) -> None:
+            real(fd)
+            assert os.fstat(fd).st_ino == os.stat(f"{path}-wal").st_ino  # the WAL itself was synced
+            self.synced.append((path.read_bytes(), Path(f"{path}-wal").read_bytes()))
+
+        monkeypatch.setattr(terminal.journal, "_fdatasync", record)
+
+    def state(self, rid: int, column: str = "state") -> object:
+        """The record's ``column`` after a power cut now (None: the record is not there)."""
+        if not self.synced:
+            return None
+        main, wal = self.synced[-1]
+        cut = self.path.parent / f"cut-{len(self.synced)}"
+        cut.mkdir(exist_ok=True)
+        (cut / "j.db").write_bytes(main)
+        (cut / "j.db-wal").write_bytes(wal)
+        con = sqlite3.connect(cut / "j.db")
+        try:
+            row = con.execute(f"SELECT {column} FROM records WHERE id=?", (rid,)).fetchone()  # noqa: S608
+        finally:
+            con.close()
+        return row[0] if row else None
+
+
+def test_write_ahead_mode_syncs_the_record_before_begin_returns_and_completions_on_flush(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = DiskAtSync(monkeypatch, tmp_path / "j.db")
     j = Journal(tmp_path / "j.db", Clock.fixed(T0), sync="write_ahead")
-    rid = settled(j, 200, 1)
+    assert j._db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL: the journal syncs the WAL itself
+    rid = purchase(j, amount=200, seq=1)
+    assert disk.state(rid) == "pending"  # a power cut right after begin keeps the write-ahead record
+    j.complete(rid, tac=purchase_tac(200, 1), mac2=b"\x12\x34\x56\x78", balance_after=800, mac2_verified=True)
     assert j.get(rid).state == "completed"  # committed: any reader sees it
-    assert _main_file_state(tmp_path, rid) != "completed"  # but only in the WAL so far
+    assert disk.state(rid) == "pending"  # not synced yet: a power cut now leaves it for the next tap
     j.flush()
-    assert _main_file_state(tmp_path, rid) == "completed"  # checkpointed after the WAL was synced
-    rid2 = settled(j, 100, 2)
+    assert disk.state(rid) == "completed"
+    rid2 = purchase(j, amount=100, seq=2)  # the next write-ahead record's sync carries everything before it
+    j.complete(rid2, tac=purchase_tac(100, 2), mac2=None, balance_after=700)
+    j.log_event(T0, SERIAL, "bus", True, "paid", 100, rid2)
+    assert disk.state(rid2) == "pending"
     j.close()  # close flushes too
-    assert _main_file_state(tmp_path, rid2) == "completed"
+    assert disk.state(rid2) == "completed"
+
+
+def test_an_export_is_on_disk_before_its_file_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = DiskAtSync(monkeypatch, tmp_path / "j.db")
+    j = Journal(tmp_path / "j.db", Clock.fixed(T0))
+    rid = settled(j, 200, 1)
+
+    class Unwritable(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        j.export_batch(Unwritable())
+    (batch,) = j.batches()
+    assert disk.state(rid, "batch_id") == batch.batch_id  # a power cut now cannot export the record twice
+    j.close()
+
+
+def test_full_mode_leaves_the_syncs_to_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = DiskAtSync(monkeypatch, tmp_path / "j.db")
+    j = Journal(tmp_path / "j.db", Clock.fixed(T0), sync="full")
+    assert j._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL: every commit synced by SQLite
+    settled(j, 200, 1)
+    j.close()
+    assert disk.synced == []
+    memory = Journal(":memory:", Clock.fixed(T0))  # no WAL possible: SQLite syncs (FULL), nothing to sync by hand
+    rid = settled(memory, 200, 1)
+    memory.flush()
+    assert memory.get(rid).state == "completed" and disk.synced == []
+    memory.close()
+
+
+def test_flush_copies_the_wal_back_now_and_then(tmp_path: Path) -> None:
+    from terminal.journal import CHECKPOINT_AFTER
+
+    j = Journal(tmp_path / "j.db", Clock.fixed(T0))
+    rid = settled(j, 1, 0)
+    j.flush()
+    assert _main_file_state(tmp_path, rid) is None  # in the WAL only: synced, not yet copied back
+    for seq in range(1, CHECKPOINT_AFTER // 2):
+        settled(j, 1, seq)
+    j.flush()
+    assert _main_file_state(tmp_path, rid) == "completed"  # copied back while no rider waits
+    j.close()
 
 
 def test_sync_mode_is_checked(tmp_path: Path) -> None:
@@ -414,7 +501,8 @@ def test_sync_mode_is_checked(tmp_path: Path) -> None:
         Journal(tmp_path / "j.db", sync="sometimes")
 
 
-def test_the_terminal_loop_flushes_a_deferred_completion_before_the_card_leaves(tmp_path: Path) -> None:
+def test_the_terminal_loop_flushes_a_deferred_completion_before_the_card_leaves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cardlib.channel import Channel
     from cardlib.readers.pyhost import HostedReader
     from simulators.issuer import sample_card
@@ -427,13 +515,14 @@ def test_the_terminal_loop_flushes_a_deferred_completion_before_the_card_leaves(
     clock = Clock.fixed(T0)
     sam = HostedReader([make_psam()])
     sam.connect()
+    disk = DiskAtSync(monkeypatch, tmp_path / "j.db")
     j = Journal(tmp_path / "j.db", clock, sync="write_ahead")
     app = make_app(parse_config({"terminal": {"role": "bus_validator"}, "fares": {"flat": 200}}),
                    PsamClient(Channel(sam), test=True), j, clock)
     decisions: list[object] = []
     assert run_loop(app, HostedReader([sample_card(seed=9)]), decisions.append, max_taps=1) == 1
     (rec,) = j.records()
-    assert rec.state == "completed" and _main_file_state(tmp_path, rec.id) == "completed"
+    assert rec.state == "completed" and disk.state(rec.id) == "completed"
     j.close()
 
 
