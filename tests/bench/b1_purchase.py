@@ -16,7 +16,10 @@ Three kinds of block alternate in one run:
   journal's ``begin``/``complete`` timed, which splits the CPU into simulated
   cards, journal and the rest of the terminal side;
 * full: the plain run with the journal's other sync mode (every change synced
-  before it returns: two fsyncs per transaction), for comparison only.
+  before it returns: two fsyncs per transaction), for comparison only;
+* disk: a bare ``fdatasync`` after overwriting 4 KB of a file in the same
+  directory, the floor under a synced commit on this disk in this run (the
+  wall rate follows it; the CPU rate does not).
 
 Targets: ≥ 1,000 tx/s on one core, as wall rate and as CPU (one core's
 second spent on nothing else); terminal-side software (everything but the
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 import tempfile
 import time
@@ -45,7 +49,7 @@ from simulators.psam import make_psam
 from terminal.journal import Journal
 from terminal.psam import PsamClient
 from terminal.wallet import Wallet
-from tests.bench.common import Result, banner, clocks, knob, say, us
+from tests.bench.common import Result, banner, clocks, knob, median, say, us
 
 NAME = "B1"
 TITLE = "composite purchase end to end in process (simulated card and PSAM, journal on disk)"
@@ -131,7 +135,9 @@ def run(quick: bool = False) -> Result:
                 b.tx()
         sums: dict[str, dict[str, float]] = {k: {"wall": 0.0, "cpu": 0.0, "n": 0} for k in ("plain", "timed", "full")}
         sims, journal = Stopwatch(), Stopwatch()
+        disk = _Disk(Path(tmp) / "disk.bin")
         for block in range(blocks):
+            disk.measure(max(5, per_block // 10))
             order = [("plain", plain), ("timed", timed), ("full", full)]
             for key, bench in order if block % 2 == 0 else order[::-1]:
                 if key == "timed":
@@ -150,6 +156,7 @@ def run(quick: bool = False) -> Result:
                 sums[key]["wall"] += spent["wall"]
                 sums[key]["cpu"] += spent["cpu"]
                 sums[key]["n"] += per_block
+        disk.close()
         profile = None if quick else _profile(terminal(Path(tmp) / "profile.db", "write_ahead", cards), 300)
         for b in (plain, timed, full):
             b.journal.close()
@@ -178,6 +185,10 @@ def run(quick: bool = False) -> Result:
                            "journal_wall_per_tx_us": round(j_wall * 1e6, 1),
                            "journal_cpu_per_tx_us": round(j_cpu * 1e6, 1),
                            "journal_cpu_share": round(j_cpu / t_cpu, 3)})
+    sync_floor = disk.median()
+    result.figure("bare_fdatasync_us", round(sync_floor * 1e6, 1),
+                  f"this disk: a bare fdatasync of 4 KB takes {us(sync_floor)} (median); wall per tx − CPU per tx "
+                  f"= {us(p['wall'] / n - cpu_tx)} (waiting, mostly for the write-ahead record's sync)")
     wtps = w["n"] / w["wall"]
     result.figure("full_sync_tx_per_s", round(wtps),
                   f"sync=full (two fsyncs per tx): {wtps:,.0f} tx/s, {us(w['cpu'] / w['n'])} CPU per tx "
@@ -194,6 +205,30 @@ def run(quick: bool = False) -> Result:
             say(f"    {line}")
         result.figures["profile_top"] = profile
     return result
+
+
+class _Disk:
+    """fdatasync after overwriting 4 KB of a file: the floor under one synced commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.write(self.fd, bytes(64 * 1024))
+        os.fsync(self.fd)
+        self.times: list[float] = []
+
+    def measure(self, count: int) -> None:
+        page = b"\x5a" * 4096
+        for i in range(count):
+            t0 = time.perf_counter()
+            os.pwrite(self.fd, page, (i % 16) * 4096)
+            os.fdatasync(self.fd)
+            self.times.append(time.perf_counter() - t0)
+
+    def median(self) -> float:
+        return median(self.times)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _profile(bench: Bench, count: int) -> list[str]:
