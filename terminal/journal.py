@@ -14,9 +14,9 @@ change before it returns (two fsyncs per transaction).
 
 In ``write_ahead`` mode the connection runs with ``synchronous=NORMAL`` and
 the journal syncs the WAL file itself (fdatasync) after a commit that must be
-durable: what SQLite's FULL does after every commit (sqlite.org/wal.html,
-"Performance Considerations"), without switching the pragma twice per
-transaction. Every committed frame is in that file, so one sync covers the
+durable: what SQLite's FULL does after every commit (sqlite.org/pragma.html,
+PRAGMA synchronous; wal.html, "Performance Considerations"), without switching
+the pragma twice per transaction. Every committed frame is in that file, so one sync covers the
 commit and all before it.
 """
 
