@@ -40,7 +40,8 @@ from cardlib.errors import FormatError, YktError
 from cardlib.keys import IssuerKeys, derive_dtk
 from cardlib.pboc import macs
 
-SCHEMA_VERSION = 3  # 1 → 2: station and line columns; 2 → 3: the batch index without state
+SCHEMA_VERSION = 4  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
+# 3 → 4: events numbered without AUTOINCREMENT
 STATES = ("pending", "completed", "failed", "recovered")
 KINDS = ("load", "purchase", "composite")
 SYNC_MODES = ("full", "write_ahead")
@@ -154,7 +155,7 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_card ON records (app_serial, state);
 CREATE INDEX IF NOT EXISTS records_batch ON records (batch_id);
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, app_serial BLOB, terminal TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, time TEXT NOT NULL, app_serial BLOB, terminal TEXT NOT NULL,
     decision TEXT NOT NULL, reason TEXT NOT NULL, amount INTEGER NOT NULL, journal_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_card ON events (app_serial, time);
@@ -172,6 +173,16 @@ _MIGRATIONS = {
        "ALTER TABLE records ADD COLUMN line TEXT NOT NULL DEFAULT '';",
     # (batch_id, state) moved every completion's entry across the index: two more pages per commit
     2: "DROP INDEX IF EXISTS records_batch;",
+    # AUTOINCREMENT wrote its counter page on every event (one per tap); events are never deleted, so
+    # max(id) + 1 numbers them the same. Rebuilt: SQLite cannot drop AUTOINCREMENT in place.
+    3: "CREATE TABLE events_v4 (id INTEGER PRIMARY KEY, time TEXT NOT NULL, app_serial BLOB,"
+       " terminal TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL, amount INTEGER NOT NULL,"
+       " journal_id INTEGER);"
+       "INSERT INTO events_v4 SELECT id, time, app_serial, terminal, decision, reason, amount, journal_id"
+       " FROM events;"
+       "DROP TABLE events;"
+       "ALTER TABLE events_v4 RENAME TO events;"
+       "DELETE FROM sqlite_sequence WHERE name='events';",
 }
 
 

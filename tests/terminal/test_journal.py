@@ -124,16 +124,43 @@ def test_migrates_a_version_2_journal_to_the_batch_index_without_state(tmp_path:
     settled(j, 200, 1)
     rows = j._db.execute("SELECT sql FROM sqlite_master WHERE name='records_batch'").fetchall()
     assert rows == [("CREATE INDEX records_batch ON records (batch_id)",)]
-    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
     header = j.export_batch(io.StringIO())
     assert header.count == 1 and j.check_integrity() == []
+    j.close()
+
+
+def test_migrates_a_version_3_journal_to_events_without_autoincrement(tmp_path: Path) -> None:
+    db = tmp_path / "v3.db"
+    Journal(db, Clock.fixed(T0)).close()
+    con = sqlite3.connect(db)
+    con.executescript(
+        "DROP TABLE events; CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,"
+        " app_serial BLOB, terminal TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL,"
+        " amount INTEGER NOT NULL, journal_id INTEGER); CREATE INDEX events_card ON events (app_serial, time);"
+        "PRAGMA user_version=3;")
+    for n, reason in enumerate(("paid", "deny-listed", "paid")):
+        con.execute("INSERT INTO events (time, app_serial, terminal, decision, reason, amount, journal_id)"
+                    " VALUES (?, ?, 'bus', ?, ?, 200, NULL)",
+                    ((T0 + timedelta(minutes=n)).isoformat(), SERIAL, "closed" if n == 1 else "open", reason))
+    con.commit()
+    con.close()
+    j = Journal(db, Clock.fixed(T0))
+    sql = j._db.execute("SELECT sql FROM sqlite_master WHERE name='events'").fetchone()[0]
+    assert "AUTOINCREMENT" not in sql and j._db.execute("PRAGMA user_version").fetchone() == (4,)
+    assert [e["reason"] for e in j.events(SERIAL)] == ["paid", "deny-listed", "paid"]  # kept, in order
+    j.log_event(T0 + timedelta(minutes=5), SERIAL, "bus", True, "paid", 200)
+    assert [r[0] for r in j._db.execute("SELECT id FROM events ORDER BY id")] == [1, 2, 3, 4]
+    assert j._db.execute("SELECT name FROM sqlite_master WHERE name='events_card'").fetchone() == ("events_card",)
+    assert j.check_integrity() == []
     j.close()
 
 
 def test_a_transaction_writes_few_pages(tmp_path: Path) -> None:
     """Every page a commit changes is written to the WAL (and later to the file): a validator's
     flash wears by them. A write-ahead record changes the table, the card and batch indexes and
-    AUTOINCREMENT's counter; its completion only the table and the card index."""
+    AUTOINCREMENT's counter; its completion only the table and the card index; an event its
+    table and index."""
     j = Journal(tmp_path / "j.db", Clock.fixed(T0))
     j._db.execute("PRAGMA wal_autocheckpoint=0")  # the WAL only grows: its size counts the frames
 
@@ -146,6 +173,10 @@ def test_a_transaction_writes_few_pages(tmp_path: Path) -> None:
     for seq in range(100, 200):
         settled(j, 1, seq, T0 + timedelta(seconds=seq))
     assert frames() - before <= 100 * 6 + 20  # 4 + 2 per transaction, a few more where a page splits
+    before = frames()
+    for seq in range(100):  # a decision: the events table and its card index, no counter page
+        j.log_event(T0 + timedelta(seconds=seq), SERIAL, "bus", True, "paid", 1)
+    assert frames() - before <= 100 * 2 + 10
     j.close()
 
 
