@@ -93,7 +93,22 @@ class Channel:
             observer(exchange)
         return response
 
-    def _exchange(self, apdu: bytes, timeout: float | None) -> ResponseAPDU:
+    def transmit(self, command: CommandAPDU | bytes, timeout: float | None = None) -> ResponseAPDU:
+        """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved.
+
+        Bytes short enough for one exchange go to the wire as given (the hot
+        path, in this frame: after each blocking exchange the interpreter runs
+        cold, every call saved shows); longer ones are parsed and chained.
+        """
+        if timeout is None:
+            timeout = self.timeout
+        limit = self.max_chain or self._reader.max_command_data
+        apdu = command
+        if apdu.__class__ is not bytes or not 4 <= len(apdu) <= limit + 5:
+            one = self._single(command, limit)
+            if one is None:
+                return self._chain(command, limit, timeout)
+            apdu = one
         # straight to the reader when no one watches: one call less on every command
         raw = self._wire(apdu, timeout) if self._observers else self._reader.transmit(apdu, timeout)
         if len(raw) < 2:
@@ -101,7 +116,33 @@ class Channel:
         sw1 = raw[-2]
         if sw1 != 0x61 and sw1 != 0x6C or self.raw:  # the common answer: nothing to resolve
             return _response(raw[:-2], (sw1 << 8) | raw[-1])
-        sw2 = raw[-1]
+        return self._resolve(apdu, raw, timeout)
+
+    def _single(self, command: CommandAPDU | bytes, limit: int) -> bytes | None:
+        """The bytes of ``command`` when one exchange carries it, None when it must be chained."""
+        if isinstance(command, CommandAPDU):
+            return command.encode() if len(command.data) <= limit else None
+        apdu = bytes(command)
+        if len(apdu) < 4:
+            raise FormatError(f"command APDU too short: {len(apdu)} bytes, a header needs 4")
+        if len(apdu) - 5 <= limit:  # the data field cannot be longer than that
+            return apdu
+        return apdu if len(CommandAPDU.decode(apdu).data) <= limit else None
+
+    def _chain(self, command: CommandAPDU | bytes, limit: int, timeout: float | None) -> ResponseAPDU:
+        cmd = command if isinstance(command, CommandAPDU) else CommandAPDU.decode(bytes(command))
+        if cmd.cla & 0x10:
+            raise FormatError("command already chained (CLA bit 0x10) but too long for the reader")
+        pieces = [cmd.data[i : i + limit] for i in range(0, len(cmd.data), limit)]
+        for piece in pieces[:-1]:
+            response = self.transmit(CommandAPDU(cmd.cla | 0x10, cmd.ins, cmd.p1, cmd.p2, piece).encode(), timeout)
+            if not response.ok:
+                return response
+        return self.transmit(CommandAPDU(cmd.cla, cmd.ins, cmd.p1, cmd.p2, pieces[-1], cmd.le).encode(), timeout)
+
+    def _resolve(self, apdu: bytes, raw: bytes, timeout: float | None) -> ResponseAPDU:
+        """The answer ``raw`` to ``apdu`` was 6Cxx or 61xx: resend with Le = xx, collect the pieces."""
+        sw1, sw2 = raw[-2], raw[-1]
         if sw1 == 0x6C:
             retry = CommandAPDU.decode(apdu).with_le(sw2 or 256).encode()
             raw = self._wire(retry, timeout)
@@ -126,41 +167,6 @@ class Channel:
             data += raw[:-2]
             sw1, sw2 = raw[-2], raw[-1]
         return _response(bytes(data), (sw1 << 8) | sw2)
-
-    def transmit(self, command: CommandAPDU | bytes, timeout: float | None = None) -> ResponseAPDU:
-        """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved.
-
-        Bytes short enough for one exchange go to the wire as given (the hot
-        path); longer ones are parsed and chained.
-        """
-        if timeout is None:
-            timeout = self.timeout
-        limit = self.max_chain or self._reader.max_command_data
-        if command.__class__ is bytes and 4 <= len(command) <= limit + 5:  # the hot path: one exchange
-            return self._exchange(command, timeout)
-        if isinstance(command, CommandAPDU):
-            if len(command.data) <= limit:
-                return self._exchange(command.encode(), timeout)
-            cmd = command
-        else:
-            apdu = bytes(command)
-            if len(apdu) < 4:
-                raise FormatError(f"command APDU too short: {len(apdu)} bytes, a header needs 4")
-            if len(apdu) - 5 <= limit:  # the data field cannot be longer than that
-                return self._exchange(apdu, timeout)
-            cmd = CommandAPDU.decode(apdu)
-            if len(cmd.data) <= limit:
-                return self._exchange(apdu, timeout)
-        if cmd.cla & 0x10:
-            raise FormatError("command already chained (CLA bit 0x10) but too long for the reader")
-        pieces = [cmd.data[i : i + limit] for i in range(0, len(cmd.data), limit)]
-        for piece in pieces[:-1]:
-            part = CommandAPDU(cmd.cla | 0x10, cmd.ins, cmd.p1, cmd.p2, piece)
-            response = self._exchange(part.encode(), timeout)
-            if not response.ok:
-                return response
-        last = CommandAPDU(cmd.cla, cmd.ins, cmd.p1, cmd.p2, pieces[-1], cmd.le)
-        return self._exchange(last.encode(), timeout)
 
     def send(
         self, command: CommandAPDU | bytes, expect_ok: bool = True, what: str | None = None
