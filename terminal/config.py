@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,6 +19,7 @@ from cardlib.errors import ConfigError
 from terminal.fares import Concession, FarePolicy, RegionRule
 
 ROLES = ("bus_validator", "metro_gate", "identity_gate")
+_TZ_KEY = re.compile(r"[A-Za-z0-9_+-]{1,40}(?:/[A-Za-z0-9_+-]{1,40}){0,3}")
 
 
 @dataclass(frozen=True)
@@ -225,9 +227,13 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     journal = root.table_of("journal")
     tz = root.get("timezone", str, "Asia/Shanghai")
     try:
+        # an IANA key is one to three names ("UTC", "Asia/Shanghai", "America/Indiana/Knox"); a key of
+        # hundreds of parts would make zoneinfo import a package that deep, and recurse out
+        if not _TZ_KEY.fullmatch(tz):
+            raise ValueError(tz)
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"timezone: unknown time zone {tz!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"timezone: unknown time zone {tz if len(tz) <= 64 else tz[:60] + '…'!r}") from None
     free_age = gate.count("free_entry_age", None, "age")
     cfg = TerminalConfig(
         role=role, name=term.get("name", str, ""), terminal_id=_terminal_id(term),

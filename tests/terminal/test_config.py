@@ -82,6 +82,9 @@ def with_(base: dict[str, Any], **tables: Any) -> dict[str, Any]:
     ({"terminal": {"role": "tram"}}, "terminal.role: 'tram' is not one of bus_validator, metro_gate, identity_gate"),
     (with_(METRO, gate={"direction": "up"}), "gate.direction: 'up' is not entry, exit or auto"),
     (with_(BUS, timezone="Mars/Olympus"), "timezone: unknown time zone 'Mars/Olympus'"),
+    # zoneinfo would import a package 400 levels deep and recurse out (found by the fuzz suite)
+    (with_(BUS, timezone="a/" * 400 + "b"), "timezone: unknown time zone 'a/a/a/"),
+    (with_(BUS, timezone="../etc/localtime"), "timezone: unknown time zone '../etc/localtime'"),
     # unknown keys, at every level
     ({"terminal": {"role": "bus_validator", "colour": 1}}, "terminal.colour: unknown key"),
     (with_(BUS, fare={"flat": 1}), "fare: unknown key"),
@@ -140,3 +143,10 @@ def test_broken_files(tmp_path: Path) -> None:
         load_config(typo)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path)
+
+
+def test_every_time_zone_python_knows_is_accepted() -> None:
+    import zoneinfo
+
+    for key in sorted(zoneinfo.available_timezones()):
+        assert parse_config(with_(BUS, timezone=key)).timezone == key
