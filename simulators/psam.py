@@ -26,7 +26,6 @@ from simulators.filesystem import Access, AccessRule, DedicatedFile, FileSystem,
 DEFAULT_TERMINAL = bytes.fromhex("000000000001")
 PSAM_ATR = bytes.fromhex("3B680000") + b"YKT-PSAM"  # contact, T=0
 DERIVED_KEYS_KEPT = 4096
-_ALGORITHMS = {alg.alg_id: alg for alg in Algorithm}  # Algorithm.from_alg_id without its search, per purchase
 
 
 @dataclass
@@ -101,8 +100,9 @@ class PsamApplication:
             return ResponseAPDU(b"", SW.SW_WRONG_DATA)
         if req.key_version != self.issuer.mpk.version:
             return ResponseAPDU(b"", SW.SW_REF_DATA_NOT_FOUND)
-        alg = _ALGORITHMS.get(req.alg_id)
-        if alg is None:
+        try:
+            alg = Algorithm.from_alg_id(req.alg_id)  # a dict lookup
+        except FormatError:
             return ResponseAPDU(b"", SW.SW_WRONG_DATA)
         dpk = self._purchase_key(req.factors, alg)
         seq = self.state.terminal_seq
