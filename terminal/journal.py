@@ -22,13 +22,14 @@ commit and all before it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -245,8 +246,7 @@ class Journal:
 
     def _migrate(self) -> None:
         """Create the schema, or bring an older journal up to SCHEMA_VERSION, in one transaction."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise FormatError(f"{self.path}: journal schema {version} is newer than this yikatong ({SCHEMA_VERSION})")
@@ -261,11 +261,6 @@ class Journal:
                     self._db.execute(statement)
             if version != SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._commit()
-        except BaseException:
-            if self._db.in_transaction:  # not when only the sync after COMMIT failed
-                self._db.execute("ROLLBACK")
-            raise
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], clock: Clock | None = None) -> Journal:
@@ -302,9 +297,17 @@ class Journal:
                     self._unsynced = True
             return cur, rows
 
-    def _commit(self) -> None:
-        """COMMIT a transaction of several statements, durable in every mode."""
-        self._db.execute("COMMIT")
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A transaction of several statements: committed (and durable in every mode) when
+        the block ends, rolled back when it raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         if self._own_sync:
             self._sync_wal()
 
@@ -520,8 +523,7 @@ class Journal:
 
     def _new_batch(self, terminal_id: bytes | None, everything: bool) -> tuple[BatchHeader, list[str]]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 cond = "state IN ('completed','recovered')" + ("" if everything else " AND batch_id IS NULL")
                 rows = [_row(r) for r in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {cond} ORDER BY id")]
                 lines = _lines(rows)
@@ -533,11 +535,6 @@ class Journal:
                 self._db.executemany("INSERT INTO batch_records VALUES (?, ?)", [(new_id, r.id) for r in rows])
                 self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
                                  (new_id, header.created, header.count, header.total_amount, header.sha256))
-                self._commit()
-            except BaseException:
-                if self._db.in_transaction:  # not when only the sync after COMMIT failed
-                    self._db.execute("ROLLBACK")
-                raise
         return header, lines
 
     def _batch_lines(self, batch_id: str) -> tuple[BatchHeader, list[str]]:
@@ -573,17 +570,11 @@ class Journal:
             raise JournalError("prune: the age must not be negative")
         cutoff = _stamp((clock or self.clock).now() - older_than)
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 cond = "batch_id IS NOT NULL AND state IN ('completed','recovered') AND tx_time < ?"
                 self._db.execute(f"DELETE FROM batch_records WHERE record_id IN (SELECT id FROM records WHERE {cond})",
                                  (cutoff,))
                 count = self._db.execute(f"DELETE FROM records WHERE {cond}", (cutoff,)).rowcount
-                self._commit()
-            except BaseException:
-                if self._db.in_transaction:  # not when only the sync after COMMIT failed
-                    self._db.execute("ROLLBACK")
-                raise
         return count
 
 
