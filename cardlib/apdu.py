@@ -123,7 +123,6 @@ class CommandAPDU:
     def hex(self) -> str:
         return to_hex(self.encode())
 
-
     @classmethod
     def decode(cls, raw: bytes) -> CommandAPDU:
         """Parse the bytes of a command APDU, cases 1–4 short and extended."""

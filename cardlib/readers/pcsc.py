@@ -290,7 +290,7 @@ class PcscReader(Reader):
         with self._lock:
             if hresult != 0 and code_of(hresult) == SCARD_W_RESET_CARD:  # another application reset it
                 self._reconnect()
-                hresult, response = self.ctx.scard.SCardTransmit(self._card, self._send_pci, list(apdu))
+                hresult, response = self.ctx.transmit(self._card, self._send_pci, list(apdu))
             if hresult != 0:
                 err = pcsc_error(hresult, f"transmit to {self.name!r}")
                 if isinstance(err, CardRemovedError):
@@ -300,9 +300,6 @@ class PcscReader(Reader):
                 raise CardRemovedError(f"transmit to {self.name!r}: the card answered no status word "
                                        f"({len(response)} bytes): torn away?")
             return bytes(response)
-
-    def _pci(self) -> Any:
-        return self._send_pci
 
     def _set_protocol(self, protocol: int) -> None:
         s = self.ctx.scard

@@ -47,7 +47,7 @@ def run(quick: bool = False) -> Result:
             channel = Channel(reader)
             from smartcard import scard
 
-            handle, pci = reader._card, reader._pci()  # our connection, used bare
+            handle, pci = reader._card, reader._send_pci  # our connection, used bare
             try:
                 ours_sw = channel.transmit(SELECT_PURSE).sw
                 apdu_list = list(SELECT_PURSE)
