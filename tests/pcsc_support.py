@@ -128,11 +128,30 @@ def _alive(pid: int) -> bool:
 
 
 _SHARED: Pcscd | None = None  # one per test process, however many modules import the fixture
+_MACHINE_LOCK: int | None = None
+LOCK_FILE = Path(tempfile.gettempdir()) / "yikatong-pcsc.lock"
+
+
+def hold_machine_lock() -> None:
+    """Hold the machine-wide PC/SC lock until this process exits.
+
+    pcscd and the vpcd ports are one per machine: two test runs at once (two
+    work trees) would stop each other's pcscd or serve cards on the same port.
+    """
+    global _MACHINE_LOCK
+    if _MACHINE_LOCK is not None:
+        return
+    import fcntl
+
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _MACHINE_LOCK = fd
 
 
 def ensure_pcscd() -> Pcscd:
     """A pcscd with the vpcd driver: the running one, or one we start (skip or, on CI, fail)."""
     global _SHARED
+    hold_machine_lock()
     if _SHARED is not None and (_SHARED.owned or (SOCKET.exists() and answers())):
         return _SHARED
     try:
