@@ -28,14 +28,18 @@ from cardlib.durable import replace_durably
 from cardlib.errors import ConfigError, FormatError, SharingViolationError
 from cardlib.hexutil import from_hex
 from cardlib.keys import CardKeys, IssuerKeys
+from cardlib.pboc import macs
 from simulators.psam import PsamCard, PsamState
-from simulators.purse import PurseState
+from simulators.purse import MAX_PROOFS, PROVE_TYPES, PurseState
 from simulators.ssc import EXT_AUTH_TRIES, PIN_TRIES, PUK_TRIES, SocialSecurityCard, SsseState
 
 FORMAT = "yikatong-card-image"
 VERSION = 1
 Card = SocialSecurityCard | PsamCard
 DEFAULT_WAIT = 2.0  # seconds a second holder waits for the first (``sim:PATH?wait=SECONDS``)
+MAX_OVERDRAFT = 0xFFFFFF  # the 3-byte overdraft limit of INITIALIZE FOR PURCHASE's answer
+MAX_BALANCE = 0x7FFFFFFF  # the 4-byte signed balance of GET BALANCE
+MAX_COUNTER = 0xFFFF  # the 2-byte online and offline counters
 
 
 class CardInUseError(SharingViolationError):
@@ -103,6 +107,8 @@ def card_from_json(obj: Any) -> Card:
                               _need(st, "terminal_seq", int, "state"), _need(st, "key_index", int, "state"))
             if len(state.terminal_id) != 6:
                 raise FormatError("card image: terminal_id must be 6 bytes")
+            if not 0 <= state.terminal_seq <= 0xFFFFFFFF or not 0 <= state.key_index <= 0xFF:
+                raise FormatError("card image: psam terminal_seq (4 bytes) or key_index (1 byte) out of range")
             return PsamCard(issuer, state, rng)
         if kind != "card":
             raise FormatError(f"card image: kind must be 'card' or 'psam', got {kind!r}")
@@ -119,8 +125,7 @@ def card_from_json(obj: Any) -> Card:
             raise FormatError("card image: balance and purse.balance differ (edit both)")
         if purse.blocked not in (None, "temporary", "permanent"):
             raise FormatError("card image: purse.blocked must be null, temporary or permanent")
-        if not 0 <= purse.balance <= 0x7FFFFFFF or not 0 <= purse.online_seq <= 0xFFFF or not 0 <= purse.offline_seq <= 0xFFFF:
-            raise FormatError("card image: purse balance or counters out of range")
+        check_purse_values(purse)
         s = _need(obj, "ssse", dict)
         ssse = SsseState(str(_need(s, "pin", str, "ssse")), str(_need(s, "puk", str, "ssse")),
                          _need(s, "pin_tries", int, "ssse"), _need(s, "puk_tries", int, "ssse"),
@@ -139,6 +144,37 @@ def card_from_json(obj: Any) -> Card:
         raise FormatError(str(exc)) from None
     except (ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"card image: {exc}") from None
+
+
+def check_purse_values(purse: PurseState) -> None:
+    """What the card's files and answers can hold, or FormatError: an image that
+    claims more would lie about money (a balance the 4-byte field wraps, an
+    overdraft the card cannot state, a proof it cannot give)."""
+    if not 0 <= purse.overdraft_limit <= MAX_OVERDRAFT:
+        raise FormatError(f"card image: purse overdraft_limit must be 0..{MAX_OVERDRAFT} fen")
+    if not 0 <= purse.max_balance <= MAX_BALANCE:
+        raise FormatError(f"card image: purse max_balance must be 0..{MAX_BALANCE} fen")
+    if not -purse.overdraft_limit <= purse.balance <= purse.max_balance:
+        raise FormatError("card image: purse balance must be between -overdraft_limit and max_balance")
+    if not 0 <= purse.online_seq <= MAX_COUNTER or not 0 <= purse.offline_seq <= MAX_COUNTER:
+        raise FormatError(f"card image: purse counters must be 0..{MAX_COUNTER}")
+    if len(purse.proofs) > MAX_PROOFS:
+        raise FormatError(f"card image: purse keeps at most {MAX_PROOFS} proofs")
+    seen = set()
+    for proof in purse.proofs:
+        if not isinstance(proof, dict) or set(proof) != {"type", "seq", "mac", "tac"}:
+            raise FormatError("card image: a purse proof is {type, seq, mac, tac}")
+        kind, seq = proof["type"], proof["seq"]
+        counter = purse.online_seq if kind in macs.LOAD_TYPES else purse.offline_seq
+        if type(kind) is not int or kind not in PROVE_TYPES or type(seq) is not int or not 0 <= seq < counter:
+            raise FormatError("card image: a purse proof names a type or a counter the card never used")
+        for name in ("mac", "tac"):
+            value = proof[name]
+            if not isinstance(value, str) or len(value) != 8 or not all(c in "0123456789ABCDEFabcdef" for c in value):
+                raise FormatError(f"card image: a purse proof's {name} must be 4 bytes of hex")
+        if (kind, seq) in seen:
+            raise FormatError("card image: two purse proofs for one transaction")
+        seen.add((kind, seq))
 
 
 _HELD: set[tuple[int, int]] = set()  # lock files (device, inode) held in this process
