@@ -322,3 +322,35 @@ def test_a_load_past_the_maximum_is_refused() -> None:
     tid = bytes.fromhex("000000000001")
     assert tx(card, P.InitializeForLoad(1, 101, tid).to_apdu()).sw == 0x6985
     assert tx(card, P.InitializeForLoad(1, 100, tid).to_apdu()).ok  # up to the 4-byte field's maximum
+
+
+def test_slots_that_cannot_open_the_psam_let_the_card_go(tmp_path: Path) -> None:
+    from terminal.session import open_slots  # noqa: PLC0415
+
+    path = tmp_path / "card.json"
+    save_image(issue_card(seed=15), path)
+    psam = open_reader("sim?kind=psam&wait=0")  # the default PSAM held elsewhere
+    with pytest.raises(CardInUseError):
+        open_slots(f"sim:{path}", "sim?kind=psam&wait=0")
+    psam.close()
+    slots = open_slots(f"sim:{path}")  # both free again
+    slots.close()
+
+
+def test_the_default_psam_keeps_its_counter_in_the_state_folder(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails on the old code: sim?kind=psam was a fresh PSAM at terminal sequence 0 every time."""
+    from simulators.psam import PsamCard  # noqa: PLC0415
+    from simulators.reader import state_dir  # noqa: PLC0415
+
+    monkeypatch.delenv("YKT_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert state_dir() == tmp_path / "xdg" / "yikatong"
+    assert (tmp_path / "xdg" / "yikatong").stat().st_mode & 0o777 == 0o700
+    for expected in range(3):
+        with open_reader("sim?kind=psam") as reader:
+            sam = reader.cards[0]  # type: ignore[attr-defined]
+            assert isinstance(sam, PsamCard) and sam.state.terminal_seq == expected
+            purchase(issue_card(seed=16), sam, 1)
+    image = json.loads((tmp_path / "xdg" / "yikatong" / "psam-000000000001.json").read_text())
+    assert image["state"]["terminal_seq"] == 3
