@@ -126,7 +126,8 @@ def identify(path: str | os.PathLike[str]) -> str | None:
     try:
         obj = json.loads(first)
     except (ValueError, RecursionError):
-        return "file"
+        # a first line longer than the head read: a trace line starts with its header's or exchange's keys
+        return "trace" if first.startswith(('{"atr": "', '{"t": "')) and len(first) == len(text) else "file"
     if isinstance(obj, dict):
         if obj.get("type") == "header":
             return "batch"
