@@ -27,14 +27,11 @@ from cardlib.trace import TraceRecorder
 from cli.main import cli
 from simulators.image import load_card
 from simulators.issuer import sample_card
-from simulators.psam import make_psam
 from terminal import auth
-from terminal.config import parse_config
 from terminal.decision import Reason
 from terminal.journal import SCHEMA_VERSION, Journal
-from terminal.psam import PsamClient
-from terminal.roles import make_app
 from tests.cli.test_journal_cmd import make_journal
+from tests.terminal.test_loop import flat_fare_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)
@@ -372,12 +369,7 @@ def test_prune_older_than_the_calendar_prunes_nothing(tmp_path: Path) -> None:
 
 def test_a_tap_that_fails_inside_the_terminal_still_records_its_decision(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock.fixed(T0)
-    sam = HostedReader([make_psam()])
-    sam.connect()
-    journal = Journal(tmp_path / "j.db", clock)
-    app = make_app(parse_config({"terminal": {"role": "bus_validator"}, "fares": {"flat": 200}}),
-                   PsamClient(Channel(sam), test=True), journal, clock)
+    app, journal = flat_fare_validator(tmp_path, Clock.fixed(T0))
 
     def broken(*_: object, **__: object) -> object:
         raise OverflowError("int too big to convert")  # what a fare past 32 bits did mid-tap
