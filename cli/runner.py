@@ -37,6 +37,7 @@ def run_taps(app: TerminalApp, steps: list[TapStep], clock: Clock, show: Show) -
         reader.insert(card)  # type: ignore[arg-type]
         if step.second is not None:
             reader.insert(load_card(step.second))
+        app.refresh_denylist()
         decision = app.tap(reader)
         decisions.append(decision)
         show(decision)
