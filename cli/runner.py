@@ -20,6 +20,7 @@ def run_taps(app: TerminalApp, steps: list[TapStep], clock: Clock, show: Show) -
     reader = HostedReader(name="sim-taps")
     decisions = []
     for step in steps:
+        app.refresh_denylist()  # a list replaced between taps is taken up (or refused) before the next
         if step.time is not None:
             clock.set(step.time)
         if step.advance:
@@ -37,7 +38,6 @@ def run_taps(app: TerminalApp, steps: list[TapStep], clock: Clock, show: Show) -
         reader.insert(card)  # type: ignore[arg-type]
         if step.second is not None:
             reader.insert(load_card(step.second))
-        app.refresh_denylist()
         decision = app.tap(reader)
         decisions.append(decision)
         show(decision)
