@@ -1,7 +1,9 @@
 """Answer-to-Reset parsing, ISO/IEC 7816-3 §8 (and PC/SC part 3 pseudo-ATRs).
 
 Bytes from a reader are already logical values: TS only tells which
-convention the card used on the wire; nothing is inverted here.
+convention the card used on the wire; nothing is inverted here. What the
+historical bytes say is decoded in cardlib/atr_history.py (ISO/IEC 7816-4
+§8.1.1).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 from operator import xor
 
+from cardlib.atr_history import HistoricalBytes, decode_historical
 from cardlib.errors import FormatError
 
 # ISO 7816-3 Table 7 and 8: Fi / f(max) by TA1 high nibble, Di by low nibble.
@@ -86,6 +89,11 @@ class Atr:
         r = self.raw
         return len(r) >= 5 and r[0] == 0x3B and r[1] & 0xF0 == 0x80 and r[2] == 0x80 and r[3] == 0x01
 
+    @property
+    def history(self) -> HistoricalBytes:
+        """The historical bytes decoded (category, compact-TLV objects, PC/SC storage card)."""
+        return decode_historical(self.historical_bytes)
+
     def describe(self) -> list[tuple[str, str]]:
         """Rows for a human table."""
         rows = [
@@ -102,6 +110,7 @@ class Atr:
         if self.ta1 is not None:
             rows.append(("Fi/Di", f"Fi={self.fi} Di={self.di} (f max {self.f_max_mhz:g} MHz)"))
         rows.append(("historical bytes", self.historical_bytes.hex(" ").upper() or "(none)"))
+        rows += [(f"  {key}" if key else "", value) for key, value in self.history.rows()]
         if self.tck is None:
             rows.append(("TCK", "absent (T=0 only)"))
         else:

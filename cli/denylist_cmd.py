@@ -49,7 +49,7 @@ def build(source: str, out: str, list_version: int, force: bool, opts: Options) 
 @click.argument("serials", nargs=-1, required=True)
 @common_options
 def check(path: str, serials: tuple[str, ...], opts: Options) -> None:
-    """Print whether each serial is listed; exit 1 when any is."""
+    """Print whether each serial is listed; exit 1 when any is (2 when the list is refused)."""
     wanted = []
     for text in serials:
         serial = parse_hex(text, "serial")
@@ -73,9 +73,9 @@ def check(path: str, serials: tuple[str, ...], opts: Options) -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @common_options
 def show(path: str, opts: Options) -> None:
-    """The header of a deny list; the SHA-256 of its entries is checked."""
-    with DenyList(path, verify=True) as deny:
-        out = {"file": path, **deny.header.to_json(), "sha256_ok": True}
+    """The header of a deny list, once the whole file passed every check a terminal makes."""
+    with DenyList(path) as deny:  # refused (exit 2) when the SHA-256 or the index check fails
+        out = {"file": path, **deny.header.to_json(), "sha256_ok": True, "index_ok": True}
     if opts.json:
         opts.emit(out)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cardlib.atr import parse_atr
+from cardlib.smartcard_list import atr_text, name_card
 from cardlib.tlv import Tlv, parse, tag_bytes, to_json
 from cli.common import Options, common_options, echo_kv, parse_hex
 
@@ -13,8 +14,10 @@ from cli.common import Options, common_options, echo_kv, parse_hex
 @click.argument("hex_atr", nargs=-1, required=True, metavar="HEX")
 @common_options
 def atr(hex_atr: tuple[str, ...], opts: Options) -> None:
-    """Decode an ATR (ISO 7816-3; PC/SC contactless pseudo-ATRs recognised)."""
+    """Decode an ATR (ISO 7816-3, historical bytes per ISO 7816-4, PC/SC part 3) and name the card from
+    pcsc-tools' smartcard_list.txt, as ATR_analysis does, when it is installed."""
     parsed = parse_atr(parse_hex(" ".join(hex_atr), "ATR"))
+    named = name_card(parsed.raw)
     if opts.json:
         opts.emit(
             {
@@ -34,10 +37,23 @@ def atr(hex_atr: tuple[str, ...], opts: Options) -> None:
                 "interface_bytes": [
                     {k: getattr(g, k) for k in ("index", "ta", "tb", "tc", "td")} for g in parsed.groups
                 ],
+                "historical": parsed.history.to_json(),
+                "names": None if named is None else {
+                    "list": str(named[0]), "matches": [m.to_json() for m in named[1]]},
             }
         )
         return
-    echo_kv(parsed.describe())
+    rows = parsed.describe()
+    if named is None:
+        rows.append(("card names", "pcsc-tools' smartcard_list.txt is not installed"))
+    else:
+        path, matches = named
+        rows.append(("card names", f"{len(matches) or 'none'} in {path}"))
+        for match in matches:
+            if match.pattern.upper() != atr_text(parsed.raw):
+                rows.append(("", match.pattern))
+            rows += [("", f"  {line}") for line in match.descriptions]
+    echo_kv(rows)
 
 
 def _tree(obj: Tlv, depth: int = 0) -> None:

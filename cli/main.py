@@ -15,7 +15,8 @@ import click
 # any of them (tests/cli/test_main.py holds each to its command's own help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "atr": ("cli.inspect_cmd:atr",
-            "Decode an ATR (ISO 7816-3; PC/SC contactless pseudo-ATRs recognised)."),
+            "Decode an ATR (ISO 7816-3, historical bytes per ISO 7816-4, PC/SC part 3) and name the card "
+            "from pcsc-tools' smartcard_list.txt, as ATR_analysis does, when it is installed."),
     "tlv": ("cli.inspect_cmd:tlv",
             "Decode BER-TLV (ISO 7816-4 §5.2) as a tree."),
     "apdu": ("cli.apdu_cmd:apdu",

@@ -13,8 +13,8 @@ from cardlib.errors import ConfigError
 from cli.common import Options, common_options, paint_state
 from cli.terminal_support import open_journal, open_terminal_slots
 from terminal.config import load_config
+from terminal.current_denylist import CurrentDenyList
 from terminal.decision import Decision
-from terminal.denylist import DenyList
 from terminal.loop import run_loop
 from terminal.roles import make_app
 from terminal.taps import read_taps
@@ -27,10 +27,14 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
         raise ConfigError(f"{config_path}: terminal.role is {config.role!r}; this command runs {' or '.join(roles)}")
     if "psam" not in opts.given:  # --psam, even the default's URI, wins over the configuration
         opts.psam = config.psam
+    deny = None  # a configured list that is bad stops the start here, before any reader opens
+    if config.denylist:
+        deny = CurrentDenyList(config.denylist, lambda line: click.echo(line, err=True),
+                               config.denylist_start_without)
+        click.get_current_context().call_on_close(deny.close)
     trace_path, opts.trace = opts.trace, None  # the application records each tap itself
     slots, _ = open_terminal_slots(opts, connect_card=False)
     journal = open_journal(journal_path or config.journal, opts, sync=config.journal_sync)
-    deny = DenyList(config.denylist) if config.denylist else None
     clock = opts.clock()
     if taps is not None and not clock.is_fixed:
         from cardlib.clock import Clock  # noqa: PLC0415

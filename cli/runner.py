@@ -20,6 +20,7 @@ def run_taps(app: TerminalApp, steps: list[TapStep], clock: Clock, show: Show) -
     reader = HostedReader(name="sim-taps")
     decisions = []
     for step in steps:
+        app.refresh_denylist()  # a list replaced between taps is taken up (or refused) before the next
         if step.time is not None:
             clock.set(step.time)
         if step.advance:

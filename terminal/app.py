@@ -29,6 +29,7 @@ from cardlib.trace import TraceRecorder
 from terminal import auth
 from terminal.blocking import block_purse
 from terminal.config import TerminalConfig
+from terminal.current_denylist import CurrentDenyList
 from terminal.decision import Decision, Reason, mask_serial
 from terminal.denylist import DenyList
 from terminal.fares import Rider
@@ -73,7 +74,7 @@ class TerminalApp:
     """Base of MetroGate, IdentityGate and BusValidator."""
 
     def __init__(self, config: TerminalConfig, psam: PsamClient, journal: Journal, clock: Clock,
-                 denylist: DenyList | None = None, name: str | None = None) -> None:
+                 denylist: DenyList | CurrentDenyList | None = None, name: str | None = None) -> None:
         self.config = config
         self.psam = psam
         self.journal = journal
@@ -81,6 +82,11 @@ class TerminalApp:
         self.denylist = denylist
         self.name = name or config.name or psam.terminal_id.hex().upper()
         self.trace: TraceRecorder | None = None  # every tap's ATR and exchanges, when set
+
+    def refresh_denylist(self) -> None:
+        """Between taps: pick up a replaced deny list file (a bad one is refused, the old list kept)."""
+        if isinstance(self.denylist, CurrentDenyList):
+            self.denylist.refresh()
 
     # --- the role's rule ---------------------------------------------------------------
 

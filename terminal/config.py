@@ -43,6 +43,7 @@ class TerminalConfig:
     direction: str = "auto"  # metro gates: entry, exit or auto
     authenticate_card: bool = True
     denylist: str | None = None
+    denylist_start_without: bool = False  # start (checking no serial) when no good deny list opens
     journal: str | None = None
     journal_sync: str = "write_ahead"  # terminal.journal.SYNC_MODES
     psam: str = "sim?kind=psam"
@@ -238,6 +239,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     paths = root.table_of("paths")
     psam = root.table_of("psam")
     journal = root.table_of("journal")
+    deny = root.table_of("denylist")
     tz = root.get("timezone", str, "Asia/Shanghai")
     try:
         # an IANA key is one to three names ("UTC", "Asia/Shanghai", "America/Indiana/Knox"); a key of
@@ -260,6 +262,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         require_pin=gate.get("require_pin", bool, False), direction=gate.get("direction", str, "auto"),
         authenticate_card=gate.get("authenticate_card", bool, True),
         denylist=paths.get("denylist", str, None), journal=paths.get("journal", str, None),
+        denylist_start_without=deny.get("start_without", bool, False),
         journal_sync=journal.get("sync", str, "write_ahead"),
         psam=psam.get("reader", str, "sim?kind=psam"), key_index=psam.get("key_index", int, 1), timezone=tz,
     )
@@ -280,7 +283,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     if role == "metro_gate" and cfg.station and table and cfg.station not in table:
         where = "fares.zones" if cfg.fares.zones else "fares.stations"
         raise ConfigError(f"terminal.station: {cfg.station!r} is not in {where}")
-    for reader in (term, windows, gate, paths, psam, journal, root):
+    for reader in (term, windows, gate, paths, psam, journal, deny, root):
         reader.done()
     return cfg
 

@@ -26,12 +26,14 @@ def run_loop(app: TerminalApp, reader: Reader, show: Show, stop: threading.Event
     while not stop.is_set():
         try:
             if not reader.wait_for_card(poll):
+                app.refresh_denylist()  # idle: a replaced list is checked off the rider's wait
                 continue
         except TransportError:
             stop.wait(poll)  # reader gone or service down: keep trying
             continue
         show(app.tap(reader))
         app.journal.flush()  # while the card leaves: a deferred completion reaches the disk
+        app.refresh_denylist()
         taps += 1
         if max_taps and taps >= max_taps:
             break

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cardlib.clock import Clock
 from terminal.app import TerminalApp
 from terminal.config import TerminalConfig
+from terminal.current_denylist import CurrentDenyList
 from terminal.denylist import DenyList
 from terminal.gate import IdentityGate, MetroGate
 from terminal.journal import Journal
@@ -13,7 +14,7 @@ from terminal.validator import BusValidator
 
 
 def make_app(config: TerminalConfig, psam: PsamClient, journal: Journal, clock: Clock,
-             denylist: DenyList | None = None, name: str | None = None) -> TerminalApp:
+             denylist: DenyList | CurrentDenyList | None = None, name: str | None = None) -> TerminalApp:
     if config.role == "metro_gate":
         return MetroGate(config, psam, journal, clock, denylist, name)
     if config.role == "identity_gate":

@@ -1,4 +1,4 @@
-"""B4: the deny list with 10 million serials (terminal/denylist.py, format 2).
+"""B4: the deny list with 10 million serials (terminal/denylist.py, format 3).
 
 The serials are BCD-style as issued (a shared 4-byte region prefix, then 12
 decimal digits): the odd numbers 1, 3, 5, … are listed, so an even number is a
@@ -8,7 +8,9 @@ miss that sorts between two entries. ``YKT_BENCH_DENY_N`` sets the count
 * build: ``build_denylist`` from the list of serials (what ``ykt denylist
   build`` does after parsing the text);
 * open and memory: in a fresh Python process (the file is in the page cache,
-  as on a terminal that just received it): the time of ``DenyList(path)``,
+  as on a terminal that just received it): the time of ``DenyList(path)``
+  with every check of opening (SHA-256 of the whole file, index bounds and
+  order, sampled entries in their buckets),
   then the growth of the resident set after opening and 200,000 lookups;
 * lookups: half hits, half misses, in blocks of 1,000 alternating with a
   ``bisect`` over the same serials as a sorted Python list in memory; the

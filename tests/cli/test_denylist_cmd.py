@@ -29,7 +29,7 @@ def build(tmp_path: Path) -> Path:
 
 def test_build_from_csv_and_stdin(tmp_path: Path) -> None:
     out = build(tmp_path)
-    with DenyList(out, verify=True) as deny:
+    with DenyList(out) as deny:
         assert (len(deny), deny.version) == (3, 7)
     code, stdout, _ = run("denylist", "build", "-", "--out", str(tmp_path / "b.bin"), "--list-version", "1", "--json",
                           stdin=LISTED[2] + "\n")
@@ -70,7 +70,7 @@ def test_show(tmp_path: Path) -> None:
     out = build(tmp_path)
     code, stdout, _ = run("denylist", "show", str(out), "--json")
     obj = json.loads(stdout)
-    assert code == 0 and (obj["count"], obj["list_version"], obj["format_version"], obj["sha256_ok"]) == (3, 7, 2, True)
+    assert code == 0 and (obj["count"], obj["list_version"], obj["format_version"], obj["sha256_ok"]) == (3, 7, 3, True)
     assert len(obj["sha256"]) == 64 and obj["sha256"] == obj["sha256"].upper()
     code, stdout, _ = run("denylist", "show", str(out))
     assert code == 0 and "list_version    7" in stdout.splitlines()

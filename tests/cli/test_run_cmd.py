@@ -58,3 +58,33 @@ def test_psam_option_wins_over_the_configuration_even_with_the_default_uri(tmp_p
     r = runner.invoke(cli, [*base, "--psam", "sim?kind=psam"])
     assert r.exit_code == 0, r.stderr
     assert "ok" in r.stdout
+
+
+def test_a_terminal_with_a_bad_deny_list_does_not_start_unless_configured_to(tmp_path: Path) -> None:
+    """Format 2's terminal opened this list (index zeroed) and let the listed card through."""
+    runner = CliRunner()
+    assert runner.invoke(cli, ["sim", "new", "--out", str(tmp_path / "a.json"), "--seed", "4"]).exit_code == 0
+    shown = runner.invoke(cli, ["sim", "show", str(tmp_path / "a.json")]).stdout
+    serial = next(line.split()[-1] for line in shown.splitlines() if line.startswith("app serial"))
+    src = tmp_path / "serials.txt"
+    src.write_text("\n".join([serial, *(f"3303{i:016d}" for i in range(999))]) + "\n", encoding="utf-8")
+    deny = tmp_path / "deny.bin"
+    assert runner.invoke(cli, ["denylist", "build", str(src), "--out", str(deny), "--list-version", "5"]).exit_code == 0
+    data = bytearray(deny.read_bytes())
+    data[64 : 64 + 4 * 256] = bytes(4 * 256)
+    deny.write_bytes(data)
+    (tmp_path / "one.taps").write_text('{"card": "a.json"}\n', encoding="utf-8")
+    config = tmp_path / "bus.toml"
+    base = f'[terminal]\nrole = "bus_validator"\n[fares]\nflat = 200\n[paths]\ndenylist = "{deny}"\n'
+    config.write_text(base, encoding="utf-8")
+    args = ["validator", "run", "--config", str(config), "--taps", str(tmp_path / "one.taps"),
+            "--journal", str(tmp_path / "j.db"), "--now", "2026-11-28T08:00:00", "--json"]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.strip() == (f"error: {deny}: SHA-256 does not match the file (altered or damaged); no good deny "
+                                f"list, the terminal does not start (denylist.start_without = true runs without one)")
+    config.write_text(base + "[denylist]\nstart_without = true\n", encoding="utf-8")
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, r.stderr
+    assert "running WITHOUT a deny list until a good one arrives" in r.stderr
+    assert json.loads(r.stdout)["reason"] == "ok"  # said loudly, and configured: the card is not checked

@@ -637,8 +637,8 @@ LISTED = [bytes.fromhex(f"3303{i:016d}") for i in range(40)]
 
 
 @budget(60)
-@given(st.data(), st.booleans())
-def test_deny_list_files_corrupted(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, verify: bool) -> None:
+@given(st.data())
+def test_deny_list_files_corrupted(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     path = tmp_path_factory.mktemp("deny") / "deny.bin"
     build_denylist(LISTED, path, 3)
     valid = path.read_bytes()
@@ -649,15 +649,14 @@ def test_deny_list_files_corrupted(tmp_path_factory: pytest.TempPathFactory, dat
     if region == "header":
         corrupted += tail[64:]
     path.write_bytes(corrupted)
-    deny = typed(DenyList, path, verify=verify)
+    deny = typed(DenyList, path)
     if deny is None:
         return
     with deny:
+        assert corrupted == valid, "a changed file passed the checks of opening"  # format 3 fails closed
         for serial in [*LISTED[:5], bytes(10), b"short"]:
             assert isinstance(serial in deny, bool)
         assert len(list(deny)) == len(deny)
-        if verify and region == "entries" and corrupted != valid and len(corrupted) == len(valid):
-            raise AssertionError("changed entries passed the SHA-256 check")
 
 
 @budget(40)

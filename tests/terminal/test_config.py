@@ -37,6 +37,7 @@ def test_defaults() -> None:
     assert (cfg.key_index, cfg.timezone, cfg.terminal_id, cfg.denylist, cfg.journal) == (
         1, "Asia/Shanghai", None, None, None)
     assert cfg.fares.flat == 200 and cfg.fares.same_city_treatment and cfg.journal_sync == "write_ahead"
+    assert cfg.denylist_start_without is False  # a configured list that is bad stops the start
 
 
 def test_every_key_is_read() -> None:
@@ -58,6 +59,7 @@ def test_every_key_is_read() -> None:
         "paths": {"denylist": "/var/lib/ykt/deny.bin", "journal": "/var/lib/ykt/journal.db"},
         "psam": {"reader": "pcsc:1", "key_index": 2},
         "journal": {"sync": "full"},
+        "denylist": {"start_without": True},
         "timezone": "Asia/Urumqi",
     })
     assert cfg.terminal_id == bytes.fromhex("0102030405AB") and cfg.industry == 1
@@ -69,7 +71,7 @@ def test_every_key_is_read() -> None:
     assert (cfg.direction, cfg.free_entry_age, cfg.daily_entry_limit, cfg.require_pin, cfg.authenticate_card) == (
         "exit", 70, 3, True, False)
     assert (cfg.psam, cfg.key_index, cfg.timezone, cfg.journal) == ("pcsc:1", 2, "Asia/Urumqi", "/var/lib/ykt/journal.db")
-    assert cfg.journal_sync == "full"
+    assert cfg.journal_sync == "full" and cfg.denylist_start_without is True
 
 
 def with_(base: dict[str, Any], **tables: Any) -> dict[str, Any]:
@@ -90,6 +92,8 @@ def with_(base: dict[str, Any], **tables: Any) -> dict[str, Any]:
     (with_(BUS, fare={"flat": 1}), "fare: unknown key"),
     (with_(BUS, fares={"flatt": 1}), "fares.flatt: unknown key"),
     (with_(BUS, concessions=[{"pay_percent": 0, "minage": 65}]), "concessions[0].minage: unknown key"),
+    (with_(BUS, denylist={"start_without": "yes"}), "denylist.start_without: expected bool, got str"),
+    (with_(BUS, denylist={"required": False}), "denylist.required: unknown key"),
     # wrong types
     (with_(BUS, fares={"flat": "2"}), "fares.flat: expected int, got str '2'"),
     (with_(BUS, fares={"flat": True}), "fares.flat: expected int, got a boolean"),

@@ -18,8 +18,9 @@ from simulators.faults import TEAR_AFTER, FaultyCard
 from simulators.issuer import CardProfile, issue_card
 from simulators.psam import make_psam
 from terminal.config import parse_config
+from terminal.current_denylist import CurrentDenyList
 from terminal.decision import Reason
-from terminal.denylist import DenyList, build_denylist
+from terminal.denylist import DenyList, DenyListError, build_denylist
 from terminal.journal import Journal
 from terminal.psam import PsamClient
 from terminal.roles import make_app
@@ -47,7 +48,7 @@ class Site:
         self.psam = PsamClient(Channel(sam), test=True)
         self.journal = Journal(tmp_path / "j.db", self.clock)
         self.cfg = parse_config(cfg)
-        self.deny: DenyList | None = None
+        self.deny: DenyList | CurrentDenyList | None = None
         self.reader = HostedReader()
 
     def app(self, cfg: dict | None = None, name: str | None = None):  # type: ignore[no-untyped-def]
@@ -145,6 +146,30 @@ def test_deny_listed_card_refused_and_blocked(tmp_path: Path) -> None:
     reader.connect()
     assert reader.transmit(select_aid(P.PURSE_AID).encode())[-2:] == b"\x6a\x81"
     assert site.tap(bad).reason is Reason.PURSE_BLOCKED
+
+
+def test_validator_refuses_a_listed_card_when_the_new_list_has_a_tampered_index(tmp_path: Path) -> None:
+    """Format 2 let this card through: its terminal opened a list whose index was zeroed and found nothing."""
+    site = Site(tmp_path, BUS)
+    bad = card()
+    others = [bytes.fromhex(f"3303{i:016d}") for i in range(999)]  # 1000 entries: an 8-bit index
+    path = tmp_path / "deny.bin"
+    build_denylist([bad.app_serial, *others], path, 7)
+    said: list[str] = []
+    site.deny = CurrentDenyList(path, said.append)
+    build_denylist([bad.app_serial, *others], tmp_path / "new.bin", 8)
+    data = bytearray((tmp_path / "new.bin").read_bytes())
+    data[64 : 64 + 4 * 256] = bytes(4 * 256)  # every bucket but the last emptied
+    (tmp_path / "new.bin").write_bytes(data)
+    with pytest.raises(DenyListError):
+        DenyList(tmp_path / "new.bin")
+    (tmp_path / "new.bin").replace(path)
+    app = site.app()
+    app.refresh_denylist()
+    assert said[-1].startswith("deny list replacement refused") and said[-1].endswith("keeping list version 7")
+    assert site.tap(bad, app=app).reason is Reason.DENY_LISTED and bad.purse.state.blocked == "temporary"
+    with pytest.raises(DenyListError, match="no good deny list"):
+        CurrentDenyList(path, said.append)  # a terminal starting on that file does not start
 
 
 def test_torn_debit_recovered_on_retap_without_double_charge(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from simulators.issuer import sample_card
 from simulators.psam import make_psam
 from terminal.app import TerminalApp
 from terminal.config import parse_config
+from terminal.current_denylist import CurrentDenyList
 from terminal.decision import Decision, Reason
+from terminal.denylist import build_denylist
 from terminal.journal import Journal
 from terminal.loop import run_loop
 from terminal.psam import PsamClient
@@ -55,4 +58,41 @@ def test_a_reader_fault_while_connecting_is_a_tap_again_and_the_loop_goes_on(tmp
     assert run_loop(app, reader, decisions.append, max_taps=3) == 3
     assert [d.reason for d in decisions] == [Reason.CARD_REMOVED, Reason.CARD_REMOVED, Reason.OK]
     assert [r.state for r in journal.records()] == ["completed"]  # the failed connects took nothing
+    journal.close()
+
+
+class IdleThenCard(HostedReader):
+    """No card at the first look (the loop is idle: a new deny list arrives), then the card."""
+
+    def __init__(self, card: object, while_idle: Callable[[], None]) -> None:
+        super().__init__([card])  # type: ignore[list-item]
+        self.while_idle: Callable[[], None] | None = while_idle
+
+    def wait_for_card(self, timeout: float | None = None) -> bool:
+        if self.while_idle is not None:
+            self.while_idle()
+            self.while_idle = None
+            return False
+        return True
+
+    def wait_for_removal(self, timeout: float | None = None) -> bool:
+        return True
+
+
+def test_the_loop_takes_up_a_new_deny_list_while_idle(tmp_path: Path) -> None:
+    clock = Clock.fixed(T0)
+    sam = HostedReader([make_psam()])
+    sam.connect()
+    journal = Journal(tmp_path / "j.db", clock)
+    card = sample_card(seed=5)
+    path = tmp_path / "deny.bin"
+    build_denylist([bytes(10)], path, 1)
+    deny = CurrentDenyList(path, lambda line: None)
+    app = make_app(parse_config({"terminal": {"role": "bus_validator"}, "fares": {"flat": 200}}),
+                   PsamClient(Channel(sam), test=True), journal, clock, deny)
+    reader = IdleThenCard(card, lambda: build_denylist([card.app_serial], path, 2))
+    decisions: list[Decision] = []
+    assert run_loop(app, reader, decisions.append, max_taps=1, poll=0.01) == 1
+    assert deny.version == 2 and [d.reason for d in decisions] == [Reason.DENY_LISTED]
+    deny.close()
     journal.close()
