@@ -404,3 +404,16 @@ def test_the_0x18_record_carries_debit_date_and_time() -> None:
     _debit(card, _init_purchase(card, 7), 7)
     record = tx(card, read_record(1, sfi=0x18, le=23)).check().data
     assert record == bytes.fromhex("0000 000123 00000007 06") + TID + D + T
+
+
+def test_fci_and_get_balance_p1_as_real_cards() -> None:
+    """The FCI carries 9F08 01 02 before 9F0C (every public T-Union FCI, e.g. domosekai/cardemulator);
+    GET BALANCE P1 00 includes the overdraft in use, P1 03 excludes it (a public Shanghai gate's
+    comment, fengyuruhui98/File); other P1 values are refused."""
+    card = issue_card(CardProfile(balance=100, overdraft_limit=500), seed=34)
+    fci = tx(card, select_aid(P.PURSE_AID)).check().data
+    assert fci == P.purse_fci(P.PURSE_AID, fci[-30:]) and H("A5259F0801029F0C1E") in fci
+    card.purse.state.balance = -300  # in overdraft
+    assert P.decode_balance(tx(card, P.GetBalance(0x00).to_apdu()).check().data, signed=True) == -300
+    assert P.decode_balance(tx(card, P.GetBalance(0x03).to_apdu()).check().data) == 0
+    assert tx(card, P.GetBalance(0x05).to_apdu()).sw == 0x6A86
