@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cardlib import sw as SW
-from cardlib.errors import FormatError, MacMismatchError, RefusedError, YktError
+from cardlib.errors import FormatError, MacMismatchError, RefusedError, StatusError
 from cardlib.loadhost import LoadConfirmation, LoadHost
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
@@ -117,8 +117,8 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
     undecided = RecoveryOutcome(pending, False, within, decided=False)
     try:
         log_says = _log_says(pending, wallet.history())
-    except (YktError, FormatError):
-        log_says = None
+    except (StatusError, FormatError):  # a log the card will not give or that does not parse; a card
+        log_says = None  # that left (TransportError) ends the recovery: the record stays pending
     counter = _counter_now(wallet, pending)
     if counter is None or counter < pending.card_seq:
         return undecided
