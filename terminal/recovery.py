@@ -70,19 +70,18 @@ def _log_says(pending: JournalRecord, log: list[TransactionRecord]) -> bool | No
 def _counter_now(wallet: Wallet, pending: JournalRecord) -> int | None:
     """The counter a fresh INITIALIZE of 0 fen with the record's key index returns, or None."""
     tid = wallet.psam.terminal_id
-    if pending.tx_type in macs.LOAD_TYPES:
-        answer = wallet.card.transmit(P.InitializeForLoad(pending.key_index, 0, tid).to_apdu())
-        if not answer.ok:
-            return None
-        with contextlib.suppress(FormatError):
-            return P.InitializeForLoadResponse.decode(answer.data).online_seq
-        return None
-    answer = wallet.card.transmit(P.InitializeForPurchase(pending.key_index, 0, tid).to_apdu())
+    load = pending.tx_type in macs.LOAD_TYPES
+    command = (P.InitializeForLoad(pending.key_index, 0, tid) if load
+               else P.InitializeForPurchase(pending.key_index, 0, tid)).to_apdu()
+    answer = wallet.card.transmit(command)
     if not answer.ok:
         return None
-    with contextlib.suppress(FormatError):
+    try:
+        if load:
+            return P.InitializeForLoadResponse.decode(answer.data).online_seq
         return P.InitializeForPurchaseResponse.decode(answer.data).offline_seq
-    return None
+    except FormatError:
+        return None
 
 
 def prove_p2(wallet: Wallet, tx_type: int) -> int:
