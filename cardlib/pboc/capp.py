@@ -90,6 +90,10 @@ RECORD = Struct(
     "crc" / Int32ub,  # 124, most significant byte first
 )
 BODIES = {METRO_RECORD: METRO_BODY, BUS_RECORD: BUS_BODY}
+# the same declarations compiled by construct to Python code: four times faster, and a gate
+# parses and builds a record on every tap
+_COMPILED = {rid: body.compile() for rid, body in BODIES.items()}
+_RECORD = RECORD.compile()
 DEFAULT_LENGTH, DEFAULT_INTEROP, DEFAULT_LOCK = RECORD_SIZE, 0x01, 0x00  # the project's profile
 
 
@@ -143,7 +147,7 @@ class CappRecord:
 
     @staticmethod
     def _body(record_id: int) -> Any:
-        body = BODIES.get(record_id)
+        body = _COMPILED.get(record_id)
         if body is None:
             raise FormatError(f"0x1A record {record_id:04X}: no layout known (2701 metro, 2702 bus)")
         return body
@@ -158,7 +162,7 @@ class CappRecord:
         if len(raw) != RECORD_SIZE:
             raise FormatError(f"0x1A record: expected {RECORD_SIZE} bytes, got {len(raw)}")
         try:
-            rec = RECORD.parse(bytes(raw))
+            rec = _RECORD.parse(bytes(raw))
             body = cls._body(rec.header.record_id).parse(rec.body)
         except ConstructError as exc:  # pragma: no cover - fixed sizes: every 128 bytes parse
             raise FormatError(f"0x1A record: {exc}") from None
@@ -169,7 +173,7 @@ class CappRecord:
     def encode(self) -> bytes:
         try:
             body = self._body(self.record_id).build(self.fields)
-            raw = RECORD.build({"header": {"record_id": self.record_id, "length": self.length,
+            raw = _RECORD.build({"header": {"record_id": self.record_id, "length": self.length,
                                            "interop": self.interop, "lock": self.lock},
                                 "body": body, "crc": 0})
         except ConstructError as exc:
