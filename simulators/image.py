@@ -76,6 +76,9 @@ def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: s
     return value
 
 
+CAPP_RECORDS = 18  # records the 0x1A file holds (simulators/ssc.py)
+
+
 def _v1_capp(raw: bytes, balance: int) -> bytes:
     """A version-1 0x1A record in the gates' layout. Version 1 kept 2701 as
     ``27 01 state(1) station(8) date(4) time(3) terminal(6)`` (state 01 in, 00 out) and
@@ -122,7 +125,7 @@ def migrate_v1(obj: dict[str, Any]) -> dict[str, Any]:
                 records = [_v1_capp(bytes.fromhex(r), balance).hex().upper() for r in entry["records"]]
                 have = {r[:4] for r in records}
                 for rid in (capp.METRO_RECORD, capp.BUS_RECORD):
-                    if f"{rid:04X}" not in have:
+                    if f"{rid:04X}" not in have and len(records) < CAPP_RECORDS:  # a full file stays as it is
                         records.append(capp.blank_record(rid).hex().upper())
                 entry["records"] = records
     return out
