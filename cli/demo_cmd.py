@@ -30,7 +30,7 @@ from cli.common import Options, common_options, paint_state
 from simulators.faults import TEAR_AFTER, FaultyCard
 from simulators.field import FIELD_KINDS, Field, open_field
 from simulators.host import SimulatedLoadHost
-from simulators.image import load_card, save_image
+from simulators.image import load_card, release_card, save_image
 from simulators.issuer import CardProfile, issue_card
 from simulators.psam import make_psam
 from terminal.app import TerminalApp
@@ -108,19 +108,19 @@ class Story:
         self.apps[name] = make_app(parse_config(config), psam, journal, self.clock, deny, name)
 
     def tap(self, terminal: str, *who: str, tear_debit: bool = False, note: str = "") -> Decision:
-        cards: list[Any] = []
-        for w in who:
-            card: Any = load_card(self.card_path(w))
-            if tear_debit:
-                card = FaultyCard(card).on_ins(0x54, TEAR_AFTER)
-            cards.append(card)
-        if len(cards) > 1 and not self.where.holds_several:
-            # a PC/SC reader resolves anticollision and shows one card: this tap stays in process
-            decision = self.apps[terminal].tap(HostedReader(cards, name=terminal))
-            field = "sim"
-        else:
-            decision = self.present(cards, lambda: self.apps[terminal].tap(self.where.reader))
-            field = self.where.kind
+        held = [load_card(self.card_path(w)) for w in who]  # each image held for this tap only
+        try:
+            cards: list[Any] = [FaultyCard(c).on_ins(0x54, TEAR_AFTER) if tear_debit else c for c in held]
+            if len(cards) > 1 and not self.where.holds_several:
+                # a PC/SC reader resolves anticollision and shows one card: this tap stays in process
+                decision = self.apps[terminal].tap(HostedReader(cards, name=terminal))
+                field = "sim"
+            else:
+                decision = self.present(cards, lambda: self.apps[terminal].tap(self.where.reader))
+                field = self.where.kind
+        finally:
+            for card in held:
+                release_card(card)
         self.taps.append({"who": "+".join(who), "note": note, "field": field, **decision.to_json()})
         return decision
 
@@ -175,7 +175,11 @@ def _run_story(out: Path, seed: int, start: str, field: Field) -> dict[str, Any]
         field.reader.connect()
         return Wallet(Channel(field.reader), story.psams["topup"], story.journals["topup"], clock).load(5000, host)
 
-    load = story.present([load_card(story.card_path("adult"))], top_up)
+    adult = load_card(story.card_path("adult"))
+    try:
+        load = story.present([adult], top_up)
+    finally:
+        release_card(adult)
     story.loads.append({"who": "adult", "terminal": "topup", **load.to_json()})
     story.advance(15)
     story.tap("bus-K101", "adult", note="bus, flat fare")

@@ -4,30 +4,48 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib import import_module, metadata
+from importlib import import_module
 from typing import Any
 
 import click
 
-# command name -> "module:attribute"; a module is imported only when its
-# command runs, so a slow or broken import never costs the others.
-COMMANDS: dict[str, str] = {
-    "atr": "cli.inspect_cmd:atr",
-    "tlv": "cli.inspect_cmd:tlv",
-    "apdu": "cli.apdu_cmd:apdu",
-    "script": "cli.script_cmd:script",
-    "readers": "cli.readers_cmd:readers",
-    "trace": "cli.trace_cmd:trace",
-    "watch": "cli.readers_cmd:watch",
-    "sim": "cli.sim_cmd:sim",
-    "card": "cli.card_cmd:card",
-    "purse": "cli.purse_cmd:purse",
-    "journal": "cli.journal_cmd:journal",
-    "denylist": "cli.denylist_cmd:denylist",
-    "gate": "cli.run_cmd:gate",
-    "validator": "cli.run_cmd:validator",
-    "demo": "cli.demo_cmd:demo",
-    "bench": "cli.bench_cmd:bench",
+# command name -> ("module:attribute", the first sentence of its help). A module is imported only
+# when its command runs, so a slow or broken import never costs the others, and
+# `ykt --help` lists the commands from the short helps here without importing
+# any of them (tests/cli/test_main.py holds each to its command's own help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "atr": ("cli.inspect_cmd:atr",
+            "Decode an ATR (ISO 7816-3; PC/SC contactless pseudo-ATRs recognised)."),
+    "tlv": ("cli.inspect_cmd:tlv",
+            "Decode BER-TLV (ISO 7816-4 §5.2) as a tree."),
+    "apdu": ("cli.apdu_cmd:apdu",
+             "Send each APDU to the card; exit 0 whatever the SW (the SW is data)."),
+    "script": ("cli.script_cmd:script",
+               "Run an APDU script (ours or a pcsc-tools scriptor file) against the card."),
+    "readers": ("cli.readers_cmd:readers",
+                "List PC/SC readers (card present, ATR) and the reader schemes available."),
+    "trace": ("cli.trace_cmd:trace",
+              "Recorded APDU traces (JSON Lines; replay one with --reader trace:FILE)."),
+    "watch": ("cli.readers_cmd:watch",
+              "Print reader and card events as they happen (--json: one event a line)."),
+    "sim": ("cli.sim_cmd:sim",
+            "Virtual cards: issue, show, serve."),
+    "card": ("cli.card_cmd:card",
+             "Read the card: identity, purse, history, PIN."),
+    "purse": ("cli.purse_cmd:purse",
+              "The transit purse: balance, load, purchase."),
+    "journal": ("cli.journal_cmd:journal",
+                "The durable journal: show, export settlement batches, verify TACs, prune."),
+    "denylist": ("cli.denylist_cmd:denylist",
+                 "Deny lists of application serials."),
+    "gate": ("cli.run_cmd:gate",
+             "Entry gates: metro, parks, museums, libraries."),
+    "validator": ("cli.run_cmd:validator",
+                  "Bus validators."),
+    "demo": ("cli.demo_cmd:demo",
+             "Run the story on the embedded simulator and settle it."),
+    "bench": ("cli.bench_cmd:bench",
+              "Time APDU round trips through the channel on any reader."),
 }
 
 
@@ -53,23 +71,42 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(super().list_commands(ctx)))
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the registry's short helps: listing imports no command module."""
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        rows += [(name, cmd.get_short_help_str()) for name in super().list_commands(ctx)
+                 if name not in COMMANDS and (cmd := super().get_command(ctx, name)) is not None]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
-            module_name, _, attr = COMMANDS[cmd_name].partition(":")
+            module_name, _, attr = COMMANDS[cmd_name][0].partition(":")
             command: click.Command = getattr(import_module(module_name), attr)
             return command
         return super().get_command(ctx, cmd_name)
 
 
 def _version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("yikatong")
     except metadata.PackageNotFoundError:
         return "0+unknown"
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the package metadata is read only when asked (it costs ~20 ms at start-up)."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"ykt {_version()}")
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), prog_name="ykt", message="%(prog)s %(version)s")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 def cli(**_: Any) -> None:
     """yikatong: cards, readers and terminals of the social security card 一卡通."""
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from cardlib.clock import Clock
 from cardlib.readers.pyhost import HostedReader
 from simulators.faults import TEAR_AFTER, TEAR_BEFORE, FaultyCard
-from simulators.image import load_card
+from simulators.image import load_card, release_card
 from terminal.app import TerminalApp
 from terminal.decision import Decision
 from terminal.loop import Show
@@ -24,20 +24,26 @@ def run_taps(app: TerminalApp, steps: list[TapStep], clock: Clock, show: Show) -
             clock.set(step.time)
         if step.advance:
             clock.advance(timedelta(seconds=step.advance))
-        card: object = load_card(step.card)
-        if step.tear is not None:
-            fault = TEAR_BEFORE if step.tear.when == "before" else TEAR_AFTER
-            faulty = FaultyCard(card)  # type: ignore[arg-type]
-            if step.tear.at is not None:
-                faulty.at(step.tear.at, fault)
-            else:
-                faulty.on_ins(step.tear.ins or 0, fault)
-            card = faulty
-        reader.remove()
-        reader.insert(card)  # type: ignore[arg-type]
-        if step.second is not None:
-            reader.insert(load_card(step.second))
-        decision = app.tap(reader)
+        held = [load_card(step.card)]  # each image held for its tap only
+        try:
+            card: object = held[0]
+            if step.tear is not None:
+                fault = TEAR_BEFORE if step.tear.when == "before" else TEAR_AFTER
+                faulty = FaultyCard(card)  # type: ignore[arg-type]
+                if step.tear.at is not None:
+                    faulty.at(step.tear.at, fault)
+                else:
+                    faulty.on_ins(step.tear.ins or 0, fault)
+                card = faulty
+            reader.remove()
+            reader.insert(card)  # type: ignore[arg-type]
+            if step.second is not None:
+                held.append(load_card(step.second))
+                reader.insert(held[-1])
+            decision = app.tap(reader)
+        finally:
+            for each in held:
+                release_card(each)
         decisions.append(decision)
         show(decision)
     reader.remove()

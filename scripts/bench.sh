@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The benchmarks of issue 7 (tests/bench, docs/performance.md), all six by default:
-#   scripts/bench.sh                 # B1..B6 at full size (under ~10 minutes on 2 cores)
+# The benchmarks (tests/bench, docs/performance.md), all of them by default:
+#   scripts/bench.sh                 # B1..B6 and B10 at full size (under ~10 minutes on 2 cores)
 #   scripts/bench.sh B2 B4           # some of them
 #   scripts/bench.sh --quick         # tiny sizes: proves they run, the figures mean nothing
 #   scripts/bench.sh --json out.json # also every figure and the machine as JSON

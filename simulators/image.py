@@ -1,8 +1,11 @@
 """Card images: the JSON files virtual cards live in (docs/card-image.md).
 
-Written atomically (temporary file, fsync, rename, fsync of the folder) under
-a lock, after every change of state when a card is backed by a file, so a
-terminal killed at any moment never leaves a half-written card.
+Written atomically (temporary file, fsync, rename, fsync of the folder) after
+every change of state when a card is backed by a file, so a terminal killed
+at any moment never leaves a half-written card. A file-backed card is held:
+one session at a time may write an image, as one terminal at a time holds a
+physical card; the lock is taken before the image is read and kept until the
+session ends, so two sessions never interleave (docs/card-image.md).
 """
 
 from __future__ import annotations
@@ -13,24 +16,36 @@ import fcntl
 import json
 import os
 import random
+import stat
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cardlib.durable import replace_durably
-from cardlib.errors import ConfigError, FormatError
+from cardlib.errors import ConfigError, FormatError, SharingViolationError
 from cardlib.hexutil import from_hex
 from cardlib.keys import CardKeys, IssuerKeys
-from cardlib.pboc import capp
+from cardlib.pboc import capp, macs
 from cardlib.pboc.files import CAPP_SFI
 from simulators.psam import PsamCard, PsamState
-from simulators.purse import PurseState
+from simulators.purse import PROVE_TYPES, PurseState
 from simulators.ssc import EXT_AUTH_TRIES, PIN_TRIES, PUK_TRIES, SocialSecurityCard, SsseState
 
 FORMAT = "yikatong-card-image"
 VERSION = 2  # 1 → 2: the purse keeps its last proof only; 0x1A records 2701/2702 in the gates' layout, with CRC
 Card = SocialSecurityCard | PsamCard
+DEFAULT_WAIT = 2.0  # seconds a second holder waits for the first (``sim:PATH?wait=SECONDS``)
+MAX_OVERDRAFT = 0xFFFFFF  # the 3-byte overdraft limit of INITIALIZE FOR PURCHASE's answer
+MAX_BALANCE = 0x7FFFFFFF  # the 4-byte signed balance of GET BALANCE
+MAX_COUNTER = 0xFFFF  # the 2-byte online and offline counters
+
+
+class CardInUseError(SharingViolationError):
+    """Another session holds the card image (exit 3): it waited and gave up."""
 
 
 def _rng_state(rng: random.Random) -> list[Any]:
@@ -155,6 +170,8 @@ def card_from_json(obj: Any) -> Card:
                               _need(st, "terminal_seq", int, "state"), _need(st, "key_index", int, "state"))
             if len(state.terminal_id) != 6:
                 raise FormatError("card image: terminal_id must be 6 bytes")
+            if not 0 <= state.terminal_seq <= 0xFFFFFFFF or not 0 <= state.key_index <= 0xFF:
+                raise FormatError("card image: psam terminal_seq (4 bytes) or key_index (1 byte) out of range")
             return PsamCard(issuer, state, rng)
         if kind != "card":
             raise FormatError(f"card image: kind must be 'card' or 'psam', got {kind!r}")
@@ -171,8 +188,7 @@ def card_from_json(obj: Any) -> Card:
             raise FormatError("card image: balance and purse.balance differ (edit both)")
         if purse.blocked not in (None, "temporary", "permanent"):
             raise FormatError("card image: purse.blocked must be null, temporary or permanent")
-        if not 0 <= purse.balance <= 0x7FFFFFFF or not 0 <= purse.online_seq <= 0xFFFF or not 0 <= purse.offline_seq <= 0xFFFF:
-            raise FormatError("card image: purse balance or counters out of range")
+        check_purse_values(purse)
         s = _need(obj, "ssse", dict)
         ssse = SsseState(str(_need(s, "pin", str, "ssse")), str(_need(s, "puk", str, "ssse")),
                          _need(s, "pin_tries", int, "ssse"), _need(s, "puk_tries", int, "ssse"),
@@ -208,15 +224,111 @@ def _proof(obj: Any) -> dict[str, Any] | None:
     return {"type": kind, "seq": seq, "mac": mac.upper(), "tac": tac.upper()}
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(path.name + ".lock")
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+def check_purse_values(purse: PurseState) -> None:
+    """What the card's files and answers can hold, or FormatError: an image that
+    claims more would lie about money (a balance the 4-byte field wraps, an
+    overdraft the card cannot state, a proof it cannot give)."""
+    if not 0 <= purse.overdraft_limit <= MAX_OVERDRAFT:
+        raise FormatError(f"card image: purse overdraft_limit must be 0..{MAX_OVERDRAFT} fen")
+    if not 0 <= purse.max_balance <= MAX_BALANCE:
+        raise FormatError(f"card image: purse max_balance must be 0..{MAX_BALANCE} fen")
+    if not -purse.overdraft_limit <= purse.balance <= purse.max_balance:
+        raise FormatError("card image: purse balance must be between -overdraft_limit and max_balance")
+    if not 0 <= purse.online_seq <= MAX_COUNTER or not 0 <= purse.offline_seq <= MAX_COUNTER:
+        raise FormatError(f"card image: purse counters must be 0..{MAX_COUNTER}")
+    proof = purse.last_proof
+    if proof is not None:  # its shape is checked by _proof; here: a transaction the card made
+        kind, seq = proof["type"], proof["seq"]
+        counter = purse.online_seq if kind in macs.LOAD_TYPES else purse.offline_seq
+        if kind not in PROVE_TYPES or not 1 <= seq <= counter:
+            raise FormatError("card image: purse last_proof names a type or a counter the card never used "
+                              "(seq is the counter after the transaction)")
+
+
+_HELD: set[tuple[int, int]] = set()  # lock files (device, inode) held in this process
+_HELD_GUARD = threading.Lock()
+_POLL = 0.01
+
+
+def _release_fd(fd: int, key: tuple[int, int]) -> None:
+    with _HELD_GUARD:
+        _HELD.discard(key)
+    os.close(fd)  # closing the descriptor drops the flock
+
+
+class ImageLock:
+    """The exclusive flock on ``PATH.lock`` that makes a session the image's one holder.
+
+    Waits up to ``wait`` seconds for another holder, then raises CardInUseError;
+    a second holder in this process is refused at once (it would interleave with
+    the first just as another process would). The side file is created without
+    following links and must be a regular file. Released by :meth:`release`, or
+    when the process ends.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], wait: float = DEFAULT_WAIT) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            fd, key = self._open()
+            try:
+                with _HELD_GUARD:
+                    if key in _HELD:
+                        raise CardInUseError(f"{self.path}: card in use (already held in this process)")
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise CardInUseError(f"{self.path}: card in use (another session holds it; "
+                                             f"waited {wait:g} s)") from None
+                    os.close(fd)
+                    time.sleep(_POLL)
+                    continue
+                try:  # the side file replaced between open and flock: lock the one there now
+                    now = os.stat(self.lock_path, follow_symlinks=False)
+                except FileNotFoundError:
+                    now = None
+                if now is None or (now.st_dev, now.st_ino) != key:
+                    os.close(fd)
+                    continue
+                with _HELD_GUARD:
+                    if key in _HELD:  # another thread of this process got there first
+                        raise CardInUseError(f"{self.path}: card in use (already held in this process)")
+                    _HELD.add(key)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                raise
+            break
+        self._finalizer = weakref.finalize(self, _release_fd, fd, key)
+
+    def _open(self) -> tuple[int, tuple[int, int]]:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fd = os.open(self.lock_path, flags, 0o600)
+        except OSError as exc:
+            if os.path.islink(self.lock_path):
+                raise FormatError(f"{self.lock_path}: the lock file is a symbolic link; refused") from None
+            raise FormatError(f"{self.path}: cannot lock card image: {exc.strerror or exc}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise FormatError(f"{self.lock_path}: the lock file is not a regular file; refused")
+        return fd, (st.st_dev, st.st_ino)
+
+    @property
+    def held(self) -> bool:
+        return self._finalizer.alive
+
+    def release(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> ImageLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -236,18 +348,22 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def save_image(card: Card, path: str | os.PathLike[str]) -> None:
-    text = json.dumps(card_to_json(card), ensure_ascii=False, indent=1) + "\n"
-    target = Path(path)
-    with _locked(target):
-        write_atomic(target, text)
+def _image_text(card: Card) -> str:
+    return json.dumps(card_to_json(card), ensure_ascii=False, indent=1) + "\n"
+
+
+def save_image(card: Card, path: str | os.PathLike[str], wait: float = DEFAULT_WAIT) -> None:
+    """Write an image as a short session of its own: refused (CardInUseError) while
+    another session holds it."""
+    with ImageLock(path, wait):
+        write_atomic(path, _image_text(card))
 
 
 def read_image(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A snapshot of an image; no lock (a write renames a whole file over it)."""
     source = Path(path)
     try:
-        with _locked(source) if source.exists() else contextlib.nullcontext():
-            text = source.read_text(encoding="utf-8")
+        text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FormatError(f"{source}: no such card image") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -265,26 +381,64 @@ def read_image(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 class FileBackedCard:
     """Keeps a card's image file in step with it: saved after every change of
-    state, so a terminal killed at any moment never loses the card's state."""
+    state, so a terminal killed at any moment never loses the card's state.
+    Holds the image (:class:`ImageLock`) until :meth:`close`."""
 
-    def __init__(self, card: Card, path: str | os.PathLike[str]) -> None:
+    def __init__(self, card: Card, path: str | os.PathLike[str], lock: ImageLock | None = None,
+                 wait: float = DEFAULT_WAIT) -> None:
         self.card = card
         self.path = Path(path)
+        self.lock = lock or ImageLock(self.path, wait)
         card.listeners.append(self.save)
 
     def save(self) -> None:
-        save_image(self.card, self.path)
+        if not self.lock.held:
+            raise CardInUseError(f"{self.path}: the session holding this card image has ended")
+        write_atomic(self.path, _image_text(self.card))
+
+    def close(self) -> None:
+        """End the session: the card is no longer saved, the image is free."""
+        with contextlib.suppress(ValueError):
+            self.card.listeners.remove(self.save)
+        self.lock.release()
 
 
-def load_card(path: str | os.PathLike[str], persist: bool = True) -> Card:
-    """Load a card or PSAM image (by its ``kind``); with ``persist`` it is file-backed."""
+def release_card(card: object) -> None:
+    """End the session of a card :func:`load_card` opened file-backed (others: nothing)."""
+    for listener in list(getattr(card, "listeners", ())):
+        backed = getattr(listener, "__self__", None)
+        if isinstance(backed, FileBackedCard):
+            backed.close()
+
+
+def load_card(path: str | os.PathLike[str], persist: bool = True, wait: float = DEFAULT_WAIT,
+              create: Callable[[], Card] | None = None) -> Card:
+    """Load a card or PSAM image (by its ``kind``). With ``persist`` the caller
+    becomes its holder (the lock is taken before the image is read) until
+    :func:`release_card`; ``create`` makes and writes the card when there is no
+    image yet. Without ``persist`` it is a snapshot and takes no lock."""
+    lock = None
     try:
+        if persist:
+            if create is None and not Path(path).exists():
+                raise FormatError(f"{path}: no such card image")
+            lock = ImageLock(path, wait)
+            if create is not None and not Path(path).exists():
+                write_atomic(path, _image_text(create()))
         card = card_from_json(read_image(path))
     except FormatError as exc:
+        if lock is not None:
+            lock.release()
         message = str(exc)
-        raise FormatError(message if str(path) in message else f"{path}: {message}") from None
-    if persist:
-        FileBackedCard(card, path)
+        if str(path) in message:
+            raise
+        raise FormatError(f"{path}: {message}") from None
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    if lock is not None:
+        FileBackedCard(card, path, lock)
     return card
 
 

@@ -177,7 +177,7 @@ class PurseApplication:
                 return _no(SW.SW_KEY_INDEX)
             if s.online_seq >= 0xFFFF:
                 return _no(SW.SW_COUNTER_MAX)
-            if s.balance + req.amount > s.max_balance:
+            if s.balance + req.amount > min(s.max_balance, 0x7FFFFFFF):  # past the maximum, or the 4-byte field
                 return _no(SW.SW_CONDITIONS)
             rnd = self._random(fs)
             seslk = macs.load_session_key(keys.dlk.key, rnd, s.online_seq, alg)

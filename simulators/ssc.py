@@ -105,20 +105,48 @@ class SsseApplication:
         except MalformedCommand as exc:
             return ResponseAPDU(b"", exc.sw)
 
+    def _persisted(self) -> bool:
+        """Write the state (a file-backed card's image); False when it cannot be written."""
+        try:
+            self._changed()
+        except Exception:  # noqa: BLE001 - a card answers 6581, it does not crash
+            return False
+        return True
+
+    def _spend_try(self, counter: str) -> bool:
+        """One try off ``counter``, written before anything is compared, as a card
+        writes its EEPROM first: a torn answer or a parallel attempt cannot get a
+        free guess. False (the try given back, nothing compared) when it cannot be
+        written."""
+        setattr(self.state, counter, getattr(self.state, counter) - 1)
+        if self._persisted():
+            return True
+        setattr(self.state, counter, getattr(self.state, counter) + 1)
+        return False
+
+    def _restore_tries(self, counter: str, full: int) -> bool:
+        """The right secret: the counter back to ``full``; False (left spent) when that cannot be written."""
+        spent = getattr(self.state, counter)
+        setattr(self.state, counter, full)
+        if self._persisted():
+            return True
+        setattr(self.state, counter, spent)
+        return False
+
     def _check_pin(self, given: bytes, fs: FileSystem) -> ResponseAPDU | None:
-        """None when the PIN is right (counter restored), else 63Cx / 6983."""
+        """None when the PIN is right (counter restored), else 63Cx / 6983, or 6581
+        when the counter cannot be written (the PIN is then not compared)."""
         s = self.state
         if s.pin_tries == 0:
             return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
+        fs.security.pin_verified = False
+        if not self._spend_try("pin_tries"):
+            return ResponseAPDU(b"", SW.SW_MEMORY_FAILURE)
         if constant_time_equal(given, bytes.fromhex(s.pin)):
-            if s.pin_tries != PIN_TRIES:
-                s.pin_tries = PIN_TRIES
-                self._changed()
+            if not self._restore_tries("pin_tries", PIN_TRIES):
+                return ResponseAPDU(b"", SW.SW_MEMORY_FAILURE)
             fs.security.pin_verified = True
             return None
-        s.pin_tries -= 1
-        fs.security.pin_verified = False
-        self._changed()
         return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.pin_tries == 0 else 0x63C0 | s.pin_tries)
 
     def _verify(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
@@ -134,8 +162,10 @@ class SsseApplication:
         refusal = self._check_pin(old, fs)
         if refusal is not None:
             return refusal
-        self.state.pin = new.hex()
-        self._changed()
+        self.state.pin, before = new.hex(), self.state.pin
+        if not self._persisted():
+            self.state.pin = before
+            return ResponseAPDU(b"", SW.SW_MEMORY_FAILURE)
         return ResponseAPDU(b"", SW.SW_OK)
 
     def _unblock(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
@@ -143,12 +173,15 @@ class SsseApplication:
         s = self.state
         if s.puk_tries == 0:
             return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED)
+        if not self._spend_try("puk_tries"):
+            return ResponseAPDU(b"", SW.SW_MEMORY_FAILURE)
         if not constant_time_equal(puk, bytes.fromhex(s.puk)):
-            s.puk_tries -= 1
-            self._changed()
             return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.puk_tries == 0 else 0x63C0 | s.puk_tries)
+        before = (s.pin, s.pin_tries, s.puk_tries)
         s.pin, s.pin_tries, s.puk_tries = new.hex(), PIN_TRIES, PUK_TRIES
-        self._changed()
+        if not self._persisted():
+            s.pin, s.pin_tries, s.puk_tries = before
+            return ResponseAPDU(b"", SW.SW_MEMORY_FAILURE)
         return ResponseAPDU(b"", SW.SW_OK)
 
     def _internal(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
@@ -165,14 +198,13 @@ class SsseApplication:
         challenge, fs.security.challenge = fs.security.challenge, None  # one try per challenge
         if challenge is None or len(challenge) != eak.algorithm.block_size:
             return ResponseAPDU(b"", SW.SW_CONDITIONS)
+        if not self._spend_try("ext_tries"):
+            return ResponseAPDU(b"", SW.SW_MEMORY_FAILURE)
         if constant_time_equal(encrypt_block(eak.key, challenge, eak.algorithm), cryptogram):
+            if not self._restore_tries("ext_tries", EXT_AUTH_TRIES):
+                return ResponseAPDU(b"", SW.SW_MEMORY_FAILURE)
             fs.security.external_auth = True
-            if s.ext_tries != EXT_AUTH_TRIES:
-                s.ext_tries = EXT_AUTH_TRIES
-                self._changed()
             return ResponseAPDU(b"", SW.SW_OK)
-        s.ext_tries -= 1
-        self._changed()
         return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.ext_tries == 0 else SW.SW_AUTH_FAILED)
 
 

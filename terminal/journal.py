@@ -170,7 +170,13 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS batch_records (
     batch_id TEXT NOT NULL, record_id INTEGER NOT NULL, PRIMARY KEY (batch_id, record_id)
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# From this record id on, a repeated counter is an error; below it the records were written
+# before counters were checked (a fresh per-command PSAM, one image opened twice) and repeats
+# among them are warnings. Set once, when the meta table is made (docs/journal.md).
+_UNIQUE_FROM = "counters_unique_from"
+_COUNTER_KIND = f"CASE WHEN tx_type IN ({', '.join(str(t) for t in sorted(macs.LOAD_TYPES))}) THEN 'online' ELSE 'offline' END"
 # Applied in order to a journal whose user_version is the key.
 _MIGRATIONS = {
     1: "ALTER TABLE records ADD COLUMN station TEXT NOT NULL DEFAULT '';"
@@ -281,9 +287,13 @@ class Journal:
                     for statement in _MIGRATIONS[step].split(";"):
                         if statement.strip():
                             self._db.execute(statement)
+            marked = self._db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            if not marked:
+                self._db.execute("INSERT OR IGNORE INTO meta SELECT ?, COALESCE(MAX(id), 0) + 1 FROM records",
+                                 (_UNIQUE_FROM,))
             if version != SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -530,7 +540,36 @@ class Journal:
             for rid, amount in self._db.execute("SELECT id, amount FROM records WHERE state='grey' ORDER BY id"):
                 problems.append(f"record {rid}: grey ({amount} fen moved on the card without a TAC): "
                                 f"for the back office")
+        problems.extend(text for text, older in self._counter_repeats() if not older)
         return problems
+
+    def integrity_warnings(self) -> list[str]:
+        """Repeated counters among records written before counters were checked."""
+        return [text for text, older in self._counter_repeats() if older]
+
+    def _counter_repeats(self) -> list[tuple[str, bool]]:
+        """Settled records sharing (card, online or offline counter, value) or (terminal,
+        terminal sequence): money taken or credited twice on one counter. A failed record
+        may share its counter with the next (the card refused it, its counter did not move).
+        Each with whether every record of it predates the check."""
+        settled = "state IN ('completed','recovered','grey')"  # grey moved money on its counter too
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (_UNIQUE_FROM,)).fetchone()
+            first = int(row[0]) if row else None  # no marker: written by a version before the check
+            cards = list(self._db.execute(
+                f"SELECT app_serial, {_COUNTER_KIND}, card_seq, GROUP_CONCAT(id), MAX(id) FROM records"
+                f" WHERE {settled} GROUP BY 1, 2, 3 HAVING COUNT(*) > 1 ORDER BY MIN(id)"))
+            terminals = list(self._db.execute(
+                f"SELECT terminal_id, terminal_seq, GROUP_CONCAT(id), MAX(id) FROM records"
+                f" WHERE {settled} AND terminal_seq IS NOT NULL GROUP BY 1, 2 HAVING COUNT(*) > 1 ORDER BY MIN(id)"))
+        out = []
+        for serial, kind, seq, ids, newest in cards:
+            out.append((f"records {_ids(ids)}: card {bytes(serial).hex().upper()} {kind} counter {seq} used twice",
+                        first is None or newest < first))
+        for terminal, seq, ids, newest in terminals:
+            out.append((f"records {_ids(ids)}: terminal {bytes(terminal).hex().upper()} sequence {seq} used twice",
+                        first is None or newest < first))
+        return out
 
     # --- settlement ---------------------------------------------------------------
 
@@ -612,6 +651,10 @@ class Journal:
 
 
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+def _ids(text: str) -> str:
+    return ", ".join(str(i) for i in sorted(int(i) for i in text.split(",")))
 
 
 def _stamp(when: datetime) -> str:

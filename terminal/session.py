@@ -32,7 +32,11 @@ class Slots:
 
 def open_psam(uri: str = DEFAULT_PSAM) -> tuple[Reader, PsamClient]:
     reader = open_reader(uri)
-    reader.connect()
+    try:
+        reader.connect()
+    except BaseException:
+        reader.close()  # a simulated PSAM's image is held until its reader closes
+        raise
     is_test = parse_uri(uri).scheme == "sim"
     return reader, PsamClient(Channel(reader), test=is_test)
 
@@ -40,7 +44,11 @@ def open_psam(uri: str = DEFAULT_PSAM) -> tuple[Reader, PsamClient]:
 def open_slots(card_uri: str, psam_uri: str = DEFAULT_PSAM) -> Slots:
     """Open both slots; the card slot is opened, not connected (cards come and go)."""
     card_reader = open_reader(card_uri)
-    psam_reader, psam = open_psam(psam_uri)
+    try:
+        psam_reader, psam = open_psam(psam_uri)
+    except BaseException:
+        card_reader.close()  # the card's image is not left held when the PSAM slot fails
+        raise
     note = None
     if psam.test and parse_uri(card_uri).scheme not in SIMULATED_SCHEMES:
         note = "note: PSAM slot is the simulated TEST ONLY issuer's PSAM; journal records are marked as test"

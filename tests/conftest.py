@@ -1,9 +1,14 @@
-"""Test-wide settings: hypothesis profiles (CI: no deadline, bounded, seed printed)."""
+"""Test-wide settings: hypothesis profiles (CI: no deadline, bounded, seed printed);
+the simulators' state folder (YKT_STATE_DIR) in a temporary folder of each test, so
+no test writes to the real home and no test sees another's simulated PSAM counter."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -21,3 +26,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("full" if os.environ.get("YKT_FULL") == "1" else "ci")
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("state")
+    before = os.environ.get("YKT_STATE_DIR")
+    os.environ["YKT_STATE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("YKT_STATE_DIR", None)
+    else:
+        os.environ["YKT_STATE_DIR"] = before

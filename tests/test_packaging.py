@@ -64,3 +64,25 @@ def test_runs_without_pyscard_and_says_how_to_get_pcsc(installed: Path, tmp_path
     assert listing.returncode == 0 and "pip install 'yikatong[pcsc]'" in listing.stdout
     pcsc = _run([str(installed / "ykt"), "apdu", "--reader", "pcsc", "00A4040000"])
     assert pcsc.returncode == 3 and pcsc.stderr.count("\n") == 1 and "yikatong[pcsc]" in pcsc.stderr
+
+
+def test_the_sdist_carries_license_tests_docs_and_examples(tmp_path: Path) -> None:
+    code = ("import sys\nfrom setuptools import build_meta\n"
+            "print(build_meta.build_sdist(sys.argv[1]))")
+    built = _run([sys.executable, "-c", code, str(tmp_path)], cwd=str(ROOT))
+    assert built.returncode == 0, built.stderr[-2000:]
+    import tarfile
+
+    (sdist,) = tmp_path.glob("yikatong-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+        pkg_info = tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("/PKG-INFO")))
+        assert pkg_info is not None
+        metadata = pkg_info.read().decode()
+    for must in ("LICENSE", "README.md", "pyproject.toml", "tests/conftest.py", "tests/bench/__main__.py",
+                 "docs/quickstart.md", "examples/bus-validator.toml", "scripts/test.sh", ".ci/run",
+                 "cardlib/data/test_issuer.json"):
+        assert must in names, must
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert "License-Expression: Apache-2.0" in metadata and "Apache License" in (ROOT / "LICENSE").read_text()
+    assert "Classifier: Typing :: Typed" in metadata

@@ -114,7 +114,7 @@ def parse_verify(cmd: CommandAPDU) -> bytes | None:
         return None
     if len(cmd.data) != PIN_LEN:
         raise MalformedCommand(f"VERIFY carries {len(cmd.data)} bytes, expected {PIN_LEN}", SW.SW_WRONG_LENGTH)
-    return cmd.data
+    return _bcd_pin(cmd.data)
 
 
 def parse_pin_pair(cmd: CommandAPDU) -> tuple[bytes, bytes]:
@@ -123,7 +123,16 @@ def parse_pin_pair(cmd: CommandAPDU) -> tuple[bytes, bytes]:
     if len(cmd.data) != 2 * PIN_LEN:
         raise MalformedCommand(f"{cmd.ins:02X} carries {len(cmd.data)} bytes, expected {2 * PIN_LEN}",
                                SW.SW_WRONG_LENGTH)
-    return cmd.data[:PIN_LEN], cmd.data[PIN_LEN:]
+    return _bcd_pin(cmd.data[:PIN_LEN]), _bcd_pin(cmd.data[PIN_LEN:])
+
+
+def _bcd_pin(value: bytes) -> bytes:
+    """A PIN or PUK is BCD digits: anything else is 6A80, before any try is counted
+    (a card image could not hold it, and it is no guess of a PIN)."""
+    for byte in value:
+        if byte >> 4 > 9 or byte & 0x0F > 9:
+            raise MalformedCommand("a PIN is BCD digits", SW.SW_WRONG_DATA)
+    return value
 
 
 def parse_auth(cmd: CommandAPDU, block_size: int) -> tuple[int, bytes]:

@@ -17,9 +17,11 @@ BENCHMARKS = {
     "B4": "deny list of 10 million serials",
     "B5": "journal durable commits vs bare sqlite3",
     "B6": "settlement verification of 1 million TACs",
+    "B7": "a tap's APDUs and its modelled time on hardware",
+    "B10": "ykt --help start-up time",
 }
 _MODULES = {"B1": "b1_purchase", "B2": "b2_channel", "B3": "b3_vicc", "B4": "b4_denylist",
-            "B5": "b5_journal", "B6": "b6_settlement"}
+            "B5": "b5_journal", "B6": "b6_settlement", "B7": "b7_tap_model", "B10": "b10_startup"}
 
 
 def load(name: str) -> ModuleType:

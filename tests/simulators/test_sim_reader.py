@@ -13,7 +13,7 @@ from cardlib.iso import read_binary, select_aid
 from cardlib.pboc import purse as P
 from cardlib.readers.registry import open_reader
 from cardlib.ssse import commands as C
-from simulators.image import card_to_json, save_image
+from simulators.image import CardInUseError, card_to_json, save_image
 from simulators.issuer import issue_card, sample_card
 from simulators.psam import make_psam
 from simulators.reader import SimReader
@@ -46,6 +46,9 @@ def test_image_is_saved_back_after_every_change(tmp_path: Path) -> None:
     reader.transmit(C.select_ssse().encode())
     assert reader.transmit(C.verify_pin("000000").encode()) == bytes.fromhex("63C2")
     assert json.loads(path.read_text())["ssse"]["pin_tries"] == 2
+    with pytest.raises(CardInUseError, match="already held in this process"):
+        open_reader(f"sim:{path}")  # one holder per image, in this process too
+    reader.close()  # the session ends: the image is free
     reopened = open_reader(f"sim:{path}")
     reopened.connect()
     reopened.transmit(C.select_ssse().encode())
@@ -57,10 +60,10 @@ def test_two_cards_in_the_field(tmp_path: Path) -> None:
     save_image(issue_card(seed=1), a)
     save_image(issue_card(seed=2), b)
     for uri in (f"sim:{a},{b}", f"sim:{a}?second={b}", f"sim?second={b}"):
-        reader = open_reader(uri)
-        assert len(reader.cards) == 2  # type: ignore[attr-defined]
-        with pytest.raises(MultipleCardsError):
-            reader.connect()
+        with open_reader(uri) as reader:
+            assert len(reader.cards) == 2  # type: ignore[attr-defined]
+            with pytest.raises(MultipleCardsError):
+                reader.connect()
     reader = open_reader(f"sim?second={b}")
     reader.remove(reader.cards[0])  # type: ignore[attr-defined]
     reader.connect()

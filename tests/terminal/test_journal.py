@@ -401,7 +401,7 @@ from cardlib.clock import BEIJING
 from terminal.journal import Journal
 j = Journal(sys.argv[1], sync=sys.argv[2])
 t = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)
-i = 0
+i = len(j.records())  # the card's counter goes on from the last round's (a repeat is an integrity error)
 while True:
     r = j.begin(kind="purchase", tx_type=6, app_serial=bytes(10), card_seq=i % 65536, amount=1, balance_before=0,
                 terminal_id=bytes(6), tx_time=t)
@@ -659,3 +659,49 @@ def test_records_handed_back_are_the_records_read_back(
             assert done == j.get(rec.id) and done.to_json() == j.get(rec.id).to_json()
             with pytest.raises(JournalError, match="already"):
                 j.fail(rec.id, "twice")
+
+
+def test_a_counter_used_twice_is_an_integrity_error(tmp_path: Path) -> None:
+    """Fails on the old code: check_integrity did not look at counters, so two settled purchases
+    on one card counter (money taken twice on one DEBIT's word) or one terminal sequence passed."""
+    j = Journal(tmp_path / "j.db", Clock.fixed(T0))
+    settled(j, 200, 0)
+    refused = purchase(j, seq=1)
+    j.fail(refused, "not_debited")  # the card refused it: its counter did not move
+    settled(j, 200, 1)  # so the next purchase shares it
+    load = j.begin(kind="load", tx_type=macs.TX_EP_LOAD, app_serial=SERIAL, card_seq=1, amount=500,
+                   balance_before=600, terminal_id=TID, tx_time=T0)
+    j.complete(load.id, tac=b"\x00" * 4, mac2=None, balance_after=1100)  # online counter 1: another counter
+    assert j.check_integrity() == [] and j.integrity_warnings() == []
+    again = settled(j, 300, 1)
+    assert j.check_integrity() == [
+        f"records 3, {again}: card {SERIAL.hex().upper()} offline counter 1 used twice",
+        f"records 3, {again}: terminal 000000000001 sequence 1 used twice",
+    ]
+    assert j.integrity_warnings() == []
+    j.close()
+
+
+def test_repeats_written_before_the_check_are_warnings(tmp_path: Path) -> None:
+    """A journal written before counters were checked may hold repeats (a per-command PSAM
+    restarting at 0): reported as warnings, not errors; a repeat a new record makes is an error."""
+    db = tmp_path / "old.db"
+    j = Journal(db, Clock.fixed(T0))
+    settled(j, 200, 0)
+    settled(j, 300, 0)
+    j.close()
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE meta")  # as the journal was before the check: no marker
+    con.commit()
+    con.close()
+    j = Journal(db, Clock.fixed(T0))
+    assert j.check_integrity() == []
+    assert j.integrity_warnings() == [f"records 1, 2: card {SERIAL.hex().upper()} offline counter 0 used twice",
+                                      "records 1, 2: terminal 000000000001 sequence 0 used twice"]
+    settled(j, 100, 1)
+    assert j.check_integrity() == []
+    settled(j, 100, 1)
+    assert j.check_integrity() == [f"records 3, 4: card {SERIAL.hex().upper()} offline counter 1 used twice",
+                                   "records 3, 4: terminal 000000000001 sequence 1 used twice"]
+    assert len(j.integrity_warnings()) == 2
+    j.close()
