@@ -215,6 +215,8 @@ def _proof(obj: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(obj, dict):
         raise FormatError("card image: purse.last_proof must be null or an object")
+    if set(obj) - {"type", "seq", "mac", "tac"}:
+        raise FormatError("card image: purse.last_proof is exactly {type, seq, mac, tac}")
     kind, seq = _need(obj, "type", int, "last_proof"), _need(obj, "seq", int, "last_proof")
     mac, tac = _need(obj, "mac", str, "last_proof"), _need(obj, "tac", str, "last_proof")
     if not 0 <= kind <= 0xFF or not 0 <= seq <= 0xFFFF:

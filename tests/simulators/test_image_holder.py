@@ -278,6 +278,7 @@ LIES = [
     (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(seq="1")), "seq"),
     (lambda o: o["purse"].update(offline_seq=1, last_proof={"type": 6, "seq": 1}), "last_proof"),
     (lambda o: o["purse"].update(offline_seq=1, last_proof=["00"]), "last_proof"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(proofs=[])), "exactly"),
     (lambda o: o["state"].update(terminal_seq=2**32), "terminal_seq"),
 ]
 
