@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cardlib.errors import FormatError
@@ -16,8 +16,6 @@ from cardlib.errors import FormatError
 try:
     BEIJING: tzinfo = ZoneInfo("Asia/Shanghai")
 except ZoneInfoNotFoundError:  # pragma: no cover - minimal systems without tzdata
-    from datetime import timezone
-
     BEIJING = timezone(timedelta(hours=8), "CST")
 
 
@@ -29,7 +27,18 @@ def parse_time(text: str, tz: tzinfo = BEIJING) -> datetime:
         raise FormatError(f"bad time {text!r}: expected ISO 8601, e.g. 2026-11-28T08:15:00+08:00") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
+    _representable(value, text)
     return value
+
+
+def _representable(value: datetime, text: object) -> None:
+    """A time every flow can use: it exists in UTC and in Beijing time (0001-01-01T00:00+14:00
+    does not), the days the journal and the card write."""
+    try:
+        value.astimezone(BEIJING)
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise FormatError(f"time {text!s}: outside the years 1..9999 in UTC or Beijing time") from None
 
 
 @dataclass
@@ -67,7 +76,12 @@ class Clock:
         with self._lock:
             if self._fixed is None:
                 raise ValueError("only a fixed clock can be advanced")
-            self._fixed = self._fixed + delta
+            try:
+                moved = self._fixed + delta
+            except OverflowError:
+                raise FormatError(f"the clock cannot move {delta} past {self._fixed.isoformat()}") from None
+            _representable(moved, moved.isoformat())
+            self._fixed = moved
 
     def set(self, when: datetime) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from typing import Any
 from cardlib.crypto import Algorithm, constant_time_equal, diversify, diversify_levels
 from cardlib.errors import ConfigError, FormatError
 from cardlib.pboc.macs import TacFields, compute_tac
+from cardlib.safefiles import LIMIT_SMALL, read_text
 
 KEY_FILE_FORMAT = "yikatong-issuer-keys"
 MASTER_NAMES = ("mlk", "mpk", "mtk", "mamk", "ssse_iak", "ssse_eak")
@@ -194,8 +195,7 @@ def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
         return test_issuer()
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as fh:
-            obj = json.load(fh)
+        obj = json.loads(read_text(source, "key file", LIMIT_SMALL, ConfigError))
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such key file") from None
     except (OSError, UnicodeDecodeError) as exc:

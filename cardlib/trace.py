@@ -10,8 +10,9 @@ Always masked: the PIN bytes of VERIFY, CHANGE REFERENCE DATA and RESET
 RETRY COUNTER (ISO 7816-4 §7.5, INS 20/24/2C) and of the PBOC RELOAD/CHANGE
 PIN (80 5E), the data of WRITE KEY (80/84 D4), and whatever runs inside
 :func:`secret`. Masked by default (personal-information law): the holder
-records of the SSSE application (READ RECORD on EF06) and the purse holder
-file 0x16 (``00 B0 96``), including the GET RESPONSE pieces that carry them.
+records of the SSSE application (EF06) and the purse holder file 0x16, read
+by SFI or as the file a SELECT by FID or path made current, including the GET
+RESPONSE pieces that carry them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import IO, Any
 from cardlib.channel import Exchange
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
+from cardlib.safefiles import LIMIT_TRACE, check_trace_output, read_text
 
 MASK = "**"
 PIN_INS = frozenset({0x20, 0x24, 0x2C})
@@ -36,6 +38,10 @@ WRITE_KEY_INS = 0xD4
 HOLDER_EF = b"\xef\x06"
 HOLDER_SFI = 0x06
 PURSE_HOLDER_SFI = 0x16
+PURSE_HOLDER_FID = b"\x00\x16"
+# the holder files however they are named: the SSSE EF06 and the purse's file 0x16 (its FID is 0016)
+PERSONAL_FIDS = frozenset({HOLDER_EF, PURSE_HOLDER_FID})
+PERSONAL_SFIS = frozenset({HOLDER_SFI, PURSE_HOLDER_SFI})
 
 _secret: contextvars.ContextVar[bool] = contextvars.ContextVar("ykt_trace_secret", default=False)
 
@@ -96,18 +102,26 @@ class Masker:
             return _mask_command_data(apdu)
         return apdu.hex().upper()
 
-    def _personal(self, apdu: bytes) -> bool:
+    def _personal(self, apdu: bytes, response: bytes) -> bool:
+        """Whether this command reads a holder file, by what the file is however it is reached:
+        by SFI, or as the current file after a SELECT by FID or path or an earlier SFI access
+        (ISO 7816-4 §7.2.2: READ BINARY/RECORD with an SFI makes that EF current)."""
         ins, p1, p2 = apdu[1], apdu[2], apdu[3]
         if ins == 0xA4:
-            start, end = _data_span(apdu)
-            by_id = p1 in (0x00, 0x02, 0x08, 0x09)
-            self._holder_selected = by_id and apdu[start:end][-2:] == HOLDER_EF
+            if len(response) >= 2 and response[-2] in (0x90, 0x61):  # a refused SELECT changes nothing
+                start, end = _data_span(apdu)
+                by_id = p1 in (0x00, 0x02, 0x08, 0x09)
+                self._holder_selected = by_id and apdu[start:end][-2:] in PERSONAL_FIDS
             return False
         if ins == 0xB2:
             sfi = p2 >> 3
-            return sfi == HOLDER_SFI or (sfi == 0 and self._holder_selected)
+            if sfi:
+                self._holder_selected = sfi in PERSONAL_SFIS
+            return self._holder_selected
         if ins == 0xB0:
-            return bool(p1 & 0x80) and p1 & 0x1F == PURSE_HOLDER_SFI
+            if p1 & 0x80:
+                self._holder_selected = p1 & 0x1F in PERSONAL_SFIS
+            return self._holder_selected
         return False
 
     def response(self, apdu: bytes, response: bytes, secret: bool = False) -> str:
@@ -116,7 +130,7 @@ class Masker:
         if apdu[1] == 0xC0 and self._personal_pending:
             personal = True
         else:
-            personal = self._personal(apdu)
+            personal = self._personal(apdu, response)
         if personal or secret:
             self._personal_pending = len(response) >= 2 and response[-2] == 0x61
         else:
@@ -139,6 +153,7 @@ class TraceRecorder:
         tz: tzinfo = BEIJING,
     ) -> None:
         if isinstance(target, (str, os.PathLike)):
+            check_trace_output(target)  # never the journal, a card image, a deny list, a batch…
             try:
                 self._stream: IO[str] = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
@@ -151,6 +166,7 @@ class TraceRecorder:
         self.mask_personal = mask_personal
         self._tz = tz
         self._maskers: dict[str, Masker] = {}
+        self._failed = False
 
     def _masker(self, reader: str) -> Masker:
         masker = self._maskers.get(reader)
@@ -181,12 +197,21 @@ class TraceRecorder:
     def _write(self, obj: dict[str, Any]) -> None:
         if self._stream.closed:
             return
-        self._stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self._stream.flush()
+        except OSError as exc:  # a full disk, a file system gone: one line, not a traceback
+            self._failed = True
+            name = getattr(self._stream, "name", "the trace")
+            raise FormatError(f"cannot write trace {name!r}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self._owned:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError:
+                if not self._failed:  # the failure was not reported by a write yet
+                    raise
 
     def __enter__(self) -> TraceRecorder:
         return self
@@ -297,8 +322,7 @@ def parse_trace(lines: Iterable[str]) -> Trace:
 def read_trace(path: str | os.PathLike[str]) -> Trace:
     """Read a trace file: a list of :class:`TraceEntry` (``.atr`` from its header)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+        lines = read_text(path, "trace", LIMIT_TRACE).splitlines()
     except OSError as exc:
         raise FormatError(f"cannot read trace {os.fspath(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError:

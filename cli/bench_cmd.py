@@ -13,10 +13,12 @@ from cli.common import Options, common_options
 from cli.session import open_channel
 
 SELECT_PURSE = "00A4040008A000000632010105"
+MAX_COUNT = 10_000_000  # the samples are kept: a count beyond memory is refused, not run
 
 
 @click.command()
-@click.option("--count", default=500, show_default=True, type=click.IntRange(min=1), help="APDUs to time.")
+@click.option("--count", default=500, show_default=True, type=click.IntRange(1, MAX_COUNT),
+              help="APDUs to time.")
 @click.option("--apdu", "apdu_hex", default=SELECT_PURSE, show_default=True, help="The APDU to send.")
 @common_options
 def bench(count: int, apdu_hex: str, opts: Options) -> None:

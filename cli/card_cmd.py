@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 
 from cardlib.iso import read_binary
@@ -90,14 +93,34 @@ def _pin(value: str | None, prompt: str) -> str:
     return value if value is not None else click.prompt(prompt, hide_input=True, err=True)
 
 
+def _done(opts: Options, action: str, text: str) -> None:
+    if opts.json:
+        opts.emit({"pin": action, "ok": True})
+    else:
+        click.echo(text)
+
+
+@contextlib.contextmanager
+def _json_failure(opts: Options, action: str) -> Iterator[None]:
+    """With --json a refused PIN or PUK is also a JSON answer (the tries left); the error line and
+    the exit code stay."""
+    try:
+        yield
+    except auth.PinError as exc:
+        if opts.json:
+            opts.emit({"pin": action, "ok": False, "error": str(exc), "tries_left": exc.tries_left})
+        raise
+
+
 @pin.command()
 @click.option("--pin", "pin_", help="The PIN (prompted without echo when omitted).")
 @common_options
 def verify(pin_: str | None, opts: Options) -> None:
     """Verify the PIN; exit 4 with the tries left when wrong."""
     channel = open_channel(opts)
-    auth.verify_pin(channel, _pin(pin_, "PIN"))
-    click.echo("PIN verified")
+    with _json_failure(opts, "verify"):
+        auth.verify_pin(channel, _pin(pin_, "PIN"))
+    _done(opts, "verify", "PIN verified")
 
 
 @pin.command()
@@ -107,8 +130,9 @@ def verify(pin_: str | None, opts: Options) -> None:
 def change(old: str | None, new: str | None, opts: Options) -> None:
     """Change the PIN of the SSSE application; exit 4 with the tries left when the old one is wrong."""
     channel = open_channel(opts)
-    auth.change_pin(channel, _pin(old, "current PIN"), _pin(new, "new PIN"))
-    click.echo("PIN changed")
+    with _json_failure(opts, "change"):
+        auth.change_pin(channel, _pin(old, "current PIN"), _pin(new, "new PIN"))
+    _done(opts, "change", "PIN changed")
 
 
 @pin.command()
@@ -118,5 +142,6 @@ def change(old: str | None, new: str | None, opts: Options) -> None:
 def unblock(puk: str | None, new: str | None, opts: Options) -> None:
     """Unblock the PIN with the PUK and set a new one; exit 4 when the PUK is wrong."""
     channel = open_channel(opts)
-    auth.unblock_pin(channel, _pin(puk, "PUK"), _pin(new, "new PIN"))
-    click.echo("PIN unblocked")
+    with _json_failure(opts, "unblock"):
+        auth.unblock_pin(channel, _pin(puk, "PUK"), _pin(new, "new PIN"))
+    _done(opts, "unblock", "PIN unblocked")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import click
 
 from cardlib.errors import FormatError, RefusedError
+from cardlib.safefiles import GUARDED, check_output, open_regular
 from cli.common import Options, common_options, echo_kv, parse_hex
 from terminal.denylist import DenyList, build_denylist, parse_serial_lines
 
@@ -19,11 +23,14 @@ def denylist() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Binary deny list to write.")
 @click.option("--list-version", required=True, type=click.IntRange(0, 0xFFFFFFFF),
               help="Version number the terminals compare.")
+@click.option("--force", is_flag=True, help="Replace an existing deny list, card image or batch at --out.")
 @common_options
-def build(source: str, out: str, list_version: int, opts: Options) -> None:
+def build(source: str, out: str, list_version: int, force: bool, opts: Options) -> None:
     """Build the binary list from a text or CSV file of 20-hex-digit serials ('-' reads stdin)."""
+    check_output(out, "deny list", force=force, guard=GUARDED)
     try:
-        with click.open_file(source, encoding="utf-8") as fh:
+        raw = sys.stdin.buffer if source == "-" else open_regular(source, "serial list")
+        with io.TextIOWrapper(raw, encoding="utf-8") as fh:
             count = build_denylist(parse_serial_lines(fh), out, list_version)
     except OSError as exc:
         raise FormatError(f"cannot read {source!r}: {exc.strerror}") from None

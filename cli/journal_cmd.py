@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import os
+import io
 import re
 import sys
 from datetime import timedelta
 
 import click
 
-from cardlib.durable import replace_durably
 from cardlib.errors import FormatError, MacMismatchError
 from cardlib.keys import load_issuer_keys
+from cardlib.safefiles import GUARDED, atomic_write, check_output, check_regular
 from cli.common import Options, common_options
 from cli.terminal_support import yuan
-from terminal.journal import STATES, Journal, JournalRecord, read_batch, verify_records
+from terminal.journal import (
+    SCHEMA_VERSION,
+    STATES,
+    Journal,
+    JournalRecord,
+    read_batch,
+    verify_records,
+)
 
 EXISTING_DB = click.Path(dir_okay=False, exists=True)
 JOURNAL = click.option("--journal", "journal_path", required=True, type=EXISTING_DB, help="Journal database (SQLite).")
@@ -25,8 +32,10 @@ def journal() -> None:
     """The durable journal: show, export settlement batches, verify TACs, prune."""
 
 
-def _open(path: str, opts: Options) -> Journal:
-    j = Journal(path, opts.clock())
+def _open(path: str, opts: Options, readonly: bool = False) -> Journal:
+    """An existing journal (a file that is not one is refused untouched); ``readonly`` for the
+    commands that only read: opened with SQLite's mode=ro, never migrated."""
+    j = Journal(path, opts.clock(), create=False, readonly=readonly)
     click.get_current_context().call_on_close(j.close)
     return j
 
@@ -45,7 +54,7 @@ def _line(r: JournalRecord) -> str:
 @common_options
 def show(journal_path: str, state: str | None, opts: Options) -> None:
     """List records (oldest first)."""
-    records = _open(journal_path, opts).records(state)
+    records = _open(journal_path, opts, readonly=True).records(state)
     if opts.json:
         opts.emit([r.to_json() for r in records])
         return
@@ -59,32 +68,28 @@ def show(journal_path: str, state: str | None, opts: Options) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Batch file (stdout when omitted).")
 @click.option("--all", "all_records", is_flag=True, help="Include records exported before (in a new batch).")
 @click.option("--batch-id", help="Write an earlier batch again (its file was lost).")
+@click.option("--force", is_flag=True, help="Replace an existing batch, card image or deny list at --out.")
 @common_options
-def export(journal_path: str, out: str | None, all_records: bool, batch_id: str | None, opts: Options) -> None:
+def export(journal_path: str, out: str | None, all_records: bool, batch_id: str | None, force: bool,
+           opts: Options) -> None:
     """Write a settlement batch (JSON Lines: a header, then one record a line)."""
-    j = _open(journal_path, opts)
+    if out:  # before the batch is committed: a refused --out leaves the records unexported
+        check_output(out, "batch", force=force, guard=GUARDED)
+    j = _open(journal_path, opts, readonly=batch_id is not None)  # writing an old batch again only reads
     if not out:
         j.export_batch(sys.stdout, all=all_records, batch_id=batch_id)
         return
-    tmp = f"{out}.tmp"
-    try:
-        fh = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below, before the rename
-    except OSError as exc:
-        raise FormatError(f"cannot write batch {out!r}: {exc.strerror}") from None
-    try:
-        with fh:
-            try:
-                header = j.export_batch(fh, all=all_records, batch_id=batch_id)
-                os.fsync(fh.fileno())
-            except OSError as exc:
-                # the batch is committed before it is written: name it, so it can be written again
-                newest = batch_id or next(iter(b.batch_id for b in j.batches()[-1:]), "?")
-                raise FormatError(f"cannot write batch {out!r}: {exc.strerror}; write it again with"
-                                  f" --batch-id {newest}") from None
-        replace_durably(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(out, "batch", 0o644) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        try:
+            header = j.export_batch(text, all=all_records, batch_id=batch_id)
+            text.flush()
+        except OSError as exc:
+            # the batch is committed before it is written: name it, so it can be written again
+            newest = batch_id or next(iter(b.batch_id for b in j.batches()[-1:]), "?")
+            raise FormatError(f"cannot write batch {out!r}: {exc.strerror}; write it again with"
+                              f" --batch-id {newest}") from None
+        text.detach()
     summary = {"batch_id": header.batch_id, "file": out, "count": header.count,
                "total_amount": header.total_amount, "sha256": header.sha256}
     if opts.json:
@@ -105,9 +110,10 @@ def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None,
         raise FormatError("give exactly one of --journal or --batch")
     issuer = load_issuer_keys(issuer_keys)
     if batch:
+        check_regular(batch, "batch")  # a FIFO would hang the read
         _, items = read_batch(batch)
     else:
-        j = _open(journal_path or "", opts)
+        j = _open(journal_path or "", opts, readonly=True)
         items = [r.to_json() for state in ("completed", "recovered") for r in j.records(state)]
         items.sort(key=lambda x: x["id"])
     show_bar = sys.stderr.isatty() and not opts.json and len(items) > 0
@@ -134,8 +140,10 @@ def parse_age(text: str) -> timedelta:
     if not m:
         raise FormatError(f"--older-than {text!r}: expected a number and a unit, e.g. 30d, 2w, 12h or 90m")
     n, unit = int(m.group(1)), m.group(2)
-    return {"w": timedelta(weeks=n), "d": timedelta(days=n), "h": timedelta(hours=n),
-            "m": timedelta(minutes=n)}[unit]
+    try:
+        return timedelta(**{{"w": "weeks", "d": "days", "h": "hours", "m": "minutes"}[unit]: n})
+    except OverflowError:
+        raise FormatError(f"--older-than {text!r}: more than 999999999 days") from None
 
 
 @journal.command()
@@ -149,3 +157,18 @@ def prune(journal_path: str, older_than: str, opts: Options) -> None:
         opts.emit({"pruned": n})
     else:
         click.echo(f"{n} record(s) pruned")
+
+
+@journal.command()
+@JOURNAL
+@common_options
+def migrate(journal_path: str, opts: Options) -> None:
+    """Bring a journal of an older schema up to this version (the commands that only read never do)."""
+    j = _open(journal_path, opts)
+    before, after = j.schema_before, SCHEMA_VERSION
+    if opts.json:
+        opts.emit({"journal": journal_path, "schema_before": before, "schema": after})
+    elif before == after:
+        click.echo(f"{journal_path}: schema {after}, nothing to do")
+    else:
+        click.echo(f"{journal_path}: schema {before} → {after}")

@@ -8,6 +8,7 @@ import click
 
 from cardlib.errors import FormatError, MismatchError
 from cardlib.readers.base import Disposition
+from cardlib.safefiles import LIMIT_SCRIPT, read_text
 from cardlib.script import parse_script
 from cardlib.sw import describe
 from cli.common import Options, common_options
@@ -21,10 +22,11 @@ from cli.session import open_channel, reconnect
 def script(path: str, raw: bool, opts: Options) -> None:
     """Run an APDU script (ours or a pcsc-tools scriptor file) against the card."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        text = read_text(path, "script", LIMIT_SCRIPT)
     except OSError as exc:
         raise FormatError(f"cannot read script {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"script {path!r} is not UTF-8 text") from None
     steps = parse_script(text)
     channel = open_channel(opts, raw=raw)
     results: list[dict[str, Any]] = []

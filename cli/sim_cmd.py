@@ -11,6 +11,7 @@ import click
 
 from cardlib.errors import FormatError
 from cardlib.keys import load_issuer_keys
+from cardlib.safefiles import GUARDED, check_output
 from cardlib.ssse.files import CARD_TYPES
 from cli.common import Options, common_options
 
@@ -43,10 +44,11 @@ def sim() -> None:
 @click.option("--seed", default=0, type=int, help="Varies serials, holder and randomness (never the keys).")
 @click.option("--count", default=1, type=int, help="Issue this many cards into the --out folder.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Another issuer's key file.")
+@click.option("--force", is_flag=True, help="Replace an existing card image (its balance is lost).")
 @common_options
 def new(out: str, name: str | None, birth_date: str | None, card_type: str, region: str, balance: int,
         valid_until: str | None, algorithm: str, pin: str, seed: int, count: int,
-        issuer_keys: str | None, opts: Options) -> None:
+        issuer_keys: str | None, force: bool, opts: Options) -> None:
     """Personalise new virtual social security cards."""
     from simulators.image import save_image  # noqa: PLC0415
     from simulators.issuer import CardProfile, issue_card  # noqa: PLC0415
@@ -62,7 +64,12 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
         raise FormatError("--count must be at least 1")
     paths = [Path(out)] if count == 1 else [Path(out) / f"card-{seed + i:05d}.json" for i in range(count)]
     if count > 1:
-        Path(out).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FormatError(f"--out {out}: cannot make the folder: {exc.strerror}") from None
+    for path in paths:  # every one before the first is written: no half-issued batch of cards
+        check_output(path, "card image", force=force, guard=GUARDED)
     issued = []
     err = sys.stderr
     hidden = count == 1 or not err.isatty()
@@ -83,13 +90,15 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
 @click.option("--terminal-id", default="000000000001", show_default=True, help="6-byte terminal number, hex.")
 @click.option("--seed", default=0, type=int)
 @click.option("--issuer-keys", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace an existing card image.")
 @common_options
-def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, opts: Options) -> None:
+def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, force: bool, opts: Options) -> None:
     """Make a virtual PSAM of the (test) issuer."""
     from cli.common import parse_hex  # noqa: PLC0415
     from simulators.image import save_image  # noqa: PLC0415
     from simulators.psam import make_psam  # noqa: PLC0415
 
+    check_output(out, "card image", force=force, guard=GUARDED)
     card = make_psam(load_issuer_keys(issuer_keys), parse_hex(terminal_id, "--terminal-id"), seed)
     save_image(card, out)
     if opts.json:

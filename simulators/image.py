@@ -17,7 +17,6 @@ import json
 import os
 import random
 import stat
-import tempfile
 import threading
 import time
 import weakref
@@ -25,12 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cardlib.durable import replace_durably
 from cardlib.errors import ConfigError, FormatError, SharingViolationError
 from cardlib.hexutil import from_hex
 from cardlib.keys import CardKeys, IssuerKeys
 from cardlib.pboc import capp, macs
 from cardlib.pboc.files import CAPP_SFI
+from cardlib.safefiles import LIMIT_SMALL, atomic_write, read_text
 from simulators.psam import PsamCard, PsamState
 from simulators.purse import PROVE_TYPES, PurseState
 from simulators.ssc import EXT_AUTH_TRIES, PIN_TRIES, PUK_TRIES, SocialSecurityCard, SsseState
@@ -334,20 +333,9 @@ class ImageLock:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Temp file in the same folder, fsync, rename over, fsync the folder."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        replace_durably(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Temp file in the same folder (mkstemp), fsync, rename over a regular file or nothing, fsync the folder."""
+    with atomic_write(path, "card image") as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def _image_text(card: Card) -> str:
@@ -365,7 +353,7 @@ def read_image(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A snapshot of an image; no lock (a write renames a whole file over it)."""
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        text = read_text(source, "card image", LIMIT_SMALL)
     except FileNotFoundError:
         raise FormatError(f"{source}: no such card image") from None
     except (OSError, UnicodeDecodeError) as exc:

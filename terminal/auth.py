@@ -123,14 +123,15 @@ def external_authenticate(channel: Channel, psam: PsamClient, info: CardInfo) ->
         raise AuthenticationError(f"card refused the terminal's authentication ({response.sw:04X})")
 
 
-def _pin_result(sw: int, what: str) -> None:
+def _pin_result(sw: int, what: str, secret: str = "PIN") -> None:
+    """The card's answer about ``secret`` (the PIN, or the PUK that UNBLOCK checks)."""
     if sw == SW.SW_OK:
         return
     if sw == SW.SW_AUTH_BLOCKED:
-        raise PinError(f"{what}: PIN blocked", 0)
+        raise PinError(f"{what}: {secret} blocked", 0)
     tries = SW.retries(sw)
     if tries is not None:
-        raise PinError(f"{what}: wrong PIN, {tries} tries left", tries)
+        raise PinError(f"{what}: wrong {secret}, {tries} tries left", tries)
     raise PinError(f"{what}: card answered {sw:04X}", None)
 
 
@@ -154,4 +155,4 @@ def change_pin(channel: Channel, old: str, new: str) -> None:
 
 def unblock_pin(channel: Channel, puk: str, new: str) -> None:
     channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
-    _pin_result(channel.transmit(C.unblock_pin(puk, new)).sw, "UNBLOCK PIN")
+    _pin_result(channel.transmit(C.unblock_pin(puk, new)).sw, "UNBLOCK PIN", "PUK")

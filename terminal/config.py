@@ -16,9 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cardlib.errors import ConfigError
+from cardlib.safefiles import LIMIT_SMALL, read_text
+from cardlib.ssse.files import CARD_TYPES
 from terminal.fares import Concession, FarePolicy, RegionRule
 
 ROLES = ("bus_validator", "metro_gate", "identity_gate")
+MAX_FEN = 0x7FFFFFFF  # the largest balance a purse holds; a fare above it would overflow DEBIT's 4-byte amount
 _TZ_KEY = re.compile(r"[A-Za-z0-9_+-]{1,40}(?:/[A-Za-z0-9_+-]{1,40}){0,3}")
 
 
@@ -87,6 +90,8 @@ class _Reader:
         value = self.get(key, int, default)
         if value < 0:
             raise ConfigError(f"{self._key(key)}: must be a non-negative integer (fen), got {value}")
+        if value > MAX_FEN:
+            raise ConfigError(f"{self._key(key)}: at most {MAX_FEN} fen (a purse's largest balance), got {value}")
         return int(value)
 
     def count(self, key: str, default: int | None, what: str = "integer") -> Any:
@@ -121,7 +126,8 @@ def _pairs(reader: _Reader, key: str, number: type | tuple[type, ...]) -> tuple[
     out: list[tuple[Any, int]] = []
     for i, item in enumerate(raw):
         if (not isinstance(item, list) or len(item) != 2 or any(isinstance(x, bool) for x in item)
-                or not isinstance(item[0], number) or not isinstance(item[1], int) or item[1] < 0):
+                or not isinstance(item[0], number) or (isinstance(item[0], float) and not math.isfinite(item[0]))
+                or not isinstance(item[1], int) or not 0 <= item[1] <= MAX_FEN):
             raise ConfigError(f"{reader._key(key)}[{i}]: expected [limit, fare in fen], got {item!r}")
         out.append((item[0], item[1]))
     limits: list[float] = [float(p[0]) for p in out]
@@ -134,11 +140,18 @@ def _table_of_numbers(reader: _Reader, key: str, integers: bool, what: str) -> d
     out: dict[str, Any] = {}
     raw: dict[str, Any] = reader.get(key, dict, {})
     for name, value in raw.items():
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf
                 or (integers and not isinstance(value, int))):
             raise ConfigError(f"{reader._key(key)}.{name}: expected {what}, got {value!r}")
         out[str(name)] = value
     return out
+
+
+def _card_type(c: _Reader) -> str | None:
+    name: str | None = c.get("card_type", str, None)
+    if name is not None and name not in CARD_TYPES:
+        raise ConfigError(f"{c._key('card_type')}: {name!r} is not one of {', '.join(CARD_TYPES)}")
+    return name
 
 
 def _concessions(root: _Reader) -> tuple[Concession, ...]:
@@ -149,7 +162,7 @@ def _concessions(root: _Reader) -> tuple[Concession, ...]:
         c = _Reader(item, f"concessions[{i}]")
         concession = Concession(
             name=c.get("name", str, f"concession {i + 1}"), pay_percent=c.percent("pay_percent", 100),
-            card_type=c.get("card_type", str, None), min_age=c.count("min_age", None, "age"),
+            card_type=_card_type(c), min_age=c.count("min_age", None, "age"),
             max_age=c.count("max_age", None, "age"), local_only=c.get("local_only", bool, False))
         if concession.min_age is not None and concession.max_age is not None and concession.min_age > concession.max_age:
             raise ConfigError(f"concessions[{i}]: min_age {concession.min_age} is above max_age {concession.max_age}")
@@ -269,6 +282,8 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         raise ConfigError(f"journal.sync: {cfg.journal_sync!r} is not full or write_ahead")
     if cfg.direction not in ("entry", "exit", "auto"):
         raise ConfigError(f"gate.direction: {cfg.direction!r} is not entry, exit or auto")
+    if not 0 <= cfg.industry <= 255:
+        raise ConfigError(f"terminal.industry: one byte 0..255, got {cfg.industry}")
     if not 0 <= cfg.key_index <= 255:
         raise ConfigError(f"psam.key_index: must be 0..255, got {cfg.key_index}")
     if not cfg.psam.strip():
@@ -285,8 +300,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
 def load_config(path: str | os.PathLike[str]) -> TerminalConfig:
     source = os.fspath(path)
     try:
-        with open(source, "rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_text(source, "configuration", LIMIT_SMALL, ConfigError))
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such configuration file") from None
     except OSError as exc:

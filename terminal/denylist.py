@@ -31,8 +31,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from cardlib.durable import replace_durably
 from cardlib.errors import FormatError
+from cardlib.safefiles import atomic_write, open_regular
 
 MAGIC = b"YKTDENY\x00"
 FORMAT_VERSION = 2
@@ -117,10 +117,9 @@ def build_denylist(serials: Iterable[bytes], out_path: str | os.PathLike[str], l
     digest = hashlib.sha256()
     total = 0
     target = os.fspath(out_path)
-    tmp = f"{target}.tmp"
     data_offset = HEADER.size + 4 * ((1 << bits) + 1)
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_write(target, "deny list", 0o644) as fh:
             fh.seek(data_offset)
             for gi in range(256):
                 raw = groups[gi]
@@ -139,14 +138,8 @@ def build_denylist(serials: Iterable[bytes], out_path: str | os.PathLike[str], l
             fh.seek(0)
             fh.write(HEADER.pack(MAGIC, FORMAT_VERSION, bits, list_version, total, digest.digest()))
             fh.write(counts.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        replace_durably(tmp, target)
     except OSError as exc:
         raise FormatError(f"cannot write deny list {target!r}: {exc.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return total
 
 
@@ -156,16 +149,14 @@ class DenyList:
     def __init__(self, path: str | os.PathLike[str], verify: bool = False) -> None:
         self.path = os.fspath(path)
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fh = open_regular(self.path, "deny list")  # a FIFO or a folder is refused, not waited on
         except OSError as exc:
             raise FormatError(f"{self.path}: cannot open deny list: {exc.strerror}") from None
-        try:
-            size = os.fstat(fd).st_size
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
             if size < HEADER.size:
                 raise FormatError(f"{self.path}: too short for a deny list ({size} bytes)")
-            self._mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
+            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         self._index: memoryview | array[int] = array("I")
         try:
             self._open(size, verify)

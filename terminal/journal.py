@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import IO, Any
 
 from cardlib.clock import BEIJING, Clock
@@ -40,6 +41,7 @@ from cardlib.durable import sync_directory
 from cardlib.errors import FormatError, YktError
 from cardlib.keys import IssuerKeys, derive_dtk
 from cardlib.pboc import macs
+from cardlib.safefiles import check_regular
 
 SCHEMA_VERSION = 5  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
 # 3 → 4: events numbered without AUTOINCREMENT; 4 → 5: the state grey
@@ -218,12 +220,39 @@ _MIGRATIONS = {
 }
 
 
+def _create_private(path: str) -> None:
+    """A new journal file is made 0600 (like card images): the records name cards and amounts.
+    SQLite gives its -wal and -shm files the mode of the database file."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
+
+
+_INTEGERS = ("id", "tx_type", "card_seq", "amount", "balance_before", "key_version", "key_index")
+
+
 def _row(row: Sequence[Any]) -> JournalRecord:
+    """A stored row as a record; a value the journal never writes (a file edited by hand or by
+    another program) is a JournalError naming the record, not a crash further on."""
     d = dict(zip(_COLUMNS, row, strict=True))
-    for key in ("tx_time", "created_at", "updated_at"):
-        d[key] = datetime.fromisoformat(d[key])
-    for key in ("app_serial", "terminal_id", "tac", "mac2"):
-        d[key] = bytes(d[key]) if d[key] is not None else None
+    try:
+        for key in ("tx_time", "created_at", "updated_at"):
+            d[key] = datetime.fromisoformat(d[key])
+            if d[key].tzinfo is None:
+                raise ValueError(f"{key} {row[_COLUMNS.index(key)]!r} has no time zone")
+        for key in ("app_serial", "terminal_id", "tac", "mac2"):
+            d[key] = bytes(d[key]) if d[key] is not None else None
+        for key in _INTEGERS:
+            if type(d[key]) is not int:
+                raise ValueError(f"{key} {d[key]!r} is not an integer")
+        for key in ("balance_after", "terminal_seq"):
+            if d[key] is not None and type(d[key]) is not int:
+                raise ValueError(f"{key} {d[key]!r} is not an integer")
+        if d["amount"] < 0:
+            raise ValueError(f"amount {d['amount']} is negative")
+        if d["extra"] and not isinstance(json.loads(d["extra"]), dict):
+            raise ValueError("extra is not a JSON object")
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise JournalError(f"journal record {d.get('id')!r}: {str(exc)[:120]}") from None
     d["mac2_verified"] = None if d["mac2_verified"] is None else bool(d["mac2_verified"])
     d["test"] = bool(d["test"])
     return JournalRecord(**d)
@@ -246,26 +275,49 @@ class BatchHeader:
 class Journal:
     """One SQLite file; every state change is one transaction, synced as ``sync`` says."""
 
-    def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None, sync: str = "write_ahead") -> None:
+    def __init__(self, path: str | os.PathLike[str], clock: Clock | None = None, sync: str = "write_ahead", *,
+                 create: bool = True, readonly: bool = False) -> None:
+        """Open (or, with ``create``, make: mode 0600) a journal. ``create=False`` refuses a file that
+        is not a journal already; ``readonly`` opens it read-only (SQLite ``mode=ro``): nothing is
+        written, an older schema is not migrated (the error says to run ``ykt journal migrate``)."""
         self.path = os.fspath(path)
         self.clock = clock or Clock.system()
         if sync not in SYNC_MODES:
             raise JournalError(f"journal sync mode {sync!r} is not one of {', '.join(SYNC_MODES)}")
         self.sync = sync
+        self.readonly = readonly
+        self.schema_before: int | None = None  # the schema found on opening (before a migration)
         self._unsynced = False  # a commit made under synchronous=NORMAL that no sync has covered yet
         self._wal_fd: int | None = None  # the WAL file, opened at the first sync
         self._writes = 0  # since the last checkpoint
+        on_disk = self.path not in ("", ":memory:") and not self.path.startswith("file:")
+        if on_disk:
+            check_regular(self.path, "journal", FormatError)
+            if not (create and not readonly) and not os.path.exists(self.path):
+                raise FormatError(f"{self.path}: no such journal")
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            if readonly:
+                self._db = sqlite3.connect(Path(self.path).absolute().as_uri() + "?mode=ro", uri=True,
+                                           isolation_level=None, check_same_thread=False, timeout=10)
+            else:
+                if on_disk and create:
+                    _create_private(self.path)
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
         except sqlite3.Error as exc:
             raise FormatError(f"{self.path}: cannot open journal: {exc}") from None
+        except OSError as exc:
+            raise FormatError(f"{self.path}: cannot create journal: {exc.strerror}") from None
         try:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            # the WAL synced by hand; where SQLite could not use a WAL (":memory:", some network
-            # file systems) it syncs as FULL itself
-            self._own_sync = sync == "write_ahead" and str(mode).lower() == "wal"
-            self._db.execute("PRAGMA synchronous=NORMAL" if self._own_sync else "PRAGMA synchronous=FULL")
-            self._migrate()
+            self.schema_before = self._check_journal(must_exist=not create or readonly)
+            if readonly:
+                self._own_sync = False
+            else:
+                mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                # the WAL synced by hand; where SQLite could not use a WAL (":memory:", some network
+                # file systems) it syncs as FULL itself
+                self._own_sync = sync == "write_ahead" and str(mode).lower() == "wal"
+                self._db.execute("PRAGMA synchronous=NORMAL" if self._own_sync else "PRAGMA synchronous=FULL")
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             self._release()
             raise FormatError(f"{self.path}: not a usable journal: {exc}") from None
@@ -275,12 +327,26 @@ class Journal:
         self._lock = threading.RLock()
         self._pending: dict[int, JournalRecord] = {}  # records begun by this object and not finished yet
 
+    def _check_journal(self, must_exist: bool) -> int | None:
+        """The schema version of the journal in the file, None for a new (empty) database; a SQLite
+        file holding other tables, or (``must_exist``) no journal at all, is refused untouched."""
+        version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise FormatError(f"{self.path}: journal schema {version} is newer than this yikatong ({SCHEMA_VERSION})")
+        names = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "records" not in names:
+            if names or must_exist:
+                raise FormatError(f"{self.path}: not a journal (no records table)")
+            return None
+        if self.readonly and version < SCHEMA_VERSION:
+            raise JournalError(f"{self.path}: journal schema {version} is older than {SCHEMA_VERSION}; run"
+                               f" 'ykt journal migrate --journal {self.path}' first")
+        return version
+
     def _migrate(self) -> None:
         """Create the schema, or bring an older journal up to SCHEMA_VERSION, in one transaction."""
         with self._transaction():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise FormatError(f"{self.path}: journal schema {version} is newer than this yikatong ({SCHEMA_VERSION})")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]  # _check_journal refused a newer one
             exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name='records'").fetchone()
             if exists and version < SCHEMA_VERSION:
                 for step in range(max(version, 1), SCHEMA_VERSION):
@@ -640,7 +706,10 @@ class Journal:
         """
         if older_than < timedelta(0):
             raise JournalError("prune: the age must not be negative")
-        cutoff = _stamp((clock or self.clock).now() - older_than)
+        try:
+            cutoff = _stamp((clock or self.clock).now() - older_than)
+        except OverflowError:  # older than the calendar's first day: no record is
+            return 0
         with self._lock:
             with self._transaction():
                 cond = "batch_id IS NOT NULL AND state IN ('completed','recovered') AND tx_time < ?"

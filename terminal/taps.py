@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cardlib.clock import parse_time
 from cardlib.errors import FormatError
+from cardlib.safefiles import LIMIT_SCRIPT, read_text
 
 KEYS = {"card", "time", "advance", "tear", "second", "note"}
 MAX_ADVANCE = 315_360_000  # ten years of seconds: the clock must stay a datetime
@@ -109,7 +110,7 @@ def parse_taps(text: str, base: Path = Path(".")) -> list[TapStep]:
 def read_taps(path: str | os.PathLike[str]) -> list[TapStep]:
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        text = read_text(source, "tap script", LIMIT_SCRIPT)
     except OSError as exc:
         raise FormatError(f"cannot read tap script {source}: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -38,3 +38,10 @@ def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("YKT_STATE_DIR", None)
     else:
         os.environ["YKT_STATE_DIR"] = before
+
+
+@pytest.fixture
+def allow_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let ``py:`` readers import the test card factories (tests.*): a py: URI runs code,
+    so it runs only when allowed (cardlib/readers/pyhost.py)."""
+    monkeypatch.setenv("YKT_ALLOW_PY", "tests")

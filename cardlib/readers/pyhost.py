@@ -1,6 +1,8 @@
 """A reader whose field holds in-process card objects (DESIGN.md card contract).
 
-``py:package.module:factory`` builds the cards with a Python factory; the
+``py:package.module:factory`` builds the cards with a Python factory (only a
+module allowed by ``YKT_ALLOW_PY`` or registered as an entry point: a reader
+URI in a configuration must not run arbitrary code); the
 ``sim`` reader of :mod:`simulators` is built on the same class. Cards can be
 put into the field and taken away; a card that raises CardRemovedError from
 ``process`` has been torn away and leaves the field.
@@ -8,9 +10,10 @@ put into the field and taken away; a card that raises CardRemovedError from
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
-from importlib import import_module
+from importlib import import_module, metadata
 
 from cardlib.errors import (
     CardRemovedError,
@@ -116,11 +119,35 @@ class HostedReader(Reader):
                 self.remove(card)
 
 
+ALLOW_ENV = "YKT_ALLOW_PY"
+FACTORY_GROUP = "yikatong.card_factories"
+_allowed: set[str] = set()
+
+
+def allow_module(name: str) -> None:
+    """Let ``py:`` readers import ``name`` (and the modules below it) in this process."""
+    _allowed.add(name)
+
+
+def _is_allowed(module_name: str, target: str) -> bool:
+    """A ``py:`` target is code: it runs only when its module is allowed (``YKT_ALLOW_PY=a,b.c``
+    or :func:`allow_module`) or when an installed distribution registered it as an entry point
+    of ``yikatong.card_factories``. Checked before the import: importing already runs code."""
+    names = _allowed | {n.strip() for n in os.environ.get(ALLOW_ENV, "").split(",") if n.strip()}
+    if any(module_name == n or module_name.startswith(n + ".") for n in names):
+        return True
+    return any(ep.value.replace(" ", "") == target for ep in metadata.entry_points(group=FACTORY_GROUP))
+
+
 def load_factory(target: str) -> object:
-    """Resolve ``package.module:attribute``."""
+    """Resolve ``package.module:attribute`` (only an allowed or registered one)."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise FormatError(f"py reader target {target!r}: expected package.module:factory")
+    if not _is_allowed(module_name, target):
+        raise ReaderUnavailableError(
+            f"py reader: {module_name!r} is code and is not allowed to run; allow it with"
+            f" {ALLOW_ENV}={module_name} or register {target} in the {FACTORY_GROUP} entry points")
     try:
         module = import_module(module_name)
     except (ImportError, ValueError, TypeError) as exc:

@@ -16,6 +16,8 @@ from cardlib.readers.pyhost import HostedReader, open_py_reader
 from cardlib.readers.registry import open_reader
 from tests.cards import ATR_T0, ATR_T1, EchoCard, T0Card
 
+pytestmark = pytest.mark.usefixtures("allow_py")  # these tests open py: readers (code: allowed explicitly)
+
 ECHO_SINGLETON = EchoCard()  # a ready-made card object, not a factory
 
 
@@ -143,8 +145,8 @@ def test_open_py_reader_factories() -> None:
         (":t0_card", {}, FormatError, "package.module:factory"),
         ("tests.cards:", {}, FormatError, "package.module:factory"),
         ("tests.cards:nope", {}, ReaderUnavailableError, "no 'nope'"),
-        ("no_such_module_xyz:card", {}, ReaderUnavailableError, "cannot import 'no_such_module_xyz'"),
-        (".relative:card", {}, ReaderUnavailableError, "cannot import"),
+        ("no_such_module_xyz:card", {}, ReaderUnavailableError, "'no_such_module_xyz' is code and is not allowed"),
+        (".relative:card", {}, ReaderUnavailableError, "is not allowed"),
         ("tests.cardlib.test_pyhost:not_a_card", {}, FormatError, "int, not a card"),
         ("tests.cards:t0_card", {"speed": "9"}, FormatError, "does not take these options"),
         ("tests.cardlib.test_pyhost:ECHO_SINGLETON", {"x": "1"}, FormatError, "takes no options"),

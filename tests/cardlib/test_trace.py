@@ -145,7 +145,7 @@ def test_each_reader_keeps_its_own_selection() -> None:
 
 def test_recorder_file_truncates_or_appends(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_text("old\n")
+    path.write_text('{"atr": "3B01", "reader": "old"}\n')  # an earlier trace is replaced
     with TraceRecorder(path, "r") as rec:
         rec.header(b"\x3b\x00")
     assert path.read_text().splitlines() == ['{"atr": "3B00", "reader": "r"}']

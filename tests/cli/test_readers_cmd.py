@@ -18,6 +18,8 @@ from simulators.vpcd import VpcdBridge
 from tests.cards import EchoCard
 from tests.pcsc_support import Pcscd, pcscd, vpcd_card  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures("allow_py")  # these tests open py: readers (code: allowed explicitly)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

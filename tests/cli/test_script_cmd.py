@@ -12,6 +12,8 @@ from cardlib.errors import FormatError
 from cardlib.script import Expectation, parse_script
 from cli.main import cli
 
+pytestmark = pytest.mark.usefixtures("allow_py")  # these tests open py: readers (code: allowed explicitly)
+
 T0 = "py:tests.cards:t0_card"
 ECHO = "py:tests.cards:echo_card"
 

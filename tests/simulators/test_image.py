@@ -106,7 +106,7 @@ def test_a_failed_write_leaves_the_old_image(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(os, "replace", failing_replace)
     card.purse.state.balance = 1
-    with pytest.raises(OSError, match="disk gone"):
+    with pytest.raises(FormatError, match="disk gone"):  # one line, the file named
         save_image(card, path)
     assert path.read_text() == before
     assert renamed and renamed[0][1] == str(path)

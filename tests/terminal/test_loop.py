@@ -11,6 +11,7 @@ from cardlib.errors import ProtocolError, ReaderTimeoutError, TransportError
 from cardlib.readers.pyhost import HostedReader
 from simulators.issuer import sample_card
 from simulators.psam import make_psam
+from terminal.app import TerminalApp
 from terminal.config import parse_config
 from terminal.decision import Decision, Reason
 from terminal.journal import Journal
@@ -37,13 +38,18 @@ class FlakyConnect(HostedReader):
         return True  # the rider lifts the card and presents it again
 
 
-def test_a_reader_fault_while_connecting_is_a_tap_again_and_the_loop_goes_on(tmp_path: Path) -> None:
-    clock = Clock.fixed(T0)
+def flat_fare_validator(folder: Path, clock: Clock) -> tuple[TerminalApp, Journal]:
+    """A bus validator charging a flat 2 yuan, with a simulated PSAM and a journal in ``folder``."""
     sam = HostedReader([make_psam()])
     sam.connect()
-    journal = Journal(tmp_path / "j.db", clock)
+    journal = Journal(folder / "j.db", clock)
     app = make_app(parse_config({"terminal": {"role": "bus_validator"}, "fares": {"flat": 200}}),
                    PsamClient(Channel(sam), test=True), journal, clock)
+    return app, journal
+
+
+def test_a_reader_fault_while_connecting_is_a_tap_again_and_the_loop_goes_on(tmp_path: Path) -> None:
+    app, journal = flat_fare_validator(tmp_path, Clock.fixed(T0))
     reader = FlakyConnect([ReaderTimeoutError("no answer to 4A"), ProtocolError("bad frame")])
     decisions: list[Decision] = []
     assert run_loop(app, reader, decisions.append, max_taps=3) == 3
