@@ -39,7 +39,7 @@ class LoadAuthorization:
 class LoadConfirmation:
     app_serial: bytes
     online_seq: int
-    outcome: str  # "completed" | "failed"
+    outcome: str  # "completed" | "failed" | "grey" (credited; the card keeps no proof of it any more)
     tac: bytes | None = None
 
 

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 import click
 
 from cardlib.iso import read_binary
-from cardlib.pboc.files import MANAGEMENT_SFI, ManagementData
+from cardlib.pboc.files import (
+    INDUSTRY_NAMES,
+    MANAGEMENT_SFI,
+    TRIP_TYPE_NAMES,
+    TX_TYPE_NAMES,
+    ManagementData,
+)
 from cli.common import Options, common_options, echo_kv
 from cli.session import open_channel
 from terminal import auth
@@ -51,7 +57,7 @@ def info(opts: Options) -> None:
 @card.command()
 @common_options
 def history(opts: Options) -> None:
-    """The purse's transaction log (0x18) and trip records (0x1E)."""
+    """The purse's transaction log (0x18) and transit records (0x1E), types named."""
     channel = open_channel(opts)
     wallet = _reading_wallet(channel, opts)
     log = wallet.history()
@@ -59,16 +65,23 @@ def history(opts: Options) -> None:
     if opts.json:
         opts.emit({
             "transactions": [{"seq": r.seq, "amount": r.amount, "type": f"{r.tx_type:02X}",
+                              "type_name": TX_TYPE_NAMES.get(r.tx_type, "unknown"),
                               "terminal_id": r.terminal_id.hex().upper(), "time": r.time.isoformat()} for r in log],
-            "trips": [{"type": f"{t.record_type:02X}", "amount": t.amount, "balance": t.balance,
-                       "time": t.time.isoformat(), "station": t.station.hex().upper()} for t in trips],
+            "trips": [{"type": f"{t.record_type:02X}", "type_name": TRIP_TYPE_NAMES.get(t.record_type, "unknown"),
+                       "industry": INDUSTRY_NAMES.get(t.industry, f"{t.industry:02X}"), "amount": t.amount,
+                       "balance": t.balance, "time": t.time.isoformat(), "station": t.station.hex().upper(),
+                       "terminal": t.terminal.hex().upper()} for t in trips],
         })
         return
     for r in log:
-        click.echo(f"{r.time:%Y-%m-%d %H:%M:%S}  seq {r.seq:5d}  type {r.tx_type:02X}  {r.amount:>7} fen"
-                   f"  terminal {r.terminal_id.hex().upper()}")
+        click.echo(f"{r.time:%Y-%m-%d %H:%M:%S}  seq {r.seq:5d}  {TX_TYPE_NAMES.get(r.tx_type, 'unknown'):<9}"
+                   f" ({r.tx_type:02X})  {r.amount:>7} fen  terminal {r.terminal_id.hex().upper()}")
     if not log:
         click.echo("no transactions")
+    for t in trips:
+        click.echo(f"{t.time:%Y-%m-%d %H:%M:%S}  trip  {TRIP_TYPE_NAMES.get(t.record_type, 'unknown'):<11}"
+                   f" ({t.record_type:02X})  {INDUSTRY_NAMES.get(t.industry, f'{t.industry:02X}'):<5}"
+                   f"  {t.amount:>7} fen  balance {t.balance}  station {t.station.hex().upper()}")
 
 
 @card.group()

@@ -28,7 +28,7 @@ from cardlib.keys import IssuerKeys, default_issuer, purse_factors
 from cardlib.loadhost import LoadAuthorization, LoadConfirmation, LoadRequest
 from cardlib.pboc import macs
 
-OUTCOMES = ("completed", "failed")
+OUTCOMES = ("completed", "failed", "grey")  # grey: credited, the proof gone (no TAC)
 
 
 class SimulatedLoadHost:

@@ -11,6 +11,7 @@ session ends, so two sessions never interleave (docs/card-image.md).
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import json
 import os
@@ -26,14 +27,15 @@ from typing import Any
 from cardlib.errors import ConfigError, FormatError, SharingViolationError
 from cardlib.hexutil import from_hex
 from cardlib.keys import CardKeys, IssuerKeys
-from cardlib.pboc import macs
+from cardlib.pboc import capp, macs
+from cardlib.pboc.files import CAPP_SFI
 from cardlib.safefiles import LIMIT_SMALL, atomic_write, read_text
 from simulators.psam import PsamCard, PsamState
-from simulators.purse import MAX_PROOFS, PROVE_TYPES, PurseState
+from simulators.purse import PROVE_TYPES, PurseState
 from simulators.ssc import EXT_AUTH_TRIES, PIN_TRIES, PUK_TRIES, SocialSecurityCard, SsseState
 
 FORMAT = "yikatong-card-image"
-VERSION = 1
+VERSION = 2  # 1 → 2: the purse keeps its last proof only; 0x1A records 2701/2702 in the gates' layout, with CRC
 Card = SocialSecurityCard | PsamCard
 DEFAULT_WAIT = 2.0  # seconds a second holder waits for the first (``sim:PATH?wait=SECONDS``)
 MAX_OVERDRAFT = 0xFFFFFF  # the 3-byte overdraft limit of INITIALIZE FOR PURCHASE's answer
@@ -88,12 +90,73 @@ def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: s
     return value
 
 
+CAPP_RECORDS = 18  # records the 0x1A file holds (simulators/ssc.py)
+
+
+def _v1_capp(raw: bytes, balance: int) -> bytes:
+    """A version-1 0x1A record in the gates' layout. Version 1 kept 2701 as
+    ``27 01 state(1) station(8) date(4) time(3) terminal(6)`` (state 01 in, 00 out) and
+    2702 as ``27 02 line(8) date(4) time(3) terminal(6) amount(4)``; a rider inside
+    stays inside, so the exit gate charges the trip, not the no-entry fare."""
+    rid = int.from_bytes(raw[:2], "big")
+    if rid not in (capp.METRO_RECORD, capp.BUS_RECORD):
+        return raw
+    record = capp.CappRecord.blank(rid)
+    if rid == capp.METRO_RECORD:
+        when = capp.parse_bcd7(raw[11:18])
+        if when is None or raw[2] not in (0x00, 0x01):
+            return record.encode()
+        station, terminal = capp.text8(raw[3:11]), raw[18:24]
+        if raw[2] == 0x01:
+            return capp.metro_entry(record, station, when, terminal, balance).encode()
+        return capp.metro_exit(record, station, when, terminal, 0).encode()
+    when = capp.parse_bcd7(raw[10:17])
+    if when is None:
+        return record.encode()
+    ride = capp.BusRide(capp.text8(raw[2:10]), when, raw[17:23], int.from_bytes(raw[23:27], "big"))
+    return capp.with_bus_ride(record, ride).encode()
+
+
+def migrate_v1(obj: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 image as version 2: of its ten proofs keyed by the INITIALIZE value, the
+    newest becomes ``last_proof`` keyed by the counter after it (value + 1); 2701 and 2702
+    are rewritten in the gates' layout with valid CRCs, and created where missing."""
+    out = copy.deepcopy(obj)
+    out["version"] = VERSION
+    if out.get("kind") != "card":
+        return out
+    purse = out.get("purse")
+    if isinstance(purse, dict):
+        proofs = purse.pop("proofs", [])
+        newest = proofs[0] if isinstance(proofs, list) and proofs else None
+        if isinstance(newest, dict) and isinstance(newest.get("seq"), int):
+            purse["last_proof"] = {**newest, "seq": (newest["seq"] + 1) & 0xFFFF}
+        else:
+            purse["last_proof"] = None
+        balance = purse.get("balance", 0) if isinstance(purse.get("balance"), int) else 0
+        for entry in out.get("files") or []:
+            if isinstance(entry, dict) and entry.get("sfi") == CAPP_SFI and isinstance(entry.get("records"), list):
+                records = [_v1_capp(bytes.fromhex(r), balance).hex().upper() for r in entry["records"]]
+                have = {r[:4] for r in records}
+                for rid in (capp.METRO_RECORD, capp.BUS_RECORD):
+                    if f"{rid:04X}" not in have and len(records) < CAPP_RECORDS:  # a full file stays as it is
+                        records.append(capp.blank_record(rid).hex().upper())
+                entry["records"] = records
+    return out
+
+
 def card_from_json(obj: Any) -> Card:
-    """Rebuild a card or PSAM; FormatError/ConfigError name the problem."""
+    """Rebuild a card or PSAM; FormatError/ConfigError name the problem. Older
+    versions are migrated first (:func:`migrate_v1`)."""
     if not isinstance(obj, dict):
         raise FormatError("card image: expected a JSON object")
     if obj.get("format") != FORMAT:
         raise FormatError(f"card image: format must be {FORMAT!r}")
+    if obj.get("version") == 1:
+        try:
+            obj = migrate_v1(obj)
+        except (ValueError, TypeError) as exc:
+            raise FormatError(f"card image: cannot migrate version 1: {exc}") from None
     if obj.get("version") != VERSION:
         raise FormatError(f"card image: unsupported version {obj.get('version')!r}")
     kind = obj.get("kind")
@@ -118,7 +181,7 @@ def card_from_json(obj: Any) -> Card:
             online_seq=_need(p, "online_seq", int, "purse"), offline_seq=_need(p, "offline_seq", int, "purse"),
             overdraft_limit=_need(p, "overdraft_limit", int, "purse"),
             max_balance=_need(p, "max_balance", int, "purse"), blocked=p.get("blocked"),
-            proofs=list(_need(p, "proofs", list, "purse")),
+            last_proof=_proof(p.get("last_proof")),
         )
         if obj.get("balance", purse.balance) != purse.balance:
             raise FormatError("card image: balance and purse.balance differ (edit both)")
@@ -145,6 +208,23 @@ def card_from_json(obj: Any) -> Card:
         raise FormatError(f"card image: {exc}") from None
 
 
+def _proof(obj: Any) -> dict[str, Any] | None:
+    """``last_proof``: null, or type, seq (the counter after it), MAC and TAC (4 bytes hex)."""
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise FormatError("card image: purse.last_proof must be null or an object")
+    if set(obj) - {"type", "seq", "mac", "tac"}:
+        raise FormatError("card image: purse.last_proof is exactly {type, seq, mac, tac}")
+    kind, seq = _need(obj, "type", int, "last_proof"), _need(obj, "seq", int, "last_proof")
+    mac, tac = _need(obj, "mac", str, "last_proof"), _need(obj, "tac", str, "last_proof")
+    if not 0 <= kind <= 0xFF or not 0 <= seq <= 0xFFFF:
+        raise FormatError("card image: last_proof type or seq out of range")
+    if len(from_hex(mac, "card image: last_proof.mac")) != 4 or len(from_hex(tac, "card image: last_proof.tac")) != 4:
+        raise FormatError("card image: last_proof mac and tac must be 4 bytes")
+    return {"type": kind, "seq": seq, "mac": mac.upper(), "tac": tac.upper()}
+
+
 def check_purse_values(purse: PurseState) -> None:
     """What the card's files and answers can hold, or FormatError: an image that
     claims more would lie about money (a balance the 4-byte field wraps, an
@@ -157,23 +237,13 @@ def check_purse_values(purse: PurseState) -> None:
         raise FormatError("card image: purse balance must be between -overdraft_limit and max_balance")
     if not 0 <= purse.online_seq <= MAX_COUNTER or not 0 <= purse.offline_seq <= MAX_COUNTER:
         raise FormatError(f"card image: purse counters must be 0..{MAX_COUNTER}")
-    if len(purse.proofs) > MAX_PROOFS:
-        raise FormatError(f"card image: purse keeps at most {MAX_PROOFS} proofs")
-    seen = set()
-    for proof in purse.proofs:
-        if not isinstance(proof, dict) or set(proof) != {"type", "seq", "mac", "tac"}:
-            raise FormatError("card image: a purse proof is {type, seq, mac, tac}")
+    proof = purse.last_proof
+    if proof is not None:  # its shape is checked by _proof; here: a transaction the card made
         kind, seq = proof["type"], proof["seq"]
         counter = purse.online_seq if kind in macs.LOAD_TYPES else purse.offline_seq
-        if type(kind) is not int or kind not in PROVE_TYPES or type(seq) is not int or not 0 <= seq < counter:
-            raise FormatError("card image: a purse proof names a type or a counter the card never used")
-        for name in ("mac", "tac"):
-            value = proof[name]
-            if not isinstance(value, str) or len(value) != 8 or not all(c in "0123456789ABCDEFabcdef" for c in value):
-                raise FormatError(f"card image: a purse proof's {name} must be 4 bytes of hex")
-        if (kind, seq) in seen:
-            raise FormatError("card image: two purse proofs for one transaction")
-        seen.add((kind, seq))
+        if kind not in PROVE_TYPES or not 1 <= seq <= counter:
+            raise FormatError("card image: purse last_proof names a type or a counter the card never used "
+                              "(seq is the counter after the transaction)")
 
 
 _HELD: set[tuple[int, int]] = set()  # lock files (device, inode) held in this process

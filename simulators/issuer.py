@@ -13,7 +13,8 @@ from datetime import date
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
 from cardlib.keys import IssuerKeys, default_issuer, derive_card_keys
-from cardlib.pboc.files import HolderData, ManagementData, PublicData
+from cardlib.pboc.capp import BUS_RECORD, METRO_RECORD, blank_record
+from cardlib.pboc.files import CAPP_SFI, HolderData, ManagementData, PublicData
 from cardlib.ssse.commands import pin_bytes
 from cardlib.ssse.files import (
     CARD_TYPES,
@@ -129,6 +130,9 @@ def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = N
         ef = pdf.ef_by_sfi(sfi)
         assert isinstance(ef, TransparentEF)
         ef.data = bytearray(data)
+    capp = pdf.ef_by_sfi(CAPP_SFI)  # the industry records gates read, modify and write back
+    assert isinstance(capp, RecordEF)
+    capp.records = [blank_record(METRO_RECORD), blank_record(BUS_RECORD)]
     return card
 
 

@@ -22,15 +22,17 @@ from cardlib.pboc.files import (
     CAPP_RECORD_SIZE,
     CAPP_SFI,
     LOG_SFI,
+    TRIP_SFI,
     PublicData,
     TransactionRecord,
     log_record,
 )
-from cardlib.tlv import build
 from simulators.filesystem import DedicatedFile, FileSystem, RecordEF, TransparentEF, status
 
-MAX_PROOFS = 10
 PROVE_TYPES = frozenset({macs.TX_EP_LOAD, macs.TX_EP_PURCHASE, macs.TX_CAPP_PURCHASE})
+#: P2 values a proof of each type answers to: a composite purchase's also to 06, which one
+#: public client sends for it (docs/protocol.md)
+PROVE_P2 = {macs.TX_EP_LOAD: (0x02,), macs.TX_EP_PURCHASE: (0x06,), macs.TX_CAPP_PURCHASE: (0x09, 0x06)}
 
 
 def _wire_balance(value: int) -> int:
@@ -47,7 +49,8 @@ class _Session:
     random: bytes
     seq: int
     balance: int
-    cache: dict[int, bytes] = field(default_factory=dict)
+    cache: dict[int, bytes] = field(default_factory=dict)  # 0x1A records by id
+    trips: list[bytes] = field(default_factory=list)  # 0x1E records, in the order sent
 
 
 @dataclass
@@ -59,7 +62,9 @@ class PurseState:
     overdraft_limit: int = 0
     max_balance: int = 100_000_00  # ¥100,000 in fen
     blocked: str | None = None  # None | "temporary" | "permanent"
-    proofs: list[dict[str, Any]] = field(default_factory=list)
+    #: the proof of the most recent transaction only, as a real card keeps it: type, the
+    #: counter after it ("seq", what GET TRANSACTION PROVE takes), MAC and TAC in hex
+    last_proof: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,7 +74,7 @@ class PurseState:
             "overdraft_limit": self.overdraft_limit,
             "max_balance": self.max_balance,
             "blocked": self.blocked,
-            "proofs": self.proofs,
+            "last_proof": self.last_proof,
         }
 
 
@@ -116,7 +121,7 @@ class PurseApplication:
         cached = self._fci
         if cached is not None and cached[0] == df.name and cached[1] == data:
             return cached[2]
-        answer = build(0x6F, [build(0x84, df.name or b""), build(0xA5, [build(0x9F0C, bytes(data))])]).encode()
+        answer = P.purse_fci(df.name or b"", bytes(data))
         self._fci = (df.name, bytes(data), answer)
         return answer
 
@@ -152,9 +157,12 @@ class PurseApplication:
 
     def _balance(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         P.GetBalance.from_apdu(cmd)
-        if cmd.p2 != P.P2_EP:
+        if cmd.p2 != P.P2_EP or cmd.p1 not in P.BALANCE_P1:
             return _no(SW.SW_INCORRECT_P1P2)
-        return _ok(P.encode_balance(self.state.balance))
+        balance = self.state.balance
+        if cmd.p1 == 0x03:  # excluding the overdraft: a purse in overdraft has nothing of its own
+            balance = max(balance, 0)
+        return _ok(P.encode_balance(balance))
 
     def _initialize(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         self._session = None
@@ -227,6 +235,9 @@ class PurseApplication:
             return _no(SW.SW_CONDITIONS)
         upd = P.UpdateCappDataCache.from_apdu(cmd)
         rec = upd.record
+        if upd.sfi == TRIP_SFI:
+            sess.trips.append(bytes(rec))
+            return _ok()
         if len(rec) > CAPP_RECORD_SIZE or rec[:2] != upd.record_id.to_bytes(2, "big"):
             return _no(SW.SW_WRONG_DATA)
         if not 0x2701 <= upd.record_id <= 0x2712:
@@ -259,6 +270,7 @@ class PurseApplication:
         record = log_record(sess.seq, sess.amount, tx_type, sess.terminal_id, req.date, req.time, s.overdraft_limit)
         log = self._log(fs)
         capp = fs.current_df.ef_by_sfi(CAPP_SFI)
+        trips = fs.current_df.ef_by_sfi(TRIP_SFI)
         if isinstance(capp, RecordEF):  # the cached records must fit before anything is applied
             new = 0
             for rid in sess.cache:
@@ -273,6 +285,9 @@ class PurseApplication:
         if isinstance(capp, RecordEF):
             for rid, rec in sess.cache.items():
                 capp.update_by_id(rid, rec)
+        if isinstance(trips, RecordEF):  # cyclic: the newest first, the oldest dropped past 30
+            for trip in sess.trips:
+                trips.append(trip)
         self._prove_keep(tx_type, sess.seq, mac2, tac)
         self._changed()
         return _ok(P.DebitResponse(tac, mac2).encode())
@@ -282,13 +297,10 @@ class PurseApplication:
         req = P.GetTransactionProve.from_apdu(cmd)
         if req.tx_type not in PROVE_TYPES:
             return _no(SW.SW_INCORRECT_P1P2)
-        for proof in self.state.proofs:
-            if proof["type"] == req.tx_type and proof["seq"] == req.seq:
-                return _ok(P.ProveResponse(bytes.fromhex(proof["mac"]), bytes.fromhex(proof["tac"])).encode())
-        counter = self.state.online_seq if req.tx_type == macs.TX_EP_LOAD else self.state.offline_seq
-        if req.seq >= counter:
-            return _no(SW.SW_RECORD_NOT_FOUND)  # the card never reached this sequence number
-        return _no(SW.SW_MAC_UNAVAILABLE)  # of another type, or older than the proofs kept
+        proof = self.state.last_proof
+        if (proof is not None and req.tx_type in PROVE_P2.get(proof["type"], ()) and proof["seq"] == req.seq):
+            return _ok(P.ProveResponse(bytes.fromhex(proof["mac"]), bytes.fromhex(proof["tac"])).encode())
+        return _no(SW.SW_MAC_UNAVAILABLE)  # not the most recent transaction: its proof is gone
 
     def _line_mac_ok(self, header: bytes, mac: bytes, fs: FileSystem) -> bool:
         challenge = fs.security.challenge
@@ -340,8 +352,10 @@ class PurseApplication:
         return log
 
     def _prove_keep(self, tx_type: int, seq: int, mac: bytes, tac: bytes) -> None:
-        self.state.proofs.insert(0, {"type": tx_type, "seq": seq, "mac": mac.hex().upper(), "tac": tac.hex().upper()})
-        del self.state.proofs[MAX_PROOFS:]
+        """Keep this transaction's proof in place of the last one, under the counter
+        after it (``seq`` is the value INITIALIZE returned)."""
+        self.state.last_proof = {"type": tx_type, "seq": P.prove_seq(seq), "mac": mac.hex().upper(),
+                                 "tac": tac.hex().upper()}
 
     def public_data(self, df: DedicatedFile) -> PublicData | None:
         ef = df.ef_by_sfi(0x15)

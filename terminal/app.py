@@ -23,7 +23,7 @@ from cardlib.errors import (
     YktError,
 )
 from cardlib.iso import read_record
-from cardlib.pboc.files import CAPP_SFI, PublicData
+from cardlib.pboc.files import CAPP_SFI, PublicData, TripRecord
 from cardlib.readers.base import Reader
 from cardlib.trace import TraceRecorder
 from terminal import auth
@@ -106,11 +106,18 @@ class TerminalApp:
         self.journal.log_event(now, serial, self.name, opened, reason.value, amount, d.journal_id)
         return d
 
+    def trip(self, tap: Tap, record_type: int, place: str) -> TripRecord:
+        """The 0x1E transit record of this tap (amount and balance filled in by the wallet).
+        Device: the terminal number right-aligned in 8 bytes; line/station: the first four
+        ASCII bytes of the code (the project's profile)."""
+        return TripRecord(record_type, bytes(2) + self.psam.terminal_id, self.config.industry,
+                          place.encode("ascii", "replace")[:4].ljust(4, b"\x00"), 0, 0, tap.now)
+
     def charge(self, tap: Tap, amount: int, capp_record: bytes | None, record_id: int, reason: Reason = Reason.OK,
-               detail: str = "") -> Decision:
+               detail: str = "", trip: TripRecord | None = None) -> Decision:
         try:
             if capp_record is not None:
-                result = tap.wallet.composite_purchase(amount, capp_record, record_id)
+                result = tap.wallet.composite_purchase(amount, capp_record, record_id, trip=trip)
             else:
                 result = tap.wallet.purchase(amount)
         except StatusError as exc:
@@ -139,7 +146,9 @@ class TerminalApp:
                 now = self.clock.now().astimezone(BEIJING)
                 info = auth.read_card(channel)
                 wallet = Wallet(channel, self.psam, self.journal, self.clock, key_index=self.config.key_index,
-                                station=self.config.station, line=self.config.line)
+                                station=self.config.station, line=self.config.line,
+                                balance_p1=self.config.balance_p1,
+                                composite_prove_p2=self.config.composite_prove_p2)
                 try:
                     auth.check_validity(info, self.clock)
                 except auth.CardRefusedError as exc:

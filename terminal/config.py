@@ -49,6 +49,9 @@ class TerminalConfig:
     psam: str = "sim?kind=psam"
     key_index: int = 1
     timezone: str = "Asia/Shanghai"
+    balance_p1: int = 0x00  # GET BALANCE: 00 including the overdraft, 03 excluding it
+    composite_prove_p2: int = 0x09  # GET TRANSACTION PROVE's P2 for a torn composite purchase (09 or 06)
+    on_bad_crc: str = "reset"  # a 0x1A record whose CRC fails: reset (zeroed, header kept) or keep
 
 
 def _duration(key: str, value: float, unit: str) -> timedelta:
@@ -240,6 +243,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     psam = root.table_of("psam")
     journal = root.table_of("journal")
     deny = root.table_of("denylist")
+    purse = root.table_of("purse")
     tz = root.get("timezone", str, "Asia/Shanghai")
     try:
         # an IANA key is one to three names ("UTC", "Asia/Shanghai", "America/Indiana/Knox"); a key of
@@ -265,7 +269,15 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         denylist_start_without=deny.get("start_without", bool, False),
         journal_sync=journal.get("sync", str, "write_ahead"),
         psam=psam.get("reader", str, "sim?kind=psam"), key_index=psam.get("key_index", int, 1), timezone=tz,
+        balance_p1=purse.get("balance_p1", int, 0x00), composite_prove_p2=purse.get("composite_prove_p2", int, 0x09),
+        on_bad_crc=purse.get("on_bad_crc", str, "reset"),
     )
+    if cfg.balance_p1 not in (0x00, 0x03):
+        raise ConfigError(f"purse.balance_p1: 0 (including the overdraft) or 3 (excluding it), got {cfg.balance_p1}")
+    if cfg.composite_prove_p2 not in (0x06, 0x09):
+        raise ConfigError(f"purse.composite_prove_p2: 9 or 6, got {cfg.composite_prove_p2}")
+    if cfg.on_bad_crc not in ("reset", "keep"):
+        raise ConfigError(f"purse.on_bad_crc: {cfg.on_bad_crc!r} is not reset or keep")
     for key, code in (("terminal.station", cfg.station), ("terminal.line", cfg.line)):
         if len(code) > 8 or not code.isascii():  # the 2701/2702 records hold 8 ASCII bytes of it
             raise ConfigError(f"{key}: {code!r} is written on the card: at most 8 ASCII characters")
@@ -283,7 +295,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     if role == "metro_gate" and cfg.station and table and cfg.station not in table:
         where = "fares.zones" if cfg.fares.zones else "fares.stations"
         raise ConfigError(f"terminal.station: {cfg.station!r} is not in {where}")
-    for reader in (term, windows, gate, paths, psam, journal, deny, root):
+    for reader in (term, windows, gate, paths, psam, journal, deny, purse, root):
         reader.done()
     return cfg
 

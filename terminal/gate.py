@@ -4,54 +4,30 @@ of parks, museums and libraries (admission by the social security card)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from cardlib.clock import BEIJING
-from cardlib.errors import FormatError
-from cardlib.pboc.files import capp_record
-from cardlib.pboc.macs import bcd_datetime, parse_bcd_datetime
+from cardlib.pboc import capp
+from cardlib.pboc.files import TRIP_ENTRY, TRIP_EXIT
 from terminal.app import Tap, TerminalApp
 from terminal.decision import Decision, Reason
 from terminal.fares import admission_fee, metro_fare
 
-METRO_RECORD = 0x2701
-IN, OUT = 0x01, 0x00
-
-
-@dataclass(frozen=True)
-class MetroTrip:
-    """Body of the 2701 record: state, station, time, terminal."""
-
-    state: int
-    station: str
-    time: datetime
-    terminal: bytes
-
-    def encode(self) -> bytes:
-        d, t = bcd_datetime(self.time.astimezone(BEIJING))
-        return capp_record(METRO_RECORD, bytes((self.state,)) + self.station.encode("ascii")[:8].ljust(8, b"\x00")
-                           + d + t + self.terminal)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> MetroTrip | None:
-        body = raw[2:]
-        if len(body) < 24 or body[0] not in (IN, OUT):
-            return None
-        try:
-            when = parse_bcd_datetime(body[9:13], body[13:16])
-        except FormatError:
-            return None
-        return cls(body[0], body[1:9].rstrip(b"\x00").decode("ascii", "replace"), when, body[16:22])
+METRO_RECORD = capp.METRO_RECORD
+MetroTrip = capp.MetroTrip
 
 
 class MetroGate(TerminalApp):
-    """``gate.direction`` decides: entry, exit, or auto (by the card's trip state)."""
+    """``gate.direction`` decides: entry, exit, or auto (by the card's trip state).
+
+    The gate reads the card's 2701 record, modifies it and writes it back in the
+    layout of public gate code (:mod:`cardlib.pboc.capp`); a record whose CRC fails
+    counts as no trip and is handled as ``purse.on_bad_crc`` says."""
 
     def decide(self, tap: Tap) -> Decision:
         raw = tap.capp(METRO_RECORD)
-        trip = MetroTrip.decode(raw) if raw else None
-        inside = trip is not None and trip.state == IN
+        current = capp.read_for_update(raw, METRO_RECORD, self.config.on_bad_crc)
+        trip = capp.metro_trip(capp.CappRecord.decode(raw)) if raw and len(raw) == capp.RECORD_SIZE else None
+        inside = trip is not None and trip.inside
         direction = self.config.direction
         station = self.config.station
         if (direction == "auto" and inside and trip is not None and trip.station == station
@@ -66,14 +42,17 @@ class MetroGate(TerminalApp):
             balance = tap.wallet.balance()
             if balance < minimum:
                 return self.decision(tap, False, Reason.INSUFFICIENT_BALANCE, balance=balance)
-            record = MetroTrip(IN, station, tap.now, tid).encode()
-            return self.charge(tap, 0, record, METRO_RECORD, detail=f"entry at {station}")
+            record = capp.metro_entry(current, station, tap.now, tid, balance).encode()
+            return self.charge(tap, 0, record, METRO_RECORD, detail=f"entry at {station}",
+                               trip=self.trip(tap, TRIP_ENTRY, station))
         entry = trip.station if inside and trip is not None else None
-        fare = metro_fare(self.config.fares, tap.rider(), station, tap.now, entry, trip.time if inside and trip else None)
-        record = MetroTrip(OUT, station, tap.now, tid).encode()
+        entry_time: datetime | None = trip.time if inside and trip is not None else None
+        fare = metro_fare(self.config.fares, tap.rider(), station, tap.now, entry, entry_time)
+        record = capp.metro_exit(current, station, tap.now, tid, fare.amount).encode()
         reason = Reason.OK if entry else Reason.NO_ENTRY
         return self.charge(tap, fare.amount, record, METRO_RECORD, reason,
-                           detail=f"{entry or '?'} → {station}: " + ", ".join(fare.reasons))
+                           detail=f"{entry or '?'} → {station}: " + ", ".join(fare.reasons),
+                           trip=self.trip(tap, TRIP_EXIT, station))
 
 
 class IdentityGate(TerminalApp):

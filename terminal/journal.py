@@ -43,14 +43,17 @@ from cardlib.keys import IssuerKeys, derive_dtk
 from cardlib.pboc import macs
 from cardlib.safefiles import check_regular
 
-SCHEMA_VERSION = 4  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
-# 3 → 4: events numbered without AUTOINCREMENT
-STATES = ("pending", "completed", "failed", "recovered")
+SCHEMA_VERSION = 5  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
+# 3 → 4: events numbered without AUTOINCREMENT; 4 → 5: the state grey
+#: grey (灰记录): the card's counter shows the money moved, but its proof is gone (the card was
+#: used elsewhere before the re-tap): it counts in the card's account, never in a batch (no TAC)
+STATES = ("pending", "completed", "failed", "recovered", "grey")
 KINDS = ("load", "purchase", "composite")
 SYNC_MODES = ("full", "write_ahead")
 CHECKPOINT_AFTER = 200  # writes; flush() copies the WAL back then, off the rider's wait (SQLite's own comes at ~1000 pages)
-FINAL = ("completed", "failed", "recovered")
-SETTLED = ("completed", "recovered")
+FINAL = ("completed", "failed", "recovered", "grey")
+SETTLED = ("completed", "recovered")  # what goes into a settlement batch: with a TAC
+MOVED = ("completed", "recovered", "grey")  # what moved the card's money
 
 
 class JournalError(YktError):
@@ -129,7 +132,7 @@ _RETURNING = "RETURNING " + ", ".join(_COLUMNS)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    state TEXT NOT NULL CHECK (state IN ('pending','completed','failed','recovered')),
+    state TEXT NOT NULL CHECK (state IN ('pending','completed','failed','recovered','grey')),
     kind TEXT NOT NULL,
     tx_type INTEGER NOT NULL,
     app_serial BLOB NOT NULL,
@@ -192,6 +195,28 @@ _MIGRATIONS = {
        "DROP TABLE events;"
        "ALTER TABLE events_v4 RENAME TO events;"
        "DELETE FROM sqlite_sequence WHERE name='events';",
+    # the state grey: SQLite cannot change a CHECK in place, so the table is rebuilt with its
+    # rows, its AUTOINCREMENT counter and its index (a self-contained step)
+    4: "CREATE TABLE records_v5 (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+       " state TEXT NOT NULL CHECK (state IN ('pending','completed','failed','recovered','grey')),"
+       " kind TEXT NOT NULL, tx_type INTEGER NOT NULL, app_serial BLOB NOT NULL, card_seq INTEGER NOT NULL,"
+       " amount INTEGER NOT NULL CHECK (amount >= 0), balance_before INTEGER NOT NULL, balance_after INTEGER,"
+       " terminal_id BLOB NOT NULL, terminal_seq INTEGER, tx_time TEXT NOT NULL, tac BLOB, mac2 BLOB,"
+       " mac2_verified INTEGER, algorithm TEXT NOT NULL, key_version INTEGER NOT NULL, key_index INTEGER NOT NULL,"
+       " test INTEGER NOT NULL, station TEXT NOT NULL DEFAULT '', line TEXT NOT NULL DEFAULT '',"
+       " extra TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL, batch_id TEXT,"
+       " failure_reason TEXT);"
+       "INSERT INTO records_v5 (id, state, kind, tx_type, app_serial, card_seq, amount, balance_before,"
+       " balance_after, terminal_id, terminal_seq, tx_time, tac, mac2, mac2_verified, algorithm, key_version,"
+       " key_index, test, station, line, extra, created_at, updated_at, batch_id, failure_reason)"
+       " SELECT id, state, kind, tx_type, app_serial, card_seq, amount, balance_before, balance_after,"
+       " terminal_id, terminal_seq, tx_time, tac, mac2, mac2_verified, algorithm, key_version, key_index, test,"
+       " station, line, extra, created_at, updated_at, batch_id, failure_reason FROM records;"
+       "UPDATE sqlite_sequence SET seq=(SELECT seq FROM sqlite_sequence WHERE name='records')"
+       " WHERE name='records_v5' AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name='records');"
+       "DROP TABLE records;"
+       "ALTER TABLE records_v5 RENAME TO records;"
+       "CREATE INDEX IF NOT EXISTS records_card ON records (app_serial, state);",
 }
 
 
@@ -493,6 +518,11 @@ class Journal:
         return self._finish(record_id, "recovered", tac=tac, mac2=mac2, balance_after=balance_after,
                             mac2_verified=None if mac2_verified is None else int(mac2_verified))
 
+    def grey(self, record_id: int, *, balance_after: int, reason: str = "proof_gone") -> JournalRecord:
+        """A torn transaction the card's counter shows done whose proof is gone (9406):
+        the money moved, without a TAC; listed for the back office, never batched."""
+        return self._finish(record_id, "grey", balance_after=balance_after, failure_reason=reason)
+
     def fail(self, record_id: int, reason: str) -> JournalRecord:
         return self._finish(record_id, "failed", failure_reason=reason)
 
@@ -573,6 +603,9 @@ class Journal:
             for (rid,) in self._db.execute("SELECT id FROM records WHERE batch_id IS NOT NULL"
                                            " AND state NOT IN ('completed','recovered')"):
                 problems.append(f"record {rid}: exported but not settled")
+            for rid, amount in self._db.execute("SELECT id, amount FROM records WHERE state='grey' ORDER BY id"):
+                problems.append(f"record {rid}: grey ({amount} fen moved on the card without a TAC): "
+                                f"for the back office")
         problems.extend(text for text, older in self._counter_repeats() if not older)
         return problems
 
@@ -585,7 +618,7 @@ class Journal:
         terminal sequence): money taken or credited twice on one counter. A failed record
         may share its counter with the next (the card refused it, its counter did not move).
         Each with whether every record of it predates the check."""
-        settled = "state IN ('completed','recovered')"
+        settled = "state IN ('completed','recovered','grey')"  # grey moved money on its counter too
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key=?", (_UNIQUE_FROM,)).fetchone()
             first = int(row[0]) if row else None  # no marker: written by a version before the check

@@ -1,17 +1,26 @@
-"""Torn-transaction recovery (reference §5), decided by the card's counter and
-its 0x18 log, never by the balance (a 0-fen metro entry never moves it).
+"""Torn-transaction recovery (reference §5 step 3): four outcomes, decided by
+the card's counter as field terminals do, never by the balance (a 0-fen
+metro entry never moves it) and never on a guess.
 
-The journal record of a torn transaction is resolved whenever the card comes
-back to this terminal: *recovered* (with MAC2 and TAC from GET TRANSACTION
-PROVE) if the card's log holds it, *failed* if the log shows it did not
-happen (its counter value used by another transaction, or the log reaching
-back past it, or GET TRANSACTION PROVE answering 6A83: the card never
-reached that counter value). The log keeps the last ten transactions only:
-once ten or more newer ones have pushed the counter value out, the card can
-no longer say, and the record stays pending (``decided`` False) rather than
-be guessed — failing a debit the card made would lose the money. The window
-(120 s by default) says whether the re-tap still counts as the interrupted
-ride.
+On the re-tap the terminal reads the 0x18 log, runs a fresh INITIALIZE of 0
+fen with the pending record's key index (``80 50 01 02 0B`` for purchases,
+``80 50 00 02 0B`` for loads) and compares the counter with the record's (the
+value INITIALIZE returned before the tear):
+
+- unchanged: the money did not move → *failed* (the rider is charged as new);
+  so too when the log shows that counter value used by another transaction;
+- moved, the log showing it ours (or, when the log no longer reaches back,
+  moved by exactly one), and GET TRANSACTION PROVE — sent with the counter
+  *after* it (value + 1) and P2 the torn type — answers → *recovered*, MAC2
+  checked by the PSAM while its session is open;
+- moved and the log showing it ours, but PROVE answers 9406 (the card was used
+  since and keeps the last proof only) → *grey* (灰记录): the money moved
+  without a TAC; it counts in the card's account, never in a batch;
+- anything else (no answer, a counter that went back, a log that forgot and a
+  card that cannot prove) → stays *pending* (``decided`` False).
+
+The window (120 s by default) says whether the re-tap still counts as the
+interrupted ride.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cardlib import sw as SW
-from cardlib.errors import MacMismatchError, RefusedError
+from cardlib.errors import FormatError, MacMismatchError, RefusedError, StatusError
 from cardlib.loadhost import LoadConfirmation, LoadHost
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
@@ -36,24 +45,48 @@ LOG_DEPTH = 10  # the 0x18 log keeps the last ten transactions (reference §1)
 @dataclass(frozen=True)
 class RecoveryOutcome:
     record: JournalRecord
-    happened: bool
+    happened: bool  # the money moved: recovered or grey
     within_window: bool
     result: TransactionResult | None = None
-    decided: bool = True  # False: the card's log no longer reaches back; the record stays pending
+    decided: bool = True  # False: the card could not tell; the record stays pending
+
+    @property
+    def outcome(self) -> str:
+        """failed, recovered, grey or pending: the record's state."""
+        return self.record.state
 
 
-def _happened(pending: JournalRecord, log: list[TransactionRecord]) -> bool | None:
-    """Whether the card made the pending transaction, by its 0x18 log (newest first);
-    None when the log no longer reaches back to the pending counter value."""
+def _log_says(pending: JournalRecord, log: list[TransactionRecord]) -> bool | None:
+    """Whether the 0x18 log (newest first) shows the pending transaction made (True), its
+    counter value used by another (False), or does not reach back to it (None)."""
     load = pending.tx_type in macs.LOAD_TYPES
-    same_counter = [r for r in log if (r.tx_type in macs.LOAD_TYPES) == load]
-    for r in same_counter:
-        if r.seq == pending.card_seq:  # that counter value was used: by this transaction or another
+    for r in log:
+        if (r.tx_type in macs.LOAD_TYPES) == load and r.seq == pending.card_seq:
             return (r.amount == pending.amount and r.tx_type == pending.tx_type
                     and r.terminal_id == pending.terminal_id and r.time == pending.tx_time)
-    if len(log) < LOG_DEPTH or any(r.seq < pending.card_seq for r in same_counter):
-        return False  # the log reaches back past it
     return None
+
+
+def _counter_now(wallet: Wallet, pending: JournalRecord) -> int | None:
+    """The counter a fresh INITIALIZE of 0 fen with the record's key index returns, or None."""
+    tid = wallet.psam.terminal_id
+    load = pending.tx_type in macs.LOAD_TYPES
+    command = (P.InitializeForLoad(pending.key_index, 0, tid) if load
+               else P.InitializeForPurchase(pending.key_index, 0, tid)).to_apdu()
+    answer = wallet.card.transmit(command)
+    if not answer.ok:
+        return None
+    try:
+        if load:
+            return P.InitializeForLoadResponse.decode(answer.data).online_seq
+        return P.InitializeForPurchaseResponse.decode(answer.data).offline_seq
+    except FormatError:
+        return None
+
+
+def prove_p2(wallet: Wallet, tx_type: int) -> int:
+    """P2 of GET TRANSACTION PROVE for a torn transaction of ``tx_type``."""
+    return wallet.composite_prove_p2 if tx_type == macs.TX_CAPP_PURCHASE else tx_type
 
 
 def _tell_host(host: LoadHost | None, confirmation: LoadConfirmation) -> None:
@@ -66,6 +99,13 @@ def _tell_host(host: LoadHost | None, confirmation: LoadConfirmation) -> None:
             host.confirm_load(confirmation)
 
 
+def _fail(wallet: Wallet, pending: JournalRecord, within: bool, host: LoadHost | None) -> RecoveryOutcome:
+    if pending.kind == "load":
+        _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "failed"))
+    record = wallet.journal.fail(pending.id, "not_debited" if pending.kind != "load" else "not_credited")
+    return RecoveryOutcome(record, False, within)
+
+
 def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_WINDOW,
             host: LoadHost | None = None) -> RecoveryOutcome:
     """Resolve one pending record with the card now in the field (the same card)."""
@@ -73,20 +113,33 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
     if public.app_serial != pending.app_serial:
         raise ValueError("recover() needs the card of the pending record")
     within = wallet.clock.now() - pending.tx_time <= window
-    happened = _happened(pending, wallet.history())
-    if happened is None:  # the log has forgotten; the card still knows if it ever reached that counter value
-        answer = wallet.card.transmit(P.GetTransactionProve(pending.tx_type, pending.card_seq).to_apdu())
-        if answer.sw != SW.SW_RECORD_NOT_FOUND:
-            return RecoveryOutcome(pending, False, within, decided=False)
-        happened = False
-    if not happened:
+    undecided = RecoveryOutcome(pending, False, within, decided=False)
+    try:
+        log_says = _log_says(pending, wallet.history())
+    except (StatusError, FormatError):  # a log the card will not give or that does not parse; a card
+        log_says = None  # that left (TransportError) ends the recovery: the record stays pending
+    counter = _counter_now(wallet, pending)
+    if counter is None or counter < pending.card_seq:
+        return undecided
+    if counter == pending.card_seq or log_says is False:
+        return _fail(wallet, pending, within, host)
+    if log_says is None and counter != pending.card_seq + 1:
+        return undecided  # moved by several, and the log has forgotten whose the first was
+    answer = wallet.card.transmit(P.GetTransactionProve(prove_p2(wallet, pending.tx_type),
+                                                        P.prove_seq(pending.card_seq)).to_apdu())
+    sign = 1 if pending.kind == "load" else -1
+    balance_after = pending.balance_before + sign * pending.amount
+    if answer.sw == SW.SW_MAC_UNAVAILABLE and log_says:  # done, but the card has been used since
         if pending.kind == "load":
-            _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "failed"))
-        record = wallet.journal.fail(pending.id, "not_debited" if pending.kind != "load" else "not_credited")
-        return RecoveryOutcome(record, False, within)
-    prove = P.ProveResponse.decode(
-        wallet.card.send(P.GetTransactionProve(pending.tx_type, pending.card_seq).to_apdu(),
-                         what="GET TRANSACTION PROVE").data)
+            _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "grey"))
+        record = wallet.journal.grey(pending.id, balance_after=balance_after)
+        return RecoveryOutcome(record, True, within, TransactionResult.from_record(record))
+    if not answer.ok:
+        return undecided
+    try:
+        prove = P.ProveResponse.decode(answer.data)
+    except FormatError:
+        return undecided
     verified: bool | None = None
     if pending.kind != "load" and wallet.psam.session_open((pending.app_serial, pending.card_seq, pending.tx_type)):
         try:
@@ -94,11 +147,9 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
             verified = True
         except MacMismatchError:
             verified = False
-    sign = 1 if pending.kind == "load" else -1
     if pending.kind == "load":
         _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "completed", prove.tac))
-    record = wallet.journal.recover(pending.id, tac=prove.tac, mac2=prove.mac,
-                                    balance_after=pending.balance_before + sign * pending.amount,
+    record = wallet.journal.recover(pending.id, tac=prove.tac, mac2=prove.mac, balance_after=balance_after,
                                     mac2_verified=verified)
     return RecoveryOutcome(record, True, within, TransactionResult.from_record(record))
 

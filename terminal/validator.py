@@ -4,53 +4,29 @@ validators and lines), repeated-tap protection, concessions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from cardlib.clock import BEIJING
-from cardlib.errors import FormatError
-from cardlib.pboc.files import capp_record
-from cardlib.pboc.macs import bcd_datetime, parse_bcd_datetime
+from cardlib.pboc import capp
+from cardlib.pboc.files import TRIP_SINGLE
 from terminal.app import Tap, TerminalApp
 from terminal.decision import Decision, Reason
 from terminal.fares import bus_fare
 
-BUS_RECORD = 0x2702
-
-
-@dataclass(frozen=True)
-class BusRide:
-    line: str
-    time: datetime
-    terminal: bytes
-    amount: int
-
-    def encode(self) -> bytes:
-        d, t = bcd_datetime(self.time.astimezone(BEIJING))
-        return capp_record(BUS_RECORD, self.line.encode("ascii")[:8].ljust(8, b"\x00") + d + t + self.terminal
-                           + self.amount.to_bytes(4, "big"))
-
-    @classmethod
-    def decode(cls, raw: bytes) -> BusRide | None:
-        body = raw[2:]
-        if len(body) < 25:
-            return None
-        try:
-            when = parse_bcd_datetime(body[8:12], body[12:15])
-        except FormatError:
-            return None
-        return cls(body[:8].rstrip(b"\x00").decode("ascii", "replace"), when, body[15:21],
-                   int.from_bytes(body[21:25], "big"))
+BUS_RECORD = capp.BUS_RECORD
+BusRide = capp.BusRide
 
 
 class BusValidator(TerminalApp):
+    """Reads the card's 2702 record (the project's profile, :mod:`cardlib.pboc.capp`),
+    modifies it and writes it back with the fare."""
+
     def decide(self, tap: Tap) -> Decision:
         raw = tap.capp(BUS_RECORD)
-        previous = BusRide.decode(raw) if raw else None
+        current = capp.read_for_update(raw, BUS_RECORD, self.config.on_bad_crc)
+        previous = capp.bus_ride(capp.CappRecord.decode(raw)) if raw and len(raw) == capp.RECORD_SIZE else None
         tid = self.psam.terminal_id
         if (previous is not None and previous.terminal == tid
                 and tap.now - previous.time <= self.config.repeat_tap_window):
             return self.decision(tap, False, Reason.REPEATED_TAP, balance=tap.wallet.balance())
         fare = bus_fare(self.config.fares, tap.rider(), tap.now, previous.time if previous else None)
-        record = BusRide(self.config.line, tap.now, tid, fare.amount).encode()
-        return self.charge(tap, fare.amount, record, BUS_RECORD, detail=", ".join(fare.reasons))
+        record = capp.with_bus_ride(current, BusRide(self.config.line, tap.now, tid, fare.amount)).encode()
+        return self.charge(tap, fare.amount, record, BUS_RECORD, detail=", ".join(fare.reasons),
+                           trip=self.trip(tap, TRIP_SINGLE, self.config.line))

@@ -2,13 +2,16 @@
 (PBOC EP / JT/T 978 flows; reference §1–§3).
 
 Money is never lost: the journal record is written and synced before DEBIT
-or CREDIT is sent and completed after. A DEBIT/CREDIT without an answer
-raises :class:`TornTransactionError` carrying the pending record; the card's
-next tap resolves it (:mod:`terminal.recovery`).
+or CREDIT is sent and completed after. Once DEBIT or CREDIT has left, no
+error — the line's or our own (a trace file that cannot be written, a broken
+pipe) — fails the record: it stays pending and :class:`TornTransactionError`
+carries it; the card's next tap resolves it (:mod:`terminal.recovery`). Only
+the card saying it did not happen (an error status) fails a record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,13 +20,7 @@ from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm
-from cardlib.errors import (
-    CardRemovedError,
-    MacMismatchError,
-    ReaderTimeoutError,
-    StatusError,
-    TransportError,
-)
+from cardlib.errors import FormatError, MacMismatchError, StatusError, TransportError
 from cardlib.frozen import direct_init
 from cardlib.iso import read_binary, read_record, select_aid
 from cardlib.keys import purse_factors
@@ -88,15 +85,11 @@ class TransactionResult:
     def from_record(cls, r: JournalRecord) -> TransactionResult:
         return cls(r.kind, r.tx_type, r.amount, r.balance_before, r.balance_after or 0, r.card_seq, r.terminal_id,
                    r.terminal_seq, r.tac or b"", r.mac2, r.tx_time, r.id, r.app_serial,
-                   r.state == "recovered", r.mac2_verified)
+                   r.state in ("recovered", "grey"), r.mac2_verified)
 
 
 # a command is an immutable value (its bytes cached once made): every tap sends this one
 _SELECT_PURSE = select_aid(P.PURSE_AID)
-
-
-def _torn(exc: BaseException) -> bool:
-    return isinstance(exc, (CardRemovedError, ReaderTimeoutError))
 
 
 class Wallet:
@@ -104,7 +97,7 @@ class Wallet:
 
     def __init__(self, card: Channel, psam: PsamClient | None, journal: Journal | None, clock: Clock,
                  *, key_index: int | None = None, test: bool | None = None, station: str = "",
-                 line: str = "") -> None:
+                 line: str = "", balance_p1: int = 0x00, composite_prove_p2: int = 0x09) -> None:
         self.card = card
         self.station, self.line = station, line  # where the terminal stands: into every journal record
         self._psam = psam
@@ -113,6 +106,8 @@ class Wallet:
         self.key_index = (psam.key_index if psam else 1) if key_index is None else key_index
         self.test = (psam.test if psam else False) if test is None else test
         self.public: PublicData | None = None
+        self.balance_p1 = balance_p1  # GET BALANCE: 00 including the overdraft, 03 excluding it
+        self.composite_prove_p2 = composite_prove_p2  # GET TRANSACTION PROVE's P2 for a composite purchase
 
     @classmethod
     def reader(cls, card: Channel, clock: Clock) -> Wallet:
@@ -158,7 +153,7 @@ class Wallet:
 
     def balance(self) -> int:
         self._public()
-        return P.decode_balance(self.card.send(P.GetBalance().to_apdu(), what="GET BALANCE").data)
+        return P.decode_balance(self.card.send(P.GetBalance(self.balance_p1).to_apdu(), what="GET BALANCE").data)
 
     def _records(self, sfi: int, size: int, count: int) -> list[bytes]:
         self._public()
@@ -179,14 +174,13 @@ class Wallet:
         return [TripRecord.decode(r) for r in self._records(TRIP_SFI, TripRecord.SIZE, 30)]
 
     def _send_journaled(self, record: JournalRecord, command: CommandAPDU) -> ResponseAPDU:
-        """Send DEBIT/CREDIT after its write-ahead record: no answer → torn; any other error fails it."""
+        """Send DEBIT/CREDIT after its write-ahead record. Any error once it may have left —
+        no answer, or our own (an observer that cannot write its trace) — leaves the record
+        pending: the card may have moved the money, and only its next tap can tell."""
         try:
             return self.card.transmit(command)
         except Exception as exc:
-            if _torn(exc):
-                raise TornTransactionError(record, exc) from exc
-            self.journal.fail(record.id, f"error: {type(exc).__name__}")
-            raise
+            raise TornTransactionError(record, exc) from exc
 
     # --- purchase -------------------------------------------------------------------
 
@@ -194,12 +188,16 @@ class Wallet:
         return self._purchase(amount, None, 0, extra)
 
     def composite_purchase(self, amount: int, capp_record: bytes | None, record_id: int = 0x2702,
-                           extra: dict[str, Any] | None = None) -> TransactionResult:
-        """CAPP init, cache update, debit; 0 fen allowed (a metro entry)."""
-        return self._purchase(amount, capp_record, record_id, extra, capp=True)
+                           extra: dict[str, Any] | None = None, trip: TripRecord | None = None) -> TransactionResult:
+        """CAPP init, cache updates (the 0x1A record, then the 48-byte 0x1E transit record, as
+        public gate code sends them, before the DEBIT), debit; 0 fen allowed (a metro entry).
+        ``trip``'s amount and balance are this transaction's, filled in once INITIALIZE told
+        the balance."""
+        return self._purchase(amount, capp_record, record_id, extra, capp=True, trip=trip)
 
     def _purchase(self, amount: int, capp_record: bytes | None, record_id: int,
-                  extra: dict[str, Any] | None, capp: bool = False) -> TransactionResult:
+                  extra: dict[str, Any] | None, capp: bool = False,
+                  trip: TripRecord | None = None) -> TransactionResult:
         public = self._public()
         psam = self.psam
         tid = psam.terminal_id
@@ -216,6 +214,10 @@ class Wallet:
             (card_f, issuer_f)), session)
         if capp_record is not None:
             self.card.send(P.UpdateCappDataCache(record_id, capp_record).to_apdu(), what="UPDATE CAPP DATA CACHE")
+        if trip is not None:
+            filled = dataclasses.replace(trip, amount=amount, balance=max(init.balance - amount, 0), time=now)
+            self.card.send(P.UpdateCappDataCache(0, filled.encode(), TRIP_SFI).to_apdu(),
+                           what="UPDATE CAPP DATA CACHE 1E")
         journal = self.journal
         record = journal.begin(
             kind="composite" if capp else "purchase", tx_type=tx_type, app_serial=public.app_serial,
@@ -229,7 +231,10 @@ class Wallet:
             if response.sw == 0x9302:
                 raise MacMismatchError("the card refused the PSAM's MAC1")
             response.check("DEBIT FOR PURCHASE")
-        debit = P.DebitResponse.decode(response.data)
+        try:
+            debit = P.DebitResponse.decode(response.data)
+        except FormatError as exc:  # 9000 with something else: the card may have paid
+            raise TornTransactionError(record, exc) from exc
         balance_after = init.balance - amount
         try:
             psam.verify_mac2(debit.mac2)

@@ -286,9 +286,21 @@ class TransactionRecord:
         return cls(seq, amount, tx_type, terminal_id, parse_bcd_datetime(d, t), overdraft)
 
 
+#: names of the 0x18 transaction types (reference §1)
+TX_TYPE_NAMES = {0x01: "ED load", 0x02: "load", 0x05: "ED purchase", 0x06: "purchase", 0x09: "composite"}
+#: names of the 0x1E record types (reference §1; the public Shanghai gate writes 03 and 04)
+TRIP_ENTRY, TRIP_EXIT, TRIP_SINGLE = 0x03, 0x04, 0x06
+TRIP_TYPE_NAMES = {TRIP_ENTRY: "entry", TRIP_EXIT: "exit", TRIP_SINGLE: "single ride"}
+INDUSTRY_METRO, INDUSTRY_BUS = 0x01, 0x02
+INDUSTRY_NAMES = {INDUSTRY_METRO: "metro", INDUSTRY_BUS: "bus", 0x03: "water", 0x04: "taxi"}
+
+
 @dataclass(frozen=True)
 class TripRecord:
-    """A 0x1E record (48 bytes): 03/04 entry/exit, 06 single ride."""
+    """A 0x1E record (48 bytes): 03/04 entry/exit, 06 single ride. The offsets agree with
+    the public Shanghai gate's (fengyuruhui98/File): type 0, device 1..8, industry 9,
+    line/station 10..13, operator 14..16, amount 17, balance after 21, time 25, city 32,
+    acquirer 34, RFU 42..47."""
 
     record_type: int
     terminal: bytes

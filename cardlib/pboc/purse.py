@@ -43,6 +43,7 @@ P1_PURCHASE = 0x01
 P1_CAPP = 0x03
 P2_EP = 0x02
 P2_ED = 0x01
+BALANCE_P1 = (0x00, 0x03)  # 00 including the overdraft, 03 excluding it
 BALANCE_MASK = 0x7FFFFFFF
 
 
@@ -97,6 +98,20 @@ def select_purse(fci: bool = True) -> CommandAPDU:
     return select_aid(PURSE_AID, fci)
 
 
+#: 9F08, the application version tag every T-Union FCI seen carries (value 02)
+FCI_VERSION = bytes.fromhex("9F080102")
+
+
+def purse_fci(df_name: bytes, public: bytes) -> bytes:
+    """The purse's FCI as real cards send it: ``6F { 84 name, A5 { 9F08 01 02,
+    9F0C 1E <file 0x15> } }`` (public example: domosekai/cardemulator; docs/protocol.md)."""
+    if len(public) != 30:
+        raise FormatError(f"file 0x15 must be 30 bytes, got {len(public)}")
+    a5 = FCI_VERSION + bytes((0x9F, 0x0C, len(public))) + public
+    inner = bytes((0x84, len(df_name))) + df_name + bytes((0xA5, len(a5))) + a5
+    return bytes((0x6F, len(inner))) + inner
+
+
 def select_purse_df() -> CommandAPDU:
     """The alternative path: SELECT 3F00 first, then this (DF 1001)."""
     return select_fid(PURSE_DF, p1=0x00)
@@ -125,7 +140,8 @@ def read_trip(number: int = 1) -> CommandAPDU:
 @direct_init
 @dataclass(frozen=True)
 class GetBalance:
-    """80 5C P1 02 04. P1 00 is the baseline; sources disagree (reference §1)."""
+    """80 5C P1 02 04. P1 00 includes the overdraft, 03 excludes it (a public
+    Shanghai gate's comment; reference §1); 00 is the baseline, configurable."""
 
     p1: int = 0x00
     p2: int = P2_EP
@@ -259,25 +275,43 @@ class InitializeForPurchaseResponse:
 @direct_init
 @dataclass(frozen=True)
 class UpdateCappDataCache:
-    """80 DC id2 D0 Lc record: the 0x1A record keyed by 27 id2 (reference §8)."""
+    """80 DC P1 P2 Lc record, cached by the card until the DEBIT of the same session.
+
+    0x1A: ``80 DC id2 D0 80`` + the record keyed ``27 id2`` (P1 = the record id's
+    second byte, as public gate code sends it; reference §8). 0x1E: ``80 DC 00 F0
+    30`` + a 48-byte transit record appended to the cyclic file (public gate and
+    reader code, docs/protocol.md); ``record_id`` is 0 there.
+    """
 
     record_id: int
     record: bytes
+    sfi: int = CAPP_SFI
 
     def to_apdu(self) -> CommandAPDU:
-        if self.record_id >> 8 != 0x27:
-            raise FormatError(f"CAPP record id {self.record_id:04X} must be 27xx")
         if not 0 < len(self.record) <= 255:
             raise FormatError(f"CAPP record of {len(self.record)} bytes")
+        if self.sfi == TRIP_SFI:
+            if len(self.record) != TripRecord.SIZE:
+                raise FormatError(f"0x1E record must be {TripRecord.SIZE} bytes, got {len(self.record)}")
+            return CommandAPDU(CLA_PURSE, INS_UPDATE_CAPP, 0x00, TRIP_SFI << 3, self.record)
+        if self.sfi != CAPP_SFI:
+            raise FormatError(f"UPDATE CAPP DATA CACHE: SFI {self.sfi:02X} is neither 1A nor 1E")
+        if self.record_id >> 8 != 0x27:
+            raise FormatError(f"CAPP record id {self.record_id:04X} must be 27xx")
         return CommandAPDU(CLA_PURSE, INS_UPDATE_CAPP, self.record_id & 0xFF, CAPP_SFI << 3, self.record)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> UpdateCappDataCache:
         _expect(cmd, INS_UPDATE_CAPP, None, "UPDATE CAPP DATA CACHE")
-        if cmd.p2 != CAPP_SFI << 3:
-            raise FormatError(f"UPDATE CAPP DATA CACHE: P2 {cmd.p2:02X}, expected {CAPP_SFI << 3:02X}")
         if not cmd.data:
             raise FormatError("UPDATE CAPP DATA CACHE: no record")
+        if cmd.p2 == TRIP_SFI << 3:
+            if cmd.p1 != 0x00 or len(cmd.data) != TripRecord.SIZE:
+                raise FormatError(f"UPDATE CAPP DATA CACHE: a 0x1E record is P1 00 and {TripRecord.SIZE} bytes")
+            return cls(0, cmd.data, TRIP_SFI)
+        if cmd.p2 != CAPP_SFI << 3:
+            raise FormatError(f"UPDATE CAPP DATA CACHE: P2 {cmd.p2:02X}, expected {CAPP_SFI << 3:02X} or "
+                              f"{TRIP_SFI << 3:02X}")
         return cls(0x2700 | cmd.p1, cmd.data)
 
 
@@ -320,7 +354,10 @@ class DebitResponse:
 @direct_init
 @dataclass(frozen=True)
 class GetTransactionProve:
-    """80 5A 00 type 02 seq 08: the seq INITIALIZE returned (reference §8)."""
+    """80 5A 00 type 02 seq 08: ``seq`` is the card's counter *after* the proved
+    transaction — the value INITIALIZE returned plus one (:func:`prove_seq`), as
+    public field code sends it (reference §5, §8; docs/protocol.md). The card
+    answers for its most recent transaction only, 9406 otherwise."""
 
     tx_type: int
     seq: int
@@ -333,6 +370,17 @@ class GetTransactionProve:
     def from_apdu(cls, cmd: CommandAPDU) -> GetTransactionProve:
         _expect(cmd, INS_PROVE, 2, "GET TRANSACTION PROVE")
         return cls(cmd.p2, _u(cmd.data))
+
+
+def prove_seq(initialize_seq: int) -> int:
+    """The sequence number GET TRANSACTION PROVE takes for a transaction whose
+    INITIALIZE returned ``initialize_seq``: the counter after it."""
+    return (initialize_seq + 1) & 0xFFFF
+
+
+#: P2 of GET TRANSACTION PROVE by the type of the torn transaction; a composite
+#: purchase's P2 is 09 by default, 06 where the field sends that (configurable).
+PROVE_P2 = {0x02: 0x02, 0x06: 0x06, 0x09: 0x09}
 
 
 @direct_init

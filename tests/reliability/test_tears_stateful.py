@@ -11,10 +11,12 @@ journal record its terminal wrote during that tap. After every step:
 
 - every transaction a card made has exactly one journal record, never
   ``failed`` (the card paid: the operator must settle it);
-- every settled record is a transaction a card made, once: no two settled
-  records share a card's counter value, and its TAC verifies;
-- each card's balance is its issued balance plus its settled loads minus its
-  settled debits, plus what its still-pending, made transactions moved;
+- every settled (or grey) record is a transaction a card made, once: no two
+  such records share a card's counter value, and a settled one's TAC verifies
+  (a grey one has none: the card was used elsewhere before the re-tap);
+- each card's balance is its issued balance plus its settled and grey loads
+  minus its settled and grey debits, plus what its still-pending, made
+  transactions moved;
 - an untorn tap of a card at a terminal resolves every pending record of
   that card there, within the window or after it (terminal/recovery.py
   resolves on any return; the window only says whether the re-tap still
@@ -45,7 +47,7 @@ from simulators.faults import TEAR_AFTER, TEAR_BEFORE, Fault, FaultyCard
 from simulators.host import SimulatedLoadHost
 from simulators.issuer import CardProfile, issue_card
 from simulators.ssc import SocialSecurityCard
-from terminal.journal import SETTLED, Journal, JournalRecord, verify_records
+from terminal.journal import MOVED, SETTLED, Journal, JournalRecord, verify_records
 from terminal.recovery import DEFAULT_WINDOW, LOG_DEPTH, RecoveryOutcome, recover_card
 from terminal.wallet import TornTransactionError
 from tests.reliability.terminals import make_terminal
@@ -248,8 +250,8 @@ class Tears(RuleBasedStateMachine):
         records = [(t, r) for t, term in enumerate(self.terminals) for r in term.journal.records()]
         for t, r in records:
             made = self._made_by(r)
-            if r.state in SETTLED:
-                assert made is not None, f"record {r.id} of terminal {t} is settled, the card never made it"
+            if r.state in MOVED:  # settled, or grey (moved without a TAC)
+                assert made is not None, f"record {r.id} of terminal {t} is {r.state}, the card never made it"
                 key = (r.app_serial, family(r.kind), r.card_seq)
                 assert key not in settled, f"two settled records for counter value {key}"
                 settled[key] = r
@@ -264,13 +266,14 @@ class Tears(RuleBasedStateMachine):
         for card in self.cards:
             mine = sum(sign(r.kind) * r.amount for k, r in settled.items() if k[0] == card.app_serial)
             assert card.balance == ISSUED + mine + pending_made.get(card.app_serial, 0)
-        report = verify_records(list(settled.values()), default_issuer())
+        report = verify_records([r for r in settled.values() if r.state in SETTLED], default_issuer())
         assert report.ok, f"TACs fail for records {report.failed}"
 
     def teardown(self) -> None:
         try:
             for term in self.terminals:
-                assert term.journal.check_integrity() == []
+                # grey records are listed for the back office; nothing else may be
+                assert [p for p in term.journal.check_integrity() if ": grey (" not in p] == []
                 term.journal.close()
                 with Journal(term.path) as again:  # and still so once reopened from disk
                     assert [row[0] for row in again._db.execute("PRAGMA integrity_check")] == ["ok"]
@@ -290,11 +293,14 @@ TestTears.settings = settings(
 )
 
 
-@pytest.mark.parametrize(("rides", "decided"), [(9, True), (10, False)])
-def test_a_torn_debit_pushed_out_of_the_log_is_not_failed(tmp_path: Path, rides: int, decided: bool) -> None:
-    """Torn after DEBIT at one terminal, then ``rides`` rides at another, then back: nine
-    leave it in the card's 10-record log (recovered); ten push it out, and the record
-    stays pending rather than be failed (the card did pay)."""
+@pytest.mark.parametrize(("rides", "state"), [(1, "grey"), (9, "grey"), (10, "pending")])
+def test_a_torn_debit_pushed_out_of_the_log_is_not_failed(tmp_path: Path, rides: int, state: str) -> None:
+    """Torn after DEBIT at one terminal, then ``rides`` rides at another, then back: the
+    card keeps its last proof only, so the record is grey while the 10-record log still
+    shows the debit (before, the simulated card kept ten proofs and this test expected
+    recovered: no real card does); ten rides push it out of the log, and the record stays
+    pending rather than be failed (the card did pay)."""
+    decided = state != "pending"
     first, second = make_terminal(tmp_path, 0), make_terminal(tmp_path, 1)
     card = issue_card(CardProfile(balance=ISSUED), seed=77)
     faulty = FaultyCard(card).on_ins(0x54, TEAR_AFTER)
@@ -306,15 +312,17 @@ def test_a_torn_debit_pushed_out_of_the_log_is_not_failed(tmp_path: Path, rides:
     (outcome,) = recover_card(first.tap(faulty))
     assert outcome.decided is decided and outcome.happened is decided
     record = first.journal.get(torn.value.record.id)
-    assert record.state == ("recovered" if decided else "pending")
+    assert record.state == state and (record.tac is None)
     assert card.balance == ISSUED - 150 - rides
     for term in (first, second):
         term.journal.close()
 
 
 def test_a_torn_load_on_a_card_whose_log_is_full_of_rides_is_failed(tmp_path: Path) -> None:
-    """The log holds ten rides and no load: it cannot show the load's counter value, but the
-    card never reached it (GET TRANSACTION PROVE answers 6A83), so the record fails."""
+    """The log holds ten rides and no load: it cannot show the load's counter value, but a
+    fresh INITIALIZE FOR LOAD of 0 fen shows the online counter unchanged, so the record
+    fails (before, this project asked GET TRANSACTION PROVE for 6A83, which real cards do
+    not answer)."""
     term, host = make_terminal(tmp_path, 0), SimulatedLoadHost()
     card = FaultyCard(issue_card(CardProfile(balance=ISSUED), seed=78))
     for _ in range(11):

@@ -56,7 +56,7 @@ def test_round_trip_is_byte_identical_in_json_and_behaviour(tmp_path: Path) -> N
 
 def test_image_fields() -> None:
     obj = card_to_json(issue_card(seed=2))
-    assert (obj["format"], obj["version"], obj["kind"]) == ("yikatong-card-image", 1, "card")
+    assert (obj["format"], obj["version"], obj["kind"]) == ("yikatong-card-image", 2, "card")  # 2: last_proof
     assert set(obj["keys"]) == {"dlk", "dpk", "dtk", "damk", "cak", "eak"}
     assert all(e["index"] == 1 and e["algorithm"] == "3des" and len(e["key"]) == 32 for e in obj["keys"].values())
     assert obj["balance"] == obj["purse"]["balance"] == 5000
@@ -146,7 +146,8 @@ BROKEN = [
     (lambda o: o.pop("keys"), "keys"),
     (lambda o: o.update(kind="disk"), "kind"),
     (lambda o: o.update(format="x"), "format"),
-    (lambda o: o.update(version=2), "version"),
+    (lambda o: o.update(version=3), "version"),  # 2 is this format now, 1 migrates
+    (lambda o: o["purse"].update(last_proof={"type": 6, "seq": 1, "mac": "00", "tac": "00"}), "last_proof"),
     (lambda o: o["purse"].update(balance="many"), "balance"),
     (lambda o: o["purse"].update(online_seq=70000), "counters"),
     (lambda o: o.update(balance=1), "balance and purse.balance differ"),

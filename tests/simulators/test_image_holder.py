@@ -256,7 +256,7 @@ def _with(damage: Any) -> dict[str, Any]:
 
 
 def _proof(**kw: Any) -> dict[str, Any]:
-    return {"type": 6, "seq": 0, "mac": "00112233", "tac": "44556677", **kw}
+    return {"type": 6, "seq": 1, "mac": "00112233", "tac": "44556677", **kw}
 
 
 LIES = [
@@ -268,15 +268,17 @@ LIES = [
     (lambda o: o["purse"].update(max_balance=1000, balance=1001), "balance"),
     (lambda o: o["purse"].update(offline_seq=0x10000), "counters"),
     (lambda o: o["purse"].update(online_seq=-1), "counters"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=[_proof(mac="0011")]), "mac"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=[_proof(tac="XYZXYZXY")]), "tac"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=[_proof(type=5)]), "type"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=[_proof(seq=1)]), "counter"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=[_proof(seq="0")]), "counter"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=[{"type": 6, "seq": 0}]), "proof"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=["00"]), "proof"),
-    (lambda o: o["purse"].update(offline_seq=1, proofs=[_proof(), _proof()]), "two purse proofs"),
-    (lambda o: o["purse"].update(offline_seq=20, proofs=[_proof(seq=i) for i in range(11)]), "at most"),
+    # version 2 images keep one last_proof (its seq the counter after the transaction) in place
+    # of the ten proofs these cases checked before
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(mac="0011")), "mac"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(tac="XYZXYZXY")), "tac"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(type=5)), "type"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(seq=2)), "counter"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(seq=0)), "counter"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(seq="1")), "seq"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof={"type": 6, "seq": 1}), "last_proof"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=["00"]), "last_proof"),
+    (lambda o: o["purse"].update(offline_seq=1, last_proof=_proof(proofs=[])), "exactly"),
     (lambda o: o["state"].update(terminal_seq=2**32), "terminal_seq"),
 ]
 

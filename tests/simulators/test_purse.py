@@ -69,7 +69,8 @@ def test_load_vectors_through_the_card() -> None:
     tac = tx(card, P.CreditForLoad(H("20111221"), H("214822"), mac2).to_apdu()).check().data
     assert tac == H("78644D7B")
     assert card.balance == 0x2000
-    assert tx(card, P.GetTransactionProve(2, 0).to_apdu()).check().data == mac2 + tac
+    # the counter after the load (0 + 1): real cards take that, not the INITIALIZE value this test sent before
+    assert tx(card, P.GetTransactionProve(2, 1).to_apdu()).check().data == mac2 + tac
 
 
 def test_purchase_from_terminal_bytes_with_psam() -> None:
@@ -81,7 +82,9 @@ def test_purchase_from_terminal_bytes_with_psam() -> None:
     assert card.balance == init.balance - 250
     rec = TransactionRecord.decode(tx(card, read_record(1, sfi=0x18, le=23)).check().data)
     assert (rec.seq, rec.amount, rec.tx_type, rec.terminal_id, rec.time) == (init.offline_seq, 250, 6, sam.state.terminal_id, WHEN)
-    prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(6, init.offline_seq).to_apdu()).check().data)
+    # the counter after the purchase (INITIALIZE's value + 1), as public field code sends it
+    prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(6, P.prove_seq(init.offline_seq)).to_apdu())
+                                   .check().data)
     assert (prove.mac, prove.tac) == (debit.mac2, debit.tac)
 
 
@@ -91,7 +94,9 @@ def test_composite_purchase_zero_fen_entry_updates_cache() -> None:
     init, _, _, _ = purchase(card, sam, 0, capp_record=record)
     assert card.balance == init.balance
     assert card.purse.state.offline_seq == init.offline_seq + 1  # the counter moves, not the balance
-    cache = tx(card, CommandAPDU(0x00, 0xB2, 0x27, (0x1A << 3), le=256))
+    # record 2: personalisation writes 2701 and 2702 (in that order); reading by the identifier
+    # byte 27, as this test did before, finds 2701 now
+    cache = tx(card, read_record(2, sfi=0x1A, le=256))
     assert cache.ok and cache.data.startswith(record)
 
 
@@ -121,7 +126,7 @@ def test_refusals_leave_the_card_unchanged() -> None:
     assert tx(card, P.UpdateCappDataCache(0x2702, H("2702")).to_apdu()).sw == 0x6985
     tx(card, P.InitializeForLoad(1, 100, tid).to_apdu()).check()
     assert tx(card, P.CreditForLoad(H("20261128"), H("081500"), bytes(4)).to_apdu()).sw == 0x9302
-    assert tx(card, P.GetTransactionProve(6, 0).to_apdu()).sw == 0x6A83
+    assert tx(card, P.GetTransactionProve(6, 0).to_apdu()).sw == 0x9406  # no proof kept: 9406, as real cards
     assert tx(card, P.ApplicationBlock(False, bytes(4)).to_apdu()).sw == 0x6988
     assert snapshot(card) == before
 
@@ -204,7 +209,8 @@ def _debit(card: SocialSecurityCard, init: P.InitializeForPurchaseResponse, amou
     ("insufficient", 0x9401), ("key_index", 0x9403), ("debit_out_of_order", 0x6985), ("wrong_mac1", 0x9302),
     ("credit_out_of_order", 0x6985), ("wrong_mac2", 0x9302), ("capp_update_out_of_order", 0x6985),
     ("capp_update_after_plain_init", 0x6985), ("load_above_max", 0x6985), ("load_counter_max", 0x9402),
-    ("purchase_counter_max", 0x9402), ("prove_unknown", 0x6A83), ("prove_bad_type", 0x6A86),
+    # a proof the card does not keep: 9406 (real cards keep the last one only; 6A83 was this project's own)
+    ("purchase_counter_max", 0x9402), ("prove_unknown", 0x9406), ("prove_bad_type", 0x6A86),
     ("block_without_challenge", 0x6988), ("unblock_not_blocked", 0x6985), ("debit_wrong_length", 0x6700),
 ])
 def test_each_refusal_leaves_the_card_unchanged(name: str, sw: int) -> None:
@@ -271,11 +277,16 @@ def test_get_transaction_prove_after_debits() -> None:
     d1 = _debit(card, first, 10)
     second = _init_purchase(card, 20)
     d2 = _debit(card, second, 20)
-    for init, debit in ((first, d1), (second, d2)):
-        prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(6, init.offline_seq).to_apdu()).check().data)
-        assert (prove.mac, prove.tac) == (debit.mac2, debit.tac)
-    assert tx(card, P.GetTransactionProve(9, first.offline_seq).to_apdu()).sw == 0x9406  # not a composite one
-    assert tx(card, P.GetTransactionProve(2, first.offline_seq).to_apdu()).sw == 0x6A83  # no load ever
+    # the card keeps the proof of its most recent transaction only (this test expected every
+    # proof of the last ten before, keyed by the INITIALIZE value: no real card does that)
+    prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(6, P.prove_seq(second.offline_seq)).to_apdu())
+                                   .check().data)
+    assert (prove.mac, prove.tac) == (d2.mac2, d2.tac)
+    assert tx(card, P.GetTransactionProve(6, P.prove_seq(first.offline_seq)).to_apdu()).sw == 0x9406  # gone
+    assert tx(card, P.GetTransactionProve(6, second.offline_seq).to_apdu()).sw == 0x9406  # the old rule: refused
+    assert tx(card, P.GetTransactionProve(9, P.prove_seq(second.offline_seq)).to_apdu()).sw == 0x9406  # not composite
+    assert tx(card, P.GetTransactionProve(2, P.prove_seq(second.offline_seq)).to_apdu()).sw == 0x9406  # no load
+    assert d1.tac != d2.tac
 
 
 def _capp_records(card: SocialSecurityCard) -> list[bytes]:
@@ -303,8 +314,11 @@ def test_composite_debit_writes_the_cache_only_when_it_happens() -> None:
     assert [r for r in _capp_records(card) if r[:2] == H("2702")] == [record.ljust(128, b"\x00")]
     rec = TransactionRecord.decode(tx(card, P.read_log(1)).check().data)
     assert (rec.tx_type, rec.amount, rec.seq) == (9, 0, init.offline_seq)
-    prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(9, init.offline_seq).to_apdu()).check().data)
+    prove = P.ProveResponse.decode(tx(card, P.GetTransactionProve(9, P.prove_seq(init.offline_seq)).to_apdu())
+                                   .check().data)
     assert prove.tac == debit.tac
+    # one public client sends P2 06 for a composite purchase: the card answers it too
+    assert tx(card, P.GetTransactionProve(6, P.prove_seq(init.offline_seq)).to_apdu()).check().data[4:] == debit.tac
 
 
 def test_permanent_block() -> None:
@@ -390,3 +404,16 @@ def test_the_0x18_record_carries_debit_date_and_time() -> None:
     _debit(card, _init_purchase(card, 7), 7)
     record = tx(card, read_record(1, sfi=0x18, le=23)).check().data
     assert record == bytes.fromhex("0000 000123 00000007 06") + TID + D + T
+
+
+def test_fci_and_get_balance_p1_as_real_cards() -> None:
+    """The FCI carries 9F08 01 02 before 9F0C (every public T-Union FCI, e.g. domosekai/cardemulator);
+    GET BALANCE P1 00 includes the overdraft in use, P1 03 excludes it (a public Shanghai gate's
+    comment, fengyuruhui98/File); other P1 values are refused."""
+    card = issue_card(CardProfile(balance=100, overdraft_limit=500), seed=34)
+    fci = tx(card, select_aid(P.PURSE_AID)).check().data
+    assert fci == P.purse_fci(P.PURSE_AID, fci[-30:]) and H("A5259F0801029F0C1E") in fci
+    card.purse.state.balance = -300  # in overdraft
+    assert P.decode_balance(tx(card, P.GetBalance(0x00).to_apdu()).check().data, signed=True) == -300
+    assert P.decode_balance(tx(card, P.GetBalance(0x03).to_apdu()).check().data) == 0
+    assert tx(card, P.GetBalance(0x05).to_apdu()).sw == 0x6A86

@@ -12,6 +12,7 @@ from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.iso import select_aid
 from cardlib.keys import IssuerKeys, KeyEntry, default_issuer, verify_tac
+from cardlib.pboc import capp
 from cardlib.pboc import purse as P
 from cardlib.readers.pyhost import HostedReader
 from simulators.faults import TEAR_AFTER, FaultyCard
@@ -117,6 +118,37 @@ def test_metro_entry_exit_fares(tmp_path: Path) -> None:
     late = site.tap(again, app=site.app(exit_cfg))
     assert late.amount == 400 + 300
     assert site.tap(card(balance=100)).reason is Reason.INSUFFICIENT_BALANCE
+
+
+def _metro_record(rider: object) -> bytes:
+    capp_ef = rider.fs.mf.children[1].ef_by_sfi(0x1A)  # type: ignore[attr-defined]
+    return next(r for r in capp_ef.records if r[:2] == bytes.fromhex("2701"))
+
+
+@pytest.mark.parametrize("on_bad_crc", ["reset", "keep"])
+def test_metro_record_read_modified_written_and_a_failed_crc(tmp_path: Path, on_bad_crc: str) -> None:
+    """The gate keeps 2701 in the public gate's layout with a valid CRC and writes a 0x1E record
+    per passage; a 2701 whose CRC fails is no trip (the no-entry fare at the exit) and is
+    written back as configured: zeroed with its header kept (``reset``), or as read (``keep``)."""
+    site = Site(tmp_path, METRO)
+    rider = issue_card(CardProfile(balance=2000), seed=901)  # its own seed: the others' draws stay as they were
+    assert site.tap(rider).open
+    entered = _metro_record(rider)
+    assert capp.crc_holds(entered) and entered[14] == capp.STATUS_ENTRY and entered[122] == capp.INOUT_ENTERED
+    ef = rider.fs.mf.children[1].ef_by_sfi(0x1A)  # type: ignore[attr-defined]
+    number = ef.records.index(entered)
+    corrupt = entered[:40] + bytes([entered[40] ^ 0xFF]) + entered[41:]
+    ef.records[number] = corrupt
+    site.clock.advance(20 * 60)
+    exit_cfg = {**METRO, "terminal": {**METRO["terminal"], "station": "S05", "name": "metro-S05"},
+                "gate": {"direction": "exit"}, "purse": {"on_bad_crc": on_bad_crc}}
+    out = site.tap(rider, app=site.app(exit_cfg))
+    assert out.reason is Reason.NO_ENTRY and out.amount == 800
+    after = _metro_record(rider)
+    assert capp.crc_holds(after) and after[14] == capp.STATUS_EXIT and after[:6] == entered[:6]
+    assert (after[35:38] == bytes(3)) if on_bad_crc == "reset" else (after[35:38] == b"S01")
+    trips = rider.fs.mf.children[1].ef_by_sfi(0x1E).records  # type: ignore[attr-defined]
+    assert [(t[0], t[9], int.from_bytes(t[17:21], "big")) for t in trips] == [(0x04, 0x01, 800), (0x03, 0x01, 0)]
 
 
 def test_museum_free_elder_adult_pays_visitor_local_price(tmp_path: Path) -> None:

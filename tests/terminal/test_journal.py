@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -124,7 +125,7 @@ def test_migrates_a_version_2_journal_to_the_batch_index_without_state(tmp_path:
     settled(j, 200, 1)
     rows = j._db.execute("SELECT sql FROM sqlite_master WHERE name='records_batch'").fetchall()
     assert rows == [("CREATE INDEX records_batch ON records (batch_id)",)]
-    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)  # every later step applied too
     header = j.export_batch(io.StringIO())
     assert header.count == 1 and j.check_integrity() == []
     j.close()
@@ -147,12 +148,40 @@ def test_migrates_a_version_3_journal_to_events_without_autoincrement(tmp_path: 
     con.close()
     j = Journal(db, Clock.fixed(T0))
     sql = j._db.execute("SELECT sql FROM sqlite_master WHERE name='events'").fetchone()[0]
-    assert "AUTOINCREMENT" not in sql and j._db.execute("PRAGMA user_version").fetchone() == (4,)
+    assert "AUTOINCREMENT" not in sql and j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert [e["reason"] for e in j.events(SERIAL)] == ["paid", "deny-listed", "paid"]  # kept, in order
     j.log_event(T0 + timedelta(minutes=5), SERIAL, "bus", True, "paid", 200)
     assert [r[0] for r in j._db.execute("SELECT id FROM events ORDER BY id")] == [1, 2, 3, 4]
     assert j._db.execute("SELECT name FROM sqlite_master WHERE name='events_card'").fetchone() == ("events_card",)
     assert j.check_integrity() == []
+    j.close()
+
+
+def test_migrates_a_version_4_journal_to_the_state_grey(tmp_path: Path) -> None:
+    """Schema 4 (made before this change: tests/terminal/fixtures/v1-journal.db, two pending
+    records) rebuilt with the state grey: rows, their ids, the id counter (a deleted last id is
+    not handed out again) and the card index kept; the CHECK still refuses unknown states."""
+    db = tmp_path / "v4.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "v1-journal.db", db)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone() == (4,)
+    con.execute("DELETE FROM records WHERE id=2")
+    con.commit()
+    con.close()
+    j = Journal(db, Clock.fixed(T0))
+    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    (old,) = j.records()
+    assert (old.id, old.state, old.kind, old.amount) == (1, "pending", "purchase", 150)
+    grey = j.grey(old.id, balance_after=old.balance_before - old.amount)
+    assert grey.state == "grey" and grey.tac is None and j.get(1).state == "grey"
+    with pytest.raises(JournalError):
+        j.recover(1, tac=bytes(4), mac2=None, balance_after=0)  # final
+    assert purchase(j) == 3  # the counter kept: id 2 is not reused
+    assert j._db.execute("SELECT name FROM sqlite_master WHERE name='records_card'").fetchone() == ("records_card",)
+    with pytest.raises(sqlite3.IntegrityError):
+        j._db.execute("UPDATE records SET state='lost' WHERE id=1")
+    assert j.check_integrity() == ["record 1: grey (150 fen moved on the card without a TAC): for the back office"]
+    assert j.export_batch(io.StringIO()).count == 0
     j.close()
 
 
