@@ -10,7 +10,7 @@ again by the HSU preamble), RFConfiguration, InListPassiveTarget for every
 modulation (0 targets where no such card), InDataExchange with chaining both
 ways (the chip runs ISO-DEP), InCommunicateThru (the host runs ISO-DEP: RATS
 and blocks go to the card's ISO 14443-4 layer, :mod:`simulators.isodep`),
-InSelect, InDeselect, InRelease. This is what libnfc's ``nfc-list`` and
+InSelect, InDeselect, InRelease, InAutoPoll (``nfc-poll``). This is what libnfc's ``nfc-list`` and
 nfcpy's ``pn532`` driver send. Unknown commands and malformed parameters get
 the application error frame.
 
@@ -44,6 +44,7 @@ from cardlib.readers.pn532_frames import (
     GET_FIRMWARE_VERSION,
     GET_GENERAL_STATUS,
     HOST_TO_CHIP,
+    IN_AUTO_POLL,
     IN_COMMUNICATE_THRU,
     IN_DATA_EXCHANGE,
     IN_DESELECT,
@@ -70,6 +71,8 @@ from simulators.isodep import DepFaults, IsoDepCard
 STATUS_OK = 0x00
 STATUS_TIMEOUT = 0x01
 STATUS_BAD_CONTEXT = 0x27
+#: InAutoPoll target types of ISO 14443-A at 106 kbit/s (§7.3.13).
+AUTO_POLL_TYPE_A = (0x00, 0x10, 0x20)
 FIRMWARE = bytes((0x32, 0x01, 0x06, 0x07))  # IC PN532, version 1.6, ISO 14443-A/B and ISO 18092
 
 #: Reset values of the CIU registers (§8.6.23 maps them at 0x6301..0x633F; values as
@@ -322,7 +325,7 @@ class Pn532Emulator:
             POWER_DOWN: self._power_down, RF_CONFIGURATION: self._rf_configuration,
             IN_DATA_EXCHANGE: self._data_exchange, IN_COMMUNICATE_THRU: self._communicate_thru,
             IN_DESELECT: self._deselect, IN_LIST_PASSIVE_TARGET: self._list_passive,
-            IN_RELEASE: self._release, IN_SELECT: self._select,
+            IN_RELEASE: self._release, IN_SELECT: self._select, IN_AUTO_POLL: self._auto_poll,
         }.get(code)
         if handler is None:
             return ERROR
@@ -433,12 +436,20 @@ class Pn532Emulator:
         if len(p) < 2 or not 1 <= p[0] <= 2 or p[1] > 0x04:
             return None
         max_tg, brty, wanted = p[0], p[1], p[2:]
+        self._new_poll()
+        if brty != 0x00:
+            return b"\x00"  # FeliCa 212/424, ISO 14443-B, Jewel: none in our field
+        return self._activate_type_a(max_tg, wanted)
+
+    def _new_poll(self) -> None:
+        """A new search: the field on, every target of the last one forgotten."""
         self._field(True)
         self.active.clear()
         self._chain_in.clear()
         self._chain_out = b""
-        if brty != 0x00:
-            return b"\x00"  # FeliCa 212/424, ISO 14443-B, Jewel: none in our field
+
+    def _activate_type_a(self, max_tg: int, wanted: bytes = b"") -> bytes:
+        """NbTg, then per target Tg SENS_RES SEL_RES NFCIDLength NFCID [ATS] (§7.3.5)."""
         out = bytearray((0,))
         for target in list(self.targets):
             if len(self.active) == max_tg:
@@ -460,6 +471,20 @@ class Pn532Emulator:
                 out += ats
         out[0] = len(self.active)
         return bytes(out)
+
+    def _auto_poll(self, p: bytes) -> bytes | None:
+        """§7.3.13: PollNr Period Type…; one ISO 14443-A target for the first type that is
+        one (0x00 generic 106 kbit/s, 0x10 Mifare, 0x20 ISO 14443-4A): NbTg Type Len data."""
+        if len(p) < 3:
+            return None
+        types = [t for t in p[2:] if t in AUTO_POLL_TYPE_A]
+        if not types:
+            return b"\x00"
+        self._new_poll()
+        found = self._activate_type_a(1)
+        if not found[0]:
+            return b"\x00"  # nothing in the field (at once: the chip's polling period is not timed here)
+        return bytes((1, types[0], len(found) - 1)) + found[1:]
 
     def _in_field(self, target: Target) -> bool:
         return any(t is target for t in self.targets)
@@ -495,16 +520,12 @@ class Pn532Emulator:
         piece, self._chain_out = self._chain_out[:CHUNK], self._chain_out[CHUNK:]
         return bytes((MI if self._chain_out else STATUS_OK,)) + piece
 
-    def _communicate_thru(self, p: bytes) -> bytes | None:
+    def _communicate_thru(self, p: bytes) -> bytes:
         """§7.3.9: a raw frame to the target (the chip adds and checks the CRC) and its answer:
         RATS and ISO 14443-4 blocks go to the card's ISO-DEP layer; silence is a timeout."""
-        if not p:
-            return None
         target = self.active.get(1)
-        if target is None or target.dep is None:
-            return bytes((STATUS_BAD_CONTEXT,))
-        if not self._in_field(target):
-            return bytes((STATUS_TIMEOUT,))
+        if not p or target is None or target.dep is None or not self._in_field(target):
+            return bytes((STATUS_TIMEOUT,))  # nothing in the field answers
         try:
             answer = target.dep.receive(p)
         except CardRemovedError:
