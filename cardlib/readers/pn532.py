@@ -31,6 +31,7 @@ from cardlib.errors import (
     ReaderTimeoutError,
     ReaderUnavailableError,
 )
+from cardlib.isodep import parse_ats
 from cardlib.readers.base import Disposition, Reader
 from cardlib.readers.pn532_frames import (
     ACK,
@@ -121,12 +122,11 @@ class Target:
 
     @property
     def historical_bytes(self) -> bytes:
-        """From the ATS (ISO 14443-4 §5.2): TL T0 [TA] [TB] [TC] historical bytes."""
-        if len(self.ats) < 2:
+        """From the ATS (ISO 14443-4 §5.2); none from an ATS that does not parse."""
+        try:
+            return parse_ats(self.ats).historical_bytes
+        except FormatError:
             return b""
-        t0 = self.ats[1]
-        skip = 2 + bin(t0 & 0x70).count("1")
-        return self.ats[skip : self.ats[0]]
 
 
 def parse_targets(data: bytes) -> list[Target]:

@@ -26,6 +26,7 @@ from cardlib.iso import select_aid
 from cardlib.keys import default_issuer, verify_tac
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
+from simulators.field import wait_for
 from simulators.issuer import issue_card
 from simulators.pn532 import Pn532Emulator
 from simulators.psam import make_psam
@@ -101,5 +102,5 @@ def test_nfcpy_selects_reads_the_balance_and_buys(linked: tuple[Pn532Emulator, s
         assert not any(cmd[0] == 0x40 for cmd in emulator.log)
     finally:
         clf.close()
-    assert emulator.baud == 115200  # nfcpy puts the line back on close
+    assert wait_for(lambda: emulator.baud == 115200, 2)  # nfcpy puts the line back on close
 

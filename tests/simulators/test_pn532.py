@@ -240,12 +240,13 @@ def test_refused_speed_and_a_command_instead_of_the_ack(emulator: Pn532Emulator,
 def test_driver_raises_the_line_to_921600(emulator: Pn532Emulator) -> None:
     r = reader(emulator)
     assert r.baud == 921600 and r.port.baudrate == 921600
-    assert emulator.baud == 921600 and _speed(emulator._master) == termios.B921600
+    assert wait_for(lambda: emulator.baud == 921600, 2)  # on our ACK, read by the emulator's thread
+    assert _speed(emulator._master) == termios.B921600
     assert bytes.fromhex("1007") in emulator.log
     r.connect()
     assert Channel(r).transmit(SELECT).ok
     r.close()
-    assert emulator.baud == 115200  # back to the power-on speed for whoever opens it next
+    assert wait_for(lambda: emulator.baud == 115200, 2)  # back to the power-on speed for whoever opens it next
     assert emulator.log[-1] == bytes.fromhex("1004")
 
 
