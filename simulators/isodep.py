@@ -49,7 +49,6 @@ class IsoDepCard:
         self._held = b""  # the answer waiting behind a WTX request
         self._cid: int | None = None
         self.faults = faults or DepFaults()
-        self.log: list[tuple[bytes, bytes | None]] = []  # (reader's frame, card's frame)
 
     def activate(self, fsdi: int = 8) -> None:
         """What RATS does (§5.6.1.2): FSD from FSDI, the block number back to 1."""
@@ -60,11 +59,6 @@ class IsoDepCard:
         self._answer = self._last = self._held = b""
 
     def receive(self, frame: bytes) -> bytes | None:
-        answer = self._receive(frame)
-        self.log.append((frame, answer))
-        return answer
-
-    def _receive(self, frame: bytes) -> bytes | None:
         faults = self.faults
         if faults.lose_to_card:
             faults.lose_to_card -= 1

@@ -91,6 +91,15 @@ def test_nfcpy_selects_reads_the_balance_and_buys(linked: tuple[Pn532Emulator, s
         assert tx(link, select_aid(P.PURSE_AID)).ok
         before = P.decode_balance(tx(link, P.GetBalance().to_apdu()).check().data)
         assert before == card.balance
+        # nfcpy's ISO-DEP recovers from what the card's layer injects: a WTX request, a block
+        # lost on its way to the card, an answer lost on its way back
+        for inject in (lambda: emulator.inject_wtx(2), emulator.lose_block_to_card,
+                       emulator.lose_block_from_card):
+            inject()
+            assert P.decode_balance(tx(link, P.GetBalance().to_apdu()).check().data) == before
+            assert not emulator.faults_pending
+        assert bytes.fromhex("42F202") in emulator.log  # nfcpy granted the WTX, S(WTX) response
+        assert sum(cmd[:2] in (b"\x42\xb2", b"\x42\xb3") for cmd in emulator.log) >= 2  # R(NAK) twice
         psam = make_psam()
         init, sam_r, debit, public = purchase(link, psam, 120)
         d, t = macs.bcd_datetime(WHEN)
