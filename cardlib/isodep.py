@@ -115,7 +115,9 @@ def parse_block(frame: bytes) -> Block:
     if pcb & CID_FOLLOWS:
         if len(frame) < 2:
             raise FormatError(f"ISO-DEP block {frame.hex().upper()}: CID announced but missing")
-        cid = frame[1] & 0x0F
+        if frame[1] & 0x30:
+            raise FormatError(f"ISO-DEP block {frame.hex().upper()}: CID byte with RFU bits set")
+        cid = frame[1] & 0x0F  # b8-b7 carry the PICC's power level (§7.1.1.2), not kept
         pos = 2
     if pcb & 0xE2 == 0x02:  # I-block: 000x xx1x
         if pcb & NAD_FOLLOWS:

@@ -14,8 +14,7 @@ from collections.abc import Callable
 
 from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
-
-INS_GET_RESPONSE = 0xC0
+from cardlib.iso import INS_GET_RESPONSE
 
 
 def _sw(value: int) -> bytes:

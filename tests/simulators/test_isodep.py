@@ -9,6 +9,8 @@ and checks the CRC). WTX and lost blocks come from fault injection.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cardlib import isodep
 from cardlib.errors import FormatError
@@ -82,6 +84,35 @@ def test_block_codec_byte_exact() -> None:
             parse_block(bytes.fromhex(bad))
     with pytest.raises(FormatError):
         isodep.s_wtx(60)
+
+
+@st.composite
+def blocks(draw: st.DrawFn) -> Block:
+    kind = draw(st.sampled_from(BlockKind))
+    cid = draw(st.none() | st.integers(0, 14))
+    if kind is BlockKind.I:
+        return Block(kind, draw(st.integers(0, 1)), draw(st.booleans()), cid=cid,
+                     nad=draw(st.none() | st.integers(0, 255)), inf=draw(st.binary(max_size=40)))
+    if kind is BlockKind.R:
+        return Block(kind, draw(st.integers(0, 1)), nak=draw(st.booleans()), cid=cid)
+    if draw(st.booleans()):
+        return Block(kind, deselect=True, cid=cid)
+    return Block(kind, cid=cid, inf=bytes((draw(st.integers(1, isodep.MAX_WTXM)),)))
+
+
+@given(blocks())
+def test_every_block_reads_back_as_written(block: Block) -> None:
+    assert parse_block(block.encode()) == block
+
+
+@given(st.binary(max_size=8))
+def test_any_frame_parses_or_is_refused_typed(frame: bytes) -> None:
+    try:
+        block = parse_block(frame)
+    except FormatError:
+        return
+    assert parse_block(block.encode()) == block  # only the CID byte's power level is not kept
+    assert block.encode()[2 if block.cid is not None else 1:] == frame[2 if block.cid is not None else 1:]
 
 
 def test_ats_gives_frame_size_and_waiting_time() -> None:
