@@ -6,7 +6,7 @@ import click
 
 from cardlib.iso import read_binary
 from cardlib.pboc.files import MANAGEMENT_SFI, ManagementData
-from cli.common import Options, common_options, echo_kv
+from cli.common import Options, common_options, echo_kv, wait_option
 from cli.session import open_channel
 from terminal import auth
 from terminal.wallet import Wallet
@@ -22,6 +22,7 @@ def _reading_wallet(channel: object, opts: Options) -> Wallet:
 
 
 @card.command()
+@wait_option
 @common_options
 def info(opts: Options) -> None:
     """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance."""
@@ -46,6 +47,7 @@ def info(opts: Options) -> None:
 
 
 @card.command()
+@wait_option
 @common_options
 def history(opts: Options) -> None:
     """The purse's transaction log (0x18) and trip records (0x1E)."""
@@ -79,6 +81,7 @@ def _pin(value: str | None, prompt: str) -> str:
 
 @pin.command()
 @click.option("--pin", "pin_", help="The PIN (prompted without echo when omitted).")
+@wait_option
 @common_options
 def verify(pin_: str | None, opts: Options) -> None:
     """Verify the PIN; exit 4 with the tries left when wrong."""
@@ -90,6 +93,7 @@ def verify(pin_: str | None, opts: Options) -> None:
 @pin.command()
 @click.option("--old", help="Current PIN.")
 @click.option("--new", help="New PIN.")
+@wait_option
 @common_options
 def change(old: str | None, new: str | None, opts: Options) -> None:
     """Change the PIN of the SSSE application; exit 4 with the tries left when the old one is wrong."""
@@ -101,6 +105,7 @@ def change(old: str | None, new: str | None, opts: Options) -> None:
 @pin.command()
 @click.option("--puk", help="Unblocking key.")
 @click.option("--new", help="New PIN.")
+@wait_option
 @common_options
 def unblock(puk: str | None, new: str | None, opts: Options) -> None:
     """Unblock the PIN with the PUK and set a new one; exit 4 when the PUK is wrong."""

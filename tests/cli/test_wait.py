@@ -1,0 +1,63 @@
+"""`--wait [SECONDS]` on card commands (as `opensc-tool -w`): through real pcscd and vpcd, the
+card arrives after the command started; without a card the wait ends in one line, exit 3."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from simulators.field import wait_for
+from simulators.issuer import sample_card
+from simulators.vpcd import VpcdBridge
+from tests.cli.pty_session import ykt_command
+from tests.pcsc_support import VPCD_READER, Pcscd, card_seen, pcscd, vpcd_card  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+READER = f"pcsc:{VPCD_READER}"
+
+pytestmark = pytest.mark.pcsc
+
+
+def _no_card_in_the_reader() -> None:
+    assert wait_for(functools.partial(card_seen, VPCD_READER, present=False), 10, 0.05), "a card is in vpcd"
+
+
+def test_card_info_waits_for_the_card_that_comes(vpcd_card: Callable[..., VpcdBridge]) -> None:  # noqa: F811
+    _no_card_in_the_reader()
+    proc = subprocess.Popen(ykt_command() + ["card", "info", "--reader", READER, "--json", "--wait", "60"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.communicate()  # no card yet: still waiting, not failed
+        vpcd_card(sample_card(3))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    info = json.loads(out)
+    assert info["balance"] == 5000 and len(info["app_serial"]) == 20
+
+
+def test_without_a_card_the_wait_ends_in_one_line(pcscd: Pcscd, tmp_path: Path) -> None:  # noqa: F811
+    _no_card_in_the_reader()
+    done = subprocess.run(ykt_command() + ["apdu", "--reader", READER, "--wait=0.5", "00A4040008A000000632010105"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        3, "", f"error: no card in {VPCD_READER} after waiting 0.5 s\n")
+    # the terminal path (card and PSAM slots) waits the same way, and journals nothing
+    journal = tmp_path / "journal.db"
+    done = subprocess.run(ykt_command() + ["purse", "purchase", "--amount", "100", "--journal", str(journal),
+                                           "--reader", READER, "--wait", "0.5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.splitlines()[-1] == f"error: no card in {VPCD_READER} after waiting 0.5 s"
+    assert len(done.stderr.splitlines()) <= 2  # at most the PSAM announcement before it
+    assert not journal.exists()
