@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from cardlib.atr import parse_atr
-from cardlib.tlv import Tlv, parse, tag_bytes, to_json
+from cardlib.tlv import Tlv, parse, to_json
 from cli.common import Options, common_options, echo_kv, parse_hex
+from cli.explain import tlv_lines
 
 
 @click.command()
@@ -40,16 +41,9 @@ def atr(hex_atr: tuple[str, ...], opts: Options) -> None:
     echo_kv(parsed.describe())
 
 
-def _tree(obj: Tlv, depth: int = 0) -> None:
-    name = f"  ({obj.name})" if obj.name else ""
-    tag = tag_bytes(obj.tag).hex().upper()
-    pad = "  " * depth
-    if obj.children is not None:
-        click.echo(f"{pad}{tag} [{len(obj.content())}]{name}")
-        for child in obj.children:
-            _tree(child, depth + 1)
-    else:
-        click.echo(f"{pad}{tag} [{len(obj.value)}] {obj.value.hex(' ').upper()}{name}")
+def _tree(obj: Tlv) -> None:
+    for line in tlv_lines(obj):
+        click.echo(line)
 
 
 @click.command()
