@@ -32,7 +32,7 @@ from cardlib.ssse import commands as C
 from cardlib.ssse import files as ssse
 from cardlib.sw import describe
 from cardlib.trace import Masker
-from cli.common import Options, common_options, parse_hex, report_error, wait_option
+from cli.common import Options, common_options, echo_kv, parse_hex, report_error, wait_option
 from cli.explain import KNOWN_FILES, WHOLE_SSSE, explain, fields, rows_text
 from cli.session import open_channel, reconnect
 
@@ -365,10 +365,7 @@ class CardShell(cmd.Cmd):
 
     def do_atr(self, arg: str) -> None:
         """atr: the card's ATR, decoded (ISO 7816-3)."""
-        rows = parse_atr(self.channel.reader.atr).describe()
-        width = max(len(k) for k, _ in rows)
-        for key, value in rows:
-            click.echo(f"{key.ljust(width)}  {value}")
+        echo_kv(parse_atr(self.channel.reader.atr).describe())
 
     def do_history(self, arg: str) -> None:
         """history: the commands of this session (secrets masked); up-arrow recalls them."""

@@ -100,3 +100,11 @@ class PtySession:
         os.close(self.fd)
         self.status = os.waitstatus_to_exitcode(status)
         return self.status
+
+    def __enter__(self) -> PtySession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """A test that failed half-way leaves no child waiting on its terminal."""
+        if self.status is None:
+            self.wait(timeout=0)

@@ -40,46 +40,49 @@ def test_a_session_on_a_terminal_decodes_completes_recalls_and_keeps_no_pin(
     transcript = tmp_path / "session.ykt"
     saved = tmp_path / "saved.ykt"
     state = tmp_path / "state"
-    term = PtySession(["shell", "--reader", f"sim:{card_image}", "--transcript", str(transcript)],
-                      {"XDG_STATE_HOME": str(state)}, ROOT)
-    assert "ATR 3B" in term.expect("ykt> ")
+    with PtySession(["shell", "--reader", f"sim:{card_image}", "--transcript", str(transcript)],
+                    {"XDG_STATE_HOME": str(state)}, ROOT) as term:
+        assert "ATR 3B" in term.expect("ykt> ")
 
-    term.send("sel\t p\t\r")  # tab completion of the command name, then of its argument
-    shown = term.expect("ykt:purse> ")
-    assert "select purse" in shown
-    assert "< 9000  success" in shown
-    assert "9F0C [30]" in shown and "(issuer discretionary data" in shown  # the FCI as a TLV tree
+        term.send("sel\t p\t\r")  # tab completion of the command name, then of its argument
+        shown = term.expect("ykt:purse> ")
+        assert "select purse" in shown
+        assert "< 9000  success" in shown
+        assert "9F0C [30]" in shown and "(issuer discretionary data" in shown  # the FCI as a TLV tree
 
-    term.send("balance\r")
-    assert "balance 5000 fen (¥50.00)" in term.expect("ykt:purse> ")
-    term.send("\x1b[A\r")  # up-arrow recalls the last command
-    assert "balance 5000 fen (¥50.00)" in term.expect("ykt:purse> ")
+        term.send("balance\r")
+        assert "balance 5000 fen (¥50.00)" in term.expect("ykt:purse> ")
+        term.send("\x1b[A\r")  # up-arrow recalls the last command
+        assert "balance 5000 fen (¥50.00)" in term.expect("ykt:purse> ")
 
-    term.send("read 0x15\r")
-    shown = term.expect("ykt:purse> ")
-    assert "purse public data (0x15)" in shown and "valid_until  2034-12-31" in shown
+        term.send("read 0x15\r")
+        shown = term.expect("ykt:purse> ")
+        assert "purse public data (0x15)" in shown and "valid_until  2034-12-31" in shown
 
-    term.send("00 B0 97 00 3C\r")  # an APDU typed in hex, decoded as the file it reads
-    assert "purse management data (0x17)" in term.expect("ykt:purse> ")
+        term.send("00 B0 97 00 3C\r")  # an APDU typed in hex, decoded as the file it reads
+        assert "purse management data (0x17)" in term.expect("ykt:purse> ")
 
-    term.send("6A\r")
-    assert "error: command APDU too short" in term.expect("ykt:purse> ")  # one line, the session goes on
+        term.send("6A\r")
+        assert "error: command APDU too short" in term.expect("ykt:purse> ")  # one line, the session goes on
 
-    term.send("verify-pin\r")
-    term.expect("PIN: ")
-    term.send(PIN + "\r")
-    shown = term.expect("ykt:ssse> ")
-    assert "> 00 20 00 00 03 ** ** **" in shown and "< 9000  success" in shown
+        term.send("verify-pin\r")
+        term.expect("PIN: ")
+        term.send(PIN + "\r")
+        shown = term.expect("ykt:ssse> ")
+        assert "> 00 20 00 00 03 ** ** **" in shown and "< 9000  success" in shown
 
-    term.send("history\r")
-    shown = term.expect("ykt:ssse> ")
-    assert re.search(r"1\s+select purse", shown) and re.search(r"3\s+balance", shown)
-    assert "verify-pin" in shown
+        term.send("history\r")
+        shown = term.expect("ykt:ssse> ")
+        assert re.search(r"1\s+select purse", shown) and re.search(r"3\s+balance", shown)
+        assert "verify-pin" in shown
 
-    term.send(f"save {saved}\r")
-    assert "transcript saved to" in term.expect("ykt:ssse> ")
-    term.send("exit\r")
-    assert term.wait() == 0
+        term.send("select half-typ\x03")  # Ctrl-C drops the line: a fresh prompt, the session goes on
+        assert term.expect("ykt:ssse> ").endswith("^C\nykt:ssse> ")
+
+        term.send(f"save {saved}\r")
+        assert "transcript saved to" in term.expect("ykt:ssse> ")
+        term.send("exit\r")
+        assert term.wait() == 0
 
     assert PIN not in term.text  # no echo
     history = (state / "yikatong" / "shell_history").read_text()

@@ -28,22 +28,27 @@ def _no_card_in_the_reader() -> None:
     assert wait_for(functools.partial(card_seen, VPCD_READER, present=False), 10, 0.05), "a card is in vpcd"
 
 
-def test_card_info_waits_for_the_card_that_comes(vpcd_card: Callable[..., VpcdBridge]) -> None:  # noqa: F811
+@pytest.mark.parametrize("command", [["card", "info", "--json"], ["shell"]], ids=["card-info", "shell"])
+def test_a_command_waits_for_the_card_that_comes(vpcd_card: Callable[..., VpcdBridge],  # noqa: F811
+                                                  command: list[str]) -> None:
     _no_card_in_the_reader()
-    proc = subprocess.Popen(ykt_command() + ["card", "info", "--reader", READER, "--json", "--wait", "60"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(ykt_command() + command + ["--reader", READER, "--wait", "60"], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
         assert proc.poll() is None, proc.communicate()  # no card yet: still waiting, not failed
         vpcd_card(sample_card(3))
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate("balance\n", timeout=60)  # the shell's one command, on stdin
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    info = json.loads(out)
-    assert info["balance"] == 5000 and len(info["app_serial"]) == 20
+    if command[0] == "card":
+        info = json.loads(out)
+        assert info["balance"] == 5000 and len(info["app_serial"]) == 20
+    else:
+        assert "balance 5000 fen (¥50.00)" in out
 
 
 def test_without_a_card_the_wait_ends_in_one_line(pcscd: Pcscd, tmp_path: Path) -> None:  # noqa: F811
