@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,13 +22,12 @@ from tests.pcsc_support import VPCD_READER, Pcscd, card_seen, pcscd, vpcd_card  
 ROOT = Path(__file__).resolve().parents[2]
 READER = f"pcsc:{VPCD_READER}"
 
-pytestmark = pytest.mark.pcsc
-
 
 def _no_card_in_the_reader() -> None:
     assert wait_for(functools.partial(card_seen, VPCD_READER, present=False), 10, 0.05), "a card is in vpcd"
 
 
+@pytest.mark.pcsc
 @pytest.mark.parametrize("command", [["card", "info", "--json"], ["shell"]], ids=["card-info", "shell"])
 def test_a_command_waits_for_the_card_that_comes(vpcd_card: Callable[..., VpcdBridge],  # noqa: F811
                                                   command: list[str]) -> None:
@@ -51,6 +51,7 @@ def test_a_command_waits_for_the_card_that_comes(vpcd_card: Callable[..., VpcdBr
         assert "balance 5000 fen (¥50.00)" in out
 
 
+@pytest.mark.pcsc
 def test_without_a_card_the_wait_ends_in_one_line(pcscd: Pcscd, tmp_path: Path) -> None:  # noqa: F811
     _no_card_in_the_reader()
     done = subprocess.run(ykt_command() + ["apdu", "--reader", READER, "--wait=0.5", "00A4040008A000000632010105"],
@@ -66,3 +67,15 @@ def test_without_a_card_the_wait_ends_in_one_line(pcscd: Pcscd, tmp_path: Path) 
     assert done.stderr.splitlines()[-1] == f"error: no card in {VPCD_READER} after waiting 0.5 s"
     assert len(done.stderr.splitlines()) <= 2  # at most the PSAM announcement before it
     assert not journal.exists()
+
+
+def test_a_polled_reader_waits_too_and_without_wait_fails_at_once() -> None:
+    """The readers without card events poll presence (Reader.wait_for_card's default)."""
+    empty = "py:tests.cards:no_card"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the factory's module, for the console script
+    done = subprocess.run(ykt_command() + ["script", "-", "--reader", empty, "--wait", "0.3"], input="0084000008\n",
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (3, f"error: no card in {empty} after waiting 0.3 s\n")
+    done = subprocess.run(ykt_command() + ["apdu", "--reader", empty, "0084000008"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (3, f"error: no card in {empty}\n")
