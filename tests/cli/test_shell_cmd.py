@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli.explain import explain
 from simulators.image import save_image
@@ -140,3 +142,12 @@ def test_explain_decodes_a_transaction_record_with_the_cardlib_layout() -> None:
     assert lines[0] == "  transaction log (0x18) record 1"
     assert any(re.search(r"amount\s+250 fen \(¥2\.50\)", line) for line in lines)
     assert explain(bytes.fromhex("00B201C417"), b"", 0x6A83) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(ins=st.sampled_from([0xB0, 0xB2, 0xA4, 0x5C, 0x84]), p1=st.integers(0, 255), p2=st.integers(0, 255),
+       cla=st.sampled_from([0x00, 0x80]), data=st.binary(max_size=80))
+def test_explain_never_fails_on_what_a_card_may_answer(ins: int, p1: int, p2: int, cla: int, data: bytes) -> None:
+    """Whatever a card answers, the shell shows it: explain gives lines, never an exception."""
+    lines = explain(bytes((cla, ins, p1, p2, 0)), data, 0x9000)
+    assert all(isinstance(line, str) and line.startswith("  ") for line in lines)
