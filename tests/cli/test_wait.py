@@ -60,9 +60,10 @@ def test_without_a_card_the_wait_ends_in_one_line(pcscd: Pcscd, tmp_path: Path) 
         3, "", f"error: no card in {VPCD_READER} after waiting 0.5 s\n")
     # the terminal path (card and PSAM slots) waits the same way, and journals nothing
     journal = tmp_path / "journal.db"
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}  # the simulated PSAM's state
     done = subprocess.run(ykt_command() + ["purse", "purchase", "--amount", "100", "--journal", str(journal),
                                            "--reader", READER, "--wait", "0.5"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert done.stderr.splitlines()[-1] == f"error: no card in {VPCD_READER} after waiting 0.5 s"
     assert len(done.stderr.splitlines()) <= 2  # at most the PSAM announcement before it
