@@ -19,12 +19,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cardlib.batch import read_batch
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
 from cardlib.keys import default_issuer, derive_dtk
 from cardlib.pboc import macs
-from terminal.journal import SCHEMA_VERSION, Journal, JournalError, read_batch, verify_records
+from cardlib.settlement import verify_records
+from terminal.journal import SCHEMA_VERSION, Journal, JournalError
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)
 SERIAL = bytes.fromhex("33030000000000000009")
@@ -555,51 +557,6 @@ def test_the_terminal_loop_flushes_a_deferred_completion_before_the_card_leaves(
     (rec,) = j.records()
     assert rec.state == "completed" and disk.state(rec.id) == "completed"
     j.close()
-
-
-@given(amount=st.integers(0, 0xFFFFFFFF), seq=st.integers(0, 0xFFFF), tseq=st.integers(0, 0xFFFFFFFF),
-       balance=st.integers(0, 0xFFFFFFFF), tx_type=st.sampled_from([2, 6, 9, 1, 5]),
-       when=st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=st.sampled_from(
-           [BEIJING, UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=8))])),
-       micro=st.booleans())
-def test_settlement_cuts_the_tac_input_from_text_as_the_dataclasses_build_it(
-        amount: int, seq: int, tseq: int, balance: int, tx_type: int, when: datetime, micro: bool) -> None:
-    from terminal.journal import _fields_from_json, _tac_message
-
-    when = when if micro else when.replace(microsecond=0)
-    obj = {"type": f"{tx_type:02X}", "time": when.isoformat(), "terminal_id": "0102030405AB", "amount": amount,
-           "balance_after": balance, "card_seq": seq, "terminal_seq": tseq, "app_serial": SERIAL.hex(),
-           "tac": "00000000", "algorithm": "3des"}
-    data = _fields_from_json(obj)[1].tac_input()
-    assert _tac_message(obj) == (int.from_bytes(data, "big"), len(data))
-
-
-_LENIENT = ["_", " ", "0x", "+", "-", "\u0663", "\uff11", "\t", "\u00b2", "x"]  # what int() or fromhex might let by
-
-
-@given(field=st.sampled_from(["time", "type", "terminal_id"]), at=st.integers(0, 25), what=st.sampled_from(_LENIENT),
-       replace=st.booleans(), load=st.booleans())
-def test_settlement_reads_no_text_the_dataclasses_would_refuse(field: str, at: int, what: str, replace: bool,
-                                                               load: bool) -> None:
-    """The fast path builds numbers from text; a character int() or fromhex() tolerates
-    (underscore, sign, 0x, non-ASCII digits, blanks) must not turn a record the
-    dataclasses refuse into a TAC input: both refuse it, or both give the same bytes."""
-    from terminal.journal import _fields_from_json, _tac_message
-
-    obj = {"type": "02" if load else "06", "time": "2026-11-28T08:15:09+08:00", "terminal_id": "0102030405AB",
-           "amount": 200, "balance_after": 800, "card_seq": 3, "terminal_seq": 7, "app_serial": SERIAL.hex(),
-           "tac": "00000000", "algorithm": "3des"}
-    text = obj[field]
-    assert isinstance(text, str)
-    obj[field] = text[:at] + what + text[at + (len(what) if replace else 0):]
-    errors = (ValueError, TypeError, OverflowError, FormatError)
-    try:
-        data = _fields_from_json(obj)[1].tac_input()
-    except errors:
-        with pytest.raises(errors):
-            _tac_message(obj)
-    else:
-        assert _tac_message(obj) == (int.from_bytes(data, "big"), len(data))
 
 
 @given(tz_hours=st.integers(-12, 14), micro=st.integers(0, 999_999), extra=st.sampled_from([None, {"fare": "flat"}]),
