@@ -84,18 +84,20 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
     if body and not body[-1].endswith("\n"):
         raise FormatError(f"batch {name} line {len(lines)}: truncated (no final newline)")
     records = []
-    seen: dict[tuple[str, ...], int] = {}  # a transaction and its TAC, to the line first holding them
+    seen: dict[bytes, int] = {}  # a transaction's replay key, to the line first holding it
     for number, line in enumerate(body, 2):
         try:
             obj = json.loads(line)
         except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise FormatError(f"batch {name} line {number}: not JSON") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("amount"), int):
-            raise FormatError(f"batch {name} line {number}: not a record with an integer amount")
-        key = tuple(str(obj.get(k)) for k in ("app_serial", "type", "card_seq", "tac"))
-        if key in seen:  # its TAC verifies again: settling it would pay twice
-            raise FormatError(f"batch {name} line {number}: the transaction of line {seen[key]} again (a replay)")
-        seen[key] = number
+        problem = record_problem(obj)
+        if problem:
+            raise FormatError(f"batch {name} line {number}: {problem}")
+        key = replay_key(obj)
+        if key is not None:
+            if key in seen:  # its TAC verifies again: settling it would pay twice
+                raise FormatError(f"batch {name} line {number}: the transaction of line {seen[key]} again (a replay)")
+            seen[key] = number
         records.append(obj)
     if len(records) != header.count:
         raise FormatError(f"batch {name}: header count is {header.count}, {len(records)} record(s) follow")
@@ -105,6 +107,41 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
     if hashlib.sha256("".join(body).encode("utf-8")).hexdigest() != header.sha256.lower():
         raise FormatError(f"batch {name}: SHA-256 does not match its records")
     return header, records
+
+
+# Numbers of a batch line: an integer (JSON's 1, never 1.0, "1" or true), some may be null.
+INTEGER_FIELDS = ("amount", "card_seq", "id", "balance_before", "key_version", "key_index")
+NULLABLE_INTEGER_FIELDS = ("balance_after", "terminal_seq")
+
+
+def record_problem(obj: Any) -> str:
+    """What makes a batch line unreadable as a record, or ``""``. A number written as
+    ``1.0`` or ``"1"`` would compare unequal to ``1`` as text and slip past the replay
+    check, so every number must be a JSON integer."""
+    if not isinstance(obj, dict):
+        return "not a record (a JSON object)"
+    for field in INTEGER_FIELDS + NULLABLE_INTEGER_FIELDS:
+        value = obj.get(field)
+        if field == "amount" or field in obj:
+            if value is None and field in NULLABLE_INTEGER_FIELDS:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"{field} is not an integer ({json.dumps(value)})"
+    return ""
+
+
+def replay_key(obj: Mapping[str, Any]) -> bytes | None:
+    """What makes a record the same transaction as another: the card, the bytes its TAC
+    covers and the TAC's bytes (hex read in either case). A field outside the TAC (a
+    purchase's counter, the record id) can be changed without the TAC noticing, so it
+    is not in the key. None when the line has no TAC input (its TAC cannot verify)."""
+    try:
+        value, size = tac_message(obj)
+        card = bytes.fromhex(obj["app_serial"])
+        tac = bytes.fromhex(obj["tac"] or "")
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError, FormatError):
+        return None
+    return card + value.to_bytes(size, "big") + tac
 
 
 def _int(value: Any) -> int:
