@@ -30,10 +30,12 @@ class BatchHeader:
     total_amount: int
     sha256: str
     created: str
+    batch_seq: int | None = None  # the terminal's nth batch, from 1; None in batches written before it
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "header", "batch_id": self.batch_id, "terminal": self.terminal, "count": self.count,
-                "total_amount": self.total_amount, "sha256": self.sha256, "created": self.created}
+                "total_amount": self.total_amount, "sha256": self.sha256, "created": self.created} | (
+                    {} if self.batch_seq is None else {"batch_seq": self.batch_seq})
 
 
 def batch_lines(records: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -76,8 +78,10 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
         head = json.loads(lines[0])
         if not isinstance(head, dict) or head.get("type") != "header":
             raise ValueError('the first line is not {"type": "header", ...}')
+        seq = head.get("batch_seq")
         header = BatchHeader(str(head["batch_id"]), str(head["terminal"]), _int(head["count"]),
-                             _int(head["total_amount"]), str(head["sha256"]), str(head.get("created", "")))
+                             _int(head["total_amount"]), str(head["sha256"]), str(head.get("created", "")),
+                             None if seq is None else _int(seq))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise FormatError(f"batch {name} line 1: bad header ({exc})") from None
     body = lines[1:]
@@ -127,7 +131,14 @@ def record_problem(obj: Any) -> str:
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 return f"{field} is not an integer ({json.dumps(value)})"
+    issuer = obj.get("issuer_id")
+    if issuer is not None and not (isinstance(issuer, str) and len(issuer) == 16 and _is_hex(issuer)):
+        return "issuer_id is not 8 bytes of hex"
     return ""
+
+
+def _is_hex(text: str) -> bool:
+    return text.isascii() and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def replay_key(obj: Mapping[str, Any]) -> bytes | None:

@@ -40,8 +40,8 @@ from cardlib.durable import sync_directory
 from cardlib.errors import FormatError, YktError
 from cardlib.pboc import macs
 
-SCHEMA_VERSION = 4  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
-# 3 → 4: events numbered without AUTOINCREMENT
+SCHEMA_VERSION = 5  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
+# 3 → 4: events numbered without AUTOINCREMENT; 4 → 5: the card's issuer id, the batch's sequence number
 STATES = ("pending", "completed", "failed", "recovered")
 KINDS = ("load", "purchase", "composite")
 SYNC_MODES = ("full", "write_ahead")
@@ -84,6 +84,7 @@ class JournalRecord:
     updated_at: datetime
     batch_id: str | None
     failure_reason: str | None
+    issuer_id: bytes | None = None  # 0x15's first 8 bytes; None in records of journals before schema 5
 
     def to_json(self) -> dict[str, Any]:
         """The settlement line of DESIGN.md's JSON conventions."""
@@ -110,7 +111,7 @@ class JournalRecord:
             "station": self.station,
             "line": self.line,
             "extra": json.loads(self.extra) if self.extra else {},
-        }
+        } | ({} if self.issuer_id is None else {"issuer_id": self.issuer_id.hex().upper()})
 
     def tac_fields(self) -> macs.TacFields:
         date, time = macs.bcd_datetime(self.tx_time.astimezone(BEIJING))
@@ -150,7 +151,8 @@ CREATE TABLE IF NOT EXISTS records (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     batch_id TEXT,
-    failure_reason TEXT
+    failure_reason TEXT,
+    issuer_id BLOB
 );
 CREATE INDEX IF NOT EXISTS records_card ON records (app_serial, state);
 CREATE INDEX IF NOT EXISTS records_batch ON records (batch_id);
@@ -161,7 +163,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_card ON events (app_serial, time);
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, count INTEGER NOT NULL,
-    total_amount INTEGER NOT NULL, sha256 TEXT NOT NULL
+    total_amount INTEGER NOT NULL, sha256 TEXT NOT NULL, batch_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS batch_records (
     batch_id TEXT NOT NULL, record_id INTEGER NOT NULL, PRIMARY KEY (batch_id, record_id)
@@ -183,6 +185,10 @@ _MIGRATIONS = {
        "DROP TABLE events;"
        "ALTER TABLE events_v4 RENAME TO events;"
        "DELETE FROM sqlite_sequence WHERE name='events';",
+    # clearing needs the card's issuer (whose keys check its TAC) and each terminal's batches in order;
+    # records and batches made before stay without (NULL): their lines and headers are written as before
+    4: "ALTER TABLE records ADD COLUMN issuer_id BLOB;"
+       "ALTER TABLE batches ADD COLUMN batch_seq INTEGER;",
 }
 
 
@@ -190,7 +196,7 @@ def _row(row: Sequence[Any]) -> JournalRecord:
     d = dict(zip(_COLUMNS, row, strict=True))
     for key in ("tx_time", "created_at", "updated_at"):
         d[key] = datetime.fromisoformat(d[key])
-    for key in ("app_serial", "terminal_id", "tac", "mac2"):
+    for key in ("app_serial", "terminal_id", "tac", "mac2", "issuer_id"):
         d[key] = bytes(d[key]) if d[key] is not None else None
     d["mac2_verified"] = None if d["mac2_verified"] is None else bool(d["mac2_verified"])
     d["test"] = bool(d["test"])
@@ -325,7 +331,7 @@ class Journal:
         self, *, kind: str, tx_type: int, app_serial: bytes, card_seq: int, amount: int, balance_before: int,
         terminal_id: bytes, tx_time: datetime, algorithm: Algorithm | str = "3des", key_version: int = 1,
         key_index: int = 1, test: bool = False, terminal_seq: int | None = None, station: str = "",
-        line: str = "", extra: dict[str, Any] | None = None,
+        line: str = "", extra: dict[str, Any] | None = None, issuer_id: bytes | None = None,
     ) -> JournalRecord:
         """The write-ahead record: committed and synced before DEBIT/CREDIT is sent."""
         alg = algorithm.value if isinstance(algorithm, Algorithm) else algorithm
@@ -333,8 +339,8 @@ class Journal:
             raise JournalError(f"journal record kind {kind!r} is not one of {', '.join(KINDS)}")
         if alg not in ("3des", "sm4"):
             raise JournalError(f"journal record algorithm {alg!r} is not 3des or sm4")
-        if len(app_serial) != 10 or len(terminal_id) != 6:
-            raise JournalError("journal record: app_serial has 10 bytes and terminal_id 6")
+        if len(app_serial) != 10 or len(terminal_id) != 6 or (issuer_id is not None and len(issuer_id) != 8):
+            raise JournalError("journal record: app_serial has 10 bytes, terminal_id 6 and issuer_id 8")
         if amount < 0:
             raise JournalError(f"journal record: amount must not be negative, got {amount}")
         now, when = self._now(), _stamp(tx_time)
@@ -343,9 +349,11 @@ class Journal:
             cur, _ = self._write(
                 "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before,"
                 " terminal_id, terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra,"
-                " created_at, updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, issuer_id)"
+                " VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, bytes(terminal_id), terminal_seq,
-                 when, alg, key_version, key_index, int(test), station, line, extra_text, now, now),
+                 when, alg, key_version, key_index, int(test), station, line, extra_text, now, now,
+                 None if issuer_id is None else bytes(issuer_id)),
             )
             assert cur.lastrowid is not None
             # the record as a read would give it back (the wallet needs it at once; no second statement)
@@ -353,7 +361,8 @@ class Journal:
             record = JournalRecord(
                 cur.lastrowid, "pending", kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, None,
                 bytes(terminal_id), terminal_seq, datetime.fromisoformat(when), None, None, None, alg, key_version,
-                key_index, bool(test), station, line, extra_text, stamp, stamp, None, None)
+                key_index, bool(test), station, line, extra_text, stamp, stamp, None, None,
+                None if issuer_id is None else bytes(issuer_id))
             self._pending[record.id] = record
             if len(self._pending) > 64:  # only the newest few can still be finished by this terminal soon
                 del self._pending[next(iter(self._pending))]
@@ -511,18 +520,21 @@ class Journal:
                 rows = [_row(r) for r in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {cond} ORDER BY id")]
                 lines = _lines(rows)
                 new_id = uuid.uuid4().hex[:16].upper()
+                seq = self._db.execute("SELECT COUNT(*) FROM batches").fetchone()[0] + 1  # this journal's nth
                 header = BatchHeader(new_id, _terminal_hex(terminal_id, rows), len(rows), sum(r.amount for r in rows),
-                                     batch_digest(lines), self._now())
+                                     batch_digest(lines), self._now(), seq)
                 self._db.executemany("UPDATE records SET batch_id=? WHERE id=? AND batch_id IS NULL",
                                      [(new_id, r.id) for r in rows])
                 self._db.executemany("INSERT INTO batch_records VALUES (?, ?)", [(new_id, r.id) for r in rows])
-                self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                                 (new_id, header.created, header.count, header.total_amount, header.sha256))
+                self._db.execute("INSERT INTO batches (batch_id, created_at, count, total_amount, sha256, batch_seq)"
+                                 " VALUES (?, ?, ?, ?, ?, ?)",
+                                 (new_id, header.created, header.count, header.total_amount, header.sha256, seq))
         return header, lines
 
     def _batch_lines(self, batch_id: str) -> tuple[BatchHeader, list[str]]:
         with self._lock:
-            meta = self._db.execute("SELECT created_at, count, total_amount, sha256 FROM batches WHERE batch_id=?",
+            meta = self._db.execute("SELECT created_at, count, total_amount, sha256, batch_seq FROM batches"
+                                    " WHERE batch_id=?",
                                     (batch_id,)).fetchone()
             if meta is None:
                 raise JournalError(f"journal has no batch {batch_id!r}")
@@ -534,14 +546,14 @@ class Journal:
         digest = batch_digest(lines)
         if len(rows) != meta[1] or digest != meta[3].upper():  # batches before 0.1 stored lower case
             raise JournalError(f"batch {batch_id}: records were pruned since; it cannot be written again")
-        return BatchHeader(batch_id, _terminal_hex(None, rows), meta[1], meta[2], digest, meta[0]), lines
+        return BatchHeader(batch_id, _terminal_hex(None, rows), meta[1], meta[2], digest, meta[0], meta[4]), lines
 
     def batches(self) -> list[BatchHeader]:
         """Every batch exported from this journal, oldest first."""
         with self._lock:
-            rows = list(self._db.execute("SELECT batch_id, created_at, count, total_amount, sha256 FROM batches"
-                                         " ORDER BY created_at, rowid"))
-        return [BatchHeader(b, "", n, total, digest, created) for b, created, n, total, digest in rows]
+            rows = list(self._db.execute("SELECT batch_id, created_at, count, total_amount, sha256, batch_seq"
+                                         " FROM batches ORDER BY created_at, rowid"))
+        return [BatchHeader(b, "", n, total, digest, created, seq) for b, created, n, total, digest, seq in rows]
 
     def prune(self, older_than: timedelta, clock: Clock | None = None) -> int:
         """Delete exported records whose transaction is older than ``older_than``.

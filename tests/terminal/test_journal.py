@@ -32,6 +32,7 @@ T0 = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)
 SERIAL = bytes.fromhex("33030000000000000009")
 TID = bytes.fromhex("000000000001")
 ROOT = Path(__file__).resolve().parents[2]
+UNDO_5 = "ALTER TABLE records DROP COLUMN issuer_id; ALTER TABLE batches DROP COLUMN batch_seq;"  # schema 4 again
 
 
 def purchase(j: Journal, amount: int = 200, seq: int = 0, when: datetime = T0, **kw: object) -> int:
@@ -120,13 +121,14 @@ def test_migrates_a_version_2_journal_to_the_batch_index_without_state(tmp_path:
     Journal(db, Clock.fixed(T0)).close()
     con = sqlite3.connect(db)
     con.executescript("DROP INDEX records_batch; CREATE INDEX records_batch ON records (batch_id, state);"
+                      + UNDO_5 +
                       "PRAGMA user_version=2;")
     con.close()
     j = Journal(db, Clock.fixed(T0))
     settled(j, 200, 1)
     rows = j._db.execute("SELECT sql FROM sqlite_master WHERE name='records_batch'").fetchall()
     assert rows == [("CREATE INDEX records_batch ON records (batch_id)",)]
-    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     header = j.export_batch(io.StringIO())
     assert header.count == 1 and j.check_integrity() == []
     j.close()
@@ -140,6 +142,7 @@ def test_migrates_a_version_3_journal_to_events_without_autoincrement(tmp_path: 
         "DROP TABLE events; CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,"
         " app_serial BLOB, terminal TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL,"
         " amount INTEGER NOT NULL, journal_id INTEGER); CREATE INDEX events_card ON events (app_serial, time);"
+        + UNDO_5 +
         "PRAGMA user_version=3;")
     for n, reason in enumerate(("paid", "deny-listed", "paid")):
         con.execute("INSERT INTO events (time, app_serial, terminal, decision, reason, amount, journal_id)"
@@ -149,13 +152,54 @@ def test_migrates_a_version_3_journal_to_events_without_autoincrement(tmp_path: 
     con.close()
     j = Journal(db, Clock.fixed(T0))
     sql = j._db.execute("SELECT sql FROM sqlite_master WHERE name='events'").fetchone()[0]
-    assert "AUTOINCREMENT" not in sql and j._db.execute("PRAGMA user_version").fetchone() == (4,)
+    assert "AUTOINCREMENT" not in sql and j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert [e["reason"] for e in j.events(SERIAL)] == ["paid", "deny-listed", "paid"]  # kept, in order
     j.log_event(T0 + timedelta(minutes=5), SERIAL, "bus", True, "paid", 200)
     assert [r[0] for r in j._db.execute("SELECT id FROM events ORDER BY id")] == [1, 2, 3, 4]
     assert j._db.execute("SELECT name FROM sqlite_master WHERE name='events_card'").fetchone() == ("events_card",)
     assert j.check_integrity() == []
     j.close()
+
+
+def test_migrates_a_version_4_journal_to_issuer_ids_and_batch_numbers(tmp_path: Path) -> None:
+    """Records and batches made before schema 5 keep no issuer id and no batch_seq: an old
+    batch is written again byte for byte; new ones carry both."""
+    db = tmp_path / "v4.db"
+    with Journal(db, Clock.fixed(T0)) as j:
+        settled(j, 200, 1)
+        first = io.StringIO()
+        old = j.export_batch(first)
+    con = sqlite3.connect(db)
+    con.executescript(UNDO_5 + "PRAGMA user_version=4;")
+    con.close()
+    j = Journal(db, Clock.fixed(T0))
+    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
+    again = io.StringIO()
+    assert j.export_batch(again, batch_id=old.batch_id).batch_seq is None
+    assert "batch_seq" not in again.getvalue() and "issuer_id" not in again.getvalue()
+    rid = j.begin(kind="purchase", tx_type=macs.TX_EP_PURCHASE, app_serial=SERIAL, card_seq=2, amount=100,
+                  balance_before=800, terminal_id=TID, tx_time=T0, terminal_seq=2,
+                  issuer_id=default_issuer().issuer_id).id
+    j.complete(rid, tac=purchase_tac(100, 2), mac2=None, balance_after=700)
+    out = io.StringIO()
+    header = j.export_batch(out)
+    assert header.batch_seq == 2  # the journal's second batch, the old one counted
+    head, line = (json.loads(x) for x in out.getvalue().splitlines())
+    assert head["batch_seq"] == 2 and line["issuer_id"] == "99990000FFFFFFFF"
+    assert j.get(rid).issuer_id == default_issuer().issuer_id and j.check_integrity() == []
+    j.close()
+
+
+def test_a_journal_numbers_its_batches_and_records_its_cards_issuer(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db", Clock.fixed(T0)) as j:
+        seqs = []
+        for n in range(3):
+            settled(j, 10, n)
+            seqs.append(j.export_batch(io.StringIO()).batch_seq)
+        assert seqs == [1, 2, 3] and [b.batch_seq for b in j.batches()] == [1, 2, 3]
+        with pytest.raises(JournalError, match="issuer_id 8"):
+            j.begin(kind="load", tx_type=2, app_serial=SERIAL, card_seq=0, amount=1, balance_before=0,
+                    terminal_id=TID, tx_time=T0, issuer_id=b"\x99")
 
 
 def test_a_transaction_writes_few_pages(tmp_path: Path) -> None:
@@ -187,6 +231,7 @@ def test_migrates_a_version_1_journal(tmp_path: Path) -> None:
     Journal(db, Clock.fixed(T0)).close()
     con = sqlite3.connect(db)  # make it look like a version 1 journal that holds a record
     con.executescript("ALTER TABLE records DROP COLUMN station; ALTER TABLE records DROP COLUMN line;"
+                      + UNDO_5 +
                       "PRAGMA user_version=1;")
     con.execute("INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before,"
                 " terminal_id, tx_time, algorithm, key_version, key_index, test, created_at, updated_at)"
@@ -221,7 +266,7 @@ def test_export_batch_format_and_once_only(tmp_path: Path) -> None:
     head = json.loads(lines[0])
     assert head == {"type": "header", "batch_id": header.batch_id, "terminal": "000000000001", "count": 3,
                     "total_amount": 303, "sha256": hashlib.sha256("".join(lines[1:]).encode()).hexdigest().upper(),
-                    "created": header.created}
+                    "created": header.created, "batch_seq": 1}
     first = json.loads(lines[1])
     assert first["type"] == "06" and first["time"] == "2026-11-28T08:00:00+08:00"
     assert first["app_serial"] == "33030000000000000009" and first["tac"] == purchase_tac(100, 0).hex().upper()
