@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "validator": "cli.run_cmd:validator",
     "demo": "cli.demo_cmd:demo",
     "bench": "cli.bench_cmd:bench",
+    "clear": "cli.clear_cmd:clear",
+    "clear-day": "cli.clear_cmd:clear_day",
 }
 
 
