@@ -139,17 +139,21 @@ def run_on(client: Any, job: Job) -> dict[str, Any]:
     # the report, from aggregates read back
     if writes:
         records = dd.read_parquet(str(out / "records"),
-                                  columns=["verdict", "gap", "break", "day", "issuer", "operator", "kind", "amount"])
-        verdicts_s, gaps, breaks, cells = compute(
+                                  columns=["verdict", "gap", "break", "day", "issuer", "operator", "kind", "amount",
+                                           "hour"])
+        accepted = records[records["verdict"] == "accepted"]
+        verdicts_s, gaps, breaks, hours_s, cells = compute(
             records["verdict"].value_counts(), records["gap"].sum(), records["break"].sum(),
-            records[records["verdict"] == "accepted"].groupby(["day", "issuer", "operator", "kind"])["amount"]
+            accepted["hour"].value_counts(),
+            accepted.groupby(["day", "issuer", "operator", "kind"])["amount"]
             .agg(["sum", "count"]))
         verdicts = {str(k): int(v) for k, v in verdicts_s.items()}
+        per_hour = {f"{int(h):02d}": int(v) for h, v in sorted(hours_s.items())}
         cells = cells.reset_index().rename(columns={"sum": "amount"}).astype({"day": str})
         has_exceptions = any((out / "exceptions").rglob("*.parquet"))
         examples = _examples(dd.read_parquet(str(out / "exceptions")).compute()) if has_exceptions else {}
     else:
-        verdicts, gaps, breaks, examples = {}, 0, 0, {}
+        verdicts, gaps, breaks, examples, per_hour = {}, 0, 0, {}, {}
         cells = pd.DataFrame(columns=["day", "issuer", "operator", "kind", "amount", "count"])
     shutil.rmtree(work, ignore_errors=True)
     last = dict(previous_terminals)
@@ -160,8 +164,10 @@ def run_on(client: Any, job: Job) -> dict[str, Any]:
     if not writes:  # an empty day keeps the previous cards' state
         if job.previous:
             shutil.copy(cards_path(job.previous), state_out / "cards.parquet")
-    return build_report(summaries, holes, verdicts, int(gaps), int(breaks), cells, examples,
-                        job.register.operator_names())
+    report = build_report(summaries, holes, verdicts, int(gaps), int(breaks), cells, examples,
+                          job.register.operator_names())
+    report["per_hour"] = per_hour
+    return report
 
 
 def _check_chunk(chunk: tuple[str, Sequence[str]], register: TerminalRegister, store: KeyStore,

@@ -113,7 +113,10 @@ def generate(out: str | os.PathLike[str], *, seed: int = 1, transactions: int = 
     card = np.repeat(np.arange(n_cards), counts)
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
     pos = np.arange(n) - np.repeat(first, counts)
-    secs = rng.integers(6 * 3600, 22 * 3600, n)
+    peak = rng.random(n)  # rush hours around 8:00 and 18:00, the rest spread over the day
+    secs = np.where(peak < 0.35, rng.normal(8 * 3600, 3600, n),
+                    np.where(peak < 0.7, rng.normal(18 * 3600, 4000, n), rng.uniform(6 * 3600, 22 * 3600, n)))
+    secs = np.clip(secs, 6 * 3600, 22 * 3600).astype(np.int64)
     order = np.lexsort((secs, card))
     secs = secs[order] + pos  # sorted within each card, then spread: strictly increasing
     has_load = rng.random(n_cards) < LOAD_SHARE

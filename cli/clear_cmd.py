@@ -23,9 +23,10 @@ from cli.common import Options, common_options
 @click.option("--state-out", type=click.Path(file_okay=False), help="Where this run's state goes (default: OUT/state).")
 @click.option("--scheduler", metavar="ADDRESS", help="A running Dask scheduler, e.g. tcp://HOST:8786.")
 @click.option("--workers", type=click.IntRange(1), help="Worker processes of the local cluster (default: one per core).")
+@click.option("--no-pictures", is_flag=True, help="Skip the PNG pictures and summary.html.")
 @common_options
 def clear(paths: tuple[str, ...], register_path: str, key_paths: tuple[str, ...], previous: str | None, out: str,
-          state_out: str | None, scheduler: str | None, workers: int | None, opts: Options) -> None:
+          state_out: str | None, scheduler: str | None, workers: int | None, no_pictures: bool, opts: Options) -> None:
     """Clear batch files (folders of *.jsonl or files): check, verify, chain, and split the money."""
     from cardlib.keystore import KeyStore, builtin_store  # noqa: PLC0415
     from clearing.engine import Job, batch_files, run  # noqa: PLC0415
@@ -36,6 +37,10 @@ def clear(paths: tuple[str, ...], register_path: str, key_paths: tuple[str, ...]
               KeyStore.load(key_paths) if key_paths else builtin_store(), out, previous, state_out, scheduler,
               workers, opts.debug)
     report = run(job)
+    if not no_pictures:
+        from clearing.pictures import draw  # noqa: PLC0415
+
+        draw(out, report)
     sys.stdout.write(render(report, opts.json))
 
 
