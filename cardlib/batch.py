@@ -141,13 +141,14 @@ def _is_hex(text: str) -> bool:
     return text.isascii() and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def replay_key(obj: Mapping[str, Any]) -> bytes | None:
+def replay_key(obj: Mapping[str, Any], message: tuple[int, int] | None = None) -> bytes | None:
     """What makes a record the same transaction as another: the card, the bytes its TAC
     covers and the TAC's bytes (hex read in either case). A field outside the TAC (a
     purchase's counter, the record id) can be changed without the TAC noticing, so it
-    is not in the key. None when the line has no TAC input (its TAC cannot verify)."""
+    is not in the key. None when the line has no TAC input (its TAC cannot verify).
+    ``message``: the line's ``tac_message``, when the caller has it."""
     try:
-        value, size = tac_message(obj)
+        value, size = message or tac_message(obj)
         card = bytes.fromhex(obj["app_serial"])
         tac = bytes.fromhex(obj["tac"] or "")
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, FormatError):

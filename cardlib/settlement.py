@@ -50,9 +50,9 @@ def tac_functions(issuer: IssuerKeys) -> dict[tuple[str, str], TacFunction]:
     return cards
 
 
-def tac_ok(issuer: IssuerKeys, obj: dict[str, Any]) -> bool:
+def tac_ok(issuer: IssuerKeys, obj: dict[str, Any], message: tuple[int, int] | None = None) -> bool:
     """Whether a batch line's TAC is its card's TAC over the line's fields; a line that
-    cannot be read is not."""
+    cannot be read is not. ``message``: the line's ``tac_message``, when the caller has it."""
     tacs = tac_functions(issuer)
     try:
         card = (obj["app_serial"], obj["algorithm"])
@@ -61,7 +61,7 @@ def tac_ok(issuer: IssuerKeys, obj: dict[str, Any]) -> bool:
             alg = Algorithm.parse(card[1])
             tac_of = tacs[card] = macs.tac_number_function(derive_dtk(issuer, bytes.fromhex(card[0]), alg), alg)
         tac = bytes.fromhex(obj["tac"] or "")
-        return len(tac) == 4 and constant_time_equal(tac_of(*tac_message(obj)), tac)
+        return len(tac) == 4 and constant_time_equal(tac_of(*(message or tac_message(obj))), tac)
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, YktError):
         return False
 

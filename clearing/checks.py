@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cardlib.batch import read_batch, replay_key
+from cardlib.batch import read_batch, replay_key, tac_message
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
 from cardlib.keystore import KeyStore
@@ -53,11 +53,11 @@ class BatchSummary:
         return asdict(self)
 
 
-Columns = dict[str, list[Any]]
+Rows = list[tuple[Any, ...]]  # in LINE_COLUMNS order
 
 
-def check_batch(path: str, register: TerminalRegister, store: KeyStore, columns: Columns) -> BatchSummary:
-    """Check one batch file; a good one's lines are appended to ``columns``."""
+def check_batch(path: str, register: TerminalRegister, store: KeyStore, rows: Rows) -> BatchSummary:
+    """Check one batch file; a good one's lines are appended to ``rows``."""
     name = os.path.basename(path)
     try:
         header, records = read_batch(path)
@@ -68,25 +68,26 @@ def check_batch(path: str, register: TerminalRegister, store: KeyStore, columns:
     if terminal is None:
         return BatchSummary(name, "unknown_terminal", f"terminal {header.terminal or '(none)'} is not in the register",
                             header.batch_id, header.terminal, seq, header.count, header.total_amount)
-    for number, obj in enumerate(records, 2):
-        row = line_row(obj, store)
-        row.update(row_kind="line", file=name, terminal=terminal.terminal_id, operator=terminal.operator,
-                   batch_seq=seq, line_no=number, s_online=NO, s_offline=NO, s_balance=NO)
-        for c in LINE_COLUMNS:
-            columns[c].append(row[c])
+    head = ("line", name, terminal.terminal_id, terminal.operator, seq)
+    tail = (NO, NO, NO)  # no state
+    rows.extend((*head, number, *line_row(obj, store), *tail) for number, obj in enumerate(records, 2))
     return BatchSummary(name, "ok", "", header.batch_id, terminal.terminal_id, seq, header.count,
                         header.total_amount)
 
 
-def line_row(obj: dict[str, Any], store: KeyStore) -> dict[str, Any]:
-    """A batch line as the columns of the chain stage, its TAC checked."""
+def line_row(obj: dict[str, Any], store: KeyStore) -> tuple[Any, ...]:
+    """A batch line as the columns of the chain stage from ``card`` to ``status``, its TAC checked."""
     issuer_hex = str(obj.get("issuer_id") or DEFAULT_ISSUER.hex()).upper()
     version = obj.get("key_version", 1)
     issuer = store.find(bytes.fromhex(issuer_hex), version if isinstance(version, int) else -1)
+    try:
+        message: tuple[int, int] | None = tac_message(obj)
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError, FormatError):
+        message = None
     if issuer is None:
         status = "unknown_issuer"
     else:
-        status = "ok" if tac_ok(issuer, obj) else "forged"
+        status = "ok" if message and tac_ok(issuer, obj, message) else "forged"
     try:
         when = datetime.fromisoformat(str(obj.get("time"))).astimezone(BEIJING)
         stamp, day, hour = int(when.timestamp()), when.date().isoformat(), when.hour
@@ -97,7 +98,7 @@ def line_row(obj: dict[str, Any], store: KeyStore) -> dict[str, Any]:
         load = bytes.fromhex(str(obj.get("type")))[0] in macs.LOAD_TYPES
     except (ValueError, IndexError):
         load = False
-    key = replay_key(obj)
+    key = replay_key(obj, message) if message else None
     numbers = {name: obj.get(name, NO) for name in ("card_seq", "amount", "balance_before", "balance_after",
                                                      "terminal_seq")}
     for name, value in numbers.items():
@@ -106,20 +107,18 @@ def line_row(obj: dict[str, Any], store: KeyStore) -> dict[str, Any]:
         elif not -(2**63) <= value < 2**63:  # read_batch let only integers by, of any size
             numbers[name] = NO
             status = "forged" if status == "ok" else status  # (no card writes such a number)
-    return {"card": str(obj.get("app_serial", "")).upper(), "issuer": issuer_hex, "kind": "load" if load else "purchase",
-            **numbers, "time": stamp, "day": day, "hour": hour, "terminal_id": str(obj.get("terminal_id", "")).upper(),
-            "tac": str(obj.get("tac") or "").upper(), "key": key.hex().upper() if key else "", "status": status}
+    return (str(obj.get("app_serial", "")).upper(), issuer_hex, "load" if load else "purchase", numbers["card_seq"],
+            numbers["amount"], numbers["balance_before"], numbers["balance_after"], stamp, day, hour,
+            str(obj.get("terminal_id", "")).upper(), numbers["terminal_seq"], str(obj.get("tac") or "").upper(),
+            key.hex().upper() if key else "", status)
 
 
-def new_columns() -> Columns:
-    return {c: [] for c in LINE_COLUMNS}
-
-
-def write_part(columns: Columns, part: str) -> None:
+def write_part(rows: Rows, part: str) -> None:
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     types = {"str": pa.string(), "int64": pa.int64()}
-    table = pa.table({c: pa.array(columns[c], type=types[t]) for c, t in LINE_COLUMNS.items()})
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(LINE_COLUMNS)
+    table = pa.table({c: pa.array(columns[i], type=types[t]) for i, (c, t) in enumerate(LINE_COLUMNS.items())})
     Path(part).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, part)

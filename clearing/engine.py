@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,12 @@ from typing import Any
 from cardlib.errors import FormatError
 from cardlib.keystore import KeyStore
 from clearing.chains import OUT_COLUMNS, chain_partition, empty_frame, line_meta, state_rows
-from clearing.checks import NO, BatchSummary, check_batch, new_columns, write_part
+from clearing.checks import NO, BatchSummary, check_batch, write_part
 from clearing.register import TerminalRegister
 from clearing.report import batch_holes, build_report
 from clearing.state import cards_path, read_terminals, write_terminals
 
+log = logging.getLogger("clearing")
 LINES_PER_PARTITION = 250_000  # after the shuffle by card: a few tens of MB of pandas per task
 EXAMPLES = 10  # of each kind of record exception in the report
 
@@ -68,8 +70,10 @@ def dask_client(scheduler: str | None, workers: int | None, debug: bool) -> Iter
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     level = logging.INFO if debug else logging.ERROR
-    for name in ("distributed", "dask"):
+    for name in ("distributed", "dask", "clearing"):
         logging.getLogger(name).setLevel(level)
+    if debug and not log.handlers:
+        log.addHandler(logging.StreamHandler())
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
@@ -106,6 +110,7 @@ def run_on(client: Any, job: Job) -> dict[str, Any]:
     previous_terminals = read_terminals(job.previous) if job.previous else {}
 
     # stage one: every batch checked, every TAC verified
+    t0 = time.perf_counter()
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     size = max(1, min(64, -(-len(job.batches) // (workers * 4))))
     chunks = [(f"{i // size:06d}", job.batches[i: i + size]) for i in range(0, len(job.batches), size)]
@@ -114,6 +119,8 @@ def run_on(client: Any, job: Job) -> dict[str, Any]:
     summaries.sort(key=lambda s: s.file)
     holes = batch_holes(summaries, previous_terminals)
     lines_total = sum(s.count for s in summaries if s.status == "ok")
+    log.info("stage one: %d batch(es), %d line(s) in %.1f s", len(summaries), lines_total, time.perf_counter() - t0)
+    t0 = time.perf_counter()
 
     # stage two: by card, replays and chains; written as Parquet in one pass
     parts = sorted(str(p) for p in work.glob("*.parquet"))
@@ -135,6 +142,8 @@ def run_on(client: Any, job: Job) -> dict[str, Any]:
             state.to_parquet(str(state_out / "cards.parquet"), write_index=False, compute=False),
         ]
         compute(*writes)
+    log.info("stage two: chains and Parquet in %.1f s", time.perf_counter() - t0)
+    t0 = time.perf_counter()
 
     # the report, from aggregates read back
     if writes:
@@ -156,6 +165,7 @@ def run_on(client: Any, job: Job) -> dict[str, Any]:
         verdicts, gaps, breaks, examples, per_hour = {}, 0, 0, {}, {}
         cells = pd.DataFrame(columns=["day", "issuer", "operator", "kind", "amount", "count"])
     shutil.rmtree(work, ignore_errors=True)
+    log.info("report aggregates in %.1f s", time.perf_counter() - t0)
     last = dict(previous_terminals)
     for s in summaries:
         if s.status == "ok" and s.batch_seq != NO:
@@ -174,10 +184,10 @@ def _check_chunk(chunk: tuple[str, Sequence[str]], register: TerminalRegister, s
                  work: str) -> list[BatchSummary]:
     """One task of stage one: a few files, their good lines in one Parquet part."""
     name, files = chunk
-    columns = new_columns()
-    summaries = [check_batch(path, register, store, columns) for path in files]
-    if columns["card"]:
-        write_part(columns, os.path.join(work, f"{name}.parquet"))
+    rows: list[tuple[Any, ...]] = []
+    summaries = [check_batch(path, register, store, rows) for path in files]
+    if rows:
+        write_part(rows, os.path.join(work, f"{name}.parquet"))
     return summaries
 
 

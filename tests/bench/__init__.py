@@ -17,9 +17,10 @@ BENCHMARKS = {
     "B4": "deny list of 10 million serials",
     "B5": "journal durable commits vs bare sqlite3",
     "B6": "settlement verification of 1 million TACs",
+    "B8": "clearing a city's day on Dask",
 }
 _MODULES = {"B1": "b1_purchase", "B2": "b2_channel", "B3": "b3_vicc", "B4": "b4_denylist",
-            "B5": "b5_journal", "B6": "b6_settlement"}
+            "B5": "b5_journal", "B6": "b6_settlement", "B8": "b8_clearing"}
 
 
 def load(name: str) -> ModuleType:

@@ -12,7 +12,7 @@ import pytest
 from cardlib.errors import FormatError
 from cardlib.keystore import builtin_store
 from clearing.chains import chain_partition, state_rows
-from clearing.checks import BatchSummary, check_batch, new_columns
+from clearing.checks import LINE_COLUMNS, BatchSummary, check_batch
 from clearing.generate import Faults, generate
 from clearing.register import Terminal, TerminalRegister
 from clearing.report import batch_holes, clearing_totals
@@ -22,10 +22,10 @@ from tests.clearing.conftest import manifest
 def cleared_in_one_partition(root: Path) -> pd.DataFrame:
     """Both stages in this process over the whole day: what the engine spreads over workers."""
     register = TerminalRegister.load(root / "register.csv")
-    columns = new_columns()
+    rows: list[tuple[object, ...]] = []
     for path in sorted((root / "batches").glob("*.jsonl")):
-        assert check_batch(str(path), register, builtin_store(), columns).status == "ok"
-    lines = pd.DataFrame(columns)
+        assert check_batch(str(path), register, builtin_store(), rows).status == "ok"
+    lines = pd.DataFrame(rows, columns=list(LINE_COLUMNS))
     state = state_rows(pd.read_parquet(root / "previous" / "cards.parquet"))
     return chain_partition(pd.concat([lines, state], ignore_index=True))
 
@@ -123,11 +123,11 @@ def test_a_bad_batch_or_an_unknown_terminal_gives_no_lines(day: Path, tmp_path: 
     text = path.read_text("utf-8")
     forged = tmp_path / "forged.jsonl"
     forged.write_text(text.replace('"amount": ', '"amount": 1', 1), "utf-8")
-    columns = new_columns()
-    summary = check_batch(str(forged), register, builtin_store(), columns)
-    assert summary.status == "bad_batch" and "total_amount" in summary.reason and columns["card"] == []
+    rows: list[tuple[object, ...]] = []
+    summary = check_batch(str(forged), register, builtin_store(), rows)
+    assert summary.status == "bad_batch" and "total_amount" in summary.reason and rows == []
     head = json.loads(text.splitlines()[0])
     stranger = tmp_path / "stranger.jsonl"
     stranger.write_text(text.replace(head["terminal"], "EEEEEEEEEEEE", 1), "utf-8")
-    summary = check_batch(str(stranger), register, builtin_store(), columns)
-    assert summary.status == "unknown_terminal" and columns["card"] == []
+    summary = check_batch(str(stranger), register, builtin_store(), rows)
+    assert summary.status == "unknown_terminal" and rows == []
