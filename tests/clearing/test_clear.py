@@ -109,6 +109,20 @@ def test_a_bad_batch_and_an_unknown_terminal_are_set_aside_whole(clean_day: Path
     assert report["batches"] == {"files": len(files), "cleared": len(files) - 2, "set_aside": 2}
 
 
+def test_lines_of_an_issuer_whose_keys_are_not_in_the_store_are_rejected(clean_day: Path, tmp_path: Path,
+                                                                          scheduler: str) -> None:
+    from cardlib.keys import test_issuer
+    from cardlib.keystore import KeyStore
+
+    job = Job(batch_files([str(clean_day / "batches")]), TerminalRegister.load(clean_day / "register.csv"),
+              KeyStore([test_issuer()]), str(tmp_path / "out"), scheduler=scheduler)
+    report = run(job)
+    city_b = sum(t["count"] for t in manifest(clean_day)["totals"] if t["issuer"] == "99990002FFFFFFFF")
+    assert city_b > 0 and report["exceptions"]["unknown_issuer"] == city_b
+    assert {c["issuer"] for c in report["clearing"]} == {"99990000FFFFFFFF"}
+    assert report["records"]["rejected"] == city_b
+
+
 def ykt_clear(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "cli.main", "clear", *args], capture_output=True, text=True,
