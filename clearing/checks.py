@@ -75,11 +75,18 @@ def check_batch(path: str, register: TerminalRegister, store: KeyStore, rows: Ro
                         header.total_amount)
 
 
+_I64 = range(-(2**63), 2**63)
+_KINDS: dict[Any, str] = {}  # type text -> "load" | "purchase" (few distinct)
+_ISSUERS: dict[tuple[Any, Any, KeyStore], tuple[str, Any]] = {}  # (issuer_id text, key_version, store) -> hex, keys (the store held: no id reuse)
+
+
 def line_row(obj: dict[str, Any], store: KeyStore) -> tuple[Any, ...]:
-    """A batch line as the columns of the chain stage from ``card`` to ``status``, its TAC checked."""
-    issuer_hex = str(obj.get("issuer_id") or DEFAULT_ISSUER.hex()).upper()
-    version = obj.get("key_version", 1)
-    issuer = store.find(bytes.fromhex(issuer_hex), version if isinstance(version, int) else -1)
+    """A batch line as the columns of the chain stage from ``card`` to ``status``, its TAC checked.
+    Run for every line of the day: lookups are cached, the usual Beijing time cut from its text."""
+    found = _ISSUERS.get((obj.get("issuer_id"), obj.get("key_version", 1), store))
+    if found is None:
+        found = _issuer(obj, store)
+    issuer_hex, issuer = found
     try:
         message: tuple[int, int] | None = tac_message(obj)
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, FormatError):
@@ -88,29 +95,52 @@ def line_row(obj: dict[str, Any], store: KeyStore) -> tuple[Any, ...]:
         status = "unknown_issuer"
     else:
         status = "ok" if message and tac_ok(issuer, obj, message) else "forged"
+    t = obj.get("time")
     try:
-        when = datetime.fromisoformat(str(obj.get("time"))).astimezone(BEIJING)
-        stamp, day, hour = int(when.timestamp()), when.date().isoformat(), when.hour
-    except ValueError:
+        when = datetime.fromisoformat(t)  # type: ignore[arg-type]
+        if isinstance(t, str) and len(t) == 25 and t.endswith("+08:00"):  # as the journal writes it
+            stamp, day, hour = int(when.timestamp()), t[:10], when.hour
+        else:
+            when = when.astimezone(BEIJING)
+            stamp, day, hour = int(when.timestamp()), when.date().isoformat(), when.hour
+    except (ValueError, TypeError):
         stamp, day, hour = NO, "unknown", NO
         status = "forged" if status == "ok" else status  # (its TAC cannot have verified)
+    kind = _KINDS.get(obj.get("type"))
+    if kind is None:
+        kind = _kind(obj.get("type"))
+    key = replay_key(obj, message) if message else None
+    seq, amount, before = obj.get("card_seq", NO), obj["amount"], obj.get("balance_before", NO)
+    after, tseq = obj.get("balance_after"), obj.get("terminal_seq")
+    after = NO if after is None else after
+    tseq = NO if tseq is None else tseq
+    if not (seq in _I64 and amount in _I64 and before in _I64 and after in _I64 and tseq in _I64):
+        # read_batch lets integers of any size by; no card writes such a number
+        seq, amount, before, after, tseq = (v if v in _I64 else NO for v in (seq, amount, before, after, tseq))
+        status = "forged" if status == "ok" else status
+    return (str(obj.get("app_serial", "")).upper(), issuer_hex, kind, seq, amount, before, after, stamp, day, hour,
+            str(obj.get("terminal_id", "")).upper(), tseq, str(obj.get("tac") or "").upper(),
+            key.hex().upper() if key else "", status)
+
+
+def _issuer(obj: dict[str, Any], store: KeyStore) -> tuple[str, Any]:
+    raw, version = obj.get("issuer_id"), obj.get("key_version", 1)
+    issuer_hex = str(raw or DEFAULT_ISSUER.hex()).upper()
+    found = issuer_hex, store.find(bytes.fromhex(issuer_hex), version if isinstance(version, int) else -1)
+    if len(_ISSUERS) > 1024:
+        _ISSUERS.clear()
+    _ISSUERS[(raw, version, store)] = found
+    return found
+
+
+def _kind(text: Any) -> str:
     try:
-        load = bytes.fromhex(str(obj.get("type")))[0] in macs.LOAD_TYPES
+        load = bytes.fromhex(str(text))[0] in macs.LOAD_TYPES
     except (ValueError, IndexError):
         load = False
-    key = replay_key(obj, message) if message else None
-    numbers = {name: obj.get(name, NO) for name in ("card_seq", "amount", "balance_before", "balance_after",
-                                                     "terminal_seq")}
-    for name, value in numbers.items():
-        if value is None:
-            numbers[name] = NO
-        elif not -(2**63) <= value < 2**63:  # read_batch let only integers by, of any size
-            numbers[name] = NO
-            status = "forged" if status == "ok" else status  # (no card writes such a number)
-    return (str(obj.get("app_serial", "")).upper(), issuer_hex, "load" if load else "purchase", numbers["card_seq"],
-            numbers["amount"], numbers["balance_before"], numbers["balance_after"], stamp, day, hour,
-            str(obj.get("terminal_id", "")).upper(), numbers["terminal_seq"], str(obj.get("tac") or "").upper(),
-            key.hex().upper() if key else "", status)
+    if len(_KINDS) < 256 and isinstance(text, str):
+        _KINDS[text] = "load" if load else "purchase"
+    return "load" if load else "purchase"
 
 
 def write_part(rows: Rows, part: str) -> None:
