@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Run the story on the embedded simulator and settle it."),
     "bench": ("cli.bench_cmd:bench",
               "Time APDU round trips through the channel on any reader."),
+    "clear": ("cli.clear_cmd:clear",
+              "Clear batch files (folders of *.jsonl or files): check, verify, chain, and split the money."),
+    "clear-day": ("cli.clear_cmd:clear_day",
+                  "Generate a city's day of TEST ONLY batches with known faults (manifest.json)."),
 }
 
 
