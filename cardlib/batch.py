@@ -9,6 +9,7 @@ replay key.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from cardlib.clock import BEIJING
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
 from cardlib.pboc import macs
+from cardlib.safefiles import LIMIT_TRACE, read_text
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,8 @@ def batch_terminal(terminal_id: bytes | None, terminal_ids: Iterable[bytes]) -> 
 def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str, Any]]]:
     """Read and validate a settlement batch: header fields, count, total and SHA-256."""
     name = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            lines = fh.readlines()
+    try:  # a regular file of a bounded size: a FIFO or /dev/zero is refused, not read forever
+        lines = io.StringIO(read_text(path, "batch", LIMIT_TRACE), newline="").readlines()
     except OSError as exc:
         raise FormatError(f"cannot read batch {name!r}: {exc.strerror}") from None
     except UnicodeDecodeError:

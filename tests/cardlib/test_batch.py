@@ -3,6 +3,7 @@ batch line's text, as the dataclasses build it; replays keyed on what the TAC co
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -135,3 +136,13 @@ def test_every_number_of_a_line_must_be_an_integer(tmp_path: Path, field: str) -
     line = {**purchase_line(1), field: 7.0}
     with pytest.raises(FormatError, match=f"{field} is not an integer"):
         read_batch(write_lines(tmp_path / "b.jsonl", [line]))
+
+
+def test_a_batch_that_is_a_fifo_or_a_device_is_refused_at_once(tmp_path: Path) -> None:
+    """The back office reads batches it was sent: a FIFO would hang the job, /dev/zero fill memory."""
+    fifo = tmp_path / "batch.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="FIFO, not a regular file"):
+        read_batch(fifo)
+    with pytest.raises(FormatError, match="not a regular file"):
+        read_batch("/dev/zero")
