@@ -1,10 +1,9 @@
-"""`ykt clear`: a clearing centre's day over many terminals' batches (docs/settlement.md);
-`ykt clear-day`: a generated day to clear. Dask is imported when the job starts."""
+"""`ykt clear`: a clearing centre's day over many terminals' batches (docs/settlement.md).
+Dask is imported when the job starts; `ykt sim day` generates a day to clear."""
 
 from __future__ import annotations
 
 import sys
-from datetime import date
 
 import click
 
@@ -42,29 +41,3 @@ def clear(paths: tuple[str, ...], register_path: str, key_paths: tuple[str, ...]
 
         draw(out, report)
     sys.stdout.write(render(report, opts.json))
-
-
-@click.command("clear-day")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the day into.")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--transactions", type=click.IntRange(1), default=10_000, show_default=True)
-@click.option("--cards", type=click.IntRange(1), help="Cards (default: 30 % of the transactions).")
-@click.option("--day", default="2026-11-28", show_default=True, help="The day (Beijing).")
-@click.option("--clean", is_flag=True, help="No injected faults.")
-@common_options
-def clear_day(out: str, seed: int, transactions: int, cards: int | None, day: str, clean: bool, opts: Options) -> None:
-    """Generate a city's day of TEST ONLY batches with known faults (manifest.json)."""
-    from cardlib.errors import FormatError  # noqa: PLC0415
-    from clearing.generate import Faults, generate  # noqa: PLC0415
-
-    try:
-        when = date.fromisoformat(day)
-    except ValueError:
-        raise FormatError(f"--day {day!r}: expected YYYY-MM-DD") from None
-    made = generate(out, seed=seed, transactions=transactions, cards=cards, faults=Faults() if clean else None,
-                    day=when)
-    if opts.json:
-        opts.emit(made.__dict__)
-    else:
-        click.echo(f"{made.transactions} transaction(s) of {made.cards} card(s) on {made.terminals} terminal(s):"
-                   f" {made.batches} batch file(s) in {out}/batches; faults {made.faults}")

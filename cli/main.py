@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("cli.readers_cmd:watch",
               "Print reader and card events as they happen (--json: one event a line)."),
     "sim": ("cli.sim_cmd:sim",
-            "Virtual cards: issue, show, serve."),
+            "Virtual cards: issue, show, serve; a simulated day of terminal batches."),
     "card": ("cli.card_cmd:card",
              "Read the card: identity, purse, history, PIN."),
     "purse": ("cli.purse_cmd:purse",
@@ -51,8 +51,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Time APDU round trips through the channel on any reader."),
     "clear": ("cli.clear_cmd:clear",
               "Clear batch files (folders of *.jsonl or files): check, verify, chain, and split the money."),
-    "clear-day": ("cli.clear_cmd:clear_day",
-                  "Generate a city's day of TEST ONLY batches with known faults (manifest.json)."),
 }
 
 
