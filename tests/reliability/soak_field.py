@@ -19,6 +19,7 @@ import struct
 import threading
 from datetime import datetime
 
+from cardlib.atr import speaks_t0
 from cardlib.clock import Clock
 from cardlib.errors import CardRemovedError, NoCardError, ReaderUnavailableError
 from cardlib.readers.base import Disposition, Reader
@@ -83,6 +84,7 @@ class FieldReader(Reader):
 
     def connect(self) -> bytes:
         self._atr = self._ask(b"a")[1]
+        self.t0 = speaks_t0(self._atr)  # the protocol a reader would run with it (the PSAM's is T=0)
         return self._atr
 
     @property

@@ -315,6 +315,9 @@ def soak(tmp_path: Path, plan: Plan) -> dict[str, object]:
     figures["duration_s"] = round(duration, 1)
     assert run.taps >= plan.taps and figures["kills"] == plan.kills
     assert run.said["torn"] >= 1 and figures["records"].get("grey", 0) == 0  # type: ignore[union-attr]
+    decisions: dict[str, int] = figures["decisions"]  # type: ignore[assignment]
+    assert "card_error" not in decisions, decisions  # a fault of ours in a tap, not a tear
+    assert decisions["ok"] + decisions.get("recovered", 0) >= 0.8 * run.taps, decisions  # the riders rode
     print(f"\nsoak: {figures}")
     return figures
 
