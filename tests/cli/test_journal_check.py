@@ -11,6 +11,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,34 +62,27 @@ def test_an_untouched_journal_passes(tmp_path: Path) -> None:
                                              "notes": []}
 
 
-def test_a_record_deleted_with_sql_shows(tmp_path: Path) -> None:
+# (what was done with SQL to a journal of records 1-3 settled, 4 pending, 5 failed; what check reports)
+TAMPERINGS = {
+    "a record deleted": ("DELETE FROM records WHERE id=2", ("record 2: missing, and no recorded prune removed it",)),
+    # no gap among the ids left: the ids the journal gave out (SQLite's sequence) tell
+    "the newest records deleted": ("DELETE FROM records WHERE id >= 4",
+                                   ("records 4-5: missing (2), and no recorded prune removed it",)),
+    "a copy inserted": (f"INSERT INTO records ({COLUMNS}) SELECT {COLUMNS} FROM records WHERE id=1",
+                        ("records 1, 6: card 33030000000000000009 offline counter 0 used twice",
+                         "records 1, 6: terminal 000000000001 sequence 0 used twice")),
+    "a test record flipped to real": ("UPDATE records SET test=0 WHERE id=3", (
+        "record 3: NOT MARKED TEST, YET ITS TAC VERIFIES UNDER THE TEST ONLY ISSUER'S KEYS",)),
+}
+
+
+@pytest.mark.parametrize("tampering", list(TAMPERINGS))
+def test_a_journal_edited_with_sql_shows(tmp_path: Path, tampering: str) -> None:
     db = tmp_path / "j.db"
-    ids = make_journal(db)
-    sql(db, "DELETE FROM records WHERE id=?", ids[1])
-    refused(db, tmp_path, f"record {ids[1]}: missing, and no recorded prune removed it")
-
-
-def test_the_newest_records_deleted_with_sql_show(tmp_path: Path) -> None:
-    """No gap among the ids left: the ids the journal gave out (SQLite's sequence) tell."""
-    db = tmp_path / "j.db"
-    make_journal(db)
-    sql(db, "DELETE FROM records WHERE id >= 4")
-    refused(db, tmp_path, "records 4-5: missing (2), and no recorded prune removed it")
-
-
-def test_a_copy_of_a_record_inserted_with_sql_shows(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
-    ids = make_journal(db)
-    sql(db, f"INSERT INTO records ({COLUMNS}) SELECT {COLUMNS} FROM records WHERE id=?", ids[0])
-    refused(db, tmp_path, f"records {ids[0]}, 6: card 33030000000000000009 offline counter 0 used twice",
-            f"records {ids[0]}, 6: terminal 000000000001 sequence 0 used twice")
-
-
-def test_a_test_record_flipped_to_real_shows_loudly(tmp_path: Path) -> None:
-    db = tmp_path / "j.db"
-    ids = make_journal(db)
-    sql(db, "UPDATE records SET test=0 WHERE id=?", ids[2])
-    refused(db, tmp_path, f"record {ids[2]}: NOT MARKED TEST, YET ITS TAC VERIFIES UNDER THE TEST ONLY ISSUER'S KEYS")
+    assert make_journal(db) == [1, 2, 3]
+    statement, expected = TAMPERINGS[tampering]
+    sql(db, statement)
+    refused(db, tmp_path, *expected)
 
 
 def test_prunes_are_recorded_and_only_other_gaps_reported(tmp_path: Path) -> None:
