@@ -3,7 +3,7 @@
 Without a key the journal cannot prove it was not edited; it can show the edits a careless hand or a
 naive one makes: SQLite's own check, the journal's invariants, a counter used twice (a copied
 record), a record id gone that no recorded prune removed (a deleted record), and a record not marked
-test whose TAC verifies under the TEST ONLY issuer's keys (a test record passed off as real). What
+test whose TAC verifies under a TEST ONLY issuer's keys (a test record passed off as real). What
 catches a determined editor is the card's own counters at clearing (docs/reliability.md).
 """
 
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardlib.errors import EXIT_REFUSED
-from cardlib.keys import IssuerKeys, test_issuer
-from terminal.journal import SETTLED, Journal, JournalError, verify_records
+from cardlib.keystore import builtin_store
+from cardlib.settlement import verify_records
+from terminal.journal import SETTLED, Journal, JournalError
 
 
 class JournalCheckError(JournalError):
@@ -49,13 +50,18 @@ class JournalCheck:
                                     " (ykt journal check lists them)")
 
 
-def test_keys_records(journal: Journal, keys: IssuerKeys | None = None, workers: int | None = 1) -> list[int]:
-    """Ids of settled records not marked test whose TAC verifies under the TEST ONLY issuer's keys."""
+def test_keys_records(journal: Journal, workers: int | None = 1) -> list[int]:
+    """Ids of settled records not marked test whose TAC verifies under the keys of a TEST ONLY issuer
+    (each one the package ships, cardlib.keystore.builtin_store)."""
     items = [r.to_json() for state in SETTLED for r in journal.records(state) if not r.test]
-    if not items:
-        return []
-    failed = set(verify_records(items, keys or test_issuer(), workers=workers).failed)
-    return sorted(obj["id"] for obj in items if obj["id"] not in failed)
+    found: set[int] = set()
+    for issuer in builtin_store().issuers:
+        if not items:
+            break
+        failed = set(verify_records(items, issuer, workers=workers).failed)
+        found |= {obj["id"] for obj in items if obj["id"] not in failed}
+        items = [obj for obj in items if obj["id"] in failed]
+    return sorted(found)
 
 
 def check_journal(journal: Journal, workers: int | None = 1) -> JournalCheck:
@@ -63,7 +69,7 @@ def check_journal(journal: Journal, workers: int | None = 1) -> JournalCheck:
     errors = journal.integrity_errors()
     gaps, old_gaps = journal.id_gaps()
     errors += gaps
-    errors += [f"record {rid}: NOT MARKED TEST, YET ITS TAC VERIFIES UNDER THE TEST ONLY ISSUER'S KEYS"
+    errors += [f"record {rid}: NOT MARKED TEST, YET ITS TAC VERIFIES UNDER A TEST ONLY ISSUER'S KEYS"
                " (test money passed off as real, or a terminal running on test keys)"
                for rid in test_keys_records(journal, workers=workers)]
     return JournalCheck(journal.count(), len(journal.prunes()), tuple(errors),

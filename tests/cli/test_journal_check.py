@@ -72,7 +72,7 @@ TAMPERINGS = {
                         ("records 1, 6: card 33030000000000000009 offline counter 0 used twice",
                          "records 1, 6: terminal 000000000001 sequence 0 used twice")),
     "a test record flipped to real": ("UPDATE records SET test=0 WHERE id=3", (
-        "record 3: NOT MARKED TEST, YET ITS TAC VERIFIES UNDER THE TEST ONLY ISSUER'S KEYS",)),
+        "record 3: NOT MARKED TEST, YET ITS TAC VERIFIES UNDER A TEST ONLY ISSUER'S KEYS",)),
 }
 
 

@@ -44,11 +44,12 @@ import pytest
 from cardlib.errors import CardRemovedError, YktError
 from cardlib.keys import default_issuer
 from cardlib.readers.pyhost import HostedReader
+from cardlib.settlement import verify_records
 from simulators.faults import TEAR_AFTER, TEAR_BEFORE, FaultyCard
 from simulators.issuer import CardProfile, issue_card
 from simulators.psam import make_psam
 from simulators.ssc import SocialSecurityCard
-from terminal.journal import MOVED, SETTLED, Journal, verify_records
+from terminal.journal import MOVED, SETTLED, Journal
 from terminal.journal_check import check_journal
 from tests.reliability.soak_field import answer, read_request
 from tests.reliability.terminals import START
