@@ -44,6 +44,10 @@ class CardRefusedError(RefusedError):
         super().__init__(message)
 
 
+class NoSsseError(RefusedError):
+    """The card has no social security application (a plain T-Union card)."""
+
+
 class PinError(AuthenticationError):
     def __init__(self, message: str, tries_left: int | None) -> None:
         self.tries_left = tries_left
@@ -160,7 +164,7 @@ def read_card(channel: Channel, addressing: str = "fid") -> CardInfo:
     """SELECT the SSSE application and read all of EF05 and EF06."""
     reader = SsseReader(channel, addressing)
     if not reader.select():
-        raise RefusedError("no social security application on this card")
+        raise NoSsseError("no social security application on this card (a transit card only)")
     values = reader.read(RECORD_NUMBERS).values
     return CardInfo(IssuerRecords.from_records(values), HolderRecords.from_records(values))
 
