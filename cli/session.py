@@ -7,9 +7,13 @@ the file, each exchange names its reader), closed with the click context.
 
 from __future__ import annotations
 
+import math
+import sys
+
 import click
 
 from cardlib.channel import Channel
+from cardlib.errors import NoCardError
 from cardlib.readers.base import Reader
 from cardlib.readers.registry import open_reader
 from cardlib.trace import TraceRecorder
@@ -46,8 +50,20 @@ def open_channel(
     if recorder is not None:
         channel.add_observer(recorder)
     if connect:
+        wait_for_card(reader, opts)
         reconnect(channel)
     return channel
+
+
+def wait_for_card(reader: Reader, opts: Options) -> None:
+    """``--wait``: block on the reader's own wait-for-card until a card is there (NoCardError,
+    exit 3, when the seconds run out); nothing without ``--wait``."""
+    if opts.wait is None:
+        return
+    if sys.stderr.isatty():
+        click.echo(f"waiting for a card in {reader.name} (Ctrl-C to stop)…", err=True)
+    if not reader.wait_for_card(None if math.isinf(opts.wait) else opts.wait):
+        raise NoCardError(f"no card in {reader.name} after waiting {opts.wait:g} s")
 
 
 def reconnect(channel: Channel) -> bytes:

@@ -10,6 +10,7 @@ import click
 from cardlib.channel import Channel
 from cardlib.trace import TraceRecorder
 from cli.common import Options
+from cli.session import wait_for_card
 from terminal.journal import Journal
 from terminal.session import Slots, open_slots
 
@@ -41,6 +42,7 @@ def open_terminal_slots(opts: Options, connect_card: bool = True) -> tuple[Slots
         ctx.call_on_close(recorder.close)
         channel.add_observer(recorder)
     if connect_card:
+        wait_for_card(slots.card_reader, opts)
         atr = slots.card_reader.connect()
         if opts.trace:
             recorder.header(atr)
