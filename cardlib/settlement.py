@@ -50,6 +50,12 @@ def tac_functions(issuer: IssuerKeys) -> dict[tuple[str, str], TacFunction]:
     return cards
 
 
+def forget_cards() -> None:
+    """Drop this thread's per-card TAC functions (about 2.7 KB a card): a worker that has
+    checked its part of a day calls it, so what it holds is bounded by the part, not the day."""
+    _local.__dict__.pop("tacs", None)
+
+
 def tac_ok(issuer: IssuerKeys, obj: dict[str, Any], message: tuple[int, int] | None = None) -> bool:
     """Whether a batch line's TAC is its card's TAC over the line's fields; a line that
     cannot be read is not. ``message``: the line's ``tac_message``, when the caller has it."""

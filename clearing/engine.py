@@ -25,6 +25,7 @@ from typing import Any
 
 from cardlib.errors import FormatError
 from cardlib.keystore import KeyStore
+from cardlib.settlement import forget_cards
 from clearing.chains import OUT_COLUMNS, chain_partition, empty_frame, line_meta, state_rows
 from clearing.checks import NO, BatchSummary, check_batch, write_part
 from clearing.register import TerminalRegister
@@ -34,6 +35,10 @@ from clearing.state import cards_path, read_terminals, write_terminals
 log = logging.getLogger("clearing")
 LINES_PER_PARTITION = 250_000  # after the shuffle by card: a few tens of MB of pandas per task
 EXAMPLES = 10  # of each kind of record exception in the report
+# The shuffle by card buffers what a worker sends to the others up to 1 GiB by default: on a
+# day larger than that the buffers fill whatever the partitions' size. A smaller buffer sends
+# sooner and keeps a worker's memory bounded by its tasks (a cluster's workers take their own).
+P2P_CONFIG = {"distributed.p2p.comm.buffer": "128 MiB"}
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,12 @@ def dask_client(scheduler: str | None, workers: int | None, debug: bool) -> Iter
         with client:
             yield client
         return
+    import dask  # noqa: PLC0415
+
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0", silence_logs=level) as cluster, Client(cluster) as client:
+    with dask.config.set(P2P_CONFIG), LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0",
+            silence_logs=level) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -160,7 +168,11 @@ def run_on(client: Any, job: Job) -> dict[str, Any]:
         per_hour = {f"{int(h):02d}": int(v) for h, v in sorted(hours_s.items())}
         cells = cells.reset_index().rename(columns={"sum": "amount"}).astype({"day": str})
         has_exceptions = any((out / "exceptions").rglob("*.parquet"))
-        examples = _examples(dd.read_parquet(str(out / "exceptions")).compute()) if has_exceptions else {}
+        examples: dict[str, list[dict[str, Any]]] = {}
+        if has_exceptions:  # the first few of each kind per partition, on the workers; then of those
+            exc = dd.read_parquet(str(out / "exceptions"), columns=EXAMPLE_COLUMNS)
+            firsts = exc.map_partitions(_first_examples, meta=exc._meta).compute()
+            examples = _examples(_first_examples(firsts))
     else:
         verdicts, gaps, breaks, examples, per_hour = {}, 0, 0, {}, {}
         cells = pd.DataFrame(columns=["day", "issuer", "operator", "kind", "amount", "count"])
@@ -185,24 +197,44 @@ def _check_chunk(chunk: tuple[str, Sequence[str]], register: TerminalRegister, s
     """One task of stage one: a few files, their good lines in one Parquet part."""
     name, files = chunk
     rows: list[tuple[Any, ...]] = []
-    summaries = [check_batch(path, register, store, rows) for path in files]
-    if rows:
-        write_part(rows, os.path.join(work, f"{name}.parquet"))
+    try:
+        summaries = [check_batch(path, register, store, rows) for path in files]
+        if rows:
+            write_part(rows, os.path.join(work, f"{name}.parquet"))
+    finally:
+        forget_cards()  # per-card caches bounded per task, not grown over the day
     return summaries
+
+
+EXAMPLE_COLUMNS = ["card", "kind", "card_seq", "terminal", "file", "line_no", "gap", "verdict", "break"]
+_EXAMPLE_ORDER = ["card", "kind", "card_seq", "file", "line_no"]
+
+
+def _picks(exc: Any) -> dict[str, Any]:
+    """Each kind of record exception's rows, in the report's order."""
+    exc = exc.sort_values(_EXAMPLE_ORDER, kind="stable")
+    return {
+        "forged": exc[exc["verdict"] == "forged"], "unknown_issuer": exc[exc["verdict"] == "unknown_issuer"],
+        "replay": exc[exc["verdict"] == "replay"], "gap": exc[exc["gap"] > 0], "break": exc[exc["break"]],
+    }
+
+
+def _first_examples(exc: Any) -> Any:
+    """The first ``EXAMPLES`` rows of each kind: the first of the day's are among the first of
+    its parts, so only these leave a worker (a bounded number, whatever the day's size)."""
+    import pandas as pd  # noqa: PLC0415
+
+    frames = [frame.head(EXAMPLES) for frame in _picks(exc).values()]
+    return pd.concat(frames).drop_duplicates() if len(exc) else exc
 
 
 def _examples(exc: Any) -> dict[str, list[dict[str, Any]]]:
     if len(exc) == 0:
         return {}
-    exc = exc.sort_values(["card", "kind", "card_seq", "file", "line_no"])
-    picks = {
-        "forged": exc[exc["verdict"] == "forged"], "unknown_issuer": exc[exc["verdict"] == "unknown_issuer"],
-        "replay": exc[exc["verdict"] == "replay"], "gap": exc[exc["gap"] > 0], "break": exc[exc["break"]],
-    }
     cols = ["card", "kind", "card_seq", "terminal", "file", "line_no", "gap"]
     return {k: [{c: (int(v) if c in ("card_seq", "line_no", "gap") else str(v)) for c, v in zip(cols, row, strict=True)}
                 for row in frame[cols].head(EXAMPLES).itertuples(index=False)]
-            for k, frame in picks.items() if len(frame)}
+            for k, frame in _picks(exc).items() if len(frame)}
 
 
 __all__ = ["OUT_COLUMNS", "Job", "batch_files", "dask_client", "run", "run_on"]

@@ -131,3 +131,20 @@ def test_a_bad_batch_or_an_unknown_terminal_gives_no_lines(day: Path, tmp_path: 
     stranger.write_text(text.replace(head["terminal"], "EEEEEEEEEEEE", 1), "utf-8")
     summary = check_batch(str(stranger), register, builtin_store(), rows)
     assert summary.status == "unknown_terminal" and rows == []
+
+
+def test_the_reports_examples_picked_per_part_are_the_days_first(day: Path) -> None:
+    """The engine sends only each part's first examples of each kind to the client: picked again,
+    they are the examples of the whole day, and a part gives at most ten of each kind."""
+    from clearing.engine import EXAMPLE_COLUMNS, EXAMPLES, _examples, _first_examples
+
+    out = cleared_in_one_partition(day)
+    lines = out[out["row_kind"] == "line"]
+    exc = lines[(lines["verdict"] != "accepted") | (lines["gap"] > 0) | lines["break"]][EXAMPLE_COLUMNS]
+    parts = [exc.iloc[i::3] for i in range(3)]
+    firsts = [_first_examples(p) for p in parts]
+    assert all(len(f) <= 5 * EXAMPLES for f in firsts)
+    whole = _examples(exc)
+    assert _examples(_first_examples(pd.concat(firsts))) == whole
+    assert set(whole) >= {"forged", "replay", "gap", "break"}
+    assert all(0 < len(v) <= EXAMPLES for v in whole.values())
