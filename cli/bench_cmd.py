@@ -20,7 +20,7 @@ MAX_COUNT = 10_000_000  # the samples are kept: a count beyond memory is refused
 @click.option("--count", default=500, show_default=True, type=click.IntRange(1, MAX_COUNT),
               help="APDUs to time.")
 @click.option("--apdu", "apdu_hex", default=SELECT_PURSE, show_default=True, help="The APDU to send.")
-@common_options
+@common_options("reader", "json", "trace")
 def bench(count: int, apdu_hex: str, opts: Options) -> None:
     """Time APDU round trips through the channel on any reader."""
     channel = open_channel(opts)
@@ -29,7 +29,7 @@ def bench(count: int, apdu_hex: str, opts: Options) -> None:
         channel.transmit(command)  # warm up
     samples = []
     err = sys.stderr
-    with click.progressbar(range(count), label="timing", hidden=not err.isatty(), file=err) as bar:
+    with click.progressbar(range(count), label="timing", hidden=not opts.progress(), file=err) as bar:
         for _ in bar:
             t0 = time.perf_counter()
             channel.transmit(command)

@@ -38,7 +38,7 @@ def _amount(value: int) -> int:
 
 
 @purse.command()
-@common_options
+@common_options("reader", "json", "trace")
 def balance(opts: Options) -> None:
     """The purse balance."""
     from cli.card_cmd import _reading_wallet  # noqa: PLC0415
@@ -55,7 +55,7 @@ def balance(opts: Options) -> None:
 @click.option("--amount", required=True, type=int, help="Amount in fen.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Issuer of the simulated load host.")
-@common_options
+@common_options("reader", "psam", "json", "trace", "now")
 def load(amount: int, journal_path: str | None, issuer_keys: str | None, opts: Options) -> None:
     """Top up through the (simulated) issuer's load host."""
     from cardlib.keys import load_issuer_keys  # noqa: PLC0415
@@ -68,7 +68,7 @@ def load(amount: int, journal_path: str | None, issuer_keys: str | None, opts: O
 @purse.command()
 @click.option("--amount", required=True, type=int, help="Amount in fen.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
-@common_options
+@common_options("reader", "psam", "json", "trace", "now")
 def purchase(amount: int, journal_path: str | None, opts: Options) -> None:
     """A purchase with MAC1 from the PSAM and MAC2 checked by it."""
     _show(_wallet(opts, journal_path).purchase(_amount(amount)), opts)

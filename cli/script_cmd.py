@@ -18,7 +18,7 @@ from cli.session import open_channel, reconnect
 @click.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--raw", is_flag=True, help="No T=0 handling.")
-@common_options
+@common_options("reader", "json", "trace")
 def script(path: str, raw: bool, opts: Options) -> None:
     """Run an APDU script (ours or a pcsc-tools scriptor file) against the card."""
     try:
