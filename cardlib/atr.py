@@ -84,6 +84,16 @@ class Atr:
         return (self.groups[0].tc or 0) if self.groups else 0
 
     @property
+    def transmission_protocol(self) -> int:
+        """The protocol a PC/SC reader runs with this card: TA2's in specific mode
+        (ISO 7816-3 §8.2.3), else T=1 when offered (pcsc-lite prefers it), else T=0.
+        A contactless pseudo-ATR offers T=1 (PC/SC part 3)."""
+        ta2 = self.groups[1].ta if len(self.groups) > 1 else None
+        if ta2 is not None:
+            return ta2 & 0x0F
+        return 1 if 1 in self.protocols else 0
+
+    @property
     def contactless(self) -> bool:
         """PC/SC part 3 pseudo-ATR: 3B 8n 80 01 …"""
         r = self.raw
@@ -180,3 +190,11 @@ def build_contactless_atr(historical: bytes) -> bytes:
         raise FormatError(f"at most 15 historical bytes fit an ATR, got {len(historical)}")
     body = bytes((0x80 | len(historical), 0x80, 0x01)) + bytes(historical)
     return b"\x3b" + body + bytes((reduce(xor, body, 0),))
+
+
+def speaks_t0(atr: bytes) -> bool:
+    """Whether a reader talks T=0 to the card of ``atr`` (False for an ATR that does not parse)."""
+    try:
+        return parse_atr(atr).transmission_protocol == 0
+    except FormatError:
+        return False

@@ -1,7 +1,8 @@
 """The channel: the one place that knows T=0 behaviour and command chaining.
 
 ISO/IEC 7816-3 §10.3.1 / 7816-4 §5.1.3: on 61xx send GET RESPONSE and join
-the pieces; on 6Cxx resend with Le = xx. ISO/IEC 7816-4 §5.1.1.1: command
+the pieces; on 6Cxx resend with Le = xx. On a T=0 card (the reader's ``t0``,
+from the ATR as a PC/SC reader takes it) a case-4 command goes without Le. ISO/IEC 7816-4 §5.1.1.1: command
 chaining (CLA bit 0x10) when the data exceeds what the reader passes.
 Observers see every exchange on the wire with its duration (traces, logs).
 """
@@ -37,6 +38,15 @@ def get_response_cla(cla: int) -> int:
     if cla & 0x40:
         return 0x40 | (cla & 0x0F)
     return cla & 0x03
+
+
+def t0_command(apdu: bytes) -> bytes:
+    """The command as T=0 carries it (ISO 7816-3 §12.2.5, ISO 7816-4 §5.3.3): a short
+    case-4 command goes as case 3, without Le; the card then answers 61xx and the
+    data comes with GET RESPONSE. Other commands go unchanged."""
+    if len(apdu) > 6 and apdu[4] and len(apdu) == 6 + apdu[4]:
+        return apdu[:-1]
+    return apdu
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,8 @@ class Channel:
             if one is None:
                 return self._chain(command, limit, timeout)
             apdu = one
+        if self._reader.t0 and not self.raw:
+            apdu = t0_command(apdu)
         # straight to the reader when no one watches: one call less on every command
         raw = self._wire(apdu, timeout) if self._observers else self._reader.transmit(apdu, timeout)
         if len(raw) < 2:

@@ -9,13 +9,14 @@ import click
 from cardlib.apdu import CommandAPDU
 from cardlib.channel import Exchange
 from cardlib.sw import describe
-from cli.common import Options, common_options, parse_hex
+from cli.common import Options, common_options, parse_hex, wait_option
 from cli.session import open_channel
 
 
 @click.command()
 @click.argument("apdus", nargs=-1, required=True, metavar="HEX...")
 @click.option("--raw", is_flag=True, help="No T=0 handling: show 61xx/6Cxx as the card sent them.")
+@wait_option
 @common_options("reader", "json", "trace")
 def apdu(apdus: tuple[str, ...], raw: bool, opts: Options) -> None:
     """Send each APDU to the card; exit 0 whatever the SW (the SW is data)."""

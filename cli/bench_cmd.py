@@ -9,7 +9,7 @@ import time
 import click
 
 from cardlib.apdu import CommandAPDU
-from cli.common import Options, common_options
+from cli.common import Options, common_options, wait_option
 from cli.session import open_channel
 
 SELECT_PURSE = "00A4040008A000000632010105"
@@ -20,6 +20,7 @@ MAX_COUNT = 10_000_000  # the samples are kept: a count beyond memory is refused
 @click.option("--count", default=500, show_default=True, type=click.IntRange(1, MAX_COUNT),
               help="APDUs to time.")
 @click.option("--apdu", "apdu_hex", default=SELECT_PURSE, show_default=True, help="The APDU to send.")
+@wait_option
 @common_options("reader", "json", "trace")
 def bench(count: int, apdu_hex: str, opts: Options) -> None:
     """Time APDU round trips through the channel on any reader."""

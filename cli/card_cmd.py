@@ -17,7 +17,7 @@ from cardlib.pboc.files import (
     TX_TYPE_NAMES,
     ManagementData,
 )
-from cli.common import Options, common_options, echo_kv
+from cli.common import Options, common_options, echo_kv, wait_option
 from cli.session import open_channel
 from terminal import auth
 from terminal.wallet import Wallet
@@ -33,6 +33,7 @@ def _reading_wallet(channel: object, opts: Options) -> Wallet:
 
 
 @card.command()
+@wait_option
 @common_options("reader", "json", "trace")
 def info(opts: Options) -> None:
     """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance."""
@@ -57,6 +58,7 @@ def info(opts: Options) -> None:
 
 
 @card.command()
+@wait_option
 @common_options("reader", "json", "trace")
 def history(opts: Options) -> None:
     """The purse's transaction log (0x18) and transit records (0x1E), types named."""
@@ -133,6 +135,7 @@ def _json_failure(opts: Options, action: str) -> Iterator[None]:
 
 @pin.command()
 @click.option("--pin", "pin_", help="The PIN (prompted without echo when omitted).")
+@wait_option
 @common_options("reader", "json", "trace")
 def verify(pin_: str | None, opts: Options) -> None:
     """Verify the PIN; exit 4 with the tries left when wrong."""
@@ -145,6 +148,7 @@ def verify(pin_: str | None, opts: Options) -> None:
 @pin.command()
 @click.option("--old", help="Current PIN.")
 @click.option("--new", help="New PIN.")
+@wait_option
 @common_options("reader", "json", "trace")
 def change(old: str | None, new: str | None, opts: Options) -> None:
     """Change the PIN of the SSSE application; exit 4 with the tries left when the old one is wrong."""
@@ -157,6 +161,7 @@ def change(old: str | None, new: str | None, opts: Options) -> None:
 @pin.command()
 @click.option("--puk", help="Unblocking key.")
 @click.option("--new", help="New PIN.")
+@wait_option
 @common_options("reader", "json", "trace")
 def unblock(puk: str | None, new: str | None, opts: Options) -> None:
     """Unblock the PIN with the PUK and set a new one; exit 4 when the PUK is wrong."""

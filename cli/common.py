@@ -37,6 +37,7 @@ class Options:
     trace: str | None = None
     debug: bool = False
     now: str | None = None
+    wait: float | None = None  # --wait: seconds to wait for a card (inf: for ever); None: do not wait
     extra: dict[str, Any] = field(default_factory=dict)
     given: set[str] = field(default_factory=set)  # the common options given on the command line
     verbosity: int = 0  # the group's -q (-1: no notes on stderr) and -v (1: every APDU on stderr)
@@ -122,6 +123,33 @@ def common_options(*names: str) -> Callable[[F], F]:
     return decorate
 
 
+WAIT_FOREVER = float("inf")
+
+
+class _Seconds(click.FloatRange):
+    """A non-negative number of seconds; the error says how to write ``--wait`` before an argument
+    (click takes the word after an option with an optional value as its value)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is not a number of seconds >= 0 (write --wait=SECONDS, or put a bare "
+                      "--wait after the arguments)", param, ctx)
+
+
+def wait_option(func: F) -> F:
+    """``--wait [SECONDS]`` on a command that opens a card: wait for one instead of failing at once
+    (``opensc-tool -w``). Alone it waits for ever; write ``--wait=SECONDS`` before an argument."""
+    option = click.option(
+        "--wait", metavar="[SECONDS]", type=_Seconds(min=0), is_flag=False, flag_value=WAIT_FOREVER,
+        expose_value=False, callback=_store("wait"), is_eager=True,
+        help="Wait for a card (for ever, or SECONDS) instead of failing when none is there.")
+    return option(func)
+
+
 def run_guarded(opts: Options, body: Callable[[], Any]) -> Any:
     """Run a command body; turn errors into one line on stderr and an exit code."""
     try:
@@ -134,14 +162,19 @@ def run_guarded(opts: Options, body: Callable[[], Any]) -> Any:
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # noqa: BLE001 - every error becomes one line
-        if opts.debug:
-            traceback.print_exc()
-        message = str(exc) or type(exc).__name__
-        first = message.splitlines()[0] if message else type(exc).__name__
-        if not isinstance(exc, YktError):
-            first = f"internal error: {type(exc).__name__}: {first}"
-        click.echo(f"error: {first}", err=True)
-        sys.exit(exit_code_for(exc))
+        sys.exit(report_error(exc, opts))
+
+
+def report_error(exc: Exception, opts: Options) -> int:
+    """One line on stderr for an error (the traceback too with --debug); its exit code."""
+    if opts.debug:
+        traceback.print_exc()
+    message = str(exc) or type(exc).__name__
+    first = message.splitlines()[0] if message else type(exc).__name__
+    if not isinstance(exc, YktError):
+        first = f"internal error: {type(exc).__name__}: {first}"
+    click.echo(f"error: {first}", err=True)
+    return exit_code_for(exc)
 
 
 def parse_hex(text: str, what: str = "hex") -> bytes:
@@ -181,6 +214,8 @@ __all__ = [
     "echo_kv",
     "paint_state",
     "parse_hex",
+    "report_error",
     "run_guarded",
     "use_color",
+    "wait_option",
 ]

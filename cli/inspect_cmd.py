@@ -6,8 +6,9 @@ import click
 
 from cardlib.atr import parse_atr
 from cardlib.smartcard_list import atr_text, name_card
-from cardlib.tlv import Tlv, parse, tag_bytes, to_json
+from cardlib.tlv import Tlv, parse, to_json
 from cli.common import Options, common_options, echo_kv, parse_hex
+from cli.explain import tlv_lines
 
 
 @click.command()
@@ -56,16 +57,9 @@ def atr(hex_atr: tuple[str, ...], opts: Options) -> None:
     echo_kv(rows)
 
 
-def _tree(obj: Tlv, depth: int = 0) -> None:
-    name = f"  ({obj.name})" if obj.name else ""
-    tag = tag_bytes(obj.tag).hex().upper()
-    pad = "  " * depth
-    if obj.children is not None:
-        click.echo(f"{pad}{tag} [{len(obj.content())}]{name}")
-        for child in obj.children:
-            _tree(child, depth + 1)
-    else:
-        click.echo(f"{pad}{tag} [{len(obj.value)}] {obj.value.hex(' ').upper()}{name}")
+def _tree(obj: Tlv) -> None:
+    for line in tlv_lines(obj):
+        click.echo(line)
 
 
 @click.command()

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Send each APDU to the card; exit 0 whatever the SW (the SW is data)."),
     "script": ("cli.script_cmd:script",
                "Run an APDU script (ours or a pcsc-tools scriptor file) against the card."),
+    "shell": ("cli.shell_cmd:shell",
+              "An interactive session on one card: APDUs, select, read, balance, verify-pin, reset."),
     "readers": ("cli.readers_cmd:readers",
                 "List PC/SC readers (card present, ATR) and the reader schemes available."),
     "trace": ("cli.trace_cmd:trace",

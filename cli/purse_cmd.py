@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cardlib.errors import FormatError
-from cli.common import Options, common_options
+from cli.common import Options, common_options, wait_option
 from cli.terminal_support import open_journal, open_terminal_slots, yuan
 from terminal.wallet import TransactionResult, Wallet
 
@@ -38,6 +38,7 @@ def _amount(value: int) -> int:
 
 
 @purse.command()
+@wait_option
 @common_options("reader", "json", "trace")
 def balance(opts: Options) -> None:
     """The purse balance."""
@@ -55,6 +56,7 @@ def balance(opts: Options) -> None:
 @click.option("--amount", required=True, type=int, help="Amount in fen.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Issuer of the simulated load host.")
+@wait_option
 @common_options("reader", "psam", "json", "trace", "now")
 def load(amount: int, journal_path: str | None, issuer_keys: str | None, opts: Options) -> None:
     """Top up through the (simulated) issuer's load host."""
@@ -68,6 +70,7 @@ def load(amount: int, journal_path: str | None, issuer_keys: str | None, opts: O
 @purse.command()
 @click.option("--amount", required=True, type=int, help="Amount in fen.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
+@wait_option
 @common_options("reader", "psam", "json", "trace", "now")
 def purchase(amount: int, journal_path: str | None, opts: Options) -> None:
     """A purchase with MAC1 from the PSAM and MAC2 checked by it."""

@@ -9,12 +9,14 @@ opensc-tool look for it (DESIGN.md): never a simulated card unasked.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 
 import click
 
 from cardlib.channel import Channel, Exchange
-from cardlib.errors import ReaderUnavailableError, YktError
+from cardlib.errors import NoCardError, ReaderUnavailableError, YktError
 from cardlib.readers.base import Reader
 from cardlib.readers.registry import open_reader
 from cardlib.trace import Masker, TraceRecorder, in_secret
@@ -45,6 +47,10 @@ def card_reader_uri(opts: Options) -> str:
                 opts.reader = f"pcsc:{index}"
                 opts.note(f"reader: {opts.reader} ({info.name})")
                 return opts.reader
+        if found and opts.wait is not None:  # --wait: the first reader, for a card to come
+            opts.reader = "pcsc:0"
+            opts.note(f"reader: {opts.reader} ({found[0].name})")
+            return opts.reader
         reason = f"no card in {', '.join(info.name for info in found)}" if found else "no PC/SC reader"
     raise ReaderUnavailableError(f"no card reader ({reason}; ${READER_ENV} is not set); {SAMPLE_HINT}")
 
@@ -95,8 +101,20 @@ def open_channel(
         channel.add_observer(recorder)
     show_exchanges(opts, channel)
     if connect:
+        wait_for_card(reader, opts)
         reconnect(channel)
     return channel
+
+
+def wait_for_card(reader: Reader, opts: Options) -> None:
+    """``--wait``: block on the reader's own wait-for-card until a card is there (NoCardError,
+    exit 3, when the seconds run out); nothing without ``--wait``."""
+    if opts.wait is None:
+        return
+    if sys.stderr.isatty():
+        click.echo(f"waiting for a card in {reader.name} (Ctrl-C to stop)…", err=True)
+    if not reader.wait_for_card(None if math.isinf(opts.wait) else opts.wait):
+        raise NoCardError(f"no card in {reader.name} after waiting {opts.wait:g} s")
 
 
 def reconnect(channel: Channel) -> bytes:

@@ -11,7 +11,7 @@ from cardlib.channel import Channel
 from cardlib.readers.registry import parse_uri
 from cardlib.trace import TraceRecorder
 from cli.common import Options
-from cli.session import card_reader_uri, show_exchanges
+from cli.session import card_reader_uri, show_exchanges, wait_for_card
 from terminal.journal import Journal
 from terminal.psam import PsamClient
 from terminal.session import Slots, open_psam, open_slots
@@ -59,6 +59,7 @@ def open_terminal_slots(opts: Options, connect_card: bool = True) -> tuple[Slots
         channel.add_observer(recorder)
     show_exchanges(opts, channel)
     if connect_card:
+        wait_for_card(slots.card_reader, opts)
         atr = slots.card_reader.connect()
         if opts.trace:
             recorder.header(atr)

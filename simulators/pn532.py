@@ -3,11 +3,16 @@
 Answers byte-exact, with an ACK before every response (NXP UM0701-02 §6.2),
 the commands of our driver and those libnfc's ``pn532_uart`` driver sends
 during ``nfc-list`` (§7): Diagnose, GetFirmwareVersion, GetGeneralStatus,
-Read/WriteRegister over a register file, SetParameters, SAMConfiguration,
-PowerDown (woken again by the HSU preamble), RFConfiguration, InListPassiveTarget
-for every modulation (0 targets where no such card), InDataExchange with
-chaining both ways, InCommunicateThru, InSelect, InDeselect, InRelease.
-Unknown commands and malformed parameters get the application error frame.
+Read/WriteRegister over a register file, SetSerialBaudRate (§7.2.8: the
+answer at the old speed, the switch of the pty's speed on the host's ACK),
+SetParameters (automatic RATS or not), SAMConfiguration, PowerDown (woken
+again by the HSU preamble), RFConfiguration, InListPassiveTarget for every
+modulation (0 targets where no such card), InDataExchange with chaining both
+ways (the chip runs ISO-DEP), InCommunicateThru (the host runs ISO-DEP: RATS
+and blocks go to the card's ISO 14443-4 layer, :mod:`simulators.isodep`),
+InSelect, InDeselect, InRelease, InAutoPoll (``nfc-poll``). This is what libnfc's ``nfc-list`` and
+nfcpy's ``pn532`` driver send. Unknown commands and malformed parameters get
+the application error frame.
 
 Cards follow the in-process card contract (``atr``, ``process``, ``reset``);
 each gets an ISO 14443-A identity (UID, SENS_RES, SEL_RES 0x20, an ATS whose
@@ -21,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import termios
 import threading
 import tty
 from collections.abc import Callable, Sequence
@@ -31,20 +37,42 @@ from cardlib.errors import CardRemovedError, FormatError, YktError
 from cardlib.readers.base import Card
 from cardlib.readers.pn532_frames import (
     ACK,
+    BAUD_RATES,
+    CHUNK,
+    DIAGNOSE,
     ERROR,
+    GET_FIRMWARE_VERSION,
+    GET_GENERAL_STATUS,
     HOST_TO_CHIP,
+    IN_AUTO_POLL,
+    IN_COMMUNICATE_THRU,
+    IN_DATA_EXCHANGE,
+    IN_DESELECT,
+    IN_LIST_PASSIVE_TARGET,
+    IN_RELEASE,
+    IN_SELECT,
+    MI,
     NACK,
+    PARAM_AUTO_RATS,
+    POWER_DOWN,
+    POWER_ON_BAUD,
+    READ_REGISTER,
+    RF_CONFIGURATION,
+    SAM_CONFIGURATION,
+    SET_PARAMETERS,
+    SET_SERIAL_BAUD_RATE,
+    WRITE_REGISTER,
     FrameKind,
     FrameParser,
     response,
 )
+from simulators.isodep import DepFaults, IsoDepCard
 
 STATUS_OK = 0x00
 STATUS_TIMEOUT = 0x01
 STATUS_BAD_CONTEXT = 0x27
-MI = 0x40
-#: InDataExchange pieces the chip hands back (§7.3.8: up to 262 bytes); > 254 → extended frames.
-CHUNK = 262
+#: InAutoPoll target types of ISO 14443-A at 106 kbit/s (§7.3.13).
+AUTO_POLL_TYPE_A = (0x00, 0x10, 0x20)
 FIRMWARE = bytes((0x32, 0x01, 0x06, 0x07))  # IC PN532, version 1.6, ISO 14443-A/B and ISO 18092
 
 #: Reset values of the CIU registers (§8.6.23 maps them at 0x6301..0x633F; values as
@@ -68,6 +96,7 @@ class Target:
 
     card: Card
     uid: bytes
+    dep: IsoDepCard | None = None  # its ISO-DEP layer, from InListPassiveTarget on
 
     @property
     def sens_res(self) -> bytes:
@@ -97,7 +126,11 @@ class Pn532Emulator:
         for card in cards:
             self.insert(card)
         self.registers: dict[int, int] = dict(RESET_REGISTERS)
-        self.parameters = 0x00
+        self.parameters = 0x14  # fAutomaticATR_RES | fAutomaticRATS, as after power-up
+        self.baud = POWER_ON_BAUD
+        self.max_baud = 921600  # the fastest SetSerialBaudRate accepts (lower it to see a refusal)
+        self._baud_pending = 0
+        self.dep_faults = DepFaults()
         self.sam_mode = 0x01
         self.rf_on = False
         self.rf_settings: dict[int, bytes] = {}
@@ -156,10 +189,22 @@ class Pn532Emulator:
         """ACK the next n commands but never answer them (the host times out and cancels)."""
         self._drop += n
 
+    def inject_wtx(self, *wtxm: int) -> None:
+        """Before its next answer through InCommunicateThru the card asks for more time (S(WTX))."""
+        self.dep_faults.wtx_requests.extend(wtxm or (1,))
+
+    def lose_block_to_card(self, n: int = 1) -> None:
+        """The next n blocks through InCommunicateThru never reach the card (the chip times out)."""
+        self.dep_faults.lose_to_card += n
+
+    def lose_block_from_card(self, n: int = 1) -> None:
+        """The card answers the next n blocks, the answers are lost (the chip times out)."""
+        self.dep_faults.lose_from_card += n
+
     @property
     def faults_pending(self) -> bool:
         """Whether an injected fault still waits for its command."""
-        return bool(self._nack or self._drop or self._garbage)
+        return bool(self._nack or self._drop or self._garbage or self.dep_faults.pending)
 
     # --- pty ------------------------------------------------------------------------------------
 
@@ -240,11 +285,16 @@ class Pn532Emulator:
                 out.append(NACK)  # ask for the frame again
                 continue
             if frame.kind is FrameKind.ACK:
+                if self._baud_pending:  # the host heard SetSerialBaudRate's answer: switch now (§7.2.8)
+                    self._set_speed(self._baud_pending)
+                    continue
                 self.cancels += 1  # nothing is left pending in this model: a dropped answer stays dropped
                 continue
             if frame.kind is not FrameKind.DATA or frame.tfi != HOST_TO_CHIP or not frame.data:
                 continue
             self.log.append(frame.data)
+            if self._baud_pending:  # a command where the ACK should have come
+                self._ack_lost_in_flush()
             if self._nack:
                 self._nack -= 1
                 out.append(NACK)
@@ -258,7 +308,7 @@ class Pn532Emulator:
                 continue
             self._last = self.handle(frame.data)
             out.append(self._last)
-            if frame.code == 0x16 and self._last != ERROR:
+            if frame.code == POWER_DOWN and self._last != ERROR:
                 self.asleep = True
         return out
 
@@ -268,11 +318,14 @@ class Pn532Emulator:
         """One command (code ‖ params) → the response frame (or the error frame)."""
         code, params = data[0], data[1:]
         handler: Callable[[bytes], bytes | None] | None = {
-            0x00: self._diagnose, 0x02: lambda p: FIRMWARE, 0x04: self._general_status,
-            0x06: self._read_register, 0x08: self._write_register, 0x12: self._set_parameters,
-            0x14: self._sam_configuration, 0x16: self._power_down, 0x32: self._rf_configuration,
-            0x40: self._data_exchange, 0x42: self._communicate_thru, 0x44: self._deselect,
-            0x4A: self._list_passive, 0x52: self._release, 0x54: self._select,
+            DIAGNOSE: self._diagnose, GET_FIRMWARE_VERSION: lambda p: FIRMWARE,
+            GET_GENERAL_STATUS: self._general_status, READ_REGISTER: self._read_register,
+            WRITE_REGISTER: self._write_register, SET_SERIAL_BAUD_RATE: self._set_serial_baud_rate,
+            SET_PARAMETERS: self._set_parameters, SAM_CONFIGURATION: self._sam_configuration,
+            POWER_DOWN: self._power_down, RF_CONFIGURATION: self._rf_configuration,
+            IN_DATA_EXCHANGE: self._data_exchange, IN_COMMUNICATE_THRU: self._communicate_thru,
+            IN_DESELECT: self._deselect, IN_LIST_PASSIVE_TARGET: self._list_passive,
+            IN_RELEASE: self._release, IN_SELECT: self._select, IN_AUTO_POLL: self._auto_poll,
         }.get(code)
         if handler is None:
             return ERROR
@@ -313,6 +366,34 @@ class Pn532Emulator:
         for i in range(0, len(p), 3):
             self.registers[int.from_bytes(p[i : i + 2], "big")] = p[i + 2]
         return b""
+
+    def _set_serial_baud_rate(self, p: bytes) -> bytes | None:
+        """§7.2.8: BR; the answer goes at the old speed, the switch waits for the host's ACK."""
+        if len(p) != 1 or p[0] >= len(BAUD_RATES):
+            return None
+        baud = BAUD_RATES[p[0]]
+        if baud > self.max_baud or not hasattr(termios, f"B{baud}"):
+            return None  # refused: the error frame, the speed stays
+        self._baud_pending = baud
+        return b""
+
+    def _ack_lost_in_flush(self) -> None:
+        """The host's ACK did not arrive: switch when the host's side already runs at the new
+        speed (a pty's two sides share their termios), else keep the old one. nfcpy closes the
+        port right after writing the ACK, and closing flushes what the chip has not read yet."""
+        speed = getattr(termios, f"B{self._baud_pending}")
+        if self._master >= 0 and termios.tcgetattr(self._master)[4] == speed:
+            self._set_speed(self._baud_pending)
+        self._baud_pending = 0
+
+    def _set_speed(self, baud: int) -> None:
+        """Our side of the line runs at ``baud`` from now on (the pty's termios speed)."""
+        self._baud_pending = 0
+        self.baud = baud
+        if self._master >= 0:
+            attrs = termios.tcgetattr(self._master)
+            attrs[4] = attrs[5] = getattr(termios, f"B{baud}")
+            termios.tcsetattr(self._master, termios.TCSADRAIN, attrs)
 
     def _set_parameters(self, p: bytes) -> bytes | None:
         if len(p) != 1:
@@ -355,12 +436,20 @@ class Pn532Emulator:
         if len(p) < 2 or not 1 <= p[0] <= 2 or p[1] > 0x04:
             return None
         max_tg, brty, wanted = p[0], p[1], p[2:]
+        self._new_poll()
+        if brty != 0x00:
+            return b"\x00"  # FeliCa 212/424, ISO 14443-B, Jewel: none in our field
+        return self._activate_type_a(max_tg, wanted)
+
+    def _new_poll(self) -> None:
+        """A new search: the field on, every target of the last one forgotten."""
         self._field(True)
         self.active.clear()
         self._chain_in.clear()
         self._chain_out = b""
-        if brty != 0x00:
-            return b"\x00"  # FeliCa 212/424, ISO 14443-B, Jewel: none in our field
+
+    def _activate_type_a(self, max_tg: int, wanted: bytes = b"") -> bytes:
+        """NbTg, then per target Tg SENS_RES SEL_RES NFCIDLength NFCID [ATS] (§7.3.5)."""
         out = bytearray((0,))
         for target in list(self.targets):
             if len(self.active) == max_tg:
@@ -374,10 +463,28 @@ class Pn532Emulator:
                 continue
             tg = len(self.active) + 1
             self.active[tg] = target
+            ats = target.ats(atr)
+            target.dep = IsoDepCard(target.card, ats, self.dep_faults)
             out += bytes((tg,)) + target.sens_res + bytes((target.sel_res, len(target.uid))) + target.uid
-            out += target.ats(atr)
+            if self.parameters & PARAM_AUTO_RATS:  # the chip sent RATS itself (§7.2.9)
+                target.dep.activate()
+                out += ats
         out[0] = len(self.active)
         return bytes(out)
+
+    def _auto_poll(self, p: bytes) -> bytes | None:
+        """§7.3.13: PollNr Period Type…; one ISO 14443-A target for the first type that is
+        one (0x00 generic 106 kbit/s, 0x10 Mifare, 0x20 ISO 14443-4A): NbTg Type Len data."""
+        if len(p) < 3:
+            return None
+        types = [t for t in p[2:] if t in AUTO_POLL_TYPE_A]
+        if not types:
+            return b"\x00"
+        self._new_poll()
+        found = self._activate_type_a(1)
+        if not found[0]:
+            return b"\x00"  # nothing in the field (at once: the chip's polling period is not timed here)
+        return bytes((1, types[0], len(found) - 1)) + found[1:]
 
     def _in_field(self, target: Target) -> bool:
         return any(t is target for t in self.targets)
@@ -414,11 +521,19 @@ class Pn532Emulator:
         return bytes((MI if self._chain_out else STATUS_OK,)) + piece
 
     def _communicate_thru(self, p: bytes) -> bytes:
-        """§7.3.9: raw frames to the target. RATS gets the ATS again; nothing else answers."""
+        """§7.3.9: a raw frame to the target (the chip adds and checks the CRC) and its answer:
+        RATS and ISO 14443-4 blocks go to the card's ISO-DEP layer; silence is a timeout."""
         target = self.active.get(1)
-        if p[:1] == b"\xe0" and target is not None and self._in_field(target):
-            return b"\x00" + target.ats()
-        return bytes((STATUS_TIMEOUT,))
+        if not p or target is None or target.dep is None or not self._in_field(target):
+            return bytes((STATUS_TIMEOUT,))  # nothing in the field answers
+        try:
+            answer = target.dep.receive(p)
+        except CardRemovedError:
+            self.remove(target.card)
+            return bytes((STATUS_TIMEOUT,))
+        except (YktError, ValueError, IndexError):
+            return bytes((STATUS_TIMEOUT,))  # a card model that chokes says nothing, like a card
+        return bytes((STATUS_TIMEOUT,)) if answer is None else b"\x00" + answer
 
     def _deselect(self, p: bytes) -> bytes | None:
         """§7.3.10: the target stays known (InSelect brings it back)."""

@@ -22,9 +22,10 @@ from cardlib.pboc import macs
 from cardlib.pboc import psam as W
 from cardlib.pboc.files import PsamAppData
 from simulators.filesystem import Access, AccessRule, DedicatedFile, FileSystem, TransparentEF
+from simulators.t0 import T0Transport
 
 DEFAULT_TERMINAL = bytes.fromhex("000000000001")
-PSAM_ATR = bytes.fromhex("3B680000") + b"YKT-PSAM"  # contact, T=0
+PSAM_ATR = bytes.fromhex("3B680000") + b"YKT-PSAM"  # contact, T=0 only (no TD1): strict T=0
 DERIVED_KEYS_KEPT = 4096
 
 
@@ -187,6 +188,7 @@ class PsamCard:
         df.add(TransparentEF(0x0017, 0x17, app_data.encode(), ro))
         self.fs = FileSystem(mf, rng)
         self.listeners: list[Any] = []
+        self._t0 = T0Transport()  # its ATR says T=0: case 4 goes as case 3 + GET RESPONSE
         self.app.on_change = self._changed
 
     @property
@@ -208,6 +210,7 @@ class PsamCard:
     def reset(self) -> bytes:
         self.fs.reset()
         self.app.reset()
+        self._t0.reset()
         return PSAM_ATR
 
     def process(self, apdu: bytes) -> bytes:
@@ -215,10 +218,13 @@ class PsamCard:
             cmd = CommandAPDU.decode(apdu)
         except FormatError:
             return SW.SW_WRONG_LENGTH.to_bytes(2, "big")
+        return self._t0.process(cmd, self._run)
+
+    def _run(self, cmd: CommandAPDU) -> ResponseAPDU:
         try:
-            return self.fs.process(cmd).encode()
+            return self.fs.process(cmd)
         except Exception:  # noqa: BLE001 - a card answers, it does not crash
-            return SW.SW_UNKNOWN.to_bytes(2, "big")
+            return ResponseAPDU(b"", SW.SW_UNKNOWN)
 
 
 def make_psam(issuer: IssuerKeys | None = None, terminal_id: bytes = DEFAULT_TERMINAL, seed: int = 0) -> PsamCard:

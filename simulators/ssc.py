@@ -8,7 +8,8 @@ File tree (reference §1, §6, §8)::
 
 PIN (63Cx, 6983 at 0), CHANGE and UNBLOCK; internal and external
 authentication per the reference's profile (§8). Case-4 commands answer
-directly; ``t0_style`` answers them with 61xx to exercise a channel.
+directly; ``t0_style`` answers them with 61xx to exercise a channel, and a
+card whose ATR says T=0 speaks strict T=0 (:mod:`simulators.t0`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
-from cardlib.atr import build_contactless_atr
+from cardlib.atr import build_contactless_atr, speaks_t0
 from cardlib.crypto import constant_time_equal, encrypt_block
 from cardlib.errors import CardRemovedError, FormatError
 from cardlib.iso import (
@@ -53,6 +54,7 @@ from simulators.filesystem import (
     TransparentEF,
 )
 from simulators.purse import PurseApplication, PurseState
+from simulators.t0 import T0Transport
 
 SSSE_DF = 0xDDF1
 DEFAULT_ATR = build_contactless_atr(b"YKT-SSC3")
@@ -250,7 +252,7 @@ class SocialSecurityCard:
         self._atr = atr
         self.t0_style = t0_style
         self.meta: dict[str, Any] = dict(meta or {})
-        self._pending = b""
+        self._t0 = T0Transport(strict=speaks_t0(atr))  # a card whose ATR says T=0 enforces it
         self.listeners: list[Callable[[], None]] = []
         self.purse.on_change = self._changed
         self.ssse.on_change = self._changed
@@ -270,7 +272,7 @@ class SocialSecurityCard:
     def reset(self) -> bytes:
         self.fs.reset()
         self.purse.reset()
-        self._pending = b""
+        self._t0.reset()
         return self._atr
 
     def process(self, apdu: bytes) -> bytes:
@@ -278,28 +280,17 @@ class SocialSecurityCard:
             cmd = CommandAPDU.decode(apdu)
         except FormatError:
             return SW.SW_WRONG_LENGTH.to_bytes(2, "big")
-        if self.t0_style and cmd.ins == 0xC0 and cmd.cla == 0x00:
-            return self._get_response(cmd)
-        self._pending = b""
+        if self._t0.strict or self.t0_style:
+            return self._t0.process(cmd, self._run)
+        return self._run(cmd).encode()
+
+    def _run(self, cmd: CommandAPDU) -> ResponseAPDU:
         try:
-            response = self.fs.process(cmd)
+            return self.fs.process(cmd)
         except CardRemovedError:
             raise
         except Exception:  # noqa: BLE001 - a card answers, it does not crash
-            response = ResponseAPDU(b"", SW.SW_UNKNOWN)
-        if self.t0_style and response.data and response.ok:
-            self._pending = response.data
-            return bytes((0x61, min(len(self._pending), 256) & 0xFF))
-        return response.encode()
-
-    def _get_response(self, cmd: CommandAPDU) -> bytes:
-        if not self._pending:
-            return SW.SW_CONDITIONS.to_bytes(2, "big")
-        n = cmd.le or 256
-        piece, self._pending = self._pending[:n], self._pending[n:]
-        if self._pending:
-            return piece + bytes((0x61, min(len(self._pending), 256) & 0xFF))
-        return piece + b"\x90\x00"
+            return ResponseAPDU(b"", SW.SW_UNKNOWN)
 
     # --- convenience for tests and the CLI ----------------------------------------
 

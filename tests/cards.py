@@ -147,3 +147,8 @@ def long_card() -> LongCard:
 
 def holder_card(t0: str = "0") -> HolderCard:
     return HolderCard(t0=t0 == "1")
+
+
+def no_card() -> list[EchoCard]:
+    """An empty field: a reader without a card."""
+    return []

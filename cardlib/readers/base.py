@@ -69,6 +69,9 @@ class Reader(ABC):
     max_command_data: int = 255
     #: Whether extended-length APDUs pass.
     extended_length: bool = False
+    #: Whether the connected card speaks T=0 (ISO 7816-3 §10-12): the channel then sends a
+    #: case-4 command without Le and fetches the answer with GET RESPONSE. Set on connect.
+    t0: bool = False
 
     @abstractmethod
     def connect(self) -> bytes:

@@ -304,6 +304,7 @@ class PcscReader(Reader):
     def _set_protocol(self, protocol: int) -> None:
         s = self.ctx.scard
         self._protocol = protocol
+        self.t0 = protocol == s.SCARD_PROTOCOL_T0
         self._send_pci = s.SCARD_PCI_T1 if protocol == s.SCARD_PROTOCOL_T1 else s.SCARD_PCI_T0
 
     def _drop_handle(self) -> None:

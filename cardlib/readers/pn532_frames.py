@@ -14,6 +14,36 @@ from dataclasses import dataclass
 
 from cardlib.errors import ProtocolError
 
+# Command codes (§7.1), one table for the driver and the chip emulator.
+DIAGNOSE = 0x00
+GET_FIRMWARE_VERSION = 0x02
+GET_GENERAL_STATUS = 0x04
+READ_REGISTER = 0x06
+WRITE_REGISTER = 0x08
+SET_SERIAL_BAUD_RATE = 0x10
+SET_PARAMETERS = 0x12
+SAM_CONFIGURATION = 0x14
+POWER_DOWN = 0x16
+RF_CONFIGURATION = 0x32
+IN_DATA_EXCHANGE = 0x40
+IN_COMMUNICATE_THRU = 0x42
+IN_DESELECT = 0x44
+IN_LIST_PASSIVE_TARGET = 0x4A
+IN_RELEASE = 0x52
+IN_SELECT = 0x54
+IN_AUTO_POLL = 0x60
+
+#: SetSerialBaudRate's BR byte (§7.2.8) is the index of the speed here.
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)
+#: The HSU speed after power-up (§6.2.2): both ends start here.
+POWER_ON_BAUD = 115200
+#: SetParameters flag fAutomaticRATS (§7.2.9): InListPassiveTarget sends RATS itself.
+PARAM_AUTO_RATS = 0x10
+#: The MI bit (more information) of InDataExchange's Tg and status bytes (§7.3.8).
+MI = 0x40
+#: InDataExchange carries at most 262 data bytes a frame (§7.3.8).
+CHUNK = 262
+
 HOST_TO_CHIP = 0xD4
 CHIP_TO_HOST = 0xD5
 ACK = bytes.fromhex("0000FF00FF00")

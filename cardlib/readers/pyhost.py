@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from importlib import import_module, metadata
 
+from cardlib.atr import speaks_t0
 from cardlib.errors import (
     CardRemovedError,
     FormatError,
@@ -78,6 +79,7 @@ class HostedReader(Reader):
             card = self._cards[0]
             try:
                 self._atr = bytes(card.reset())
+                self.t0 = speaks_t0(self._atr)  # the protocol a reader would run with it
             except CardRemovedError:
                 self.remove(card)
                 raise

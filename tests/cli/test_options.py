@@ -27,7 +27,7 @@ TERMINAL = ("reader", "psam", "json", "trace", "now")
 #: A command that opens a card takes --reader (and --trace, which records what crosses its reader);
 #: --psam only where a PSAM takes part; --now only where the clock is read.
 USES: dict[str, tuple[str, ...]] = {
-    "ykt apdu": CARD, "ykt script": CARD, "ykt bench": CARD,
+    "ykt apdu": CARD, "ykt script": CARD, "ykt bench": CARD, "ykt shell": ("reader", "trace", "now"),
     "ykt card info": CARD, "ykt card history": CARD,
     "ykt card pin verify": CARD, "ykt card pin change": CARD, "ykt card pin unblock": CARD,
     "ykt purse balance": CARD, "ykt purse load": TERMINAL, "ykt purse purchase": TERMINAL,
@@ -87,7 +87,7 @@ def _needs_a_reader(tmp_path: Path) -> dict[str, list[str]]:
     gate.write_text('[terminal]\nrole = "metro_gate"\nstation = "S01"\n[fares]\nbands = [[6, 300]]\n'
                     '[fares.stations]\nS01 = 0.0\n', encoding="utf-8")
     journal = ["--journal", str(tmp_path / "j.db")]
-    return {"ykt apdu": ["00A4040000"], "ykt script": [str(script)], "ykt bench": ["--count", "1"],
+    return {"ykt apdu": ["00A4040000"], "ykt script": [str(script)], "ykt bench": ["--count", "1"], "ykt shell": [],
             "ykt card info": [], "ykt card history": [], "ykt card pin verify": ["--pin", "123456"],
             "ykt card pin change": ["--old", "123456", "--new", "654321"],
             "ykt card pin unblock": ["--puk", "123456", "--new", "654321"], "ykt purse balance": [],
@@ -202,7 +202,7 @@ def _typed(args: list[str], lines: list[str], tmp_path: Path) -> tuple[int, byte
         os.chdir(ROOT)
         os.environ["YKT_STATE_DIR"] = str(tmp_path / "state")
         os.execv(sys.executable, [sys.executable, "-m", "cli.main", *args])
-    seen, pending = b"", list(lines)
+    seen, pending, answered = b"", list(lines), 0
     while True:
         ready, _, _ = select.select([fd], [], [], 30)
         if not ready:
@@ -214,7 +214,9 @@ def _typed(args: list[str], lines: list[str], tmp_path: Path) -> tuple[int, byte
         if not chunk:
             break
         seen += chunk
-        if pending and seen.rstrip().endswith(b":"):
+        # a prompt ends in ": ", the space written by getpass once echo is off: answer each one once
+        if pending and len(seen) > answered and seen.endswith(b": "):
             os.write(fd, pending.pop(0).encode() + b"\n")
+            answered = len(seen)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), seen

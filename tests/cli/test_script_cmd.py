@@ -182,3 +182,20 @@ def test_script_traced_and_replayed(tmp_path: Path) -> None:
     assert trace.read_text().count('"atr"') == 2  # one header per connect
     code, _, err = run("script", path, "--reader", f"trace:{trace}")
     assert code == 0, err
+
+
+def test_dash_reads_the_script_from_stdin() -> None:
+    """`ykt script -` as scriptor reads stdin: a real pipe into a real process."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    piped = "00B0000000 => 9000\n# a comment\nreset\n00CA000000\n"
+    done = subprocess.run([sys.executable, "-m", "cli.main", "script", "-", "--reader", T0, "--json"],
+                          input=piped, capture_output=True, text=True, cwd=root, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [(r["line"], r["command"]) for r in json.loads(done.stdout)] == [
+        (1, "00B0000000"), (4, "00CA000000")]
+    bad = subprocess.run([sys.executable, "-m", "cli.main", "script", "-", "--reader", T0],
+                         input="00B0000000\n<= 90ZZ\n", capture_output=True, text=True, cwd=root, timeout=60)
+    assert (bad.returncode, bad.stderr) == (2, "error: line 2: bad expectation '90ZZ' (hex digits, X/? wildcards, one *)\n")

@@ -6,6 +6,8 @@ import random
 from datetime import datetime
 
 from cardlib.apdu import CommandAPDU, ResponseAPDU
+from cardlib.atr import speaks_t0
+from cardlib.channel import Channel
 from cardlib.clock import BEIJING
 from cardlib.iso import read_binary, select_aid
 from cardlib.keys import default_issuer, purse_factors
@@ -13,7 +15,7 @@ from cardlib.pboc import macs
 from cardlib.pboc import psam as W
 from cardlib.pboc import purse as P
 from cardlib.pboc.files import PublicData
-from cardlib.readers.base import Card
+from cardlib.readers.base import Card, Disposition, Reader
 
 WHEN = datetime(2026, 11, 28, 8, 15, 0, tzinfo=BEIJING)
 
@@ -33,8 +35,33 @@ class FixedRandom(random.Random):
         return value
 
 
+class CardLink(Reader):
+    """One card on a link that never resets it, taking T=0 from its ATR as a reader does."""
+
+    def __init__(self, card: Card) -> None:
+        self.card = card
+        self.t0 = speaks_t0(card.atr)
+
+    def connect(self) -> bytes:
+        return self.card.atr
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def transmit(self, apdu: bytes, timeout: float | None = None) -> bytes:
+        return self.card.process(apdu)
+
+    def is_card_present(self) -> bool:
+        return True
+
+    def disconnect(self, disposition: Disposition = Disposition.LEAVE) -> None:
+        return None
+
+
 def tx(card: Card, cmd: CommandAPDU) -> ResponseAPDU:
-    return ResponseAPDU.decode(card.process(cmd.encode()))
+    """One command through a channel (GET RESPONSE for a T=0 card, as a terminal sends it)."""
+    return Channel(CardLink(card)).transmit(cmd)
 
 
 def purchase(card: Card, sam: Card, amount: int, when: datetime = WHEN, capp_record: bytes | None = None,
