@@ -121,7 +121,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
               help="No notes on stderr (the reader or journal chosen, the PSAM note, progress bars, "
                    "summaries); errors still show.")
 @click.option("-v", "--verbose", is_flag=True,
-              help="Also every APDU exchange on stderr as it happens (PINs and personal data masked).")
+              help="Also every APDU exchange with the card on stderr as it happens (PINs and personal data "
+                   "masked).")
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """yikatong: cards, readers and terminals of the social security card 一卡通."""

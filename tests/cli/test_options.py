@@ -220,3 +220,36 @@ def _typed(args: list[str], lines: list[str], tmp_path: Path) -> tuple[int, byte
             answered = len(seen)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), seen
+
+
+def test_every_trace_offered_records_the_exchanges(tmp_path: Path) -> None:
+    """--trace FILE wherever it is offered: the file holds the card's exchanges afterwards."""
+    from cardlib.trace import read_trace  # noqa: PLC0415
+
+    calls = _needs_a_reader(tmp_path)
+    paths = [path for path, uses in USES.items() if "trace" in uses]
+    for i, path in enumerate(paths):
+        trace = tmp_path / f"t{i}.jsonl"
+        result = CliRunner().invoke(cli, [*path.split()[1:], *calls[path], "--reader", "sim", "--trace", str(trace)],
+                                    input="select purse\nexit\n")
+        assert result.exit_code in (0, 4), (path, result.stderr)  # 4: the sample card's PUK is not 123456
+        assert read_trace(trace).entries, path
+
+
+def test_now_fixes_the_clock_where_it_is_offered(tmp_path: Path) -> None:
+    now, journal = "2026-11-28T08:00:00+08:00", str(tmp_path / "j.db")
+    for command in (["purse", "load", "--amount", "300"], ["purse", "purchase", "--amount", "100"]):
+        code, out, _ = run(*command, "--reader", "sim", "--journal", journal, "--now", now, "--json")
+        assert code == 0 and json.loads(out)["time"] == now
+    code, _, err = run("journal", "export", "--journal", journal, "--now", now, "--json")
+    assert code == 0 and json.loads(err)["count"] == 2
+    code, out, _ = run("journal", "export", "--journal", journal, "--all", "--now", now)
+    assert json.loads(out.splitlines()[0])["created"].startswith("2026-11-28T08:00:00")
+
+
+def test_a_tap_script_brings_its_cards_so_reader_is_refused(tmp_path: Path) -> None:
+    taps = tmp_path / "one.taps"
+    taps.write_text('{"card": "a.json"}\n', encoding="utf-8")
+    code, out, err = run("validator", "run", "--config", str(ROOT / "examples" / "bus-validator.toml"),
+                         "--taps", str(taps), "--reader", "sim")
+    assert code == 2 and out == "" and "--reader does not go with --taps" in err
