@@ -2,11 +2,12 @@
 # System packages the tests use: pcscd with the vpcd driver, libpcsclite-dev,
 # gcc and the Python headers to build pyscard, libnfc-bin and libnfc-examples for the nfc-list and nfc-poll
 # check against the PN532 emulator, pcsc-tools (pcsc_scan, scriptor),
-# vsmartcard-vpicc (vicc, the emulator benchmark B3 compares our card with).
+# vsmartcard-vpicc (vicc, the emulator benchmark B3 compares our card with),
+# fonts-noto-cjk (the Chinese labels of the clearing pictures).
 # Idempotent: installs only what is missing; without root (or apt) it says so
 # and installs nothing.
 set -euo pipefail
-pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd vsmartcard-vpicc libnfc-bin libnfc-examples pcsc-tools gcc python3-dev python3-venv)
+pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd vsmartcard-vpicc libnfc-bin libnfc-examples pcsc-tools gcc python3-dev python3-venv fonts-noto-cjk)
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: not root: not installing ${pkgs[*]}" >&2
     exit 0

@@ -26,6 +26,7 @@ from cardlib.channel import Channel
 from cardlib.clock import Clock, parse_time
 from cardlib.keys import default_issuer
 from cardlib.readers.pyhost import HostedReader
+from cardlib.settlement import verify_records
 from cli.common import Options, common_options, paint_state
 from simulators.faults import TEAR_AFTER, FaultyCard
 from simulators.field import FIELD_KINDS, Field, open_field
@@ -37,7 +38,7 @@ from terminal.app import TerminalApp
 from terminal.config import parse_config
 from terminal.decision import Decision
 from terminal.denylist import DenyList, build_denylist
-from terminal.journal import Journal, verify_records
+from terminal.journal import Journal
 from terminal.psam import PsamClient
 from terminal.roles import make_app
 from terminal.wallet import Wallet

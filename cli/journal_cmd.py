@@ -10,19 +10,14 @@ from datetime import timedelta
 
 import click
 
+from cardlib.batch import read_batch
 from cardlib.errors import FormatError, MacMismatchError
 from cardlib.keys import load_issuer_keys
 from cardlib.safefiles import GUARDED, atomic_write, check_output, check_regular
+from cardlib.settlement import verify_records
 from cli.common import Options, common_options
 from cli.terminal_support import yuan
-from terminal.journal import (
-    SCHEMA_VERSION,
-    STATES,
-    Journal,
-    JournalRecord,
-    read_batch,
-    verify_records,
-)
+from terminal.journal import SCHEMA_VERSION, STATES, Journal, JournalRecord
 
 EXISTING_DB = click.Path(dir_okay=False, exists=True)
 JOURNAL = click.option("--journal", "journal_path", required=True, type=EXISTING_DB, help="Journal database (SQLite).")

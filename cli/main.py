@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("cli.readers_cmd:watch",
               "Print reader and card events as they happen (--json: one event a line)."),
     "sim": ("cli.sim_cmd:sim",
-            "Virtual cards: issue, show, serve."),
+            "Virtual cards: issue, show, serve; a simulated day of terminal batches."),
     "card": ("cli.card_cmd:card",
              "Read the card: identity, purse, history, PIN."),
     "purse": ("cli.purse_cmd:purse",
@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Run the story on the embedded simulator and settle it."),
     "bench": ("cli.bench_cmd:bench",
               "Time APDU round trips through the channel on any reader."),
+    "clear": ("cli.clear_cmd:clear",
+              "Clear batch files (folders of *.jsonl or files): check, verify, chain, and split the money."),
 }
 
 

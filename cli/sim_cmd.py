@@ -30,7 +30,7 @@ def _date(text: str | None, what: str) -> date | None:
 
 @click.group()
 def sim() -> None:
-    """Virtual cards: issue, show, serve."""
+    """Virtual cards: issue, show, serve; a simulated day of terminal batches."""
 
 
 @sim.command()
@@ -199,3 +199,28 @@ try:  # `ykt sim serve` lives with the bridges
     sim.add_command(_serve)
 except ImportError:  # pragma: no cover
     pass
+
+
+@sim.command("day")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the day into.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--transactions", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--cards", type=click.IntRange(1), help="Cards (default: 30 % of the transactions).")
+@click.option("--day", default="2026-11-28", show_default=True, help="The day (Beijing).")
+@click.option("--clean", is_flag=True, help="No injected faults.")
+@common_options
+def day_(out: str, seed: int, transactions: int, cards: int | None, day: str, clean: bool, opts: Options) -> None:
+    """A city's day of TEST ONLY terminal batches with known faults (manifest.json), to clear."""
+    from clearing.generate import Faults, generate  # noqa: PLC0415
+
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise FormatError(f"--day {day!r}: expected YYYY-MM-DD") from None
+    made = generate(out, seed=seed, transactions=transactions, cards=cards, faults=Faults() if clean else None,
+                    day=when)
+    if opts.json:
+        opts.emit(made.__dict__)
+    else:
+        click.echo(f"{made.transactions} transaction(s) of {made.cards} card(s) on {made.terminals} terminal(s):"
+                   f" {made.batches} batch file(s) in {out}/batches; faults {made.faults}")

@@ -11,9 +11,9 @@ fi
 bash scripts/bootstrap.sh dev
 venv="${YKT_VENV:-.venv}"
 echo "== ruff"
-"$venv/bin/ruff" check cardlib terminal simulators cli tests
+"$venv/bin/ruff" check cardlib terminal simulators cli clearing tests
 echo "== mypy"
-"$venv/bin/mypy" cardlib terminal simulators cli
+"$venv/bin/mypy" cardlib terminal simulators cli clearing
 echo "== pytest"
 set +e
 "$venv/bin/pytest" -q -p no:cacheprovider "$@"

@@ -23,7 +23,6 @@ commit and all before it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -35,16 +34,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from cardlib.batch import BatchHeader, batch_digest, batch_lines, batch_terminal, write_batch
 from cardlib.clock import BEIJING, Clock
-from cardlib.crypto import Algorithm, constant_time_equal
+from cardlib.crypto import Algorithm
 from cardlib.durable import sync_directory
 from cardlib.errors import FormatError, YktError
-from cardlib.keys import IssuerKeys, derive_dtk
 from cardlib.pboc import macs
 from cardlib.safefiles import check_regular
 
-SCHEMA_VERSION = 5  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
-# 3 → 4: events numbered without AUTOINCREMENT; 4 → 5: the state grey
+SCHEMA_VERSION = 6  # 1 → 2: station and line columns; 2 → 3: the batch index without state;
+# 3 → 4: events numbered without AUTOINCREMENT; 4 → 5: the state grey;
+# 5 → 6: the card's issuer id, the batch's sequence number
 #: grey (灰记录): the card's counter shows the money moved, but its proof is gone (the card was
 #: used elsewhere before the re-tap): it counts in the card's account, never in a batch (no TAC)
 STATES = ("pending", "completed", "failed", "recovered", "grey")
@@ -90,6 +90,7 @@ class JournalRecord:
     updated_at: datetime
     batch_id: str | None
     failure_reason: str | None
+    issuer_id: bytes | None = None  # 0x15's first 8 bytes; None in records of journals before schema 6
 
     def to_json(self) -> dict[str, Any]:
         """The settlement line of DESIGN.md's JSON conventions."""
@@ -116,7 +117,7 @@ class JournalRecord:
             "station": self.station,
             "line": self.line,
             "extra": json.loads(self.extra) if self.extra else {},
-        }
+        } | ({} if self.issuer_id is None else {"issuer_id": self.issuer_id.hex().upper()})
 
     def tac_fields(self) -> macs.TacFields:
         date, time = macs.bcd_datetime(self.tx_time.astimezone(BEIJING))
@@ -156,7 +157,8 @@ CREATE TABLE IF NOT EXISTS records (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     batch_id TEXT,
-    failure_reason TEXT
+    failure_reason TEXT,
+    issuer_id BLOB
 );
 CREATE INDEX IF NOT EXISTS records_card ON records (app_serial, state);
 CREATE INDEX IF NOT EXISTS records_batch ON records (batch_id);
@@ -167,7 +169,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_card ON events (app_serial, time);
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, count INTEGER NOT NULL,
-    total_amount INTEGER NOT NULL, sha256 TEXT NOT NULL
+    total_amount INTEGER NOT NULL, sha256 TEXT NOT NULL, batch_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS batch_records (
     batch_id TEXT NOT NULL, record_id INTEGER NOT NULL, PRIMARY KEY (batch_id, record_id)
@@ -217,6 +219,10 @@ _MIGRATIONS = {
        "DROP TABLE records;"
        "ALTER TABLE records_v5 RENAME TO records;"
        "CREATE INDEX IF NOT EXISTS records_card ON records (app_serial, state);",
+    # clearing needs the card's issuer (whose keys check its TAC) and each terminal's batches in order;
+    # records and batches made before stay without (NULL): their lines and headers are written as before
+    5: "ALTER TABLE records ADD COLUMN issuer_id BLOB;"
+       "ALTER TABLE batches ADD COLUMN batch_seq INTEGER;",
 }
 
 
@@ -239,7 +245,7 @@ def _row(row: Sequence[Any]) -> JournalRecord:
             d[key] = datetime.fromisoformat(d[key])
             if d[key].tzinfo is None:
                 raise ValueError(f"{key} {row[_COLUMNS.index(key)]!r} has no time zone")
-        for key in ("app_serial", "terminal_id", "tac", "mac2"):
+        for key in ("app_serial", "terminal_id", "tac", "mac2", "issuer_id"):
             d[key] = bytes(d[key]) if d[key] is not None else None
         for key in _INTEGERS:
             if type(d[key]) is not int:
@@ -256,20 +262,6 @@ def _row(row: Sequence[Any]) -> JournalRecord:
     d["mac2_verified"] = None if d["mac2_verified"] is None else bool(d["mac2_verified"])
     d["test"] = bool(d["test"])
     return JournalRecord(**d)
-
-
-@dataclass(frozen=True)
-class BatchHeader:
-    batch_id: str
-    terminal: str
-    count: int
-    total_amount: int
-    sha256: str
-    created: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "header", "batch_id": self.batch_id, "terminal": self.terminal, "count": self.count,
-                "total_amount": self.total_amount, "sha256": self.sha256, "created": self.created}
 
 
 class Journal:
@@ -441,7 +433,7 @@ class Journal:
         self, *, kind: str, tx_type: int, app_serial: bytes, card_seq: int, amount: int, balance_before: int,
         terminal_id: bytes, tx_time: datetime, algorithm: Algorithm | str = "3des", key_version: int = 1,
         key_index: int = 1, test: bool = False, terminal_seq: int | None = None, station: str = "",
-        line: str = "", extra: dict[str, Any] | None = None,
+        line: str = "", extra: dict[str, Any] | None = None, issuer_id: bytes | None = None,
     ) -> JournalRecord:
         """The write-ahead record: committed and synced before DEBIT/CREDIT is sent."""
         alg = algorithm.value if isinstance(algorithm, Algorithm) else algorithm
@@ -449,8 +441,8 @@ class Journal:
             raise JournalError(f"journal record kind {kind!r} is not one of {', '.join(KINDS)}")
         if alg not in ("3des", "sm4"):
             raise JournalError(f"journal record algorithm {alg!r} is not 3des or sm4")
-        if len(app_serial) != 10 or len(terminal_id) != 6:
-            raise JournalError("journal record: app_serial has 10 bytes and terminal_id 6")
+        if len(app_serial) != 10 or len(terminal_id) != 6 or (issuer_id is not None and len(issuer_id) != 8):
+            raise JournalError("journal record: app_serial has 10 bytes, terminal_id 6 and issuer_id 8")
         if amount < 0:
             raise JournalError(f"journal record: amount must not be negative, got {amount}")
         now, when = self._now(), _stamp(tx_time)
@@ -459,9 +451,11 @@ class Journal:
             cur, _ = self._write(
                 "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before,"
                 " terminal_id, terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra,"
-                " created_at, updated_at) VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, issuer_id)"
+                " VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, bytes(terminal_id), terminal_seq,
-                 when, alg, key_version, key_index, int(test), station, line, extra_text, now, now),
+                 when, alg, key_version, key_index, int(test), station, line, extra_text, now, now,
+                 None if issuer_id is None else bytes(issuer_id)),
             )
             assert cur.lastrowid is not None
             # the record as a read would give it back (the wallet needs it at once; no second statement)
@@ -469,7 +463,8 @@ class Journal:
             record = JournalRecord(
                 cur.lastrowid, "pending", kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, None,
                 bytes(terminal_id), terminal_seq, datetime.fromisoformat(when), None, None, None, alg, key_version,
-                key_index, bool(test), station, line, extra_text, stamp, stamp, None, None)
+                key_index, bool(test), station, line, extra_text, stamp, stamp, None, None,
+                None if issuer_id is None else bytes(issuer_id))
             self._pending[record.id] = record
             if len(self._pending) > 64:  # only the newest few can still be finished by this terminal soon
                 del self._pending[next(iter(self._pending))]
@@ -654,9 +649,7 @@ class Journal:
             header, lines = self._batch_lines(batch_id)
         else:
             header, lines = self._new_batch(terminal_id, all or all_records)
-        out.write(json.dumps(header.to_json(), ensure_ascii=False) + "\n")
-        out.writelines(lines)
-        out.flush()
+        write_batch(out, header, lines)
         return header
 
     def _new_batch(self, terminal_id: bytes | None, everything: bool) -> tuple[BatchHeader, list[str]]:
@@ -666,18 +659,21 @@ class Journal:
                 rows = [_row(r) for r in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {cond} ORDER BY id")]
                 lines = _lines(rows)
                 new_id = uuid.uuid4().hex[:16].upper()
+                seq = self._db.execute("SELECT COUNT(*) FROM batches").fetchone()[0] + 1  # this journal's nth
                 header = BatchHeader(new_id, _terminal_hex(terminal_id, rows), len(rows), sum(r.amount for r in rows),
-                                     hashlib.sha256("".join(lines).encode("utf-8")).hexdigest().upper(), self._now())
+                                     batch_digest(lines), self._now(), seq)
                 self._db.executemany("UPDATE records SET batch_id=? WHERE id=? AND batch_id IS NULL",
                                      [(new_id, r.id) for r in rows])
                 self._db.executemany("INSERT INTO batch_records VALUES (?, ?)", [(new_id, r.id) for r in rows])
-                self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                                 (new_id, header.created, header.count, header.total_amount, header.sha256))
+                self._db.execute("INSERT INTO batches (batch_id, created_at, count, total_amount, sha256, batch_seq)"
+                                 " VALUES (?, ?, ?, ?, ?, ?)",
+                                 (new_id, header.created, header.count, header.total_amount, header.sha256, seq))
         return header, lines
 
     def _batch_lines(self, batch_id: str) -> tuple[BatchHeader, list[str]]:
         with self._lock:
-            meta = self._db.execute("SELECT created_at, count, total_amount, sha256 FROM batches WHERE batch_id=?",
+            meta = self._db.execute("SELECT created_at, count, total_amount, sha256, batch_seq FROM batches"
+                                    " WHERE batch_id=?",
                                     (batch_id,)).fetchone()
             if meta is None:
                 raise JournalError(f"journal has no batch {batch_id!r}")
@@ -686,17 +682,17 @@ class Journal:
                 f"SELECT {cols} FROM records r JOIN batch_records b ON b.record_id = r.id WHERE b.batch_id=?"
                 " ORDER BY r.id", (batch_id,))]
         lines = _lines(rows)
-        digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest().upper()
+        digest = batch_digest(lines)
         if len(rows) != meta[1] or digest != meta[3].upper():  # batches before 0.1 stored lower case
             raise JournalError(f"batch {batch_id}: records were pruned since; it cannot be written again")
-        return BatchHeader(batch_id, _terminal_hex(None, rows), meta[1], meta[2], digest, meta[0]), lines
+        return BatchHeader(batch_id, _terminal_hex(None, rows), meta[1], meta[2], digest, meta[0], meta[4]), lines
 
     def batches(self) -> list[BatchHeader]:
         """Every batch exported from this journal, oldest first."""
         with self._lock:
-            rows = list(self._db.execute("SELECT batch_id, created_at, count, total_amount, sha256 FROM batches"
-                                         " ORDER BY created_at, rowid"))
-        return [BatchHeader(b, "", n, total, digest, created) for b, created, n, total, digest in rows]
+            rows = list(self._db.execute("SELECT batch_id, created_at, count, total_amount, sha256, batch_seq"
+                                         " FROM batches ORDER BY created_at, rowid"))
+        return [BatchHeader(b, "", n, total, digest, created, seq) for b, created, n, total, digest, seq in rows]
 
     def prune(self, older_than: timedelta, clock: Clock | None = None) -> int:
         """Delete exported records whose transaction is older than ``older_than``.
@@ -734,215 +730,8 @@ def _stamp(when: datetime) -> str:
 
 
 def _lines(rows: Iterable[JournalRecord]) -> list[str]:
-    return [json.dumps(r.to_json(), ensure_ascii=False, sort_keys=True) + "\n" for r in rows]
+    return batch_lines(r.to_json() for r in rows)
 
 
 def _terminal_hex(terminal_id: bytes | None, rows: Sequence[JournalRecord]) -> str:
-    if terminal_id is not None:
-        return terminal_id.hex().upper()
-    terminals = {r.terminal_id for r in rows}
-    return terminals.pop().hex().upper() if len(terminals) == 1 else ""
-
-
-def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str, Any]]]:
-    """Read and validate a settlement batch: header fields, count, total and SHA-256."""
-    name = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            lines = fh.readlines()
-    except OSError as exc:
-        raise FormatError(f"cannot read batch {name!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise FormatError(f"batch {name}: not UTF-8 text") from None
-    if not lines:
-        raise FormatError(f"batch {name}: empty, no header")
-    try:
-        head = json.loads(lines[0])
-        if not isinstance(head, dict) or head.get("type") != "header":
-            raise ValueError('the first line is not {"type": "header", ...}')
-        header = BatchHeader(str(head["batch_id"]), str(head["terminal"]), _int(head["count"]),
-                             _int(head["total_amount"]), str(head["sha256"]), str(head.get("created", "")))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"batch {name} line 1: bad header ({exc})") from None
-    body = lines[1:]
-    if body and not body[-1].endswith("\n"):
-        raise FormatError(f"batch {name} line {len(lines)}: truncated (no final newline)")
-    records = []
-    seen: dict[tuple[str, ...], int] = {}  # a transaction and its TAC, to the line first holding them
-    for number, line in enumerate(body, 2):
-        try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
-            raise FormatError(f"batch {name} line {number}: not JSON") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("amount"), int):
-            raise FormatError(f"batch {name} line {number}: not a record with an integer amount")
-        key = tuple(str(obj.get(k)) for k in ("app_serial", "type", "card_seq", "tac"))
-        if key in seen:  # its TAC verifies again: settling it would pay twice
-            raise FormatError(f"batch {name} line {number}: the transaction of line {seen[key]} again (a replay)")
-        seen[key] = number
-        records.append(obj)
-    if len(records) != header.count:
-        raise FormatError(f"batch {name}: header count is {header.count}, {len(records)} record(s) follow")
-    total = sum(r["amount"] for r in records)
-    if total != header.total_amount:
-        raise FormatError(f"batch {name}: header total_amount is {header.total_amount} fen, the records sum to {total}")
-    if hashlib.sha256("".join(body).encode("utf-8")).hexdigest() != header.sha256.lower():
-        raise FormatError(f"batch {name}: SHA-256 does not match its records")
-    return header, records
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    checked: int
-    failed: tuple[int, ...]  # record ids whose TAC did not verify (or could not be read)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-def _fields_from_json(obj: dict[str, Any]) -> tuple[bytes, macs.TacFields, bytes, Algorithm]:
-    """Load records: the load TAC layout (new balance, online seq); others: the purchase layout."""
-    kind = bytes.fromhex(obj["type"])  # two hex digits (int() would also take '0_6' or ' 6')
-    if len(kind) != 1:
-        raise FormatError(f"record: transaction type {obj['type']!r} is not one byte of hex")
-    tx_type = kind[0]
-    when = datetime.fromisoformat(obj["time"]).astimezone(BEIJING)
-    date, time = macs.bcd_datetime(when)
-    terminal = bytes.fromhex(obj["terminal_id"])
-    if tx_type in macs.LOAD_TYPES:
-        f = macs.TacFields(tx_type, obj["amount"], terminal, date, time, new_balance=obj["balance_after"] or 0,
-                           online_seq=obj["card_seq"])
-    else:
-        f = macs.TacFields(tx_type, obj["amount"], terminal, date, time, terminal_seq=obj["terminal_seq"] or 0)
-    return bytes.fromhex(obj["app_serial"]), f, bytes.fromhex(obj["tac"] or ""), Algorithm.parse(obj["algorithm"])
-
-
-_U32 = 0xFFFFFFFF
-_HEADS: dict[str, int] = {}  # type ‖ terminal id text -> its 7 bytes as a number; a batch has few terminals
-
-
-def _head(text: str) -> int:
-    head = bytes.fromhex(text)  # strict hex (int() would also take '_', a sign or '0x')
-    if len(head) != 7:
-        raise ValueError(f"record: type and terminal id {text!r} are not 7 bytes of hex")
-    if len(_HEADS) >= 4096:
-        _HEADS.clear()
-    _HEADS[text] = found = int.from_bytes(head, "big")
-    return found
-
-
-def _tac_message(obj: dict[str, Any]) -> tuple[int, int]:
-    """The TAC input of a record's JSON as (big-endian value, length): the bytes of
-    ``TacFields.tac_input()``. Settlement checks a million of these, so when the time
-    is Beijing time as the journal writes it the number is put together from the
-    fields directly (text formatting costs more than the MAC); anything else goes
-    through the dataclasses."""
-    t: str = obj["time"]
-    if len(t) == 25 and t.isascii() and t[19:] == "+08:00" and t[4] == t[7] == "-" and t[10] == "T" \
-            and t[13] == t[16] == ":":
-        head = obj["type"] + obj["terminal_id"]
-        where = _HEADS.get(head)
-        if where is None:
-            where = _head(head)
-        digits = t[:19].encode().translate(None, b"-T:")  # the date and time in BCD, written as decimal
-        if len(digits) == 14 and digits.isdigit():
-            amount: int = obj["amount"]
-            if where >> 48 in macs.LOAD_TYPES:  # newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time
-                balance: int = obj["balance_after"] or 0
-                online: int = obj["card_seq"]
-                if 0 <= balance <= _U32 and 0 <= online <= 0xFFFF and 0 <= amount <= _U32:
-                    return balance << 160 | online << 144 | amount << 112 | where << 56 | int(digits, 16), 24
-            else:  # amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time
-                seq: int = obj["terminal_seq"] or 0
-                if 0 <= seq <= _U32 and 0 <= amount <= _U32:
-                    return amount << 144 | where << 88 | seq << 56 | int(digits, 16), 22
-    data = _fields_from_json(obj)[1].tac_input()  # the exact error for whatever the text got wrong
-    return int.from_bytes(data, "big"), len(data)
-
-
-_local = threading.local()
-
-
-def _tac_functions(issuer: IssuerKeys) -> dict[tuple[str, str], Callable[[int, int], bytes]]:
-    """Per thread (TAC functions keep a chaining state) and per issuer: each card's TAC
-    key is set up once for all the chunks a worker checks; bounded."""
-    cache: dict[IssuerKeys, dict[tuple[str, str], Callable[[int, int], bytes]]] = _local.__dict__.setdefault("tacs", {})
-    cards = cache.setdefault(issuer, {})
-    if len(cards) > 200_000:
-        cards.clear()
-    return cards
-
-
-def _verify_chunk(issuer: IssuerKeys, items: Sequence[dict[str, Any]]) -> list[int]:
-    tacs = _tac_functions(issuer)
-    bad = []
-    for obj in items:
-        try:
-            card = (obj["app_serial"], obj["algorithm"])
-            tac_of = tacs.get(card)
-            if tac_of is None:
-                alg = Algorithm.parse(card[1])
-                tac_of = tacs[card] = macs.tac_number_function(derive_dtk(issuer, bytes.fromhex(card[0]), alg), alg)
-            tac = bytes.fromhex(obj["tac"] or "")
-            ok = len(tac) == 4 and constant_time_equal(tac_of(*_tac_message(obj)), tac)
-        except (KeyError, ValueError, TypeError, AttributeError, OverflowError, YktError):
-            ok = False
-        if not ok:
-            bad.append(int(obj.get("id", -1)) if isinstance(obj.get("id", -1), int) else -1)
-    return bad
-
-
-# What forked workers check: set before the pool forks, read from the inherited memory,
-# so the records are never pickled to the workers (only the chunk bounds and the ids back).
-_WORK: tuple[IssuerKeys, list[dict[str, Any]]] | None = None
-
-
-def _verify_range(bounds: tuple[int, int]) -> list[int]:
-    assert _WORK is not None
-    issuer, items = _WORK
-    return _verify_chunk(issuer, items[bounds[0] : bounds[1]])
-
-
-def verify_records(records: Iterable[JournalRecord | dict[str, Any]], issuer: IssuerKeys, workers: int | None = 1,
-                   chunk: int = 20000, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Check every TAC (as ``cardlib.keys.verify_tac`` does, each card's key set up once).
-
-    ``records`` are journal records or batch lines. ``workers=None`` uses
-    every core (forked processes over chunks); ``progress`` is told how many
-    records each finished chunk held.
-    """
-    global _WORK
-    items = [r.to_json() if isinstance(r, JournalRecord) else r for r in records]
-    bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
-    n = (os.cpu_count() or 1) if workers is None else max(1, workers)
-    failed: list[int] = []
-
-    def done(index: int, bad: list[int]) -> None:
-        failed.extend(bad)
-        if progress is not None:
-            progress(bounds[index][1] - bounds[index][0])
-
-    if n > 1 and len(bounds) > 1:
-        import gc  # noqa: PLC0415
-        import multiprocessing  # noqa: PLC0415
-
-        _WORK = (issuer, items)
-        gc.freeze()  # the workers' collections leave the inherited records alone: no copy-on-write of their pages
-        try:
-            with multiprocessing.get_context("fork").Pool(min(n, len(bounds))) as pool:
-                for index, bad in enumerate(pool.imap(_verify_range, bounds)):
-                    done(index, bad)
-        finally:
-            gc.unfreeze()
-            _WORK = None
-    else:
-        for index, (start, end) in enumerate(bounds):
-            done(index, _verify_chunk(issuer, items[start:end]))
-    return VerifyReport(len(items), tuple(failed))
+    return batch_terminal(terminal_id, (r.terminal_id for r in rows))

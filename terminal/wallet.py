@@ -224,7 +224,7 @@ class Wallet:
             card_seq=init.offline_seq, amount=amount, balance_before=init.balance, terminal_id=tid,
             tx_time=now, algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
             key_index=self.key_index, test=self.test, terminal_seq=sam.terminal_seq, station=self.station,
-            line=self.line, extra=extra)
+            line=self.line, extra=extra, issuer_id=public.issuer_id)
         response = self._send_journaled(record, P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
             journal.fail(record.id, f"card answered {response.sw:04X}")
@@ -262,7 +262,8 @@ class Wallet:
             kind="load", tx_type=macs.TX_EP_LOAD, app_serial=public.app_serial, card_seq=init.online_seq,
             amount=amount, balance_before=init.balance, terminal_id=tid, tx_time=tx_time,
             algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
-            key_index=self.key_index, test=self.test, station=self.station, line=self.line, extra=extra)
+            key_index=self.key_index, test=self.test, station=self.station, line=self.line, extra=extra,
+            issuer_id=public.issuer_id)
         response = self._send_journaled(record, P.CreditForLoad(auth.date, auth.time, auth.mac2).to_apdu())
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")

@@ -42,7 +42,7 @@ def test_the_wheel_carries_types_data_and_entry_points(installed: Path) -> None:
     (wheel,) = (installed.parent.parent / "wheels").glob("yikatong-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for must in ("cardlib/py.typed", "terminal/py.typed", "simulators/py.typed", "cli/py.typed",
-                 "cardlib/data/test_issuer.json"):
+                 "cardlib/data/test_issuer.json", "cardlib/data/test_issuer_city_b.json"):
         assert must in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

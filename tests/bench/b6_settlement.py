@@ -4,7 +4,7 @@ The records are settlement batch lines (``JournalRecord.to_json`` shape, as
 ``read_batch`` returns them) of 20,000 cards of the test issuer, 3DES, with
 valid TACs. ``YKT_BENCH_SETTLE_N`` sets the count (default 1M).
 
-* ours: ``terminal.journal.verify_records`` (what ``ykt journal verify`` runs):
+* ours: ``cardlib.settlement.verify_records`` (what ``ykt journal verify`` runs):
   on one core (``workers=1``) and on every core (``workers=None``, forked
   workers);
 * bare: a DES-MAC loop as one writes it plainly: for each input, a
@@ -46,7 +46,7 @@ from cardlib.clock import BEIJING
 from cardlib.crypto import Algorithm, tac_key
 from cardlib.keys import default_issuer, derive_dtk, verify_tac
 from cardlib.pboc import macs
-from terminal.journal import verify_records
+from cardlib.settlement import verify_records
 from tests.bench.common import Result, banner, cores, knob, say
 
 NAME = "B6"

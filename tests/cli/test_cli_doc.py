@@ -50,7 +50,8 @@ def test_cli_doc_names_every_command() -> None:
 def test_design_commands_are_all_there() -> None:
     """DESIGN.md's list of commands is the CLI's list."""
     design = ["atr", "tlv", "apdu", "script", "readers", "watch", "trace", "card", "purse", "gate",
-              "validator", "denylist", "journal", "sim", "demo", "bench", "shell"]
+              "validator", "denylist", "journal", "sim", "demo", "bench", "shell",
+              "clear"]
     assert sorted(design) == sorted(COMMANDS)
 
 

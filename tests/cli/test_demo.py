@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cardlib.batch import read_batch
 from cardlib.keys import default_issuer
+from cardlib.settlement import verify_records
 from cli.main import cli
-from terminal.journal import read_batch, verify_records
 from tests.cli.terminal import on_a_terminal
 from tests.pcsc_support import pcscd  # noqa: F401
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from cardlib.batch import read_batch
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm
 from cardlib.keys import default_issuer, derive_dtk
 from cardlib.pboc import macs
 from cli.main import cli
-from terminal.journal import Journal, read_batch
+from terminal.journal import Journal
 from tests.cli.terminal import on_a_terminal
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)

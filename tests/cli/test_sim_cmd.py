@@ -95,3 +95,17 @@ def test_count_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     assert b"issuing" in seen
     code, _, err = run("sim", "new", "--out", str(tmp_path / "more"), "--count", "2")
     assert code == 0 and "issuing" not in err  # not a terminal: no bar
+
+
+def test_sim_day_writes_a_day_of_batches_and_its_manifest_the_same_for_a_seed(tmp_path: Path) -> None:
+    days = []
+    for name in ("a", "b"):
+        code, out, err = run("sim", "day", "--out", str(tmp_path / name), "--seed", "3", "--transactions", "300",
+                             "--json")
+        assert code == 0, err
+        days.append(json.loads(out))
+    assert days[0] == days[1] and days[0]["transactions"] == 300
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files and any(p.name == "manifest.json" for p in files)
+    assert any(p.suffix == ".jsonl" for p in files)
+    assert all((tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes() for p in files)

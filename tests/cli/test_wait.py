@@ -74,7 +74,7 @@ def test_without_a_card_the_wait_ends_in_one_line(pcscd: Pcscd, tmp_path: Path) 
 def test_a_polled_reader_waits_too_and_without_wait_fails_at_once() -> None:
     """The readers without card events poll presence (Reader.wait_for_card's default)."""
     empty = "py:tests.cards:no_card"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the factory's module, for the console script
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "YKT_ALLOW_PY": "tests.cards"}  # the factory is code: allowed
     done = subprocess.run(ykt_command() + ["script", "-", "--reader", empty, "--wait", "0.3"], input="0084000008\n",
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (3, f"error: no card in {empty} after waiting 0.3 s\n")

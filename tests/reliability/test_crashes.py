@@ -41,11 +41,12 @@ import pytest
 
 from cardlib.clock import BEIJING
 from cardlib.keys import default_issuer
+from cardlib.settlement import verify_records
 from simulators.image import load_card, save_image
 from simulators.issuer import CardProfile, issue_card
 from simulators.psam import make_psam
 from simulators.ssc import SocialSecurityCard
-from terminal.journal import SETTLED, Journal, verify_records
+from terminal.journal import SETTLED, Journal
 from tests.pcsc_support import pcscd, vpcd_card  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.atr import build_contactless_atr, parse_atr
+from cardlib.batch import read_batch
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.errors import CardRemovedError, ReaderTimeoutError, YktError
@@ -48,6 +49,7 @@ from cardlib.readers.pn532_frames import FrameParser, command, response
 from cardlib.readers.pyhost import HostedReader
 from cardlib.readers.replay import TraceReplayReader
 from cardlib.script import parse_script
+from cardlib.settlement import verify_records
 from cardlib.ssse import commands as C
 from cardlib.ssse import files as S
 from cardlib.tlv import Tlv, parse, to_json
@@ -61,7 +63,7 @@ from simulators.ssc import SocialSecurityCard
 from simulators.vpcd import GET_ATR, POWER_ON, RESET, VpcdBridge, frame, read_message
 from terminal.config import load_config, parse_config
 from terminal.denylist import DenyList, build_denylist, parse_serial_lines
-from terminal.journal import Journal, read_batch, verify_records
+from terminal.journal import Journal
 from terminal.psam import PsamClient
 from terminal.roles import make_app
 from terminal.taps import parse_taps, read_taps

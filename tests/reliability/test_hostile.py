@@ -413,7 +413,9 @@ def _version_3(path: Path) -> None:
     con.executescript(
         "DROP TABLE events; CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,"
         " app_serial BLOB, terminal TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL,"
-        " amount INTEGER NOT NULL, journal_id INTEGER); PRAGMA user_version=3;")
+        " amount INTEGER NOT NULL, journal_id INTEGER);"
+        "ALTER TABLE records DROP COLUMN issuer_id; ALTER TABLE batches DROP COLUMN batch_seq;"  # schema 6's
+        "PRAGMA user_version=3;")
     con.close()
 
 

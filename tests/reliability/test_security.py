@@ -30,6 +30,7 @@ from cardlib.iso import get_challenge, select_aid
 from cardlib.keys import IssuerKeys, KeyEntry, derive_card_keys, test_issuer, verify_tac
 from cardlib.pboc import purse as P
 from cardlib.readers.pyhost import HostedReader
+from cardlib.settlement import verify_records
 from cli.main import cli
 from simulators.faults import FaultyCard
 from simulators.host import SimulatedLoadHost
@@ -39,7 +40,6 @@ from simulators.ssc import SocialSecurityCard
 from terminal import auth
 from terminal.decision import Reason
 from terminal.denylist import DenyList, build_denylist
-from terminal.journal import verify_records
 from tests.reliability.site import Site, psam_client, purchases_journal
 
 METRO: dict[str, Any] = {"terminal": {"role": "metro_gate", "station": "S01", "name": "metro"},

@@ -43,11 +43,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from cardlib.errors import CardRemovedError, RefusedError, StatusError
 from cardlib.keys import default_issuer
 from cardlib.pboc.files import capp_record
+from cardlib.settlement import verify_records
 from simulators.faults import TEAR_AFTER, TEAR_BEFORE, Fault, FaultyCard
 from simulators.host import SimulatedLoadHost
 from simulators.issuer import CardProfile, issue_card
 from simulators.ssc import SocialSecurityCard
-from terminal.journal import MOVED, SETTLED, Journal, JournalRecord, verify_records
+from terminal.journal import MOVED, SETTLED, Journal, JournalRecord
 from terminal.recovery import DEFAULT_WINDOW, LOG_DEPTH, RecoveryOutcome, recover_card
 from terminal.wallet import TornTransactionError
 from tests.reliability.terminals import make_terminal

@@ -20,17 +20,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cardlib.batch import read_batch
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
 from cardlib.keys import default_issuer, derive_dtk
 from cardlib.pboc import macs
-from terminal.journal import SCHEMA_VERSION, Journal, JournalError, read_batch, verify_records
+from cardlib.settlement import verify_records
+from terminal.journal import SCHEMA_VERSION, Journal, JournalError
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=BEIJING)
 SERIAL = bytes.fromhex("33030000000000000009")
 TID = bytes.fromhex("000000000001")
 ROOT = Path(__file__).resolve().parents[2]
+UNDO_6 = "ALTER TABLE records DROP COLUMN issuer_id; ALTER TABLE batches DROP COLUMN batch_seq;"  # schema 5 again
 
 
 def purchase(j: Journal, amount: int = 200, seq: int = 0, when: datetime = T0, **kw: object) -> int:
@@ -119,6 +122,7 @@ def test_migrates_a_version_2_journal_to_the_batch_index_without_state(tmp_path:
     Journal(db, Clock.fixed(T0)).close()
     con = sqlite3.connect(db)
     con.executescript("DROP INDEX records_batch; CREATE INDEX records_batch ON records (batch_id, state);"
+                      + UNDO_6 +
                       "PRAGMA user_version=2;")
     con.close()
     j = Journal(db, Clock.fixed(T0))
@@ -139,6 +143,7 @@ def test_migrates_a_version_3_journal_to_events_without_autoincrement(tmp_path: 
         "DROP TABLE events; CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,"
         " app_serial BLOB, terminal TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL,"
         " amount INTEGER NOT NULL, journal_id INTEGER); CREATE INDEX events_card ON events (app_serial, time);"
+        + UNDO_6 +
         "PRAGMA user_version=3;")
     for n, reason in enumerate(("paid", "deny-listed", "paid")):
         con.execute("INSERT INTO events (time, app_serial, terminal, decision, reason, amount, journal_id)"
@@ -185,6 +190,47 @@ def test_migrates_a_version_4_journal_to_the_state_grey(tmp_path: Path) -> None:
     j.close()
 
 
+def test_migrates_a_version_5_journal_to_issuer_ids_and_batch_numbers(tmp_path: Path) -> None:
+    """Records and batches made before schema 6 keep no issuer id and no batch_seq: an old
+    batch is written again byte for byte; new ones carry both."""
+    db = tmp_path / "v4.db"
+    with Journal(db, Clock.fixed(T0)) as j:
+        settled(j, 200, 1)
+        first = io.StringIO()
+        old = j.export_batch(first)
+    con = sqlite3.connect(db)
+    con.executescript(UNDO_6 + "PRAGMA user_version=5;")
+    con.close()
+    j = Journal(db, Clock.fixed(T0))
+    assert j._db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
+    again = io.StringIO()
+    assert j.export_batch(again, batch_id=old.batch_id).batch_seq is None
+    assert "batch_seq" not in again.getvalue() and "issuer_id" not in again.getvalue()
+    rid = j.begin(kind="purchase", tx_type=macs.TX_EP_PURCHASE, app_serial=SERIAL, card_seq=2, amount=100,
+                  balance_before=800, terminal_id=TID, tx_time=T0, terminal_seq=2,
+                  issuer_id=default_issuer().issuer_id).id
+    j.complete(rid, tac=purchase_tac(100, 2), mac2=None, balance_after=700)
+    out = io.StringIO()
+    header = j.export_batch(out)
+    assert header.batch_seq == 2  # the journal's second batch, the old one counted
+    head, line = (json.loads(x) for x in out.getvalue().splitlines())
+    assert head["batch_seq"] == 2 and line["issuer_id"] == "99990000FFFFFFFF"
+    assert j.get(rid).issuer_id == default_issuer().issuer_id and j.check_integrity() == []
+    j.close()
+
+
+def test_a_journal_numbers_its_batches_and_records_its_cards_issuer(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db", Clock.fixed(T0)) as j:
+        seqs = []
+        for n in range(3):
+            settled(j, 10, n)
+            seqs.append(j.export_batch(io.StringIO()).batch_seq)
+        assert seqs == [1, 2, 3] and [b.batch_seq for b in j.batches()] == [1, 2, 3]
+        with pytest.raises(JournalError, match="issuer_id 8"):
+            j.begin(kind="load", tx_type=2, app_serial=SERIAL, card_seq=0, amount=1, balance_before=0,
+                    terminal_id=TID, tx_time=T0, issuer_id=b"\x99")
+
+
 def test_a_transaction_writes_few_pages(tmp_path: Path) -> None:
     """Every page a commit changes is written to the WAL (and later to the file): a validator's
     flash wears by them. A write-ahead record changes the table, the card and batch indexes and
@@ -214,6 +260,7 @@ def test_migrates_a_version_1_journal(tmp_path: Path) -> None:
     Journal(db, Clock.fixed(T0)).close()
     con = sqlite3.connect(db)  # make it look like a version 1 journal that holds a record
     con.executescript("ALTER TABLE records DROP COLUMN station; ALTER TABLE records DROP COLUMN line;"
+                      + UNDO_6 +
                       "PRAGMA user_version=1;")
     con.execute("INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before,"
                 " terminal_id, tx_time, algorithm, key_version, key_index, test, created_at, updated_at)"
@@ -248,7 +295,7 @@ def test_export_batch_format_and_once_only(tmp_path: Path) -> None:
     head = json.loads(lines[0])
     assert head == {"type": "header", "batch_id": header.batch_id, "terminal": "000000000001", "count": 3,
                     "total_amount": 303, "sha256": hashlib.sha256("".join(lines[1:]).encode()).hexdigest().upper(),
-                    "created": header.created}
+                    "created": header.created, "batch_seq": 1}
     first = json.loads(lines[1])
     assert first["type"] == "06" and first["time"] == "2026-11-28T08:00:00+08:00"
     assert first["app_serial"] == "33030000000000000009" and first["tac"] == purchase_tac(100, 0).hex().upper()
@@ -584,51 +631,6 @@ def test_the_terminal_loop_flushes_a_deferred_completion_before_the_card_leaves(
     (rec,) = j.records()
     assert rec.state == "completed" and disk.state(rec.id) == "completed"
     j.close()
-
-
-@given(amount=st.integers(0, 0xFFFFFFFF), seq=st.integers(0, 0xFFFF), tseq=st.integers(0, 0xFFFFFFFF),
-       balance=st.integers(0, 0xFFFFFFFF), tx_type=st.sampled_from([2, 6, 9, 1, 5]),
-       when=st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=st.sampled_from(
-           [BEIJING, UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=8))])),
-       micro=st.booleans())
-def test_settlement_cuts_the_tac_input_from_text_as_the_dataclasses_build_it(
-        amount: int, seq: int, tseq: int, balance: int, tx_type: int, when: datetime, micro: bool) -> None:
-    from terminal.journal import _fields_from_json, _tac_message
-
-    when = when if micro else when.replace(microsecond=0)
-    obj = {"type": f"{tx_type:02X}", "time": when.isoformat(), "terminal_id": "0102030405AB", "amount": amount,
-           "balance_after": balance, "card_seq": seq, "terminal_seq": tseq, "app_serial": SERIAL.hex(),
-           "tac": "00000000", "algorithm": "3des"}
-    data = _fields_from_json(obj)[1].tac_input()
-    assert _tac_message(obj) == (int.from_bytes(data, "big"), len(data))
-
-
-_LENIENT = ["_", " ", "0x", "+", "-", "\u0663", "\uff11", "\t", "\u00b2", "x"]  # what int() or fromhex might let by
-
-
-@given(field=st.sampled_from(["time", "type", "terminal_id"]), at=st.integers(0, 25), what=st.sampled_from(_LENIENT),
-       replace=st.booleans(), load=st.booleans())
-def test_settlement_reads_no_text_the_dataclasses_would_refuse(field: str, at: int, what: str, replace: bool,
-                                                               load: bool) -> None:
-    """The fast path builds numbers from text; a character int() or fromhex() tolerates
-    (underscore, sign, 0x, non-ASCII digits, blanks) must not turn a record the
-    dataclasses refuse into a TAC input: both refuse it, or both give the same bytes."""
-    from terminal.journal import _fields_from_json, _tac_message
-
-    obj = {"type": "02" if load else "06", "time": "2026-11-28T08:15:09+08:00", "terminal_id": "0102030405AB",
-           "amount": 200, "balance_after": 800, "card_seq": 3, "terminal_seq": 7, "app_serial": SERIAL.hex(),
-           "tac": "00000000", "algorithm": "3des"}
-    text = obj[field]
-    assert isinstance(text, str)
-    obj[field] = text[:at] + what + text[at + (len(what) if replace else 0):]
-    errors = (ValueError, TypeError, OverflowError, FormatError)
-    try:
-        data = _fields_from_json(obj)[1].tac_input()
-    except errors:
-        with pytest.raises(errors):
-            _tac_message(obj)
-    else:
-        assert _tac_message(obj) == (int.from_bytes(data, "big"), len(data))
 
 
 @given(tz_hours=st.integers(-12, 14), micro=st.integers(0, 999_999), extra=st.sampled_from([None, {"fare": "flat"}]),
