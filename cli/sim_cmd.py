@@ -208,7 +208,7 @@ except ImportError:  # pragma: no cover
 @click.option("--cards", type=click.IntRange(1), help="Cards (default: 30 % of the transactions).")
 @click.option("--day", default="2026-11-28", show_default=True, help="The day (Beijing).")
 @click.option("--clean", is_flag=True, help="No injected faults.")
-@common_options
+@common_options("json")
 def day_(out: str, seed: int, transactions: int, cards: int | None, day: str, clean: bool, opts: Options) -> None:
     """A city's day of TEST ONLY terminal batches with known faults (manifest.json), to clear."""
     from clearing.generate import Faults, generate  # noqa: PLC0415

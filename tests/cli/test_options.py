@@ -35,6 +35,7 @@ USES: dict[str, tuple[str, ...]] = {
     "ykt watch": ("reader", "json"),
     "ykt atr": ("json",), "ykt tlv": ("json",), "ykt readers": ("json",), "ykt trace show": ("json",),
     "ykt sim new": ("json",), "ykt sim psam": ("json",), "ykt sim show": ("json",), "ykt sim serve": ("json",),
+    "ykt sim day": ("json",), "ykt clear": ("json",),
     "ykt journal show": ("json",), "ykt journal export": ("json", "now"), "ykt journal verify": ("json",),
     "ykt journal prune": ("json", "now"), "ykt journal migrate": ("json",),
     "ykt denylist build": ("json",), "ykt denylist check": ("json",), "ykt denylist show": ("json",),
