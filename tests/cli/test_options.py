@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from cli.common import COMMON_NAMES
 from cli.main import cli
+from tests.cli.pty_session import PtySession
 from tests.cli.terminal import on_a_terminal
 from tests.cli.test_cli_doc import _leaves
 
@@ -185,42 +187,17 @@ def test_pin_change_asks_for_the_new_pin_twice(tmp_path: Path) -> None:
     """On a real terminal: a mistyped repeat is asked again, the PIN changes once both agree."""
     card = tmp_path / "card.json"
     assert run("sim", "new", "--out", str(card), "--seed", "1")[0] == 0
-    code, seen = _typed(["card", "pin", "change", "--reader", f"sim:{card}", "--old", "123456"],
-                        ["111111", "222222", "111111", "111111"], tmp_path)
-    assert code == 0, seen
-    assert seen.count(b"new PIN:") == 2 and seen.count(b"new PIN again:") == 2 and b"PIN changed" in seen
-    assert b"111111" not in seen and b"222222" not in seen  # never echoed
+    args = ["card", "pin", "change", "--reader", f"sim:{card}", "--old", "123456"]
+    with PtySession(args, {"YKT_STATE_DIR": str(tmp_path / "state")}, ROOT) as session:
+        for prompt, typed in (("new PIN: ", "111111"), ("new PIN again: ", "222222"),
+                              ("new PIN: ", "111111"), ("new PIN again: ", "111111")):
+            session.expect(prompt)
+            time.sleep(0.05)  # getpass turns echo off as it writes the prompt's last space
+            session.send(typed + "\n")
+        session.expect("PIN changed")
+        assert session.wait() == 0
+    assert "111111" not in session.text and "222222" not in session.text  # never echoed
     assert run("card", "pin", "verify", "--reader", f"sim:{card}", "--pin", "111111")[0] == 0
-
-
-def _typed(args: list[str], lines: list[str], tmp_path: Path) -> tuple[int, bytes]:
-    """``ykt ARGS`` on a pseudo-terminal of its own, typing ``lines`` as each prompt comes."""
-    import pty  # noqa: PLC0415
-    import select  # noqa: PLC0415
-
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.chdir(ROOT)
-        os.environ["YKT_STATE_DIR"] = str(tmp_path / "state")
-        os.execv(sys.executable, [sys.executable, "-m", "cli.main", *args])
-    seen, pending, answered = b"", list(lines), 0
-    while True:
-        ready, _, _ = select.select([fd], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        # a prompt ends in ": ", the space written by getpass once echo is off: answer each one once
-        if pending and len(seen) > answered and seen.endswith(b": "):
-            os.write(fd, pending.pop(0).encode() + b"\n")
-            answered = len(seen)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), seen
 
 
 def test_every_trace_offered_records_the_exchanges(tmp_path: Path) -> None:
