@@ -18,6 +18,7 @@ from cardlib.settlement import verify_records
 from cli.common import Options, common_options
 from cli.terminal_support import yuan
 from terminal.journal import SCHEMA_VERSION, STATES, Journal, JournalRecord
+from terminal.journal_check import JournalCheck, check_journal
 
 EXISTING_DB = click.Path(dir_okay=False, exists=True)
 JOURNAL = click.option("--journal", "journal_path", required=True, type=EXISTING_DB, help="Journal database (SQLite).")
@@ -25,7 +26,7 @@ JOURNAL = click.option("--journal", "journal_path", required=True, type=EXISTING
 
 @click.group()
 def journal() -> None:
-    """The durable journal: show, export settlement batches, verify TACs, prune."""
+    """The durable journal: show, check, export settlement batches, verify TACs, prune."""
 
 
 def _open(path: str, opts: Options, readonly: bool = False) -> Journal:
@@ -34,6 +35,16 @@ def _open(path: str, opts: Options, readonly: bool = False) -> Journal:
     j = Journal(path, opts.clock(), create=False, readonly=readonly)
     click.get_current_context().call_on_close(j.close)
     return j
+
+
+def _checked(j: Journal, what: str, opts: Options, workers: int | None = 1) -> JournalCheck:
+    """`ykt journal check` before a command that trusts the journal: its errors refuse the command."""
+    report = check_journal(j, workers=workers)
+    if not opts.json:
+        for text in report.errors:
+            click.echo(f"error: {text}", err=True)
+    report.raise_if_failed(what)
+    return report
 
 
 def _line(r: JournalRecord) -> str:
@@ -72,6 +83,7 @@ def export(journal_path: str, out: str | None, all_records: bool, batch_id: str 
     if out:  # before the batch is committed: a refused --out leaves the records unexported
         check_output(out, "batch", force=force, guard=GUARDED)
     j = _open(journal_path, opts, readonly=batch_id is not None)  # writing an old batch again only reads
+    _checked(j, "export refused", opts)  # a journal that shows an edit is not settled
     if not out:  # the batch on stdout, its summary on stderr (as JSON with --json)
         header = j.export_batch(sys.stdout, all=all_records, batch_id=batch_id)
         sys.stdout.flush()
@@ -113,6 +125,7 @@ def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None,
         _, items = read_batch(batch)
     else:
         j = _open(journal_path or "", opts, readonly=True)
+        _checked(j, "verify", opts, workers=workers or None)
         items = [r.to_json() for state in ("completed", "recovered") for r in j.records(state)]
         items.sort(key=lambda x: x["id"])
     show_bar = opts.progress() and not opts.json and len(items) > 0
@@ -131,6 +144,24 @@ def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None,
     if not report.ok:
         shown = ", ".join(map(str, report.failed[:10])) + (" …" if len(report.failed) > 10 else "")
         raise MacMismatchError(f"TAC verification failed for {len(report.failed)} record(s): {shown}")
+
+
+@journal.command()
+@JOURNAL
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Processes (0: every core).")
+@common_options("json")
+def check(journal_path: str, workers: int, opts: Options) -> None:
+    """Look for edits: deleted or copied records, repeated counters, test records passed off as real; exit 1 on one."""
+    report = check_journal(_open(journal_path, opts, readonly=True), workers=workers or None)
+    if opts.json:
+        opts.emit(report.to_json())
+    else:
+        for kind, texts in (("error", report.errors), ("warning", report.warnings), ("note", report.notes)):
+            for text in texts:
+                click.echo(f"{kind}: {text}")
+        click.echo(f"{report.records} record(s), {report.prunes} prune(s) recorded: {len(report.errors)} error(s),"
+                   f" {len(report.warnings)} warning(s), {len(report.notes)} note(s)")
+    report.raise_if_failed("journal check")
 
 
 def parse_age(text: str) -> timedelta:

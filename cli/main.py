@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "purse": ("cli.purse_cmd:purse",
               "The transit purse: balance, load, purchase."),
     "journal": ("cli.journal_cmd:journal",
-                "The durable journal: show, export settlement batches, verify TACs, prune."),
+                "The durable journal: show, check, export settlement batches, verify TACs, prune."),
     "denylist": ("cli.denylist_cmd:denylist",
                  "Deny lists of application serials."),
     "gate": ("cli.run_cmd:gate",

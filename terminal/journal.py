@@ -181,6 +181,20 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # among them are warnings. Set once, when the meta table is made (docs/journal.md).
 _UNIQUE_FROM = "counters_unique_from"
 _COUNTER_KIND = f"CASE WHEN tx_type IN ({', '.join(str(t) for t in sorted(macs.LOAD_TYPES))}) THEN 'online' ELSE 'offline' END"
+# Every prune, so that the record ids it removed are told from records deleted by hand: the ids
+# as ranges of consecutive ids, how many, and the SHA-256 of their batch lines. Its own step, run
+# on every read-write open after the schema (no schema version: a journal without the table reads
+# as one whose prunes were not recorded).
+_PRUNES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS prunes (
+    id INTEGER PRIMARY KEY, time TEXT NOT NULL, cutoff TEXT NOT NULL, count INTEGER NOT NULL,
+    ranges TEXT NOT NULL, sha256 TEXT NOT NULL
+)
+"""
+# From this record id on, a missing id that no recorded prune removed is an error; below it the
+# journal was pruned before prunes were recorded, and such a gap is a warning. Set once, to the
+# next id the journal gives, when the prunes table is made (docs/journal.md).
+_IDS_ACCOUNTED_FROM = "ids_accounted_from"
 # Applied in order to a journal whose user_version is the key.
 _MIGRATIONS = {
     1: "ALTER TABLE records ADD COLUMN station TEXT NOT NULL DEFAULT '';"
@@ -352,6 +366,9 @@ class Journal:
             if not marked:
                 self._db.execute("INSERT OR IGNORE INTO meta SELECT ?, COALESCE(MAX(id), 0) + 1 FROM records",
                                  (_UNIQUE_FROM,))
+            self._db.execute(_PRUNES_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta SELECT ?, COALESCE((SELECT seq FROM sqlite_sequence"
+                             " WHERE name='records'), 0) + 1", (_IDS_ACCOUNTED_FROM,))
             if version != SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -552,6 +569,12 @@ class Journal:
         with self._lock:
             return [_row(r) for r in self._db.execute(sql, args)]
 
+    def count(self) -> int:
+        """How many records the journal holds."""
+        with self._lock:
+            n: int = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        return n
+
     def pending(self, app_serial: bytes | None = None) -> list[JournalRecord]:
         return self.records("pending", app_serial)
 
@@ -587,7 +610,17 @@ class Journal:
         return out
 
     def check_integrity(self) -> list[str]:
-        """SQLite's own check plus the journal's invariants; empty when all is well."""
+        """SQLite's own check plus the journal's invariants, then the grey records; empty when all is well."""
+        return self.integrity_errors() + self.integrity_notes()
+
+    def integrity_notes(self) -> list[str]:
+        """Grey records: money that moved without a TAC, for the back office (not a fault of the journal)."""
+        with self._lock:
+            return [f"record {rid}: grey ({amount} fen moved on the card without a TAC): for the back office"
+                    for rid, amount in self._db.execute("SELECT id, amount FROM records WHERE state='grey' ORDER BY id")]
+
+    def integrity_errors(self) -> list[str]:
+        """SQLite's own check, the journal's invariants and repeated counters."""
         with self._lock:
             problems = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
             if problems == ["ok"]:
@@ -598,9 +631,6 @@ class Journal:
             for (rid,) in self._db.execute("SELECT id FROM records WHERE batch_id IS NOT NULL"
                                            " AND state NOT IN ('completed','recovered')"):
                 problems.append(f"record {rid}: exported but not settled")
-            for rid, amount in self._db.execute("SELECT id, amount FROM records WHERE state='grey' ORDER BY id"):
-                problems.append(f"record {rid}: grey ({amount} fen moved on the card without a TAC): "
-                                f"for the back office")
         problems.extend(text for text, older in self._counter_repeats() if not older)
         return problems
 
@@ -709,10 +739,113 @@ class Journal:
         with self._lock:
             with self._transaction():
                 cond = "batch_id IS NOT NULL AND state IN ('completed','recovered') AND tx_time < ?"
+                rows = [_row(r) for r in self._db.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM records WHERE {cond} ORDER BY id", (cutoff,))]
+                if not rows:
+                    return 0
                 self._db.execute(f"DELETE FROM batch_records WHERE record_id IN (SELECT id FROM records WHERE {cond})",
                                  (cutoff,))
                 count = self._db.execute(f"DELETE FROM records WHERE {cond}", (cutoff,)).rowcount
+                # what was removed, so that its ids are not taken for records deleted by hand
+                self._db.execute("INSERT INTO prunes (time, cutoff, count, ranges, sha256) VALUES (?, ?, ?, ?, ?)",
+                                 (_stamp((clock or self.clock).now()), cutoff, count,
+                                  json.dumps(_runs(r.id for r in rows)),
+                                  batch_digest(_lines(rows))))
         return count
+
+    def prunes(self) -> list[Prune]:
+        """Every recorded prune, oldest first (none in a journal never opened read-write by a version
+        that records them)."""
+        with self._lock:
+            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name='prunes'").fetchone():
+                return []
+            rows = list(self._db.execute("SELECT id, time, cutoff, count, ranges, sha256 FROM prunes ORDER BY id"))
+        out = []
+        for pid, time, cutoff, count, ranges, digest in rows:
+            try:
+                runs = tuple((int(a), int(b)) for a, b in json.loads(ranges))
+            except (ValueError, TypeError, RecursionError):
+                raise JournalError(f"journal prune {pid}: its ranges {str(ranges)[:60]!r} are not [[first, last], ...]") from None
+            out.append(Prune(pid, time, cutoff, count, runs, digest))
+        return out
+
+    def id_gaps(self) -> tuple[list[str], list[str]]:
+        """Record ids the journal gave out that are gone and that no recorded prune removed, as
+        (errors, warnings): a record deleted by hand. Ids come from AUTOINCREMENT, never reused, so
+        every id up to the highest given out is a record or was pruned; a missing id below the
+        ``ids_accounted_from`` marker is only a warning (pruned before prunes were recorded)."""
+        prunes = self.prunes()
+        covered = sorted(run for p in prunes for run in p.ranges)
+        errors: list[str] = []
+        with self._lock:
+            gaps = list(self._db.execute(
+                "SELECT prev + 1, id - 1 FROM (SELECT id, LAG(id, 1, 0) OVER (ORDER BY id) AS prev FROM records)"
+                " WHERE id > prev + 1"))
+            top, highest = self._db.execute("SELECT (SELECT seq FROM sqlite_sequence WHERE name='records'),"
+                                            " (SELECT MAX(id) FROM records)").fetchone()
+            mark = self._db.execute("SELECT value FROM meta WHERE key=?", (_IDS_ACCOUNTED_FROM,)).fetchone()
+            for p in prunes:
+                if p.count != sum(last - first + 1 for first, last in p.ranges):
+                    errors.append(f"prune {p.id}: its count {p.count} is not the number of ids in its ranges")
+                if any(self._db.execute("SELECT 1 FROM records WHERE id BETWEEN ? AND ?", run).fetchone()
+                       for run in p.ranges):
+                    errors.append(f"prune {p.id}: lists records that are still in the journal")
+        if top is not None and top > (highest or 0):
+            gaps.append(((highest or 0) + 1, top))
+        first = int(mark[0]) if mark else None
+        warnings: list[str] = []
+        for a, b in gaps:
+            for x, y in _uncovered(a, b, covered):
+                if first is None or y < first:
+                    warnings.append(_missing(x, y) + " (before prunes were recorded)")
+                elif x >= first:
+                    errors.append(_missing(x, y) + ", and no recorded prune removed it: deleted by hand?")
+                else:
+                    warnings.append(_missing(x, first - 1) + " (before prunes were recorded)")
+                    errors.append(_missing(first, y) + ", and no recorded prune removed it: deleted by hand?")
+        return errors, warnings
+
+
+@dataclass(frozen=True)
+class Prune:
+    """One recorded prune: when, the cutoff, how many records, their ids as (first, last) runs and
+    the SHA-256 (upper-case hex) of their batch lines."""
+
+    id: int
+    time: str
+    cutoff: str
+    count: int
+    ranges: tuple[tuple[int, int], ...]
+    sha256: str
+
+
+def _runs(ids: Iterable[int]) -> list[list[int]]:
+    """Sorted ids as [first, last] runs of consecutive ids."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return runs
+
+
+def _uncovered(a: int, b: int, covered: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of [a, b] outside the sorted runs ``covered``."""
+    out = []
+    for first, last in covered:
+        if last < a or first > b:
+            continue
+        if first > a:
+            out.append((a, first - 1))
+        a = max(a, last + 1)
+        if a > b:
+            return out
+    return [*out, (a, b)]
+
+
+def _missing(x: int, y: int) -> str:
+    return f"record {x}: missing" if x == y else f"records {x}-{y}: missing ({y - x + 1})"
 
 
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)

@@ -28,24 +28,25 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def make_journal(path: Path, n: int = 3, bad: int | None = None) -> list[int]:
-    """n settled purchases with real TACs (record ``bad`` gets a wrong one), one pending, one failed."""
+def make_journal(path: Path, n: int = 3, bad: int | None = None, when: datetime = T0) -> list[int]:
+    """n settled purchases with real TACs under the TEST ONLY issuer's keys, so marked test (record
+    ``bad`` gets a wrong TAC), one pending, one failed."""
     ids = []
     with Journal(path, Clock.fixed(T0)) as j:
-        d, t = macs.bcd_datetime(T0)
+        d, t = macs.bcd_datetime(when)
         dtk = derive_dtk(default_issuer(), SERIAL, Algorithm.TDES)
         for seq in range(n):
             rec = j.begin(kind="purchase", tx_type=6, app_serial=SERIAL, card_seq=seq, amount=100 + seq,
-                          balance_before=5000, terminal_id=TID, tx_time=T0, terminal_seq=seq, line="K101")
+                          balance_before=5000, terminal_id=TID, tx_time=when, terminal_seq=seq, line="K101", test=True)
             tac = macs.purchase_tac(dtk, 100 + seq, 6, TID, seq, d, t, Algorithm.TDES)
             if seq == bad:
                 tac = bytes(4)
             j.complete(rec.id, tac=tac, mac2=b"\x01\x02\x03\x04", balance_after=4900 - seq)
             ids.append(rec.id)
         j.begin(kind="purchase", tx_type=6, app_serial=SERIAL, card_seq=n, amount=7, balance_before=5000,
-                terminal_id=TID, tx_time=T0)
+                terminal_id=TID, tx_time=when, test=True)
         failed = j.begin(kind="load", tx_type=2, app_serial=SERIAL, card_seq=1, amount=5000, balance_before=0,
-                         terminal_id=TID, tx_time=T0)
+                         terminal_id=TID, tx_time=when, test=True)
         j.fail(failed.id, "card answered 9302")
     return ids
 

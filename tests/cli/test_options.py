@@ -39,7 +39,7 @@ USES: dict[str, tuple[str, ...]] = {
     "ykt sim new": ("json",), "ykt sim psam": ("json",), "ykt sim show": ("json",), "ykt sim serve": ("json",),
     "ykt sim day": ("json",), "ykt clear": ("json",),
     "ykt journal show": ("json",), "ykt journal export": ("json", "now"), "ykt journal verify": ("json",),
-    "ykt journal prune": ("json", "now"), "ykt journal migrate": ("json",),
+    "ykt journal prune": ("json", "now"), "ykt journal migrate": ("json",), "ykt journal check": ("json",),
     "ykt denylist build": ("json",), "ykt denylist check": ("json",), "ykt denylist show": ("json",),
     "ykt demo": ("json", "now"),
 }
