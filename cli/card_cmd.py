@@ -37,13 +37,20 @@ def _reading_wallet(channel: object, opts: Options) -> Wallet:
 @common_options("reader", "json", "trace")
 def info(opts: Options) -> None:
     """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance."""
+    from terminal.app import LOCAL_CARD_TYPES  # noqa: PLC0415
+
     channel = open_channel(opts)
-    card_info = auth.read_card(channel)
+    try:
+        identity: dict[str, object] = {"card_kind": "ssc", **auth.read_card(channel).to_json()}
+    except auth.NoSsseError:
+        identity = {"card_kind": "tunion"}
     wallet = _reading_wallet(channel, opts)
     public = wallet.select()
+    if identity["card_kind"] == "tunion":  # its type is 0x15 byte 28
+        identity["card_type"] = LOCAL_CARD_TYPES.get(public.local_card_type, f"{public.local_card_type:02X}")
     management = ManagementData.decode(channel.send(read_binary(0, ManagementData.SIZE, sfi=MANAGEMENT_SFI)).data)
     out = {
-        **card_info.to_json(),
+        **identity,
         "app_serial": public.app_serial.hex().upper(),
         "issuer_id": public.issuer_id.hex().upper(),
         "purse_valid_from": public.valid_from.isoformat(),

@@ -49,17 +49,20 @@ def sim() -> None:
 @click.option("--count", default=1, type=int, help="Issue this many cards into the --out folder.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Another issuer's key file.")
 @click.option("--force", is_flag=True, help="Replace an existing card image (its balance is lost).")
+@click.option("--kind", "kind", default="ssc", show_default=True, type=click.Choice(["ssc", "tunion"]),
+              help="ssc: a social security card; tunion: a plain T-Union transit card (the purse alone; "
+                   "card type adult, elder or disabled).")
 @common_options("json")
 def new(out: str, name: str | None, birth_date: str | None, card_type: str, region: str, balance: int,
         valid_until: str | None, algorithm: str, pin: str, seed: int | None, count: int,
-        issuer_keys: str | None, force: bool, opts: Options) -> None:
-    """Personalise new virtual social security cards."""
+        issuer_keys: str | None, force: bool, kind: str, opts: Options) -> None:
+    """Personalise new virtual social security cards (or plain T-Union cards)."""
     from simulators.image import save_image  # noqa: PLC0415
     from simulators.issuer import CardProfile, issue_card  # noqa: PLC0415
 
     issuer = load_issuer_keys(issuer_keys)
     kwargs = {"name": name, "birth_date": _date(birth_date, "--birth-date"), "card_type": card_type,
-              "region": region, "balance": balance, "algorithm": algorithm, "pin": pin}
+              "region": region, "balance": balance, "algorithm": algorithm, "pin": pin, "kind": kind}
     until = _date(valid_until, "--valid-until")
     if until is not None:
         kwargs["valid_until"] = until
@@ -166,7 +169,20 @@ def _summary(card: object, shown: dict[str, Any]) -> list[tuple[str, str]]:
             *key_lines,
         ]
     assert isinstance(card, SocialSecurityCard)
-    issuer, holder, purse = card.issuer_records(), card.holder_records(), card.purse.state
+    purse = card.purse.state
+    purse_lines = [
+        ("app serial", card.app_serial.hex().upper()),
+        ("balance", f"{purse.balance} fen"),
+        ("online seq", str(purse.online_seq)),
+        ("offline seq", str(purse.offline_seq)),
+        ("purse", purse.blocked or "usable"),
+        ("algorithm", str(keys.get("dpk", {}).get("algorithm"))),
+    ]
+    if card.card_kind == "tunion":
+        return [("kind", "T-Union transit card" + (" (TEST ONLY issuer)" if card.meta.get("test_only") else "")),
+                ("issuer", str(card.meta.get("issuer", "?"))),
+                ("card type", str(card.meta.get("card_type", "?"))), *purse_lines, *key_lines]
+    issuer, holder = card.issuer_records(), card.holder_records()
     ssse = shown.get("ssse", {})
     types = {v: k for k, v in CARD_TYPES.items()}
     return [
@@ -181,12 +197,7 @@ def _summary(card: object, shown: dict[str, Any]) -> list[tuple[str, str]]:
         ("ssn", holder.ssn),
         ("sex", {1: "male", 2: "female"}.get(holder.sex, str(holder.sex))),
         ("birth date", str(holder.birth_date)),
-        ("app serial", card.app_serial.hex().upper()),
-        ("balance", f"{purse.balance} fen"),
-        ("online seq", str(purse.online_seq)),
-        ("offline seq", str(purse.offline_seq)),
-        ("purse", purse.blocked or "usable"),
-        ("algorithm", str(keys.get("dpk", {}).get("algorithm"))),
+        *purse_lines,
         ("pin", f"{ssse.get('pin')} ({card.ssse.state.pin_tries} tries left)"),
         ("puk", f"{ssse.get('puk')} ({card.ssse.state.puk_tries} tries left)"),
         *key_lines,

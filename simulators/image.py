@@ -71,6 +71,7 @@ def card_to_json(card: Card) -> dict[str, Any]:
         }
     return {
         "format": FORMAT, "version": VERSION, "kind": "card",
+        "card_kind": card.card_kind,
         "meta": card.meta, "atr": card.atr.hex().upper(), "t0_style": card.t0_style,
         "balance": card.purse.state.balance,
         "keys": card.keys.to_json(),
@@ -199,7 +200,8 @@ def card_from_json(obj: Any) -> Card:
                 and 0 <= ssse.ext_tries <= EXT_AUTH_TRIES):
             raise FormatError("card image: ssse try counters out of range")
         card = SocialSecurityCard(keys, purse, ssse, rng, from_hex(_need(obj, "atr", str), "card image: atr"),
-                                  bool(obj.get("t0_style", False)), obj.get("meta") or {})
+                                  bool(obj.get("t0_style", False)), obj.get("meta") or {},
+                                  obj.get("card_kind", "ssc"))
         card.fs.files_from_json(_need(obj, "files", list))
         return card
     except ConfigError as exc:

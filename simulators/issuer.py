@@ -18,6 +18,7 @@ from cardlib.pboc.files import CAPP_SFI, HolderData, ManagementData, PublicData
 from cardlib.ssse.commands import pin_bytes
 from cardlib.ssse.files import (
     CARD_TYPES,
+    ORG_SIZE,
     HolderRecords,
     IssuerRecords,
     card_identifier,
@@ -25,7 +26,10 @@ from cardlib.ssse.files import (
 )
 from simulators.filesystem import DedicatedFile, RecordEF, TransparentEF
 from simulators.purse import PurseState
-from simulators.ssc import SocialSecurityCard, SsseState
+from simulators.ssc import CARD_KINDS, DEFAULT_ATR, TUNION_ATR, SocialSecurityCard, SsseState
+
+#: a plain T-Union card's type in 0x15 byte 28 (public bus POS code: 00 ordinary, 01 elder, 11 disabled)
+TUNION_CARD_TYPES = {"adult": 0x00, "elder": 0x01, "disabled": 0x11}
 
 REGIONS = {
     "330300": "温州", "330500": "湖州", "110000": "北京", "310000": "上海", "341800": "宣城",
@@ -51,6 +55,7 @@ class CardProfile:
     algorithm: str = "3des"
     pin: str = "123456"
     overdraft_limit: int = 0
+    kind: str = "ssc"  # ssc: a social security card; tunion: a plain T-Union card (the purse alone)
 
 
 def _ssn(rng: random.Random, region: str, birth: date, sex: int) -> str:
@@ -66,6 +71,10 @@ def _valid_ssn(ssn: str) -> bool:
 
 def complete_profile(profile: CardProfile, rng: random.Random) -> CardProfile:
     """Check the profile and draw what it leaves open from ``rng`` (FormatError names the field)."""
+    if profile.kind not in CARD_KINDS:
+        raise FormatError(f"card kind {profile.kind!r}: one of {', '.join(CARD_KINDS)}")
+    if profile.kind == "tunion" and profile.card_type not in TUNION_CARD_TYPES:
+        raise FormatError(f"a T-Union card's type is one of {', '.join(TUNION_CARD_TYPES)}, got {profile.card_type!r}")
     if profile.card_type not in CARD_TYPES:
         raise FormatError(f"card type {profile.card_type!r}: one of {', '.join(CARD_TYPES)}")
     if len(profile.region) != 6 or not profile.region.isdigit():
@@ -107,22 +116,28 @@ def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = N
     ssse = SsseState(pin=p.pin, puk=f"{rng.randrange(10**6):06d}")
     purse = PurseState(balance=p.balance, keys=keys, overdraft_limit=p.overdraft_limit)
     card_rng = random.Random(rng.getrandbits(64))
-    card = SocialSecurityCard(keys, purse, ssse, card_rng, meta={
+    tunion = p.kind == "tunion"
+    card = SocialSecurityCard(keys, purse, ssse, card_rng, TUNION_ATR if tunion else DEFAULT_ATR, meta={
         "issuer": issuer.name, "test_only": issuer.test_only, "card_type": p.card_type, "region": p.region,
-    })
+    }, card_kind=p.kind)
     card_number = f"{p.region[:2]}{serial % 10**7:07d}"
-    issuer_rec = IssuerRecords(card_id, CARD_TYPES[p.card_type], "3.00", bytes.fromhex(p.region[:4] + "0001"),
+    issuer_rec = IssuerRecords(card_id, CARD_TYPES[p.card_type], "3.00", bytes.fromhex(p.region[:4] + "0001").ljust(ORG_SIZE, b"\x00"),
                                p.valid_from, p.valid_until, card_number)
     holder_rec = HolderRecords(p.ssn, p.name, p.sex, 1, bytes.fromhex(p.region[:6]), p.birth_date)
     mf = card.fs.mf
-    sdf, pdf = mf.children[0], mf.children[1]
-    assert isinstance(sdf, DedicatedFile) and isinstance(pdf, DedicatedFile)
-    ef05, ef06 = sdf.ef_by_sfi(5), sdf.ef_by_sfi(6)
-    assert isinstance(ef05, RecordEF) and isinstance(ef06, RecordEF)
-    ef05.records = issuer_rec.records()
-    ef06.records = holder_rec.records()
+    pdf = mf.children[-1]
+    assert isinstance(pdf, DedicatedFile)
+    if not tunion:
+        sdf = mf.children[0]
+        assert isinstance(sdf, DedicatedFile)
+        ef05, ef06 = sdf.ef_by_sfi(5), sdf.ef_by_sfi(6)
+        assert isinstance(ef05, RecordEF) and isinstance(ef06, RecordEF)
+        ef05.records = issuer_rec.records()
+        ef06.records = holder_rec.records()
+    local_type = bytes((TUNION_CARD_TYPES[p.card_type], 0)) if tunion else b"\x00\x00"
     files = {
-        0x15: PublicData(issuer.issuer_id, app_serial, p.valid_from, p.valid_until).encode(),
+        0x15: PublicData(issuer.issuer_id, app_serial, p.valid_from, p.valid_until,
+                         issuer_fci=local_type).encode(),
         0x16: HolderData(CARD_TYPES[p.card_type], p.name, p.ssn).encode(),
         0x17: ManagementData(bytes.fromhex(p.region[:2] + "00"), bytes.fromhex(p.region[:4])).encode(),  # 3300, 3303
     }

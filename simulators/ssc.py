@@ -6,6 +6,9 @@ File tree (reference §1, §6, §8)::
     ├─ DF SSSE (name 7378312E73682EC9E7BBE1B1A3D5CF): EF05 issuer, EF06 holder (TLV records)
     └─ DF 1001 (name A000000632010105): purse 0x15 0x16 0x17 0x18 0x1A 0x1E
 
+A plain T-Union transit card (``card_kind`` ``tunion``) is the same card
+without the SSSE DF: SELECT of the SSSE answers 6A82.
+
 PIN (63Cx, 6983 at 0), CHANGE and UNBLOCK; internal and external
 authentication per the reference's profile (§8). Case-4 commands answer
 directly; ``t0_style`` answers them with 61xx to exercise a channel, and a
@@ -58,6 +61,8 @@ from simulators.t0 import T0Transport
 
 SSSE_DF = 0xDDF1
 DEFAULT_ATR = build_contactless_atr(b"YKT-SSC3")
+TUNION_ATR = build_contactless_atr(b"YKT-TU01")
+CARD_KINDS = ("ssc", "tunion")  # a social security card; a plain T-Union card (the purse alone)
 PIN_TRIES = 3
 PUK_TRIES = 10
 EXT_AUTH_TRIES = 5
@@ -210,14 +215,15 @@ class SsseApplication:
         return ResponseAPDU(b"", SW.SW_AUTH_BLOCKED if s.ext_tries == 0 else SW.SW_AUTH_FAILED)
 
 
-def build_tree(purse: PurseApplication, ssse: SsseApplication) -> DedicatedFile:
+def build_tree(purse: PurseApplication, ssse: SsseApplication, card_kind: str = "ssc") -> DedicatedFile:
     """The card's file tree, empty of contents (personalisation or an image fills it)."""
     mf = DedicatedFile(0x3F00)
-    sdf = DedicatedFile(SSSE_DF, SSSE_AID, ssse)
-    mf.add(sdf)
-    protected = AccessRule(Access.FREE, Access.EXTERNAL_AUTH)
-    sdf.add(RecordEF(EF_ISSUER, SFI_ISSUER, "tlv", None, 16, access=protected))
-    sdf.add(RecordEF(EF_HOLDER, SFI_HOLDER, "tlv", None, 16, access=protected))
+    if card_kind == "ssc":
+        sdf = DedicatedFile(SSSE_DF, SSSE_AID, ssse)
+        mf.add(sdf)
+        protected = AccessRule(Access.FREE, Access.EXTERNAL_AUTH)
+        sdf.add(RecordEF(EF_ISSUER, SFI_ISSUER, "tlv", None, 16, access=protected))
+        sdf.add(RecordEF(EF_HOLDER, SFI_HOLDER, "tlv", None, 16, access=protected))
     pdf = DedicatedFile(PURSE_DF, PURSE_AID, purse)
     mf.add(pdf)
     never = AccessRule(Access.FREE, Access.NEVER)
@@ -244,11 +250,15 @@ class SocialSecurityCard:
         atr: bytes = DEFAULT_ATR,
         t0_style: bool = False,
         meta: dict[str, Any] | None = None,
+        card_kind: str = "ssc",
     ) -> None:
+        if card_kind not in CARD_KINDS:
+            raise FormatError(f"card kind must be one of {', '.join(CARD_KINDS)}, got {card_kind!r}")
         self.keys = keys
+        self.card_kind = card_kind
         self.purse = PurseApplication(purse)
         self.ssse = SsseApplication(ssse, keys)
-        self.fs = FileSystem(build_tree(self.purse, self.ssse), rng)
+        self.fs = FileSystem(build_tree(self.purse, self.ssse, card_kind), rng)
         self._atr = atr
         self.t0_style = t0_style
         self.meta: dict[str, Any] = dict(meta or {})

@@ -1,10 +1,15 @@
 """What every gate and validator does with a tap, before its own rule.
 
-Connect (one card only), read the social security data, check validity,
-authenticate the card through the SAM, select the purse, check the deny
-list (and block a listed purse), resolve a torn transaction of this card,
-then let the role decide. Every decision is recorded in the journal's
-events, refusals included.
+Connect (one card only); read of the social security application only the
+records the role decides by (a plain T-Union card has none: transit roles take
+it, identity gates refuse it); at identity gates check the card's validity
+(EF05) and authenticate the card through the SAM (transit roles do not: the
+purchase's MAC2, checked by the PSAM, proves the card); select the purse (0x15
+from its FCI), check the deny list (and block a listed purse) and the purse's
+validity, resolve a torn transaction of this card, then let the role decide.
+Nothing selected is selected again. The APDUs of each role are listed, with
+why each is needed, in docs/performance.md ("What a tap sends"). Every
+decision is recorded in the journal's events, refusals included.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from cardlib.errors import (
 from cardlib.iso import read_record
 from cardlib.pboc.files import CAPP_SFI, PublicData, TripRecord
 from cardlib.readers.base import Reader
+from cardlib.ssse.files import T_BIRTH_DATE, T_CARD_TYPE
 from cardlib.trace import TraceRecorder
 from terminal import auth
 from terminal.blocking import block_purse
@@ -39,15 +45,17 @@ from terminal.recovery import recover_card
 from terminal.wallet import TornTransactionError, TransactionResult, Wallet
 
 CARD_TYPE_NAMES = {0x01: "adult", 0x02: "student", 0x03: "elder", 0x04: "child", 0x05: "disabled", 0x06: "staff"}
+#: a plain T-Union card's type, 0x15 byte 28 (public bus POS code: 00 ordinary, 01 elder, 11 disabled)
+LOCAL_CARD_TYPES = {0x00: "adult", 0x01: "elder", 0x11: "disabled"}
 
 
 @dataclass
 class Tap:
-    """One card in the field, read and checked."""
+    """One card in the field, read and checked; ``identity`` None on a plain T-Union card."""
 
     channel: Channel
     wallet: Wallet
-    info: auth.CardInfo
+    identity: auth.Identity | None
     public: PublicData
     now: datetime
 
@@ -56,22 +64,53 @@ class Tap:
         return self.public.app_serial
 
     def rider(self) -> Rider:
-        return Rider(CARD_TYPE_NAMES.get(self.info.issuer.card_type, "adult"),
-                     self.info.age_on(self.now.date()), self.info.issuer.region)
+        """Card type and age from the SSSE records read (EF05 02, EF06 0D); a plain card's type
+        from 0x15 byte 28 and no age. The region: EF05's card identifier when read, else the
+        application serial's city code (its first four digits)."""
+        ident = self.identity
+        if ident is None:
+            kind = LOCAL_CARD_TYPES.get(self.public.local_card_type, "adult")
+        else:
+            kind = CARD_TYPE_NAMES.get(ident.card_type or 0x01, "adult")
+        age = ident.age_on(self.now.date()) if ident is not None else None
+        region = (ident.region if ident is not None else None) or self.public.app_serial[:2].hex() + "00"
+        return Rider(kind, age, region)
 
     def capp(self, record_id: int) -> bytes | None:
-        """The 0x1A record keyed ``27 xx`` (two-byte keys: scanned by number)."""
+        """The 0x1A record keyed ``27 xx``: first the record numbered ``xx`` (where cards
+        personalised in key order keep it), else a scan by number (two-byte keys cannot
+        be read by identifier)."""
+        key = record_id.to_bytes(2, "big")
+        first = record_id & 0xFF
+        r = self.channel.transmit(read_record(first, sfi=CAPP_SFI)) if 1 <= first <= 18 else None
+        if r is not None and r.ok and r.data[:2] == key:
+            return r.data
         for n in range(1, 19):
+            if n == first:
+                continue
             r = self.channel.transmit(read_record(n, sfi=CAPP_SFI))
             if not r.ok:
                 return None
-            if r.data[:2] == record_id.to_bytes(2, "big"):
+            if r.data[:2] == key:
                 return r.data
         return None
 
 
 class TerminalApp:
     """Base of MetroGate, IdentityGate and BusValidator."""
+
+    #: the SSSE records (EF05/EF06 tags) the role decides by: transit roles, the card type and
+    #: the birth date for concessions (validity is the purse's, from 0x15 in the FCI)
+    SSSE_TAGS: frozenset[int] = frozenset({T_CARD_TYPE, T_BIRTH_DATE})
+    #: identity gates admit by the social security card alone; transit roles take plain T-Union cards
+    NEEDS_SSSE = False
+    #: a purse transaction authenticates the card (MAC2 checked by the PSAM): no SSSE authentication
+    PURSE_AUTHENTICATES = True
+
+    def more_ssse_tags(self, identity: auth.Identity, today: date) -> frozenset[int]:
+        """Records the first read showed are needed too (read before leaving the SSSE)."""
+        del identity, today
+        return frozenset()
 
     def __init__(self, config: TerminalConfig, psam: PsamClient, journal: Journal, clock: Clock,
                  denylist: DenyList | CurrentDenyList | None = None, name: str | None = None) -> None:
@@ -144,21 +183,33 @@ class TerminalApp:
         try:
             with reader.transaction():
                 now = self.clock.now().astimezone(BEIJING)
-                info = auth.read_card(channel)
+                today = now.date()
                 wallet = Wallet(channel, self.psam, self.journal, self.clock, key_index=self.config.key_index,
                                 station=self.config.station, line=self.config.line,
                                 balance_p1=self.config.balance_p1,
                                 composite_prove_p2=self.config.composite_prove_p2)
-                try:
-                    auth.check_validity(info, self.clock)
-                except auth.CardRefusedError as exc:
-                    return self.decision(None, False, Reason(exc.reason), detail=str(exc))
-                if self.config.authenticate_card:
+                ssse = auth.SsseReader(channel, self.config.ssse_addressing)
+                identity: auth.Identity | None = None
+                if ssse.select():
+                    identity = ssse.read(self.SSSE_TAGS)
+                    more = self.more_ssse_tags(identity, today)
+                    if more:
+                        identity = ssse.read(more)
+                elif self.NEEDS_SSSE:
+                    return self.decision(None, False, Reason.NOT_SOCIAL_SECURITY_CARD,
+                                         detail="no social security application: a transit card only")
+                if identity is not None and not self.PURSE_AUTHENTICATES:
                     try:
-                        auth.internal_authenticate(channel, self.psam, info, os.urandom(8))
-                    except AuthenticationError as exc:
-                        return self.decision(None, False, Reason.AUTH_FAILED, detail=str(exc))
-                if self.config.require_pin and auth.pin_tries_left(channel) == 0:
+                        auth.check_validity(identity.issue_date, identity.expiry_date, today)
+                    except auth.CardRefusedError as exc:
+                        return self.decision(None, False, Reason(exc.reason), detail=str(exc))
+                    if self.config.authenticate_card:
+                        try:
+                            auth.internal_authenticate(channel, self.psam, identity.card_id, os.urandom(8),
+                                                       select=False)
+                        except AuthenticationError as exc:
+                            return self.decision(None, False, Reason.AUTH_FAILED, detail=str(exc))
+                if identity is not None and self.config.require_pin and auth.pin_tries_left(channel, select=False) == 0:
                     return self.decision(None, False, Reason.PIN_BLOCKED)
                 try:
                     public = wallet.select()
@@ -166,12 +217,16 @@ class TerminalApp:
                     if exc.sw in (0x6A81, 0x9303):
                         return self.decision(None, False, Reason.PURSE_BLOCKED)
                     raise
-                tap = Tap(channel, wallet, info, public, now)
+                tap = Tap(channel, wallet, identity, public, now)
                 if self.denylist is not None and public.app_serial in self.denylist:
                     block_purse(channel, self.psam, public.app_serial)
                     return self.decision(tap, False, Reason.DENY_LISTED)
-                today = now.date()
-                if not public.valid_from <= today <= public.valid_until:
+                if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (reference §8)
+                    try:
+                        auth.check_validity(public.valid_from, public.valid_until, today)
+                    except auth.CardRefusedError as exc:
+                        return self.decision(tap, False, Reason(exc.reason), detail=str(exc))
+                elif not public.valid_from <= today <= public.valid_until:
                     return self.decision(tap, False, Reason.PURSE_EXPIRED)
                 for outcome in recover_card(wallet, self.config.recovery_window):
                     if outcome.happened and outcome.within_window and outcome.result is not None:

@@ -7,23 +7,28 @@ through the SAM, and the PIN. PINs are never logged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from cardlib import sw as SW
 from cardlib.channel import Channel
-from cardlib.clock import Clock
 from cardlib.crypto import constant_time_equal
-from cardlib.errors import AuthenticationError, RefusedError
-from cardlib.iso import get_challenge, read_record_by_id, select_aid
+from cardlib.errors import AuthenticationError, FormatError, RefusedError
+from cardlib.iso import get_challenge, select_aid
 from cardlib.keys import ssse_factor
 from cardlib.pboc import psam as W
+from cardlib.pboc.files import parse_bcd_date
 from cardlib.ssse import commands as C
 from cardlib.ssse.files import (
-    SFI_HOLDER,
-    SFI_ISSUER,
+    RECORD_NUMBERS,
     SSSE_AID,
+    T_BIRTH_DATE,
+    T_CARD_ID,
+    T_CARD_TYPE,
+    T_EXPIRY,
+    T_ISSUE_DATE,
     HolderRecords,
     IssuerRecords,
     parse_record,
@@ -37,6 +42,10 @@ class CardRefusedError(RefusedError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class NoSsseError(RefusedError):
+    """The card has no social security application (a plain T-Union card)."""
 
 
 class PinError(AuthenticationError):
@@ -74,41 +83,111 @@ class CardInfo:
         }
 
 
-def _read_records(channel: Channel, sfi: int, tags: range) -> dict[int, bytes]:
-    out = {}
-    for tag in tags:
-        r = channel.transmit(read_record_by_id(tag, sfi=sfi))
-        if r.sw == SW.SW_RECORD_NOT_FOUND:
-            continue
-        r.check(f"READ RECORD {tag:02X}")
-        out[tag] = parse_record(r.data, tag)
-    return out
+@dataclass(frozen=True)
+class Identity:
+    """What a tap read of the SSSE: only the records its role's decision uses (tag → value)."""
+
+    values: dict[int, bytes]
+
+    def value(self, tag: int) -> bytes:
+        try:
+            return self.values[tag]
+        except KeyError:
+            raise FormatError(f"SSSE record {tag:02X} was not read") from None
+
+    @property
+    def card_id(self) -> bytes:
+        return self.value(T_CARD_ID)
+
+    @property
+    def card_type(self) -> int | None:
+        raw = self.values.get(T_CARD_TYPE)
+        return raw[0] if raw else None
+
+    @property
+    def issue_date(self) -> date:
+        return parse_bcd_date(self.value(T_ISSUE_DATE))
+
+    @property
+    def expiry_date(self) -> date:
+        return parse_bcd_date(self.value(T_EXPIRY))
+
+    @property
+    def region(self) -> str | None:
+        return self.values[T_CARD_ID][:3].hex() if T_CARD_ID in self.values else None
+
+    def age_on(self, day: date) -> int | None:
+        if T_BIRTH_DATE not in self.values:
+            return None
+        b = parse_bcd_date(self.values[T_BIRTH_DATE])
+        return day.year - b.year - ((day.month, day.day) < (b.month, b.day))
 
 
-def read_card(channel: Channel) -> CardInfo:
-    """SELECT the SSSE application and read EF05 and EF06."""
-    channel.send(select_aid(SSSE_AID), what="SELECT SSSE")
-    issuer = IssuerRecords.from_records(_read_records(channel, SFI_ISSUER, range(1, 8)))
-    holder = HolderRecords.from_records(_read_records(channel, SFI_HOLDER, range(8, 14)))
-    return CardInfo(issuer, holder)
+class SsseReader:
+    """Reads EF05/EF06 records by number as public readers do, remembering the current EF so
+    that nothing selected is selected again: ``fid`` selects the EF (``00 A4 02 00 02 EF05``)
+    and reads the current EF's records, ``sfi`` reads by short file identifier."""
+
+    def __init__(self, channel: Channel, addressing: str = "fid") -> None:
+        if addressing not in C.ADDRESSING:
+            raise ValueError(f"SSSE addressing must be one of {', '.join(C.ADDRESSING)}")
+        self.channel = channel
+        self.addressing = addressing
+        self.values: dict[int, bytes] = {}
+        self._ef: int | None = None
+
+    def select(self) -> bool:
+        """SELECT the SSSE application; False when the card has none (a plain T-Union card)."""
+        answer = self.channel.transmit(C.select_ssse())
+        if answer.sw == SW.SW_FILE_NOT_FOUND:
+            return False
+        answer.check("SELECT SSSE")
+        self._ef = None
+        return True
+
+    def read(self, tags: Iterable[int]) -> Identity:
+        """Read the records of ``tags`` not read yet, in file and record order."""
+        for tag in sorted(set(tags) - set(self.values), key=RECORD_NUMBERS.__getitem__):
+            fid = RECORD_NUMBERS[tag][0]
+            if self.addressing == "fid" and self._ef != fid:
+                self.channel.send(C.select_ef(fid), what=f"SELECT EF{fid:04X}")
+                self._ef = fid
+            r = self.channel.transmit(C.read_by_number(tag, self.addressing))
+            if r.sw == SW.SW_RECORD_NOT_FOUND:
+                continue
+            r.check(f"READ RECORD {tag:02X}")
+            self.values[tag] = parse_record(r.data, tag)
+        return Identity(dict(self.values))
 
 
-def check_validity(info: CardInfo, clock: Clock) -> None:
-    """The card's validity is EF05's issue and expiry dates (reference §8)."""
-    today = clock.now().date()
-    if today < info.issuer.issue_date:
-        raise CardRefusedError("card_not_yet_valid", f"card valid from {info.issuer.issue_date}")
-    if today > info.issuer.expiry_date:
-        raise CardRefusedError("card_expired", f"card expired on {info.issuer.expiry_date}")
+def read_card(channel: Channel, addressing: str = "fid") -> CardInfo:
+    """SELECT the SSSE application and read all of EF05 and EF06."""
+    reader = SsseReader(channel, addressing)
+    if not reader.select():
+        raise NoSsseError("no social security application on this card (a transit card only)")
+    values = reader.read(RECORD_NUMBERS).values
+    return CardInfo(IssuerRecords.from_records(values), HolderRecords.from_records(values))
 
 
-def internal_authenticate(channel: Channel, psam: PsamClient, info: CardInfo, challenge: bytes) -> None:
-    """The card proves it is genuine: its answer must equal the SAM's (usage 0x27)."""
-    channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
+def check_validity(valid_from: date, valid_until: date, today: date) -> None:
+    """The card's validity: EF05's issue and expiry dates at identity gates, the purse's 0x15
+    at transit terminals (reference §8)."""
+    if today < valid_from:
+        raise CardRefusedError("card_not_yet_valid", f"card valid from {valid_from}")
+    if today > valid_until:
+        raise CardRefusedError("card_expired", f"card expired on {valid_until}")
+
+
+def internal_authenticate(channel: Channel, psam: PsamClient, card_id: bytes, challenge: bytes,
+                          select: bool = True) -> None:
+    """The card proves it is genuine: its answer must equal the SAM's (usage 0x27).
+    ``select`` False when the SSSE is the current application already."""
+    if select:
+        channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
     answer = channel.transmit(C.internal_authenticate(challenge))
     if not answer.ok:
         raise AuthenticationError(f"card refused internal authentication ({answer.sw:04X})")
-    psam.start_session_key(W.USAGE_SSSE_INTERNAL, (ssse_factor(info.card_id),))
+    psam.start_session_key(W.USAGE_SSSE_INTERNAL, (ssse_factor(card_id),))
     expected = psam.encrypt(challenge)
     if not constant_time_equal(expected, answer.data):
         raise AuthenticationError("card failed internal authentication: not a card of this issuer")
@@ -140,8 +219,9 @@ def verify_pin(channel: Channel, pin: str) -> None:
     _pin_result(channel.transmit(C.verify_pin(pin)).sw, "VERIFY")
 
 
-def pin_tries_left(channel: Channel) -> int:
-    channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
+def pin_tries_left(channel: Channel, select: bool = True) -> int:
+    if select:
+        channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
     sw = channel.transmit(C.pin_query()).sw
     if sw == SW.SW_AUTH_BLOCKED:
         return 0

@@ -52,6 +52,7 @@ class TerminalConfig:
     balance_p1: int = 0x00  # GET BALANCE: 00 including the overdraft, 03 excluding it
     composite_prove_p2: int = 0x09  # GET TRANSACTION PROVE's P2 for a torn composite purchase (09 or 06)
     on_bad_crc: str = "reset"  # a 0x1A record whose CRC fails: reset (zeroed, header kept) or keep
+    ssse_addressing: str = "fid"  # EF05/EF06: SELECT by file identifier then records by number, or by SFI
 
 
 def _duration(key: str, value: float, unit: str) -> timedelta:
@@ -244,6 +245,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     journal = root.table_of("journal")
     deny = root.table_of("denylist")
     purse = root.table_of("purse")
+    ssse = root.table_of("ssse")
     tz = root.get("timezone", str, "Asia/Shanghai")
     try:
         # an IANA key is one to three names ("UTC", "Asia/Shanghai", "America/Indiana/Knox"); a key of
@@ -271,7 +273,10 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         psam=psam.get("reader", str, "sim?kind=psam"), key_index=psam.get("key_index", int, 1), timezone=tz,
         balance_p1=purse.get("balance_p1", int, 0x00), composite_prove_p2=purse.get("composite_prove_p2", int, 0x09),
         on_bad_crc=purse.get("on_bad_crc", str, "reset"),
+        ssse_addressing=ssse.get("addressing", str, "fid"),
     )
+    if cfg.ssse_addressing not in ("fid", "sfi"):
+        raise ConfigError(f"ssse.addressing: {cfg.ssse_addressing!r} is not fid or sfi")
     if cfg.balance_p1 not in (0x00, 0x03):
         raise ConfigError(f"purse.balance_p1: 0 (including the overdraft) or 3 (excluding it), got {cfg.balance_p1}")
     if cfg.composite_prove_p2 not in (0x06, 0x09):

@@ -16,6 +16,7 @@ class Reason(enum.StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     CARD_EXPIRED = "card_expired"
     CARD_NOT_YET_VALID = "card_not_yet_valid"
+    NOT_SOCIAL_SECURITY_CARD = "not_social_security_card"
     PURSE_EXPIRED = "purse_expired"
     DENY_LISTED = "deny_listed"
     PURSE_BLOCKED = "purse_blocked"
@@ -38,6 +39,7 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.INSUFFICIENT_BALANCE: ("余额不足", "Insufficient balance"),
     Reason.CARD_EXPIRED: ("卡已过期", "Card expired"),
     Reason.CARD_NOT_YET_VALID: ("卡未启用", "Card not yet valid"),
+    Reason.NOT_SOCIAL_SECURITY_CARD: ("请使用社保卡", "Social security card required"),
     Reason.PURSE_EXPIRED: ("钱包已过期", "Purse expired"),
     Reason.DENY_LISTED: ("黑名单卡，已锁定", "Card deny-listed and blocked"),
     Reason.PURSE_BLOCKED: ("卡已锁定", "Card blocked"),

@@ -27,10 +27,11 @@ def age_on(birth: date, today: date) -> int:
 
 @dataclass(frozen=True)
 class Rider:
-    """What fares may depend on: the card type and region (EF05), the age (EF06 and the clock)."""
+    """What fares may depend on: the card type and region (EF05, or the purse's 0x15 on a
+    plain T-Union card), the age (EF06 and the clock; None on a card that does not tell it)."""
 
     card_type: str
-    age: int
+    age: int | None
     region: str  # 6-digit region code of the issuing city
 
     @classmethod
@@ -55,9 +56,11 @@ class Concession:
     def applies(self, rider: Rider, local_prefix: str) -> bool:
         if self.card_type is not None and rider.card_type != self.card_type:
             return False
-        if self.min_age is not None and rider.age < self.min_age:
+        if (self.min_age is not None or self.max_age is not None) and rider.age is None:
+            return False  # an age rule needs an age: a card that does not tell it gets none
+        if self.min_age is not None and rider.age is not None and rider.age < self.min_age:
             return False
-        if self.max_age is not None and rider.age > self.max_age:
+        if self.max_age is not None and rider.age is not None and rider.age > self.max_age:
             return False
         return not (self.local_only and not rider.is_local(local_prefix))
 

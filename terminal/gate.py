@@ -4,11 +4,13 @@ of parks, museums and libraries (admission by the social security card)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from cardlib.pboc import capp
 from cardlib.pboc.files import TRIP_ENTRY, TRIP_EXIT
+from cardlib.ssse.files import T_BIRTH_DATE, T_CARD_ID, T_CARD_TYPE, T_EXPIRY, T_ISSUE_DATE
 from terminal.app import Tap, TerminalApp
+from terminal.auth import Identity
 from terminal.decision import Decision, Reason
 from terminal.fares import admission_fee, metro_fare
 
@@ -57,7 +59,19 @@ class MetroGate(TerminalApp):
 
 class IdentityGate(TerminalApp):
     """Parks, museums, libraries: identity, validity, age-based free entry, an
-    optional admission fee from the purse, a daily limit, anti-passback."""
+    optional admission fee from the purse, a daily limit, anti-passback.
+
+    Reads EF05's card identifier (the key factor of the authentication, the
+    region), issue and expiry dates and EF06's birth date; the card type only
+    when the age does not already give free entry."""
+
+    SSSE_TAGS = frozenset({T_CARD_ID, T_ISSUE_DATE, T_EXPIRY, T_BIRTH_DATE})
+    NEEDS_SSSE = True
+    PURSE_AUTHENTICATES = False
+
+    def more_ssse_tags(self, identity: Identity, today: date) -> frozenset[int]:
+        age, free = identity.age_on(today), self.config.free_entry_age
+        return frozenset() if free is not None and age is not None and age >= free else frozenset({T_CARD_TYPE})
 
     def decide(self, tap: Tap) -> Decision:
         cfg = self.config
@@ -68,7 +82,7 @@ class IdentityGate(TerminalApp):
         if cfg.daily_entry_limit and len(today) >= cfg.daily_entry_limit:
             return self.decision(tap, False, Reason.DAILY_LIMIT)
         rider = tap.rider()
-        if cfg.free_entry_age is not None and rider.age >= cfg.free_entry_age:
+        if cfg.free_entry_age is not None and rider.age is not None and rider.age >= cfg.free_entry_age:
             return self.decision(tap, True, Reason.FREE, detail=f"age {rider.age}")
         fee = admission_fee(cfg.fares, rider)
         if fee.amount == 0:

@@ -1,5 +1,6 @@
 """One suite, every reader: the application flows on the in-process sim field, on
-pcscd + vpcd + our bridge, and on a PN532 emulator behind a pseudo-terminal."""
+pcscd + vpcd + our bridge, and on a PN532 emulator behind a pseudo-terminal —
+each on a social security card and on a plain T-Union card (the purse alone)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ from terminal.roles import make_app
 from tests.pcsc_support import pcscd  # noqa: F401
 
 SEEDS = itertools.count(500)
+
+
+@pytest.fixture(params=["ssc", "tunion"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(params=["sim", "pcsc", "pn532"])
@@ -61,9 +67,9 @@ def test_card_info(field: Field) -> None:
     assert info.holder.name == "沈明" and info.holder.birth_date == date(1965, 5, 23)
 
 
-def test_purchase_at_a_bus(field: Field, tmp_path: Path) -> None:
+def test_purchase_at_a_bus(field: Field, kind: str, tmp_path: Path) -> None:
     app = terminal(tmp_path, BUS)
-    card = issue_card(CardProfile(balance=1000), seed=next(SEEDS))
+    card = issue_card(CardProfile(balance=1000, kind=kind), seed=next(SEEDS))
     field.insert(card)
     d = app.tap(field.reader)
     assert d.open and d.amount == 200 and card.balance == 800
@@ -71,9 +77,9 @@ def test_purchase_at_a_bus(field: Field, tmp_path: Path) -> None:
     assert verify_tac(default_issuer(), rec.app_serial, rec.tac_fields(), rec.tac)
 
 
-def test_composite_purchase_at_a_metro_gate(field: Field, tmp_path: Path) -> None:
+def test_composite_purchase_at_a_metro_gate(field: Field, kind: str, tmp_path: Path) -> None:
     app = terminal(tmp_path, METRO)
-    card = issue_card(CardProfile(balance=1000), seed=next(SEEDS))
+    card = issue_card(CardProfile(balance=1000, kind=kind), seed=next(SEEDS))
     field.insert(card)
     assert app.tap(field.reader).amount == 0
     app.clock.advance(1200)
@@ -83,9 +89,9 @@ def test_composite_purchase_at_a_metro_gate(field: Field, tmp_path: Path) -> Non
     assert d.open and d.amount == 400 and card.balance == 600
 
 
-def test_torn_transaction_recovered(field: Field, tmp_path: Path) -> None:
+def test_torn_transaction_recovered(field: Field, kind: str, tmp_path: Path) -> None:
     app = terminal(tmp_path, BUS)
-    inner = issue_card(CardProfile(balance=1000), seed=next(SEEDS))
+    inner = issue_card(CardProfile(balance=1000, kind=kind), seed=next(SEEDS))
     card = FaultyCard(inner).on_ins(0x54, TEAR_AFTER)
     field.insert(card)
     torn = app.tap(field.reader)
@@ -98,6 +104,14 @@ def test_torn_transaction_recovered(field: Field, tmp_path: Path) -> None:
     assert again.reason is Reason.RECOVERED and again.amount == 200 and inner.balance == 800
     (rec,) = app.journal.records()
     assert rec.state == "recovered" and verify_tac(default_issuer(), rec.app_serial, rec.tac_fields(), rec.tac)
+
+
+def test_an_identity_gate_refuses_a_plain_tunion_card(field: Field, tmp_path: Path) -> None:
+    app = terminal(tmp_path, {"terminal": {"role": "identity_gate", "name": "museum"}, "gate": {"free_entry_age": 65}})
+    card = issue_card(CardProfile(kind="tunion"), seed=next(SEEDS))
+    field.insert(card)
+    d = app.tap(field.reader)
+    assert not d.open and d.reason is Reason.NOT_SOCIAL_SECURITY_CARD
 
 
 @pytest.mark.parametrize("field", ["sim", "pn532"], indirect=True)

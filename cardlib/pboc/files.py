@@ -203,6 +203,12 @@ class PublicData:
 
     SIZE = 30
 
+    @property
+    def local_card_type(self) -> int:
+        """Byte 28, the issuer's own card type (public bus POS code: 00 ordinary, 01 elder,
+        11 disabled; AndroidZM233/Pos80_SDK_GongJiao, JTBCardManager.getSnr)."""
+        return self.issuer_fci[0]
+
     def encode(self) -> bytes:
         return PUBLIC.pack(self.issuer_id, self.app_type, self.app_version, self.app_serial,
                            bcd_date(self.valid_from), bcd_date(self.valid_until), self.issuer_fci)

@@ -2,8 +2,13 @@
 parsers for the card, so both speak the same bytes.
 
 - SELECT the application by DF name: ``00 A4 04 00 0F 7378…CF``.
-- READ RECORD by identifier (first occurrence, ISO 7816-4 §11.3.3, P2 mode
-  00): ``00 B2 <tag> <SFI<<3> 00``.
+- SELECT EF05/EF06 by file identifier, as public readers do:
+  ``00 A4 02 00 02 EF05``; then READ RECORD by number of the current EF
+  (ISO 7816-4 §11.3.3, P2 mode 04): ``00 B2 <n> 04 00``. The SFI form
+  ``00 B2 <n> <SFI<<3|4> 00`` needs no SELECT of the EF (a configurable
+  alternative, :data:`ADDRESSING`).
+- READ RECORD by identifier (first occurrence, P2 mode 00):
+  ``00 B2 <tag> <SFI<<3> 00``.
 - VERIFY (ISO 7816-4 §11.5.6): ``00 20 00 00 03 <PIN, 6 digits BCD>``; no
   data asks for the tries left (63Cx, 6983 when blocked).
 - CHANGE REFERENCE DATA (§11.5.7): ``00 24 00 00 06 <old PIN> <new PIN>``.
@@ -27,12 +32,17 @@ from cardlib.iso import (
     INS_EXTERNAL_AUTH,
     INS_INTERNAL_AUTH,
     INS_RESET_RETRY,
+    INS_SELECT,
     INS_VERIFY,
     get_challenge,
+    read_record,
     read_record_by_id,
     select_aid,
 )
-from cardlib.ssse.files import SSSE_AID
+from cardlib.ssse.files import RECORD_NUMBERS, SFI_OF, SSSE_AID
+
+#: how EF05/EF06 records are reached: "fid" (SELECT the EF, then by number) or "sfi"
+ADDRESSING = ("fid", "sfi")
 
 PIN_REF = 0x00
 PIN_LEN = 3  # bytes: 6 BCD digits
@@ -53,6 +63,18 @@ def select_ssse(fci: bool = True) -> CommandAPDU:
 def read_ssse_record(tag: int, sfi: int) -> CommandAPDU:
     """READ RECORD of one EF05/EF06 TLV record by its tag."""
     return read_record_by_id(tag, sfi=sfi)
+
+
+def select_ef(fid: int) -> CommandAPDU:
+    """``00 A4 02 00 02 <fid>``: an EF under the current DF, as public readers select EF05/EF06."""
+    return CommandAPDU(0x00, INS_SELECT, 0x02, 0x00, fid.to_bytes(2, "big"))
+
+
+def read_by_number(tag: int, addressing: str = "fid") -> CommandAPDU:
+    """READ RECORD of the record holding ``tag``, by number: of the current EF (``fid``,
+    after :func:`select_ef`) or by SFI (``sfi``)."""
+    fid, number = RECORD_NUMBERS[tag]
+    return read_record(number, sfi=SFI_OF[fid] if addressing == "sfi" else None)
 
 
 def challenge(n: int = 8) -> CommandAPDU:

@@ -1,7 +1,9 @@
 """The social security application's records (人社部 SSSE; reference §6, §8).
 
-EF05 (issuer data) and EF06 (holder data) are files of TLV records addressed
-by identifier: tag(1) ‖ length(1) ‖ value.
+EF05 (issuer data) and EF06 (holder data) are files of TLV records: tag(1) ‖ length(1) ‖ value.
+Public readers select the EF by file identifier and read its records by
+number (reference §1, "field conventions"); record n of EF05 is tag n, record n
+of EF06 is tag n + 7 (:data:`RECORD_NUMBERS`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ T_CARD_ID, T_CARD_TYPE, T_SPEC_VERSION, T_ORG, T_ISSUE_DATE, T_EXPIRY, T_CARD_NU
 # EF06 tags
 T_SSN, T_NAME, T_SEX, T_ETHNICITY, T_BIRTHPLACE, T_BIRTH_DATE = range(8, 14)
 
-SIZES = {T_CARD_ID: 16, T_CARD_TYPE: 1, T_SPEC_VERSION: 4, T_ORG: 4, T_ISSUE_DATE: 4, T_EXPIRY: 4,
+#: EF05 tag 04, the initialising organisation: 12 bytes in the one public reader found
+ORG_SIZE = 12
+
+#: which file holds a tag, and its record number there (records in tag order)
+RECORD_NUMBERS: dict[int, tuple[int, int]] = {
+    **{tag: (EF_ISSUER, tag) for tag in range(T_CARD_ID, T_CARD_NUMBER + 1)},
+    **{tag: (EF_HOLDER, tag - T_CARD_NUMBER) for tag in range(T_SSN, T_BIRTH_DATE + 1)},
+}
+SFI_OF = {EF_ISSUER: SFI_ISSUER, EF_HOLDER: SFI_HOLDER}
+
+SIZES = {T_CARD_ID: 16, T_CARD_TYPE: 1, T_SPEC_VERSION: 4, T_ORG: ORG_SIZE, T_ISSUE_DATE: 4, T_EXPIRY: 4,
          T_CARD_NUMBER: 9, T_SSN: 18, T_NAME: 30, T_SEX: 1, T_ETHNICITY: 1, T_BIRTHPLACE: 3,
          T_BIRTH_DATE: 4}
 
@@ -51,19 +63,21 @@ def parse_record(raw: bytes, tag: int | None = None) -> bytes:
 def card_identifier(region: str, serial: int) -> bytes:
     """Region (6 digits, BCD) ‖ RID D156000005 ‖ 8-byte serial (reference §8).
 
-    The serial is BCD, at least 12 digits, F-padded on the left to 16 nibbles:
-    serial 1 gives ``FFFF000000000001``.
+    The serial is BCD, at least 12 digits, F-padded on the right to 16 nibbles
+    as public readers show it (``330300 D156000005 99110145FFFFFFFF``): serial
+    1 gives ``000000000001FFFF``.
     """
     if len(region) != 6 or not region.isdigit() or not region.isascii():
         raise FormatError(f"region must be 6 digits, got {region!r}")
     if not 0 <= serial < 10**16:
         raise FormatError(f"card serial must have at most 16 digits, got {serial}")
-    return bytes.fromhex(region) + RID + bytes.fromhex(f"{serial:012d}".rjust(16, "F"))
+    return bytes.fromhex(region) + RID + bytes.fromhex(f"{serial:012d}".ljust(16, "F"))
 
 
 def card_serial(card_id: bytes) -> int:
-    """The serial number inside a card identifier (inverse of :func:`card_identifier`)."""
-    digits = card_id[8:].hex().upper().lstrip("F")
+    """The serial number inside a card identifier (inverse of :func:`card_identifier`); the
+    F padding is taken off either side (images written before it moved right keep theirs)."""
+    digits = card_id[8:].hex().upper().strip("F")
     if len(card_id) != 16 or card_id[3:8] != RID or not digits.isdigit():
         raise FormatError(f"not a card identifier: {card_id.hex().upper()}")
     return int(digits)
@@ -86,7 +100,7 @@ class IssuerRecords:
             record(T_CARD_ID, self.card_id),
             record(T_CARD_TYPE, bytes((self.card_type,))),
             record(T_SPEC_VERSION, text_bytes(self.spec_version)[:4].ljust(4, b"0")),
-            record(T_ORG, self.organisation),
+            record(T_ORG, self.organisation[:ORG_SIZE].ljust(ORG_SIZE, b"\x00")),
             record(T_ISSUE_DATE, bcd_date(self.issue_date)),
             record(T_EXPIRY, bcd_date(self.expiry_date)),
             record(T_CARD_NUMBER, text_bytes(self.card_number)),

@@ -140,6 +140,9 @@ SCENARIOS = [
     Scenario("metro exit (composite)", METRO_EXIT, CardProfile(birth_date=date(1990, 1, 1), balance=5000),
              [METRO]),
     Scenario("museum, elder (free entry)", MUSEUM, CardProfile(birth_date=date(1950, 1, 1)), []),
+    Scenario("T-Union bus purchase, adult", BUS, CardProfile(balance=5000, kind="tunion"), []),
+    Scenario("T-Union metro entry", METRO, CardProfile(balance=5000, kind="tunion"), []),
+    Scenario("T-Union metro exit", METRO_EXIT, CardProfile(balance=5000, kind="tunion"), [METRO]),
 ]
 
 
@@ -196,7 +199,7 @@ def run(quick: bool) -> Result:
         serial = _price(card_side, _pn532_ms, {})
         sam = _price(sam_side, _t0_ms, PSAM_MS)
         total = card.total_ms + sam.total_ms
-        key = scenario.label.split(",")[0].replace(" ", "_").replace("(", "").replace(")", "")
+        key = scenario.label.split(",")[0].replace(" ", "_").replace("(", "").replace(")", "").replace("-", "")
         result.figure(f"{key}_card_apdus", card.apdus,
                       f"{scenario.label:32} → {outcome}: card {card.apdus} APDUs "
                       f"({card.bytes_out}+{card.bytes_in} B, link {card.link_ms:.1f} ms, processing "

@@ -14,6 +14,8 @@ from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
 from cardlib.ssse import commands as C
 from cardlib.ssse.files import (
+    ORG_SIZE,
+    RECORD_NUMBERS,
     T_NAME,
     HolderRecords,
     IssuerRecords,
@@ -24,8 +26,9 @@ from cardlib.ssse.files import (
     ssn_check_digit,
 )
 
-ISSUER = IssuerRecords(bytes.fromhex("330300D156000005FFFF000000001234"), 0x03, "3.00",
-                       bytes.fromhex("33030001"), date(2024, 1, 1), date(2034, 12, 31), "330001234")
+# the card identifier of a public reader's example: serial 99110145, F-padded on the right
+ISSUER = IssuerRecords(bytes.fromhex("330300D15600000599110145FFFFFFFF"), 0x03, "3.00",
+                       bytes.fromhex("33030001") + bytes(8), date(2024, 1, 1), date(2034, 12, 31), "330001234")
 HOLDER = HolderRecords("11010519491231002X", "吕庆军", 1, 1, bytes.fromhex("341800"), date(1958, 3, 2))
 
 
@@ -35,16 +38,30 @@ def values(records: list[bytes]) -> dict[int, bytes]:
 
 def test_ef05_records_byte_for_byte() -> None:
     assert ISSUER.records() == [
-        bytes.fromhex("0110330300D156000005FFFF000000001234"),
+        bytes.fromhex("0110330300D15600000599110145FFFFFFFF"),  # the public example, byte for byte
         bytes.fromhex("020103"),
         bytes.fromhex("0304") + b"3.00",
-        bytes.fromhex("040433030001"),
+        bytes.fromhex("040C33030001") + bytes(8),  # tag 04: 12 bytes
         bytes.fromhex("050420240101"),
         bytes.fromhex("060420341231"),
         bytes.fromhex("0709") + b"330001234",
     ]
     assert IssuerRecords.from_records(values(ISSUER.records())) == ISSUER
     assert ISSUER.region == "330300"
+    assert card_serial(ISSUER.card_id) == 99110145
+    # a shorter organisation is padded to tag 04's 12 bytes, a longer one cut
+    assert IssuerRecords(*[*vars(ISSUER).values()][:3], b"\x33", *[*vars(ISSUER).values()][4:]).records()[3] == (
+        bytes((0x04, ORG_SIZE, 0x33)) + bytes(ORG_SIZE - 1))
+
+
+def test_records_by_number_as_public_readers_read_them() -> None:
+    """EF05 record n is tag n, EF06 record n is tag n + 7; by the current EF (P2 04) or by SFI."""
+    assert RECORD_NUMBERS[0x01] == (0xEF05, 1) and RECORD_NUMBERS[0x07] == (0xEF05, 7)
+    assert RECORD_NUMBERS[0x08] == (0xEF06, 1) and RECORD_NUMBERS[0x0D] == (0xEF06, 6)
+    assert C.select_ef(0xEF05).encode() == bytes.fromhex("00A4020002EF05")
+    assert C.read_by_number(0x0D).encode() == bytes.fromhex("00B2060400")
+    assert C.read_by_number(0x02, "sfi").encode() == bytes.fromhex("00B2022C00")
+    assert C.read_by_number(0x0D, "sfi").encode() == bytes.fromhex("00B2063400")
 
 
 def test_ef06_records_gbk_name_zero_padded_and_bcd_birth_date() -> None:
@@ -84,7 +101,9 @@ def test_gbk_names_round_trip(name: str) -> None:
 
 
 def test_card_identifier_layout() -> None:
-    assert card_identifier("330300", 1) == bytes.fromhex("330300D156000005FFFF000000000001")
+    assert card_identifier("330300", 1) == bytes.fromhex("330300D156000005000000000001FFFF")
+    # images written while the padding was on the left still give their serial
+    assert card_serial(bytes.fromhex("330300D156000005FFFF000000000001")) == 1
     assert card_identifier("110000", 9876543210123456) == bytes.fromhex("110000D1560000059876543210123456")
     assert card_serial(card_identifier("330300", 42)) == 42
     for region, serial in (("33030", 1), ("33O300", 1), ("330300", 10**16), ("330300", -1)):

@@ -56,6 +56,27 @@ def test_bad_input(tmp_path: Path) -> None:
     assert code == 2 and "no such key file" in err
 
 
+def test_a_plain_tunion_card(tmp_path: Path) -> None:
+    """--kind tunion issues a purse-only card: no SSSE application, its type in 0x15 byte 28."""
+    from simulators.image import load_card  # noqa: PLC0415
+
+    path = tmp_path / "tu.json"
+    code, _, _ = run("sim", "new", "--out", str(path), "--kind", "tunion", "--card-type", "elder", "--seed", "3")
+    assert code == 0
+    card = load_card(path, persist=False)
+    assert card.card_kind == "tunion" and card._purse_ef(0x15).data[28] == 0x01  # type: ignore[union-attr]
+    assert card.process(bytes.fromhex("00A404000F7378312E73682EC9E7BBE1B1A3D5CF"))[-2:] == b"\x6a\x82"  # type: ignore[union-attr]
+    code, out, _ = run("sim", "show", str(path))
+    fields = {line[:16].strip(): line[16:] for line in out.splitlines()}
+    assert code == 0 and fields["kind"].startswith("T-Union transit card") and fields["card type"] == "elder"
+    code, out, _ = run("card", "info", "--reader", f"sim:{path}", "--json")
+    info = json.loads(out)
+    assert code == 0 and (info["card_kind"], info["card_type"], info["balance"]) == ("tunion", "elder", 5000)
+    assert "ssn" not in info and len(info["app_serial"]) == 20
+    code, _, err = run("sim", "new", "--out", str(tmp_path / "s.json"), "--kind", "tunion", "--card-type", "student")
+    assert code != 0 and "T-Union card's type" in err
+
+
 def test_show_for_people(tmp_path: Path) -> None:
     card, sam = tmp_path / "card.json", tmp_path / "psam.json"
     run("sim", "new", "--out", str(card), "--name", "吕庆军", "--birth-date", "1958-03-02", "--card-type", "elder",
@@ -65,7 +86,8 @@ def test_show_for_people(tmp_path: Path) -> None:
     fields = {line[:16].strip(): line[16:] for line in out.splitlines()}
     assert fields["name"] == "吕庆军" and fields["birth date"] == "1958-03-02" and fields["card type"] == "elder"
     assert fields["valid"] == "2024-01-01 .. 2030-06-30" and fields["balance"] == "1200 fen"
-    assert fields["card id"].startswith("341800D156000005FFFF") and fields["region"] == "341800"
+    assert fields["card id"].startswith("341800D156000005") and fields["card id"].endswith("FFFF")
+    assert fields["region"] == "341800"
     assert fields["pin"] == "******** (3 tries left)" and fields["key dpk"].startswith("******** (index 1, 3des)")
     assert "246810" not in out
     code, out, _ = run("sim", "show", str(card), "--show-secrets")

@@ -286,17 +286,17 @@ def test_block_needs_the_line_mac(site: Site) -> None:
 
 
 def test_refusals_are_recorded(tmp_path: Path) -> None:
+    """At a bus the card's validity is the purse's (0x15) and the purchase authenticates the
+    card; at an identity gate the validity is EF05's and the SSSE authenticates it."""
     site = Site(tmp_path)
+    purse_ended = issue_card(seed=24)
+    purse_ended._purse_ef(0x15).data[24:28] = bytes.fromhex("20251231")  # the purse ended before the card
     cases: list[tuple[SocialSecurityCard, Reason]] = [
         (issue_card(CardProfile(valid_until=date(2026, 11, 27)), seed=20), Reason.CARD_EXPIRED),
         (issue_card(CardProfile(valid_from=date(2026, 11, 29)), seed=21), Reason.CARD_NOT_YET_VALID),
-        (issue_card(CardProfile(), stranger(ssse_iak=OTHER_KEY), seed=22), Reason.AUTH_FAILED),
         (issue_card(CardProfile(balance=10), seed=23), Reason.INSUFFICIENT_BALANCE),
+        (purse_ended, Reason.CARD_EXPIRED),
     ]
-    purse_expired = issue_card(seed=24)
-    public = purse_expired._purse_ef(0x15)
-    public.data[24:28] = bytes.fromhex("20251231")  # the purse ended before the card
-    cases.append((purse_expired, Reason.PURSE_EXPIRED))
     blocked = issue_card(seed=25)
     blocked.purse.state.blocked = "permanent"  # 9303 to SELECT
     cases.append((blocked, Reason.PURSE_BLOCKED))
@@ -308,6 +308,24 @@ def test_refusals_are_recorded(tmp_path: Path) -> None:
     assert events(site) == [reason.value for _, reason in cases]
     assert site.journal.records() == []
     site.close()
+    (tmp_path / "museum").mkdir()
+    museum = Site(tmp_path / "museum", {"terminal": {"role": "identity_gate", "name": "museum"},
+                                        "fares": {"admission": 4000}, "gate": {"free_entry_age": 65}})
+    purse_ended = issue_card(seed=26)
+    purse_ended._purse_ef(0x15).data[24:28] = bytes.fromhex("20251231")
+    cases = [
+        (issue_card(CardProfile(valid_until=date(2026, 11, 27)), seed=27), Reason.CARD_EXPIRED),
+        (issue_card(CardProfile(), stranger(ssse_iak=OTHER_KEY), seed=22), Reason.AUTH_FAILED),
+        (purse_ended, Reason.PURSE_EXPIRED),
+        (issue_card(CardProfile(kind="tunion"), seed=28), Reason.NOT_SOCIAL_SECURITY_CARD),
+    ]
+    for card, reason in cases:
+        before = card.balance
+        decision = museum.tap(card)
+        assert not decision.open and decision.reason is reason
+        assert card.balance == before
+    assert events(museum) == [reason.value for _, reason in cases]
+    museum.close()
 
 
 def test_deny_listed_card_blocked_and_refused_twice(tmp_path: Path) -> None:

@@ -142,8 +142,8 @@ class Soak:
             card = self.cards[index]
             if not over and self.rng.random() < self.plan.tear_rate:
                 tear = self.rng.choice((TEAR_BEFORE, TEAR_AFTER))
-                if self.rng.random() < 0.5:  # anywhere in the tap (about 22 card APDUs)
-                    card.at(card.count + self.rng.randint(1, 24), tear)
+                if self.rng.random() < 0.5:  # anywhere in the tap (7 to 12 card APDUs, a recovery a few more)
+                    card.at(card.count + self.rng.randint(1, 12), tear)
                 else:  # at the money: DEBIT of the composite purchase
                     card.on_ins(DEBIT, tear)
             st.kill = (self.rng.randint(1, 30), self.rng.choice(KILL_MODES)) if self.taps in self.kill_taps else None

@@ -38,8 +38,8 @@ def test_identifiers_serials_and_region() -> None:
     ef05 = card.issuer_records()
     assert ef05.card_id[:8] == bytes.fromhex("341800D156000005")
     serial_digits = ef05.card_id[8:].hex().upper()
-    assert serial_digits.startswith("FFFF") and serial_digits[4:].isdigit()
-    assert card.app_serial.hex().upper() == "3418" + serial_digits[4:].rjust(16, "0")
+    assert serial_digits.endswith("FFFF") and serial_digits[:12].isdigit()  # F-padded on the right
+    assert card.app_serial.hex().upper() == "3418" + serial_digits[:12].rjust(16, "0")
     assert ef05.card_type == CARD_TYPES["elder"] == 0x03 and ef05.spec_version == "3.00"
     assert (ef05.issue_date, ef05.expiry_date) == (date(2024, 1, 1), date(2030, 6, 30))
     assert len(ef05.card_number) == 9 and ef05.card_number.startswith("34")

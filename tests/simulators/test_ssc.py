@@ -18,7 +18,7 @@ from cardlib.iso import get_challenge, read_binary, read_record_by_id, select_ai
 from cardlib.keys import default_issuer
 from cardlib.pboc import purse as P
 from cardlib.ssse import commands as C
-from cardlib.ssse.files import SSSE_AID, record
+from cardlib.ssse.files import RECORD_NUMBERS, SSSE_AID, record
 from simulators.image import card_from_json, card_to_json
 from simulators.issuer import CardProfile, issue_card
 from simulators.ssc import DEFAULT_ATR, SocialSecurityCard
@@ -205,3 +205,21 @@ def test_random_apdu_streams_never_crash_nor_move_money(stream: list[bytes], see
     assert card.balance == balance
     select = ResponseAPDU.decode(card.process(select_aid(P.PURSE_AID).encode()))
     assert select.sw in (0x9000, 0x6A81, 0x9303)
+
+
+def test_ef05_and_ef06_answer_every_addressing_form() -> None:
+    """By FID then record number (public readers), by SFI and number, by identifier: the same record."""
+    card = issue_card(CardProfile(birth_date=date(1958, 3, 2)), seed=31)
+    for tag, (fid, number) in RECORD_NUMBERS.items():
+        tx(card, SELECT_SSSE).check()
+        by_id = tx(card, C.read_ssse_record(tag, fid & 0xFF)).check().data
+        by_sfi = tx(card, C.read_by_number(tag, "sfi")).check().data
+        assert tx(card, C.select_ef(fid)).ok
+        by_fid = tx(card, C.read_by_number(tag)).check().data
+        assert by_id == by_sfi == by_fid and by_fid[0] == tag and number >= 1
+    tx(card, SELECT_SSSE).check()
+    assert tx(card, C.select_ef(0xEF06)).ok
+    assert tx(card, C.read_by_number(0x0D)).data == bytes.fromhex("0D0419580302")
+    # a plain T-Union card has no SSSE application: its SELECT answers 6A82
+    plain = issue_card(CardProfile(kind="tunion"), seed=32)
+    assert tx(plain, SELECT_SSSE).sw == 0x6A82 and tx(plain, P.select_purse()).ok

@@ -107,6 +107,7 @@ def with_(base: dict[str, Any], **tables: Any) -> dict[str, Any]:
     (with_(BUS, fares={"flat": -1}), "fares.flat: must be a non-negative integer (fen), got -1"),
     (with_(BUS, fares={"admission_visitor": -5}), "fares.admission_visitor: must be a non-negative integer (fen)"),
     (with_(BUS, transfer={"discount": -100}), "transfer.discount: must be a non-negative integer (fen)"),
+    (with_(BUS, ssse={"addressing": "path"}), "ssse.addressing: 'path' is not fid or sfi"),
     (with_(BUS, transfer={"window_minutes": -1}), "transfer.window_minutes: must not be negative"),
     (with_(BUS, fares={"bands": [[6, 300], [3, 200]]}), "fares.bands: limits must be ascending"),
     (with_(BUS, fares={"overtime_minutes": -3}), "fares.overtime_minutes: must be a non-negative number of minutes"),
