@@ -60,6 +60,11 @@ def secret() -> Iterator[None]:
         _secret.reset(token)
 
 
+def in_secret() -> bool:
+    """Whether the exchange being made now is inside a :func:`secret` block."""
+    return _secret.get()
+
+
 def _masked(data: bytes) -> str:
     return MASK * len(data)
 
@@ -183,7 +188,7 @@ class TraceRecorder:
     def __call__(self, exchange: Exchange) -> None:
         reader = exchange.reader or self.reader_name
         masker = self._masker(reader)
-        is_secret = _secret.get()
+        is_secret = in_secret()
         self._write(
             {
                 "t": datetime.fromtimestamp(exchange.started, self._tz).isoformat(),

@@ -17,7 +17,7 @@ from cli.session import open_channel
 @click.argument("apdus", nargs=-1, required=True, metavar="HEX...")
 @click.option("--raw", is_flag=True, help="No T=0 handling: show 61xx/6Cxx as the card sent them.")
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def apdu(apdus: tuple[str, ...], raw: bool, opts: Options) -> None:
     """Send each APDU to the card; exit 0 whatever the SW (the SW is data)."""
     commands = [CommandAPDU.decode(parse_hex(text, "APDU")) for text in apdus]

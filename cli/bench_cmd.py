@@ -21,7 +21,7 @@ MAX_COUNT = 10_000_000  # the samples are kept: a count beyond memory is refused
               help="APDUs to time.")
 @click.option("--apdu", "apdu_hex", default=SELECT_PURSE, show_default=True, help="The APDU to send.")
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def bench(count: int, apdu_hex: str, opts: Options) -> None:
     """Time APDU round trips through the channel on any reader."""
     channel = open_channel(opts)
@@ -30,7 +30,7 @@ def bench(count: int, apdu_hex: str, opts: Options) -> None:
         channel.transmit(command)  # warm up
     samples = []
     err = sys.stderr
-    with click.progressbar(range(count), label="timing", hidden=not err.isatty(), file=err) as bar:
+    with click.progressbar(range(count), label="timing", hidden=not opts.progress(), file=err) as bar:
         for _ in bar:
             t0 = time.perf_counter()
             channel.transmit(command)

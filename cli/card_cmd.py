@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 import click
 
+from cardlib.errors import FormatError
 from cardlib.iso import read_binary
 from cardlib.pboc.files import (
     INDUSTRY_NAMES,
@@ -32,7 +34,7 @@ def _reading_wallet(channel: object, opts: Options) -> Wallet:
 
 @card.command()
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def info(opts: Options) -> None:
     """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance."""
     from terminal.app import LOCAL_CARD_TYPES  # noqa: PLC0415
@@ -64,7 +66,7 @@ def info(opts: Options) -> None:
 
 @card.command()
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def history(opts: Options) -> None:
     """The purse's transaction log (0x18) and transit records (0x1E), types named."""
     channel = open_channel(opts)
@@ -98,8 +100,25 @@ def pin() -> None:
     """Verify, change or unblock the PIN (never echoed or logged)."""
 
 
-def _pin(value: str | None, prompt: str) -> str:
-    return value if value is not None else click.prompt(prompt, hide_input=True, err=True)
+def _pin(value: str | None, prompt: str, option: str, twice: bool = False) -> str:
+    """The value given, else asked without echo on the terminal (``twice`` for a new PIN); with no
+    terminal to ask on, one line saying which option gives it (getpass would read stdin aloud)."""
+    if value is not None:
+        return value
+    if not _has_terminal():
+        raise FormatError(f"no terminal to ask for the {prompt} on: give it with {option}")
+    text: str = click.prompt(prompt, hide_input=True, err=True,
+                             confirmation_prompt=f"{prompt} again" if twice else False)
+    return text
+
+
+def _has_terminal() -> bool:
+    """Whether a prompt can be answered without echo: a controlling terminal (getpass asks there)."""
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return sys.stdin.isatty()
 
 
 def _done(opts: Options, action: str, text: str) -> None:
@@ -124,12 +143,12 @@ def _json_failure(opts: Options, action: str) -> Iterator[None]:
 @pin.command()
 @click.option("--pin", "pin_", help="The PIN (prompted without echo when omitted).")
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def verify(pin_: str | None, opts: Options) -> None:
     """Verify the PIN; exit 4 with the tries left when wrong."""
     channel = open_channel(opts)
     with _json_failure(opts, "verify"):
-        auth.verify_pin(channel, _pin(pin_, "PIN"))
+        auth.verify_pin(channel, _pin(pin_, "PIN", "--pin"))
     _done(opts, "verify", "PIN verified")
 
 
@@ -137,12 +156,12 @@ def verify(pin_: str | None, opts: Options) -> None:
 @click.option("--old", help="Current PIN.")
 @click.option("--new", help="New PIN.")
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def change(old: str | None, new: str | None, opts: Options) -> None:
     """Change the PIN of the SSSE application; exit 4 with the tries left when the old one is wrong."""
     channel = open_channel(opts)
     with _json_failure(opts, "change"):
-        auth.change_pin(channel, _pin(old, "current PIN"), _pin(new, "new PIN"))
+        auth.change_pin(channel, _pin(old, "current PIN", "--old"), _pin(new, "new PIN", "--new", twice=True))
     _done(opts, "change", "PIN changed")
 
 
@@ -150,10 +169,10 @@ def change(old: str | None, new: str | None, opts: Options) -> None:
 @click.option("--puk", help="Unblocking key.")
 @click.option("--new", help="New PIN.")
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def unblock(puk: str | None, new: str | None, opts: Options) -> None:
     """Unblock the PIN with the PUK and set a new one; exit 4 when the PUK is wrong."""
     channel = open_channel(opts)
     with _json_failure(opts, "unblock"):
-        auth.unblock_pin(channel, _pin(puk, "PUK"), _pin(new, "new PIN"))
+        auth.unblock_pin(channel, _pin(puk, "PUK", "--puk"), _pin(new, "new PIN", "--new", twice=True))
     _done(opts, "unblock", "PIN unblocked")

@@ -23,7 +23,7 @@ from cli.common import Options, common_options
 @click.option("--scheduler", metavar="ADDRESS", help="A running Dask scheduler, e.g. tcp://HOST:8786.")
 @click.option("--workers", type=click.IntRange(1), help="Worker processes of the local cluster (default: one per core).")
 @click.option("--no-pictures", is_flag=True, help="Skip the PNG pictures and summary.html.")
-@common_options
+@common_options("json")
 def clear(paths: tuple[str, ...], register_path: str, key_paths: tuple[str, ...], previous: str | None, out: str,
           state_out: str | None, scheduler: str | None, workers: int | None, no_pictures: bool, opts: Options) -> None:
     """Clear batch files (folders of *.jsonl or files): check, verify, chain, and split the money."""

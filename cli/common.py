@@ -1,8 +1,9 @@
 """What every `ykt` subcommand shares: the common options, output, errors.
 
 DESIGN.md: `--reader`, `--psam`, `--json`, `--trace FILE`, `--debug`, `--now`
-are accepted on the subcommand itself; errors are one line on stderr with the
-exit code of the error class; `--debug` adds the traceback.
+are written on the subcommand itself, each only where the command uses it
+(`--debug` everywhere); errors are one line on stderr with the exit code of
+the error class; `--debug` adds the traceback. `-q`/`-v` live on the group.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from cardlib.errors import EXIT_USAGE, FormatError, YktError, exit_code_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_READER = "sim"
 DEFAULT_PSAM = "sim?kind=psam"
 
 
@@ -31,7 +31,7 @@ DEFAULT_PSAM = "sim?kind=psam"
 class Options:
     """The common options of one invocation."""
 
-    reader: str = DEFAULT_READER
+    reader: str | None = None  # None: $YKT_READER, else the first PC/SC reader holding a card (cli.session)
     psam: str = DEFAULT_PSAM
     json: bool = False
     trace: str | None = None
@@ -40,6 +40,16 @@ class Options:
     wait: float | None = None  # --wait: seconds to wait for a card (inf: for ever); None: do not wait
     extra: dict[str, Any] = field(default_factory=dict)
     given: set[str] = field(default_factory=set)  # the common options given on the command line
+    verbosity: int = 0  # the group's -q (-1: no notes on stderr) and -v (1: every APDU on stderr)
+
+    def note(self, text: str) -> None:
+        """A note for the person at the terminal, on stderr; silenced by ``-q``."""
+        if self.verbosity >= 0:
+            click.echo(text, err=True)
+
+    def progress(self) -> bool:
+        """Whether to draw a progress bar: on a terminal (stderr), not under ``-q``."""
+        return self.verbosity >= 0 and sys.stderr.isatty()
 
     def emit(self, obj: Any) -> None:
         """Print one JSON document."""
@@ -63,32 +73,54 @@ def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     return callback
 
 
-def common_options(func: F) -> F:
-    """Add the common options to a command; the command receives ``opts: Options``."""
-    decorators = [
-        click.option("--reader", "-r", metavar="URI", expose_value=False, callback=_store("reader"),
-                     is_eager=True, help="Card reader URI (sim, sim:FILE, pcsc:N, pn532:/dev/tty…, trace:FILE, py:mod:factory)."),
-        click.option("--psam", metavar="URI", expose_value=False, callback=_store("psam"),
-                     is_eager=True, help="PSAM slot reader URI (default: the test issuer's simulated PSAM)."),
-        click.option("--json", "json_", is_flag=True, expose_value=False, callback=_store("json"),
-                     is_eager=True, help="Machine-readable JSON output."),
-        click.option("--trace", metavar="FILE", expose_value=False, callback=_store("trace"),
-                     is_eager=True, help="Record every APDU exchange to FILE (JSON Lines)."),
-        click.option("--debug", is_flag=True, expose_value=False, callback=_store("debug"),
-                     is_eager=True, help="Show tracebacks on errors."),
-        click.option("--now", metavar="TIME", expose_value=False, callback=_store("now"),
-                     is_eager=True, help="Fix the clock (ISO 8601, Beijing time if no offset)."),
-    ]
+_COMMON: dict[str, Callable[[F], F]] = {
+    "reader": click.option(
+        "--reader", "-r", metavar="URI", expose_value=False, callback=_store("reader"), is_eager=True,
+        help="Card reader URI (pcsc:N, pn532:/dev/tty…, sim, sim:FILE, trace:FILE, py:mod:factory); default "
+             "$YKT_READER, else the first PC/SC reader holding a card."),
+    "psam": click.option(
+        "--psam", metavar="URI", expose_value=False, callback=_store("psam"), is_eager=True,
+        help="PSAM slot reader URI (default: the test issuer's simulated PSAM)."),
+    "json": click.option(
+        "--json", "json_", is_flag=True, expose_value=False, callback=_store("json"), is_eager=True,
+        help="Machine-readable JSON output."),
+    "trace": click.option(
+        "--trace", metavar="FILE", expose_value=False, callback=_store("trace"), is_eager=True,
+        help="Record every APDU exchange to FILE (JSON Lines)."),
+    "debug": click.option(
+        "--debug", is_flag=True, expose_value=False, callback=_store("debug"), is_eager=True,
+        help="Show tracebacks on errors."),
+    "now": click.option(
+        "--now", metavar="TIME", expose_value=False, callback=_store("now"), is_eager=True,
+        help="Fix the clock (ISO 8601, Beijing time if no offset)."),
+}
+COMMON_NAMES = tuple(_COMMON)
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        opts = ctx.ensure_object(Options)
-        return run_guarded(opts, lambda: func(*args, opts=opts, **kwargs))
 
-    for deco in reversed(decorators):
-        wrapper = deco(wrapper)
-    return wrapper  # type: ignore[return-value]
+def common_options(*names: str) -> Callable[[F], F]:
+    """Add the common options a command uses (``--debug`` always); it receives ``opts: Options``.
+
+    ``@common_options("reader", "json")``: an option a command would ignore is not offered.
+    """
+    if names and callable(names[0]):
+        raise TypeError("common_options(...) names the options the command uses")
+    unknown = set(names) - set(_COMMON)
+    if unknown:
+        raise ValueError(f"unknown common option(s): {', '.join(sorted(unknown))}")
+    chosen = [name for name in _COMMON if name in names or name == "debug"]
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = click.get_current_context()
+            opts = ctx.ensure_object(Options)
+            return run_guarded(opts, lambda: func(*args, opts=opts, **kwargs))
+
+        for name in reversed(chosen):
+            wrapper = _COMMON[name](wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 WAIT_FOREVER = float("inf")
@@ -174,6 +206,7 @@ def now_text() -> str:
 
 
 __all__ = [
+    "COMMON_NAMES",
     "EXIT_USAGE",
     "FormatError",
     "Options",

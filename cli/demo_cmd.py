@@ -277,7 +277,7 @@ def _print(doc: dict[str, Any]) -> None:
 @click.option("--via", type=click.Choice(FIELD_KINDS), default="sim", show_default=True,
               help="How the cards reach the terminals: in process, a running pcscd with the vpcd "
               "driver, or the PN532 emulator on a pseudo-terminal.")
-@common_options
+@common_options("json", "now")
 def demo(seed: int, out_dir: str | None, via: str, opts: Options) -> None:
     """Run the story on the embedded simulator and settle it."""
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="ykt-demo-"))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import click
 
@@ -24,14 +27,18 @@ def denylist() -> None:
 @click.option("--list-version", required=True, type=click.IntRange(0, 0xFFFFFFFF),
               help="Version number the terminals compare.")
 @click.option("--force", is_flag=True, help="Replace an existing deny list, card image or batch at --out.")
-@common_options
+@common_options("json")
 def build(source: str, out: str, list_version: int, force: bool, opts: Options) -> None:
     """Build the binary list from a text or CSV file of 20-hex-digit serials ('-' reads stdin)."""
     check_output(out, "deny list", force=force, guard=GUARDED)
     try:
         raw = sys.stdin.buffer if source == "-" else open_regular(source, "serial list")
-        with io.TextIOWrapper(raw, encoding="utf-8") as fh:
-            count = build_denylist(parse_serial_lines(fh), out, list_version)
+        size = _size(raw)  # a file shows its bytes read; a pipe, its lines
+        with io.TextIOWrapper(raw, encoding="utf-8") as fh, \
+                click.progressbar(fh if size is None else None, length=size, label="reading serials",
+                                  hidden=not opts.progress(), file=sys.stderr) as bar:
+            lines: Iterable[str] = bar if size is None else _counted(fh, bar.update)
+            count = build_denylist(parse_serial_lines(lines), out, list_version)
     except OSError as exc:
         raise FormatError(f"cannot read {source!r}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -44,10 +51,26 @@ def build(source: str, out: str, list_version: int, force: bool, opts: Options) 
         click.echo(f"{out}: {count} serial(s), list version {list_version}")
 
 
+def _size(raw: Any) -> int | None:
+    """The bytes to read, for the progress bar (None for a pipe)."""
+    try:
+        size = os.fstat(raw.fileno()).st_size
+    except (OSError, ValueError, AttributeError):
+        return None
+    return size or None
+
+
+def _counted(lines: Iterable[str], advance: Callable[[int], None]) -> Iterator[str]:
+    """The lines, telling ``advance`` how far the reading has come."""
+    for line in lines:
+        advance(len(line))
+        yield line
+
+
 @denylist.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.argument("serials", nargs=-1, required=True)
-@common_options
+@common_options("json")
 def check(path: str, serials: tuple[str, ...], opts: Options) -> None:
     """Print whether each serial is listed; exit 1 when any is (2 when the list is refused)."""
     wanted = []
@@ -71,7 +94,7 @@ def check(path: str, serials: tuple[str, ...], opts: Options) -> None:
 
 @denylist.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-@common_options
+@common_options("json")
 def show(path: str, opts: Options) -> None:
     """The header of a deny list, once the whole file passed every check a terminal makes."""
     with DenyList(path) as deny:  # refused (exit 2) when the SHA-256 or the index check fails

@@ -13,7 +13,7 @@ from cli.explain import tlv_lines
 
 @click.command()
 @click.argument("hex_atr", nargs=-1, required=True, metavar="HEX")
-@common_options
+@common_options("json")
 def atr(hex_atr: tuple[str, ...], opts: Options) -> None:
     """Decode an ATR (ISO 7816-3, historical bytes per ISO 7816-4, PC/SC part 3) and name the card from
     pcsc-tools' smartcard_list.txt, as ATR_analysis does, when it is installed."""
@@ -65,7 +65,7 @@ def _tree(obj: Tlv) -> None:
 @click.command()
 @click.argument("hex_tlv", nargs=-1, required=True, metavar="HEX")
 @click.option("--lenient", is_flag=True, help="Skip 00/FF padding between objects.")
-@common_options
+@common_options("json")
 def tlv(hex_tlv: tuple[str, ...], lenient: bool, opts: Options) -> None:
     """Decode BER-TLV (ISO 7816-4 §5.2) as a tree."""
     objects = parse(parse_hex(" ".join(hex_tlv), "TLV"), strict=not lenient)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 from datetime import timedelta
@@ -57,7 +58,7 @@ def _line(r: JournalRecord) -> str:
 @journal.command()
 @JOURNAL
 @click.option("--state", type=click.Choice(STATES), help="Only records in this state.")
-@common_options
+@common_options("json")
 def show(journal_path: str, state: str | None, opts: Options) -> None:
     """List records (oldest first)."""
     records = _open(journal_path, opts, readonly=True).records(state)
@@ -66,7 +67,7 @@ def show(journal_path: str, state: str | None, opts: Options) -> None:
         return
     for r in records:
         click.echo(_line(r))
-    click.echo(f"{len(records)} record(s)", err=True)
+    opts.note(f"{len(records)} record(s)")
 
 
 @journal.command()
@@ -75,7 +76,7 @@ def show(journal_path: str, state: str | None, opts: Options) -> None:
 @click.option("--all", "all_records", is_flag=True, help="Include records exported before (in a new batch).")
 @click.option("--batch-id", help="Write an earlier batch again (its file was lost).")
 @click.option("--force", is_flag=True, help="Replace an existing batch, card image or deny list at --out.")
-@common_options
+@common_options("json", "now")
 def export(journal_path: str, out: str | None, all_records: bool, batch_id: str | None, force: bool,
            opts: Options) -> None:
     """Write a settlement batch (JSON Lines: a header, then one record a line)."""
@@ -83,26 +84,29 @@ def export(journal_path: str, out: str | None, all_records: bool, batch_id: str 
         check_output(out, "batch", force=force, guard=GUARDED)
     j = _open(journal_path, opts, readonly=batch_id is not None)  # writing an old batch again only reads
     _checked(j, "export refused", opts)  # a journal that shows an edit is not settled
-    if not out:
-        j.export_batch(sys.stdout, all=all_records, batch_id=batch_id)
-        return
-    with atomic_write(out, "batch", 0o644) as fh:
-        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-        try:
-            header = j.export_batch(text, all=all_records, batch_id=batch_id)
-            text.flush()
-        except OSError as exc:
-            # the batch is committed before it is written: name it, so it can be written again
-            newest = batch_id or next(iter(b.batch_id for b in j.batches()[-1:]), "?")
-            raise FormatError(f"cannot write batch {out!r}: {exc.strerror}; write it again with"
-                              f" --batch-id {newest}") from None
-        text.detach()
+    if not out:  # the batch on stdout, its summary on stderr (as JSON with --json)
+        header = j.export_batch(sys.stdout, all=all_records, batch_id=batch_id)
+        sys.stdout.flush()
+    else:
+        with atomic_write(out, "batch", 0o644) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            try:
+                header = j.export_batch(text, all=all_records, batch_id=batch_id)
+                text.flush()
+            except OSError as exc:
+                # the batch is committed before it is written: name it, so it can be written again
+                newest = batch_id or next(iter(b.batch_id for b in j.batches()[-1:]), "?")
+                raise FormatError(f"cannot write batch {out!r}: {exc.strerror}; write it again with"
+                                  f" --batch-id {newest}") from None
+            text.detach()
     summary = {"batch_id": header.batch_id, "file": out, "count": header.count,
                "total_amount": header.total_amount, "sha256": header.sha256}
-    if opts.json:
+    if opts.json and out:
         opts.emit(summary)
+    elif opts.json:
+        click.echo(json.dumps(summary), err=True)
     else:
-        click.echo(f"batch {header.batch_id}: {header.count} record(s), {yuan(header.total_amount)} → {out}", err=True)
+        opts.note(f"batch {header.batch_id}: {header.count} record(s), {yuan(header.total_amount)} → {out or 'stdout'}")
 
 
 @journal.command()
@@ -110,7 +114,7 @@ def export(journal_path: str, out: str | None, all_records: bool, batch_id: str 
 @click.option("--batch", type=click.Path(dir_okay=False, exists=True), help="A settlement batch file instead.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Issuer key file (default: the TEST ONLY issuer).")
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Processes (0: every core).")
-@common_options
+@common_options("json")
 def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None, workers: int, opts: Options) -> None:
     """Check every settled record's TAC with the issuer's keys; exit 4 when one fails."""
     if bool(journal_path) == bool(batch):
@@ -124,7 +128,7 @@ def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None,
         _checked(j, "verify", opts, workers=workers or None)
         items = [r.to_json() for state in ("completed", "recovered") for r in j.records(state)]
         items.sort(key=lambda x: x["id"])
-    show_bar = sys.stderr.isatty() and not opts.json and len(items) > 0
+    show_bar = opts.progress() and not opts.json and len(items) > 0
     if show_bar:
         with click.progressbar(length=len(items), label="verifying TACs", file=sys.stderr) as bar:
             report = verify_records(items, issuer, workers=workers or None, progress=bar.update)
@@ -145,7 +149,7 @@ def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None,
 @journal.command()
 @JOURNAL
 @click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Processes (0: every core).")
-@common_options
+@common_options("json")
 def check(journal_path: str, workers: int, opts: Options) -> None:
     """Look for edits: deleted or copied records, repeated counters, test records passed off as real; exit 1 on one."""
     report = check_journal(_open(journal_path, opts, readonly=True), workers=workers or None)
@@ -175,7 +179,7 @@ def parse_age(text: str) -> timedelta:
 @journal.command()
 @JOURNAL
 @click.option("--older-than", required=True, help="Age of the transaction, e.g. 30d.")
-@common_options
+@common_options("json", "now")
 def prune(journal_path: str, older_than: str, opts: Options) -> None:
     """Delete exported records older than the given age (never pending or unexported ones)."""
     n = _open(journal_path, opts).prune(parse_age(older_than))
@@ -187,7 +191,7 @@ def prune(journal_path: str, older_than: str, opts: Options) -> None:
 
 @journal.command()
 @JOURNAL
-@common_options
+@common_options("json")
 def migrate(journal_path: str, opts: Options) -> None:
     """Bring a journal of an older schema up to this version (the commands that only read never do)."""
     j = _open(journal_path, opts)

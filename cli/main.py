@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# click 8.2 and later raise this for a group run without a subcommand; 8.1 prints the help itself
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError", click.UsageError)
+
+
 class LazyGroup(click.Group):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -62,6 +66,9 @@ class LazyGroup(click.Group):
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
+        except _NO_ARGS_IS_HELP as exc:  # `ykt card`: its help, as `ykt card --help` (click 8.2+ says exit 2)
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
         except click.exceptions.Abort:
             click.echo("error: aborted", err=True)
             sys.exit(1)
@@ -112,8 +119,21 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and exit.")
-def cli(**_: Any) -> None:
+@click.option("-q", "--quiet", is_flag=True,
+              help="No notes on stderr (the reader or journal chosen, the PSAM note, progress bars, "
+                   "summaries); errors still show.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also every APDU exchange with the card on stderr as it happens (PINs and personal data "
+                   "masked).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """yikatong: cards, readers and terminals of the social security card 一卡通."""
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose do not go together")
+    if quiet or verbose:
+        from cli.common import Options  # noqa: PLC0415 - `ykt --help` imports no command's code
+
+        ctx.ensure_object(Options).verbosity = 1 if verbose else -1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,7 +39,7 @@ def _amount(value: int) -> int:
 
 @purse.command()
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def balance(opts: Options) -> None:
     """The purse balance."""
     from cli.card_cmd import _reading_wallet  # noqa: PLC0415
@@ -57,7 +57,7 @@ def balance(opts: Options) -> None:
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Issuer of the simulated load host.")
 @wait_option
-@common_options
+@common_options("reader", "psam", "json", "trace", "now")
 def load(amount: int, journal_path: str | None, issuer_keys: str | None, opts: Options) -> None:
     """Top up through the (simulated) issuer's load host."""
     from cardlib.keys import load_issuer_keys  # noqa: PLC0415
@@ -71,7 +71,7 @@ def load(amount: int, journal_path: str | None, issuer_keys: str | None, opts: O
 @click.option("--amount", required=True, type=int, help="Amount in fen.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
 @wait_option
-@common_options
+@common_options("reader", "psam", "json", "trace", "now")
 def purchase(amount: int, journal_path: str | None, opts: Options) -> None:
     """A purchase with MAC1 from the PSAM and MAC2 checked by it."""
     _show(_wallet(opts, journal_path).purchase(_amount(amount)), opts)

@@ -65,7 +65,7 @@ def serial_candidates(given: tuple[str, ...]) -> list[str]:
 @click.option("--probe-serial", "probe", is_flag=True,
               help="Also probe serial ports for a PN532 (the PORTs given, else ttyUSB*, ttyACM*, ttyS*).")
 @click.argument("ports", nargs=-1, metavar="[PORT...]")
-@common_options
+@common_options("json")
 def readers(probe: bool, ports: tuple[str, ...], opts: Options) -> None:
     """List PC/SC readers (card present, ATR) and the reader schemes available."""
     if ports and not probe:
@@ -108,7 +108,7 @@ def event_json(event: ReaderEvent) -> dict[str, Any]:
 
 @click.command()
 @click.option("--count", type=int, default=0, help="Stop after this many events (0: until Ctrl-C).")
-@common_options
+@common_options("reader", "json")
 def watch(count: int, opts: Options) -> None:
     """Print reader and card events as they happen (--json: one event a line).
 
@@ -136,9 +136,7 @@ def watch(count: int, opts: Options) -> None:
 
 
 def _event_source(opts: Options) -> tuple[Any, Any]:
-    ctx = click.get_current_context()
-    given = ctx.get_parameter_source("reader") not in (None, click.core.ParameterSource.DEFAULT)
-    if not given:
+    if opts.reader is None:
         from cardlib.readers.pcsc_events import PcscWatcher  # noqa: PLC0415
 
         watcher = PcscWatcher()

@@ -11,7 +11,7 @@ import click
 
 from cardlib.errors import ConfigError
 from cli.common import Options, common_options, paint_state
-from cli.terminal_support import open_journal, open_terminal_slots
+from cli.terminal_support import open_journal, open_psam_slot, open_terminal_slots
 from terminal.config import load_config
 from terminal.current_denylist import CurrentDenyList
 from terminal.decision import Decision
@@ -33,18 +33,24 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
                                config.denylist_start_without)
         click.get_current_context().call_on_close(deny.close)
     trace_path, opts.trace = opts.trace, None  # the application records each tap itself
-    slots, _ = open_terminal_slots(opts, connect_card=False)
+    if taps is not None:
+        if "reader" in opts.given:
+            raise click.UsageError("--reader does not go with --taps: the tap script names its cards")
+        psam, card_reader_name = open_psam_slot(opts), "sim-taps"
+    else:
+        slots, _ = open_terminal_slots(opts, connect_card=False)
+        psam, card_reader_name = slots.psam, slots.card_reader.name
     journal = open_journal(journal_path or config.journal, opts, sync=config.journal_sync)
     clock = opts.clock()
     if taps is not None and not clock.is_fixed:
         from cardlib.clock import Clock  # noqa: PLC0415
 
         clock = Clock.fixed(clock.now())
-    app = make_app(config, slots.psam, journal, clock, deny)
+    app = make_app(config, psam, journal, clock, deny)
     if trace_path:
         from cardlib.trace import TraceRecorder  # noqa: PLC0415
 
-        app.trace = TraceRecorder(trace_path, slots.card_reader.name)
+        app.trace = TraceRecorder(trace_path, card_reader_name)
         click.get_current_context().call_on_close(app.trace.close)
 
     def show(d: Decision) -> None:
@@ -70,7 +76,7 @@ def _command(roles: tuple[str, ...], doc: str) -> Any:
     @click.option("--taps", type=click.Path(dir_okay=False), help="Tap script (virtual cards).")
     @click.option("--journal", "journal_path", type=click.Path(dir_okay=False), help="Journal database.")
     @click.option("--max-taps", default=0, type=int, help="Stop after this many taps (0: until Ctrl-C).")
-    @common_options
+    @common_options("reader", "psam", "json", "trace", "now")
     def run(config_path: str, taps: str | None, journal_path: str | None, max_taps: int, opts: Options) -> None:
         _run(config_path, taps, journal_path, max_taps, roles, opts)
 

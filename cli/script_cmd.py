@@ -20,7 +20,7 @@ from cli.session import open_channel, reconnect
 @click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--raw", is_flag=True, help="No T=0 handling.")
 @wait_option
-@common_options
+@common_options("reader", "json", "trace")
 def script(path: str, raw: bool, opts: Options) -> None:
     """Run an APDU script (ours or a pcsc-tools scriptor file) against the card.
 

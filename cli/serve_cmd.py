@@ -32,7 +32,7 @@ def parse_endpoint(text: str) -> tuple[str, int]:
               help="Serve to pcscd's vpcd driver (35963 = Virtual PCD 00 00, 35964 = 00 01).")
 @click.option("--pn532", is_flag=True, help="Serve behind an emulated PN532 on a pseudo-terminal.")
 @click.option("--link", type=click.Path(), help="With --pn532: a stable symlink to the device.")
-@common_options
+@common_options("json")
 def serve(path: str, vpcd: str | None, pn532: bool, link: str | None, opts: Options) -> None:
     """Serve a card image until Ctrl-C; stdin lines `insert`, `remove`, `quit` (SIGUSR1 toggles)."""
     from simulators.image import load_card  # noqa: PLC0415

@@ -427,7 +427,7 @@ class CardShell(cmd.Cmd):
 @click.option("--transcript", "transcript_path", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write the session as it goes to FILE, a `ykt script` that replays it.")
 @wait_option
-@common_options
+@common_options("reader", "trace", "now")
 def shell(transcript_path: str | None, opts: Options) -> None:
     """An interactive session on one card: APDUs, select, read, balance, verify-pin, reset.
 

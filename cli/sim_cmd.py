@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,16 +44,17 @@ def sim() -> None:
 @click.option("--valid-until", help="Expiry YYYY-MM-DD (card and purse).")
 @click.option("--algorithm", default="3des", show_default=True, type=click.Choice(["3des", "sm4"]))
 @click.option("--pin", default="123456", show_default=True, help="6-digit PIN.")
-@click.option("--seed", default=0, type=int, help="Varies serials, holder and randomness (never the keys).")
+@click.option("--seed", type=int, help="Varies serials, holder and randomness (never the keys); the same seed "
+              "gives the same card. Without it every card is new: a random seed, shown with --json.")
 @click.option("--count", default=1, type=int, help="Issue this many cards into the --out folder.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Another issuer's key file.")
 @click.option("--force", is_flag=True, help="Replace an existing card image (its balance is lost).")
 @click.option("--kind", "kind", default="ssc", show_default=True, type=click.Choice(["ssc", "tunion"]),
               help="ssc: a social security card; tunion: a plain T-Union transit card (the purse alone; "
                    "card type adult, elder or disabled).")
-@common_options
+@common_options("json")
 def new(out: str, name: str | None, birth_date: str | None, card_type: str, region: str, balance: int,
-        valid_until: str | None, algorithm: str, pin: str, seed: int, count: int,
+        valid_until: str | None, algorithm: str, pin: str, seed: int | None, count: int,
         issuer_keys: str | None, force: bool, kind: str, opts: Options) -> None:
     """Personalise new virtual social security cards (or plain T-Union cards)."""
     from simulators.image import save_image  # noqa: PLC0415
@@ -65,7 +69,8 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
     profile = CardProfile(**kwargs)  # type: ignore[arg-type]
     if count < 1:
         raise FormatError("--count must be at least 1")
-    paths = [Path(out)] if count == 1 else [Path(out) / f"card-{seed + i:05d}.json" for i in range(count)]
+    first = 0 if seed is None else seed
+    paths = [Path(out)] if count == 1 else [Path(out) / f"card-{first + i:05d}.json" for i in range(count)]
     if count > 1:
         try:
             Path(out).mkdir(parents=True, exist_ok=True)
@@ -75,17 +80,34 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
         check_output(path, "card image", force=force, guard=GUARDED)
     issued = []
     err = sys.stderr
-    hidden = count == 1 or not err.isatty()
+    hidden = count == 1 or not opts.progress()
+    seeds = _seeds(seed)
+    serials: set[bytes] = set()
     with click.progressbar(paths, label="issuing", hidden=hidden, file=err) as bar:
-        for i, path in enumerate(bar):
-            card = issue_card(profile, issuer, seed + i)
+        for path in bar:
+            card_seed = next(seeds)
+            card = issue_card(profile, issuer, card_seed)
+            while card.app_serial in serials:  # two seeds may draw one serial: a batch never holds it twice
+                card_seed = next(seeds)
+                card = issue_card(profile, issuer, card_seed)
+            serials.add(card.app_serial)
             save_image(card, path)
-            issued.append({"file": str(path), "app_serial": card.app_serial.hex().upper(), "balance": card.balance})
+            issued.append({"file": str(path), "app_serial": card.app_serial.hex().upper(), "balance": card.balance,
+                           "seed": card_seed})
     if opts.json:
         opts.emit(issued if count > 1 else issued[0])
     else:
         for item in issued:
             click.echo(f"{item['file']}: app serial {item['app_serial']}, balance {item['balance']} fen")
+
+
+def _seeds(seed: int | None) -> Iterator[int]:
+    """``seed``, ``seed + 1``, … as given; without one, random seeds of 63 bits, so that cards issued
+    without ``--seed`` do not repeat one another's serials (as every run from seed 0 did)."""
+    if seed is not None:
+        yield from itertools.count(seed)
+    while True:
+        yield secrets.randbits(63)
 
 
 @sim.command()
@@ -94,7 +116,7 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
 @click.option("--seed", default=0, type=int)
 @click.option("--issuer-keys", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace an existing card image.")
-@common_options
+@common_options("json")
 def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, force: bool, opts: Options) -> None:
     """Make a virtual PSAM of the (test) issuer."""
     from cli.common import parse_hex  # noqa: PLC0415
@@ -114,7 +136,7 @@ def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, force: 
 @sim.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--show-secrets", is_flag=True, help="Show keys, PIN and PUK (masked by default).")
-@common_options
+@common_options("json")
 def show(path: str, show_secrets: bool, opts: Options) -> None:
     """Show a card image (keys masked unless --show-secrets)."""
     from simulators.image import card_from_json, mask_image, read_image  # noqa: PLC0415
@@ -197,7 +219,7 @@ except ImportError:  # pragma: no cover
 @click.option("--cards", type=click.IntRange(1), help="Cards (default: 30 % of the transactions).")
 @click.option("--day", default="2026-11-28", show_default=True, help="The day (Beijing).")
 @click.option("--clean", is_flag=True, help="No injected faults.")
-@common_options
+@common_options("json")
 def day_(out: str, seed: int, transactions: int, cards: int | None, day: str, clean: bool, opts: Options) -> None:
     """A city's day of TEST ONLY terminal batches with known faults (manifest.json), to clear."""
     from clearing.generate import Faults, generate  # noqa: PLC0415

@@ -18,7 +18,7 @@ def trace() -> None:
 
 @trace.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-@common_options
+@common_options("json")
 def show(path: str, opts: Options) -> None:
     """List the exchanges of a trace with SW meanings."""
     recorded = read_trace(path)

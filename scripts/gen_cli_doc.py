@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "cli.md"
 WIDTH = 100
 
-#: The options every subcommand accepts (cli/common.py's @common_options, DESIGN.md).
+#: The common options (cli/common.py's @common_options, DESIGN.md): each command offers those it uses.
 COMMON = ("--reader", "--psam", "--json", "--trace", "--debug", "--now")
 
 
@@ -73,14 +73,23 @@ def _usage(ctx: click.Context, command: click.Command) -> str:
     return formatter.getvalue().rstrip()
 
 
-def common_table(ctx: click.Context, command: click.Command) -> list[str]:
+def common_table(ctx: click.Context) -> list[str]:
+    """The table of every common option, from a command that offers them all."""
+    from cli.common import COMMON_NAMES, common_options  # noqa: PLC0415
+
+    every = click.Command("every", callback=common_options(*COMMON_NAMES)(lambda opts: None))
+    every.params = list(getattr(every.callback, "__click_params__", []))[::-1]
     lines = ["| option | meaning |", "| --- | --- |"]
-    for param in command.params:
-        if _is_common(param):
-            row = _option_row(ctx, param)
-            if row:
-                lines.append(f"| `{row[0]}` | {row[1]} |")
+    for param in every.params:
+        row = _option_row(ctx, param)
+        if row:
+            lines.append(f"| `{row[0]}` | {row[1]} |")
     return lines
+
+
+def _common_names(command: click.Command) -> list[str]:
+    return [name for param in command.params if _is_common(param)
+            for name in getattr(param, "opts", ()) if name in COMMON]
 
 
 def render(cli: click.Group) -> str:
@@ -99,25 +108,31 @@ def render(cli: click.Group) -> str:
         _usage(root, cli),
         "```",
         "",
-        "`ykt --version` prints the version; `-h` is short for `--help` everywhere.",
+        "`ykt --version` prints the version; `-h` is short for `--help` everywhere; `ykt` or a group",
+        "alone (`ykt card`) prints its help.",
+        "",
+        "| group option | meaning |",
+        "| --- | --- |",
+        *[f"| `{names}` | {text} |" for p in cli.params if isinstance(p, click.Option)
+          and p.name in ("quiet", "verbose") and (row := _option_row(root, p)) for names, text in [row]],
+        "",
+        "## Common options",
+        "",
+        "Each command offers those of these options it uses, on the command itself",
+        "(`ykt atr 3B… --json`), and refuses the others as a usage error (exit 2);",
+        "each command below lists its own. `--debug` is everywhere.",
+        "",
+        *common_table(root),
+        "",
+        "Without `--reader`, a command that talks to a card uses `$YKT_READER`, else the first",
+        "PC/SC reader holding a card; with neither it says so in one line (exit 3): `--reader sim`",
+        "is the built-in sample card, never taken unasked (docs/readers.md).",
+        "",
+        "Exit codes: 0 done; 1 the card or a rule said no; 2 usage or bad input;",
+        "3 reader or transport trouble; 4 security failure (MAC, authentication).",
+        "Errors are one line on stderr; `--debug` adds the traceback.",
         "",
     ]
-    sample = next((c for _, c in commands if not isinstance(c, click.Group)), None)
-    sample_ctx = next((x for x, c in commands if c is sample), None)
-    if sample is not None and sample_ctx is not None:
-        out += [
-            "## Common options",
-            "",
-            "Every subcommand (each entry below that runs something) accepts these, on",
-            "the subcommand itself (`ykt atr 3B… --json`); they are not repeated below.",
-            "",
-            *common_table(sample_ctx, sample),
-            "",
-            "Exit codes: 0 done; 1 the card or a rule said no; 2 usage or bad input;",
-            "3 reader or transport trouble; 4 security failure (MAC, authentication).",
-            "Errors are one line on stderr; `--debug` adds the traceback.",
-            "",
-        ]
     out += ["## Commands", ""]
     for ctx, command in commands:
         path = ctx.command_path
@@ -144,12 +159,12 @@ def render(cli: click.Group) -> str:
         if arguments:
             out.append("Arguments: " + ", ".join(f"`{_metavar(ctx, p)}`" for p in arguments) + ".")
             out.append("")
+        common = _common_names(command)
+        out += ["Common options: " + ", ".join(f"`{name}`" for name in common) + ".", ""]
         if own:
             out += ["| option | meaning |", "| --- | --- |"]
             out += [f"| `{names}` | {text} |" for names, text in own]
             out.append("")
-        else:
-            out += ["Only the common options.", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

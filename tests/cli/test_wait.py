@@ -70,6 +70,7 @@ def test_without_a_card_the_wait_ends_in_one_line(pcscd: Pcscd, tmp_path: Path) 
     assert not journal.exists()
 
 
+@pytest.mark.usefixtures("allow_py")  # a py: reader runs code: allowed explicitly
 def test_a_polled_reader_waits_too_and_without_wait_fails_at_once() -> None:
     """The readers without card events poll presence (Reader.wait_for_card's default)."""
     empty = "py:tests.cards:no_card"
