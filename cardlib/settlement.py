@@ -91,12 +91,29 @@ def _verify_range(bounds: tuple[int, int]) -> list[int]:
     return _verify_chunk(issuer, items[bounds[0] : bounds[1]])
 
 
+def _single_threaded() -> bool:
+    """Whether this process runs one thread, native ones counted (Linux: /proc/self/task).
+
+    A forked child keeps only the forking thread; a lock another thread held
+    (an allocator's background thread, as pyarrow's jemalloc starts) stays held
+    there forever and the child hangs (POSIX fork(2)). With other threads alive
+    the TACs are checked in this process instead: slower, never stuck.
+    """
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        import threading  # noqa: PLC0415
+
+        return threading.active_count() == 1
+
+
 def verify_records(records: Iterable[SettledRecord | dict[str, Any]], issuer: IssuerKeys, workers: int | None = 1,
                    chunk: int = 20000, progress: Callable[[int], None] | None = None) -> VerifyReport:
     """Check every TAC (as ``cardlib.keys.verify_tac`` does, each card's key set up once).
 
     ``records`` are journal records or batch lines. ``workers=None`` uses
-    every core (forked processes over chunks); ``progress`` is told how many
+    every core (forked processes over chunks, when this process has no other
+    thread to fork beside); ``progress`` is told how many
     records each finished chunk held.
     """
     global _WORK
@@ -110,7 +127,7 @@ def verify_records(records: Iterable[SettledRecord | dict[str, Any]], issuer: Is
         if progress is not None:
             progress(bounds[index][1] - bounds[index][0])
 
-    if n > 1 and len(bounds) > 1:
+    if n > 1 and len(bounds) > 1 and _single_threaded():
         import gc  # noqa: PLC0415
         import multiprocessing  # noqa: PLC0415
 

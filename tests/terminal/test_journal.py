@@ -411,6 +411,31 @@ def test_verify_on_several_cores_reports_the_same(tmp_path: Path) -> None:
     assert verify_records(items, default_issuer(), workers=1).failed == (999999,)
 
 
+def test_verify_does_not_fork_beside_another_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork beside another thread can leave the child waiting forever on a lock that thread held
+    (pyarrow's allocator thread did, in this very test run): then the TACs are checked in process."""
+    import multiprocessing
+    import threading
+
+    j = Journal(tmp_path / "j.db", Clock.fixed(T0))
+    settled(j, 10, 0)
+    items = [r.to_json() for r in j.records()] * 50
+
+    def no_fork(method: str | None = None) -> None:
+        raise AssertionError(f"forked ({method}) beside another thread")
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        monkeypatch.setattr(multiprocessing, "get_context", no_fork)
+        report = verify_records(items, default_issuer(), workers=2, chunk=10)
+    finally:
+        stop.set()
+        other.join()
+    assert (report.checked, report.failed) == (50, ())
+
+
 def test_prune_keeps_pending_unexported_and_recent(tmp_path: Path) -> None:
     clock = Clock.fixed(T0)
     j = Journal(tmp_path / "j.db", clock)
