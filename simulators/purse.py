@@ -1,4 +1,5 @@
-"""The transit purse application (PBOC EP / JT/T 978; reference §1, §3, §5, §8).
+"""The transit purse application (JR/T 0025.2 PBOC e-purse as JT/T 978's T-Union
+purse), answering through the declarations of cardlib/pboc/purse.py and macs.py.
 
 Bound to the purse DF of a simulated card. Every command checks everything
 first and then applies its changes together, so a DEBIT happens fully
