@@ -32,7 +32,8 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from operator import attrgetter
+from typing import Any, ClassVar, Self
 
 from construct import (
     Bytes,
@@ -152,6 +153,8 @@ class Declaration:
         self._checks = _struct_checks(construct)
         if self.packed is not None:
             self.packed.explain = self._explain
+            self.pack = self.packed.pack  # type: ignore[method-assign]  # one call less on the transaction path
+            self.unpack = self.packed.unpack  # type: ignore[method-assign]
 
     def pack(self, *values: Any) -> bytes:
         """``build`` with the fields given in declaration order (constants left out)."""
@@ -330,16 +333,18 @@ class Packed:
         self.struct = struct.Struct(fmt)
         self.names, self.args = tuple(names), tuple(args)
         self.explain: Callable[[tuple[Any, ...]], FormatError] = lambda values: FormatError(f"cannot encode {values}")
+        if not self.tail:  # one call less on the transaction path
+            self.pack = self._pack  # type: ignore[method-assign]
+            self.unpack = self._unpack  # type: ignore[method-assign]
 
     def pack(self, *values: Any) -> bytes:
-        if self.tail:
-            items = values[-1]
-            if not isinstance(items, (list, tuple)) or any(len(item) != self.tail for item in items):
-                raise self.explain(values)
-            return self._pack(values[:-1]) + b"".join(items)
-        return self._pack(values)
+        """The bytes of the fields given in order (constants left out)."""
+        items = values[-1]
+        if not isinstance(items, (list, tuple)) or any(len(item) != self.tail for item in items):
+            raise self.explain(values)
+        return self._pack(*values[:-1]) + b"".join(items)
 
-    def _pack(self, values: tuple[Any, ...]) -> bytes:
+    def _pack(self, *values: Any) -> bytes:
         try:
             for index, size in self.sized:
                 if len(values[index]) != size:
@@ -356,13 +361,12 @@ class Packed:
             raise self.explain(values) from None
 
     def unpack(self, raw: bytes) -> tuple[Any, ...]:
-        if self.tail:
-            size, n = self.struct.size, self.tail
-            if len(raw) < size or (len(raw) - size) % n:
-                raise FormatError(f"{self.name}: {len(raw)} bytes is not {size} + {n}·N")
-            items = tuple(bytes(raw[at : at + n]) for at in range(size, len(raw), n))
-            return (*self._unpack(raw[:size]), items)
-        return self._unpack(raw)
+        """The fields of ``raw`` in order (constants checked and left out)."""
+        size, n = self.struct.size, self.tail
+        if len(raw) < size or (len(raw) - size) % n:
+            raise FormatError(f"{self.name}: {len(raw)} bytes is not {size} + {n}·N")
+        items = tuple(bytes(raw[at : at + n]) for at in range(size, len(raw), n))
+        return (*self._unpack(raw[:size]), items)
 
     def _unpack(self, raw: bytes) -> tuple[Any, ...]:
         try:
@@ -398,6 +402,29 @@ def compiled(con: Construct, name: str = "") -> Construct | Packed:
         except TypeError:
             pass
     return con.compile()
+
+
+class Encoded:
+    """A frozen dataclass whose fields are its declaration's (``FORMAT``), in order:
+    ``encode`` and ``decode`` come from the declaration."""
+
+    FORMAT: ClassVar[Declaration]
+    _values: ClassVar[Any]  # the fields in the declaration's order, as a tuple (attrgetter)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = cls.FORMAT.fields()
+        get = attrgetter(*names)
+        cls._values = get if len(names) > 1 else staticmethod(lambda obj: (get(obj),))
+
+    def encode(self) -> bytes:
+        return self.FORMAT.pack(*self._values(self))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Self:
+        make: Any = cls  # the dataclass's fields, which this base does not know
+        value: Self = make(*cls.FORMAT.unpack(raw))
+        return value
 
 
 REGISTRY: dict[str, Declaration] = {}

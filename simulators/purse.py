@@ -227,7 +227,7 @@ class PurseApplication:
         log.append(record)
         self._prove_keep(macs.TX_EP_LOAD, sess.seq, req.mac2, tac)
         self._changed()
-        return _ok(tac)
+        return _ok(P.CreditResponse(tac).encode())
 
     def _update_capp(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         sess = self._session

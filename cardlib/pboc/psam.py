@@ -6,6 +6,7 @@ Each data field and response is a declaration (cardlib/wire.py) with its vectors
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from construct import Bytes, GreedyBytes, GreedyRange, Int8ub, Int16ub, Int32ub, Struct
 
@@ -13,7 +14,7 @@ from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
 from cardlib.iso import read_binary, select_aid
 from cardlib.keys import purse_factors
-from cardlib.wire import Vector, declare
+from cardlib.wire import Declaration, Encoded, Vector, declare
 
 PSAM_AID = bytes.fromhex("A0000006324D4F542E435053414D3031")  # A0 00 00 06 32 "MOT.CPSAM01"
 
@@ -139,16 +140,11 @@ class InitSamForPurchase:
 
 
 @dataclass(frozen=True)
-class InitSamResponse:
+class InitSamResponse(Encoded):
     terminal_seq: int
     mac1: bytes
 
-    def encode(self) -> bytes:
-        return INIT_SAM_RESPONSE.pack(self.terminal_seq, self.mac1)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> InitSamResponse:
-        return cls(*INIT_SAM_RESPONSE.unpack(raw))
+    FORMAT: ClassVar[Declaration] = INIT_SAM_RESPONSE
 
 
 def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:

@@ -28,7 +28,7 @@ from cardlib.pboc.files import (
     TransactionRecord,
     TripRecord,
 )
-from cardlib.wire import Vector, declare
+from cardlib.wire import Declaration, Encoded, Vector, declare
 
 PURSE_AID = bytes.fromhex("A000000632010105")
 PURSE_DF = 0x1001
@@ -249,7 +249,7 @@ class InitializeForLoad:
 
 
 @dataclass(frozen=True)
-class InitializeForLoadResponse:
+class InitializeForLoadResponse(Encoded):
     balance: int
     online_seq: int
     key_version: int
@@ -258,14 +258,7 @@ class InitializeForLoadResponse:
     mac1: bytes
 
     SIZE: ClassVar[int] = 16
-
-    def encode(self) -> bytes:
-        return INITIALIZE_LOAD_RESPONSE.pack(self.balance, self.online_seq, self.key_version, self.alg_id,
-                                             self.random, self.mac1)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> InitializeForLoadResponse:
-        return cls(*INITIALIZE_LOAD_RESPONSE.unpack(raw))
+    FORMAT: ClassVar[Declaration] = INITIALIZE_LOAD_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -281,6 +274,15 @@ class CreditForLoad:
     def from_apdu(cls, cmd: CommandAPDU) -> CreditForLoad:
         _expect(cmd, INS_CREDIT, "CREDIT FOR LOAD")
         return cls(*CREDIT.unpack(cmd.data))
+
+
+@dataclass(frozen=True)
+class CreditResponse(Encoded):
+    """The load's TAC."""
+
+    tac: bytes
+
+    FORMAT: ClassVar[Declaration] = CREDIT_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,7 @@ class InitializeForPurchase:
 
 
 @dataclass(frozen=True)
-class InitializeForPurchaseResponse:
+class InitializeForPurchaseResponse(Encoded):
     balance: int
     offline_seq: int
     overdraft_limit: int
@@ -316,14 +318,7 @@ class InitializeForPurchaseResponse:
     random: bytes
 
     SIZE: ClassVar[int] = 15
-
-    def encode(self) -> bytes:
-        return INITIALIZE_PURCHASE_RESPONSE.pack(self.balance, self.offline_seq, self.overdraft_limit,
-                                                 self.key_version, self.alg_id, self.random)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> InitializeForPurchaseResponse:
-        return cls(*INITIALIZE_PURCHASE_RESPONSE.unpack(raw))
+    FORMAT: ClassVar[Declaration] = INITIALIZE_PURCHASE_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -388,18 +383,13 @@ class DebitForPurchase:
 
 
 @dataclass(frozen=True)
-class DebitResponse:
+class DebitResponse(Encoded):
     """TAC ‖ MAC2 (the order DEBIT uses)."""
 
     tac: bytes
     mac2: bytes
 
-    def encode(self) -> bytes:
-        return DEBIT_RESPONSE.pack(self.tac, self.mac2)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> DebitResponse:
-        return cls(*DEBIT_RESPONSE.unpack(raw))
+    FORMAT: ClassVar[Declaration] = DEBIT_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -435,18 +425,13 @@ PROVE_P2 = {0x02: 0x02, 0x06: 0x06, 0x09: 0x09}
 
 
 @dataclass(frozen=True)
-class ProveResponse:
+class ProveResponse(Encoded):
     """MAC ‖ TAC (the reverse of DEBIT's order)."""
 
     mac: bytes
     tac: bytes
 
-    def encode(self) -> bytes:
-        return PROVE_RESPONSE.pack(self.mac, self.tac)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> ProveResponse:
-        return cls(*PROVE_RESPONSE.unpack(raw))
+    FORMAT: ClassVar[Declaration] = PROVE_RESPONSE
 
 
 @dataclass(frozen=True)
