@@ -48,9 +48,9 @@ PURCHASE_SESSION = declare(
                     PURCHASE_EXAMPLE),),
 )
 LOAD_SESSION = declare(
-    "macs.load_session_key.input", Struct("random" / Bytes(4), "online_seq" / Int16ub, "padding" / Const(b"\x80\x00")),
+    "macs.load_session_key.input", Struct("random" / Bytes(4), "online_seq" / Int16ub, Const(b"\x80\x00")),
     cite=f"{EP}: the load session key SESLK = DLK(card random, online counter, 8000)",
-    vectors=(Vector(H("11223344 0000 8000"), {"random": H("11223344"), "online_seq": 0, "padding": H("8000")},
+    vectors=(Vector(H("11223344 0000 8000"), {"random": H("11223344"), "online_seq": 0},
                     LOAD_EXAMPLE),),
 )
 MOVEMENT = declare(

@@ -6,7 +6,6 @@ Each data field and response is a declaration (cardlib/wire.py) with its vectors
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from construct import Bytes, GreedyBytes, GreedyRange, Int8ub, Int16ub, Int32ub, Struct
 
@@ -14,7 +13,7 @@ from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
 from cardlib.iso import read_binary, select_aid
 from cardlib.keys import purse_factors
-from cardlib.wire import Declaration, Encoded, Vector, declare
+from cardlib.wire import Encoded, Vector, declare
 
 PSAM_AID = bytes.fromhex("A0000006324D4F542E435053414D3031")  # A0 00 00 06 32 "MOT.CPSAM01"
 
@@ -140,11 +139,9 @@ class InitSamForPurchase:
 
 
 @dataclass(frozen=True)
-class InitSamResponse(Encoded):
+class InitSamResponse(Encoded, format=INIT_SAM_RESPONSE):
     terminal_seq: int
     mac1: bytes
-
-    FORMAT: ClassVar[Declaration] = INIT_SAM_RESPONSE
 
 
 def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:

@@ -12,7 +12,7 @@ answers them: one definition for both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32sb, Int32ub, Struct
 
@@ -28,7 +28,7 @@ from cardlib.pboc.files import (
     TransactionRecord,
     TripRecord,
 )
-from cardlib.wire import Declaration, Encoded, Vector, declare
+from cardlib.wire import Encoded, Vector, declare
 
 PURSE_AID = bytes.fromhex("A000000632010105")
 PURSE_DF = 0x1001
@@ -149,6 +149,29 @@ def _expect(cmd: CommandAPDU, ins: int, what: str, cla: int = CLA_PURSE) -> None
         raise FormatError(f"{what}: not this command ({cmd.cla:02X} {cmd.ins:02X})")
 
 
+class Command(Encoded):
+    """A command of fixed CLA INS P1 P2 and Le whose data is its declaration's fields:
+    ``class X(Command, format=..., header=(CLA, INS, P1, P2), le=...)``."""
+
+    HEADER: ClassVar[tuple[int, int, int, int]]
+    LE: ClassVar[int | None]
+
+    def __init_subclass__(cls, header: tuple[int, int, int, int] | None = None, le: int | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if header is not None:
+            cls.HEADER, cls.LE = header, le
+
+    def to_apdu(self) -> CommandAPDU:
+        # the declaration checked the data (fixed size, under 256 bytes); the rest are constants
+        return CommandAPDU._trusted(*self.HEADER, self.encode(), self.LE)
+
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> Self:
+        _expect(cmd, cls.HEADER[1], cls.FORMAT.name, cls.HEADER[0])
+        return cls.decode(cmd.data)
+
+
 def balance4(value: int) -> bytes:
     """A balance on the wire: 4 bytes, two's complement (negative = overdraft in use)."""
     return BALANCE.pack(value)
@@ -249,7 +272,9 @@ class InitializeForLoad:
 
 
 @dataclass(frozen=True)
-class InitializeForLoadResponse(Encoded):
+class InitializeForLoadResponse(Encoded, format=INITIALIZE_LOAD_RESPONSE):
+    """The card's state before the load and its MAC1, for the host."""
+
     balance: int
     online_seq: int
     key_version: int
@@ -257,32 +282,19 @@ class InitializeForLoadResponse(Encoded):
     random: bytes
     mac1: bytes
 
-    SIZE: ClassVar[int] = 16
-    FORMAT: ClassVar[Declaration] = INITIALIZE_LOAD_RESPONSE
-
 
 @dataclass(frozen=True)
-class CreditForLoad:
+class CreditForLoad(Command, format=CREDIT, header=(CLA_PURSE, INS_CREDIT, 0x00, 0x00), le=4):
     date: bytes
     time: bytes
     mac2: bytes
 
-    def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(CLA_PURSE, INS_CREDIT, 0x00, 0x00, CREDIT.pack(self.date, self.time, self.mac2), 4)
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> CreditForLoad:
-        _expect(cmd, INS_CREDIT, "CREDIT FOR LOAD")
-        return cls(*CREDIT.unpack(cmd.data))
-
 
 @dataclass(frozen=True)
-class CreditResponse(Encoded):
+class CreditResponse(Encoded, format=CREDIT_RESPONSE):
     """The load's TAC."""
 
     tac: bytes
-
-    FORMAT: ClassVar[Declaration] = CREDIT_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -309,16 +321,15 @@ class InitializeForPurchase:
 
 
 @dataclass(frozen=True)
-class InitializeForPurchaseResponse(Encoded):
+class InitializeForPurchaseResponse(Encoded, format=INITIALIZE_PURCHASE_RESPONSE):
+    """The card's state before the purchase and its random, for the PSAM's MAC1."""
+
     balance: int
     offline_seq: int
     overdraft_limit: int
     key_version: int
     alg_id: int
     random: bytes
-
-    SIZE: ClassVar[int] = 15
-    FORMAT: ClassVar[Declaration] = INITIALIZE_PURCHASE_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -366,30 +377,19 @@ class UpdateCappDataCache:
 
 
 @dataclass(frozen=True)
-class DebitForPurchase:
+class DebitForPurchase(Command, format=DEBIT, header=(CLA_PURSE, INS_DEBIT, 0x01, 0x00), le=8):
     terminal_seq: int
     date: bytes
     time: bytes
     mac1: bytes
 
-    def to_apdu(self) -> CommandAPDU:
-        data = DEBIT.pack(self.terminal_seq, self.date, self.time, self.mac1)
-        return CommandAPDU._trusted(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)  # 15 bytes, declared
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> DebitForPurchase:
-        _expect(cmd, INS_DEBIT, "DEBIT FOR PURCHASE")
-        return cls(*DEBIT.unpack(cmd.data))
-
 
 @dataclass(frozen=True)
-class DebitResponse(Encoded):
+class DebitResponse(Encoded, format=DEBIT_RESPONSE):
     """TAC ‖ MAC2 (the order DEBIT uses)."""
 
     tac: bytes
     mac2: bytes
-
-    FORMAT: ClassVar[Declaration] = DEBIT_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -425,13 +425,11 @@ PROVE_P2 = {0x02: 0x02, 0x06: 0x06, 0x09: 0x09}
 
 
 @dataclass(frozen=True)
-class ProveResponse(Encoded):
+class ProveResponse(Encoded, format=PROVE_RESPONSE):
     """MAC ‖ TAC (the reverse of DEBIT's order)."""
 
     mac: bytes
     tac: bytes
-
-    FORMAT: ClassVar[Declaration] = PROVE_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -460,18 +458,10 @@ class ApplicationBlock:
 
 
 @dataclass(frozen=True)
-class ApplicationUnblock:
+class ApplicationUnblock(Command, format=SECURE_MAC, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
     """84 18 00 00 04 MAC: lifts a temporary block."""
 
     mac: bytes = b"\x00" * 4
 
     def mac_input(self) -> bytes:
-        return bytes((CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, 0x04))
-
-    def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, SECURE_MAC.pack(self.mac))
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> ApplicationUnblock:
-        _expect(cmd, INS_APP_UNBLOCK, "APPLICATION UNBLOCK", CLA_SECURE)
-        return cls(*SECURE_MAC.unpack(cmd.data))
+        return bytes((*self.HEADER, 0x04))

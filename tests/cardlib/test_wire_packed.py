@@ -1,5 +1,6 @@
-"""The struct form of a declaration (cardlib/wire.py ``Packed``) against construct's
-interpreter on random values, right and wrong: the same bytes, or both refuse.
+"""The struct form of a declaration (cardlib/wire.py, ``pack``/``unpack`` by position)
+against construct's interpreter on random values, right and wrong: the same bytes,
+or both refuse.
 
 The walk test holds every declaration to its vectors; this holds the struct
 form, which the transaction path uses, to the declaration on everything else.
@@ -10,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from construct import Bytes, BytesInteger, Const, FormatField, GreedyRange
+from construct import Bytes, BytesInteger, FormatField, GreedyRange
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cardlib import wire
 from cardlib.errors import FormatError
 
-PACKED = [d for d in wire.all_declarations() if d.packed is not None]
+PACKED = [d for d in wire.all_declarations() if d._flat is not None and d._flat.positional]
 
 
 def _field(con: Any) -> st.SearchStrategy[Any]:
@@ -37,8 +38,7 @@ def _field(con: Any) -> st.SearchStrategy[Any]:
 
 
 def _values(declaration: wire.Declaration) -> st.SearchStrategy[dict[str, Any]]:
-    fields = {sub.name: _field(sub.subcon) for sub in declaration.construct.subcons
-              if not isinstance(sub.subcon, Const)}
+    fields = {sub.name: _field(sub.subcon) for sub in declaration.construct.subcons if sub.name}
     return st.fixed_dictionaries(fields)
 
 
