@@ -448,32 +448,33 @@ class _FlatCodec:
 
 
 class Encoded:
-    """A frozen dataclass whose fields are its declaration's, in order:
-    ``class X(Encoded, format=DECLARATION)``; ``encode`` and ``decode`` come from it."""
+    """A frozen dataclass whose first fields are its declaration's, in its order:
+    ``class X(Encoded, declaration=D)``; ``encode`` and ``decode`` by position
+    (``pack``/``unpack``), ``SIZE`` the declaration's where fixed."""
 
-    FORMAT: ClassVar[Declaration]
+    DECLARATION: ClassVar[Declaration]
     SIZE: ClassVar[int]  # the declaration's size, where fixed
     _values: ClassVar[Any]  # the fields in the declaration's order, as a tuple (attrgetter)
 
-    def __init_subclass__(cls, format: Declaration | None = None, **kwargs: Any) -> None:  # noqa: A002
+    def __init_subclass__(cls, declaration: Declaration | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if format is not None:
-            cls.FORMAT = format
-        if not hasattr(cls, "FORMAT"):  # an abstract base of such classes
+        if declaration is not None:
+            cls.DECLARATION = declaration
+        if not hasattr(cls, "DECLARATION"):  # an abstract base of such classes
             return
-        if cls.FORMAT.size is not None:
-            cls.SIZE = cls.FORMAT.size
-        names = cls.FORMAT.fields()
+        if cls.DECLARATION.size is not None:
+            cls.SIZE = cls.DECLARATION.size
+        names = cls.DECLARATION.fields()
         get = attrgetter(*names)
         cls._values = get if len(names) > 1 else staticmethod(lambda obj: (get(obj),))
 
     def encode(self) -> bytes:
-        return self.FORMAT.pack(*self._values(self))
+        return self.DECLARATION.pack(*self._values(self))
 
     @classmethod
     def decode(cls, raw: bytes) -> Self:
         make: Any = cls  # the dataclass's fields, which this base does not know
-        value: Self = make(*cls.FORMAT.unpack(raw))
+        value: Self = make(*cls.DECLARATION.unpack(raw))
         return value
 
 

@@ -139,7 +139,7 @@ class InitSamForPurchase:
 
 
 @dataclass(frozen=True)
-class InitSamResponse(Encoded, format=INIT_SAM_RESPONSE):
+class InitSamResponse(Encoded, declaration=INIT_SAM_RESPONSE):
     terminal_seq: int
     mac1: bytes
 

@@ -151,7 +151,7 @@ def _expect(cmd: CommandAPDU, ins: int, what: str, cla: int = CLA_PURSE) -> None
 
 class Command(Encoded):
     """A command of fixed CLA INS P1 P2 and Le whose data is its declaration's fields:
-    ``class X(Command, format=..., header=(CLA, INS, P1, P2), le=...)``."""
+    ``class X(Command, declaration=..., header=(CLA, INS, P1, P2), le=...)``."""
 
     HEADER: ClassVar[tuple[int, int, int, int]]
     LE: ClassVar[int | None]
@@ -168,7 +168,7 @@ class Command(Encoded):
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> Self:
-        _expect(cmd, cls.HEADER[1], cls.FORMAT.name, cls.HEADER[0])
+        _expect(cmd, cls.HEADER[1], cls.DECLARATION.name, cls.HEADER[0])
         return cls.decode(cmd.data)
 
 
@@ -272,7 +272,7 @@ class InitializeForLoad:
 
 
 @dataclass(frozen=True)
-class InitializeForLoadResponse(Encoded, format=INITIALIZE_LOAD_RESPONSE):
+class InitializeForLoadResponse(Encoded, declaration=INITIALIZE_LOAD_RESPONSE):
     """The card's state before the load and its MAC1, for the host."""
 
     balance: int
@@ -284,14 +284,14 @@ class InitializeForLoadResponse(Encoded, format=INITIALIZE_LOAD_RESPONSE):
 
 
 @dataclass(frozen=True)
-class CreditForLoad(Command, format=CREDIT, header=(CLA_PURSE, INS_CREDIT, 0x00, 0x00), le=4):
+class CreditForLoad(Command, declaration=CREDIT, header=(CLA_PURSE, INS_CREDIT, 0x00, 0x00), le=4):
     date: bytes
     time: bytes
     mac2: bytes
 
 
 @dataclass(frozen=True)
-class CreditResponse(Encoded, format=CREDIT_RESPONSE):
+class CreditResponse(Encoded, declaration=CREDIT_RESPONSE):
     """The load's TAC."""
 
     tac: bytes
@@ -321,7 +321,7 @@ class InitializeForPurchase:
 
 
 @dataclass(frozen=True)
-class InitializeForPurchaseResponse(Encoded, format=INITIALIZE_PURCHASE_RESPONSE):
+class InitializeForPurchaseResponse(Encoded, declaration=INITIALIZE_PURCHASE_RESPONSE):
     """The card's state before the purchase and its random, for the PSAM's MAC1."""
 
     balance: int
@@ -377,7 +377,7 @@ class UpdateCappDataCache:
 
 
 @dataclass(frozen=True)
-class DebitForPurchase(Command, format=DEBIT, header=(CLA_PURSE, INS_DEBIT, 0x01, 0x00), le=8):
+class DebitForPurchase(Command, declaration=DEBIT, header=(CLA_PURSE, INS_DEBIT, 0x01, 0x00), le=8):
     terminal_seq: int
     date: bytes
     time: bytes
@@ -385,7 +385,7 @@ class DebitForPurchase(Command, format=DEBIT, header=(CLA_PURSE, INS_DEBIT, 0x01
 
 
 @dataclass(frozen=True)
-class DebitResponse(Encoded, format=DEBIT_RESPONSE):
+class DebitResponse(Encoded, declaration=DEBIT_RESPONSE):
     """TAC ‖ MAC2 (the order DEBIT uses)."""
 
     tac: bytes
@@ -425,7 +425,7 @@ PROVE_P2 = {0x02: 0x02, 0x06: 0x06, 0x09: 0x09}
 
 
 @dataclass(frozen=True)
-class ProveResponse(Encoded, format=PROVE_RESPONSE):
+class ProveResponse(Encoded, declaration=PROVE_RESPONSE):
     """MAC ‖ TAC (the reverse of DEBIT's order)."""
 
     mac: bytes
@@ -458,7 +458,7 @@ class ApplicationBlock:
 
 
 @dataclass(frozen=True)
-class ApplicationUnblock(Command, format=SECURE_MAC, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
+class ApplicationUnblock(Command, declaration=SECURE_MAC, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
     """84 18 00 00 04 MAC: lifts a temporary block."""
 
     mac: bytes = b"\x00" * 4
