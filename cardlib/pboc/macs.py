@@ -91,7 +91,7 @@ LOAD_TAC = declare(
     "macs.load_tac.input",
     Struct("new_balance" / Int32ub, "online_seq" / Int16ub, "amount" / Int32ub, "tx_type" / Int8ub,
            "terminal_id" / Bytes(6), "date" / Bytes(4), "time" / Bytes(3)),
-    cite=f"{EP}: the TAC of a load (CREDIT FOR LOAD's answer); one public source for the layout",
+    cite=f"{EP}: the TAC of a load (CREDIT FOR LOAD's answer); a layout with a single source, the project's reading",
     vectors=(Vector(H("00002000 0000 00001000 02 001122334455 20111221 214822"),
                     {"new_balance": 0x2000, "online_seq": 0, "amount": 0x1000, "tx_type": 2, "terminal_id": _TERM,
                      "date": H("20111221"), "time": H("214822")},
