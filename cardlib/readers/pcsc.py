@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from cardlib import fastpath
 from cardlib.errors import (
     CardRemovedError,
     FormatError,
@@ -120,10 +121,7 @@ class Context:
 
     def __init__(self) -> None:
         self.scard = scard_module()
-        # SCardTransmit itself: pyscard's scard.SCardTransmit only hands its arguments on to the
-        # SWIG module's, one Python call per APDU less on the hot path
-        self.transmit: Callable[[Any, Any, list[int]], tuple[int, list[int]]] = getattr(
-            getattr(self.scard, "_scard", self.scard), "SCardTransmit", self.scard.SCardTransmit)
+        self.transmit = fastpath.scard_transmit(self.scard)
         hresult, self.handle = self.scard.SCardEstablishContext(self.scard.SCARD_SCOPE_USER)
         check(hresult, "establishing a PC/SC context")
 

@@ -1,0 +1,69 @@
+"""The speed tricks of cardlib, in one place, each with the figure that keeps it.
+
+Everything else in cardlib is written plainly: frozen dataclasses built by
+their generated ``__init__``, a fresh cipher context per call, no caches of
+keys. A trick lives here only when a benchmark guard (docs/performance.md)
+would be missed, or nearly, without it; each has a property test in
+tests/cardlib/test_fastpath.py that it gives what the plain path gives.
+
+1. :func:`chained_cbc_mac` — one CBC context for every MAC under one key.
+   Settlement checks every TAC of a card under the same key (B6, one core
+   ≥ 0.8× a bare DES-MAC loop that builds a cipher per MAC). Setting up a
+   cipher context costs more than the MAC of a 20-byte TAC input: measured
+   beside each other on one core, a fresh context per MAC gave 1.00× the bare
+   loop's rate and left verify_records at about 0.75× of it, under the guard;
+   the chained context gives ~2.6× the plain MAC's rate (docs/performance.md,
+   "Readable core"). The caller holds the function for one card or one batch
+   and drops it after: the key lives no longer than that.
+
+2. :func:`scard_transmit` — pyscard's ``scard.SCardTransmit`` is a Python
+   function that only passes its arguments on to the SWIG module's; calling
+   the SWIG function saves one Python call per APDU (B2, our channel ≤ 1.10×
+   bare pyscard, with a margin of a few per cent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+
+def chained_cbc_mac(update: Callable[[bytes], bytes], block: int) -> Callable[[int, int], bytes]:
+    """The 4-byte purse MAC (ISO/IEC 9797-1 algorithm 1, padding method 2, zero IV) of many
+    messages, through ``update``: the encryptor of ONE CBC context with a zero IV, under the
+    key, whose blocks are ``block`` bytes. The function returned takes a message as its
+    big-endian value and its length in bytes; a value that does not fit raises OverflowError.
+
+    A CBC context XORs its next input block with the last block it gave out. XORing that
+    block into the message's first block cancels the chaining, so every message comes out
+    as from a fresh context with a zero IV. One caller at a time.
+    """
+    chain = 0  # the last block the context gave out, as a number
+    layouts: dict[int, tuple[int, int, int]] = {}
+
+    def layout(size: int) -> tuple[int, int, int]:
+        """Padded size, shift and pad of a ``size``-byte message: 80, then zeros to the block."""
+        padded = block * (size // block + 1)
+        zeros = 8 * (padded - size - 1)
+        layouts[size] = found = (padded, zeros + 8, 0x80 << zeros)
+        return found
+
+    def mac(value: int, size: int) -> bytes:
+        nonlocal chain
+        padded, shift, pad = layouts.get(size) or layout(size)
+        message = value << shift | pad
+        out = update((message ^ chain << 8 * (padded - block)).to_bytes(padded, "big"))
+        chain = int.from_bytes(out[-block:], "big")
+        return out[-block : 4 - block]
+
+    return mac
+
+
+def scard_transmit(scard: ModuleType) -> Callable[[Any, Any, list[int]], tuple[int, list[int]]]:
+    """pyscard's SCardTransmit without its Python wrapper: the SWIG module's function when
+    pyscard has one (``smartcard.scard._scard``), else the wrapper itself."""
+    swig = getattr(scard, "_scard", None)
+    transmit: Callable[[Any, Any, list[int]], tuple[int, list[int]]] = getattr(
+        swig, "SCardTransmit", scard.SCardTransmit)
+    return transmit
