@@ -15,7 +15,6 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -199,10 +198,6 @@ def use_color() -> bool:
 def paint_state(text: str, opened: bool) -> str:
     """A gate's OPEN in green, CLOSED in red: on a terminal without NO_COLOR only."""
     return click.style(text, fg="green" if opened else "red", bold=True) if use_color() else text
-
-
-def now_text() -> str:
-    return datetime.now().isoformat()
 
 
 __all__ = [

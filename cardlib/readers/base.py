@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
-from cardlib.errors import NoCardError
-
 
 @runtime_checkable
 class Card(Protocol):
@@ -151,7 +149,7 @@ class Reader(ABC):
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
+        _exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
@@ -171,7 +169,7 @@ class _Transaction:
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
+        _exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
@@ -186,10 +184,3 @@ def _poll(cond: Callable[[], bool], timeout: float | None, interval: float) -> b
         if deadline is not None and time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-def require_atr(atr: bytes | None) -> bytes:
-    """Return ``atr`` or raise NoCardError when the reader holds no card."""
-    if not atr:
-        raise NoCardError()
-    return atr
