@@ -274,7 +274,7 @@ class PcscReader(Reader):
         return "T=1" if self._protocol == self.ctx.scard.SCARD_PROTOCOL_T1 else "T=0"
 
     def transmit(self, apdu: bytes, timeout: float | None = None) -> bytes:
-        # The hot path, without the lock: pcsc-lite serialises the calls of one context, and the
+        # Without the lock: pcsc-lite serialises the calls of one context, and the
         # handle is read once (a disconnect in another thread makes this call fail, typed).
         card = self._card
         if card is None:
