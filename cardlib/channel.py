@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cardlib import fastpath
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.errors import FormatError, ProtocolError
 from cardlib.readers.base import Reader
@@ -115,8 +116,9 @@ class Channel:
         raw = self._wire(apdu, timeout)
         if len(raw) < 2:
             raise ProtocolError(f"card answered {len(raw)} byte(s): a response needs SW1 SW2")
-        if self.raw or raw[-2] not in (0x61, 0x6C):
-            return ResponseAPDU(raw[:-2], int.from_bytes(raw[-2:], "big"))
+        sw1 = raw[-2]
+        if self.raw or sw1 != 0x61 and sw1 != 0x6C:  # nothing to resolve: the common answer
+            return fastpath.response(raw[:-2], sw1 << 8 | raw[-1])
         return self._resolve(apdu, raw, timeout)
 
     def _single(self, command: CommandAPDU | bytes, limit: int) -> bytes | None:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cardlib import crypto, fastpath
+from cardlib.apdu import ResponseAPDU
 
 
 def _plain_mac(key: bytes, message: bytes, sm4: bool) -> bytes:
@@ -40,3 +41,11 @@ def test_scard_transmit_is_the_function_pyscards_wrapper_only_passes_on_to() -> 
     # the premise of the trick: after its docstring the wrapper is that one call
     body = inspect.getsource(scard.SCardTransmit).rsplit('"""', 1)[1]
     assert body.strip() == "return _scard.SCardTransmit(hcard, pioSendPci, apducommand)"
+
+
+@given(data=st.binary(max_size=300), sw=st.integers(0, 0xFFFF))
+def test_a_fast_response_is_the_response_apdu_the_constructor_builds(data: bytes, sw: int) -> None:
+    fast, plain = fastpath.response(data, sw), ResponseAPDU(data, sw)
+    assert type(fast) is ResponseAPDU
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+    assert (fast.data, fast.sw, fast.sw1, fast.sw2, fast.encode()) == (data, sw, plain.sw1, plain.sw2, plain.encode())
