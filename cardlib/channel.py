@@ -108,7 +108,10 @@ class Channel:
         if timeout is None:
             timeout = self.timeout
         limit = self.max_chain or self._reader.max_command_data
-        apdu = self._single(command, limit)
+        if command.__class__ is bytes and 4 <= len(command) <= limit + 5:
+            apdu: bytes | None = command  # its data field cannot be longer than the limit
+        else:
+            apdu = self._single(command, limit)
         if apdu is None:
             return self._chain(command, limit, timeout)
         if self._reader.t0 and not self.raw:

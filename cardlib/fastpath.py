@@ -9,12 +9,11 @@ tests/cardlib/test_fastpath.py that it gives what the plain path gives.
 1. :func:`chained_cbc_mac` — one CBC context for every MAC under one key.
    Settlement checks every TAC of a card under the same key (B6, one core
    ≥ 0.8× a bare DES-MAC loop that builds a cipher per MAC). Setting up a
-   cipher context costs more than the MAC of a 20-byte TAC input: measured
-   beside each other on one core, a fresh context per MAC gave 1.00× the bare
-   loop's rate and left verify_records at about 0.75× of it, under the guard;
-   the chained context gives ~2.6× the plain MAC's rate (docs/performance.md,
-   "Readable core"). The caller holds the function for one card or one batch
-   and drops it after: the key lives no longer than that.
+   cipher context costs more than the MAC of a 20-byte TAC input: with a
+   fresh context per MAC, ``verify_records`` ran at 0.62× the bare loop, under
+   the guard; with the chained context at 1.02× (same run, one core;
+   docs/performance.md, "Readable core"). The caller holds the function for
+   one card or one batch and drops it after: the key lives no longer than that.
 
 2. :func:`response` — the channel's answer built without the dataclass's
    ``__init__`` and ``__post_init__`` check: a status word read from two bytes
@@ -29,6 +28,13 @@ tests/cardlib/test_fastpath.py that it gives what the plain path gives.
    function that only passes its arguments on to the SWIG module's; calling
    the SWIG function saves one Python call per APDU (B2, our channel ≤ 1.10×
    bare pyscard, with a margin of a few per cent).
+
+One more stays where it acts, because a call would cost what it saves:
+``Channel.transmit`` sends a command given as bytes of 4 to limit + 5 bytes
+as it is, without parsing it for chaining (B2 alternating with main's tree:
+1.047 and 1.051 with it, main 1.052 and 1.056; without it 1.086 and 1.097).
+Its property test: a command as bytes crosses the wire as the same command
+given as a value.
 """
 
 from __future__ import annotations
