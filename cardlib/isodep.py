@@ -40,7 +40,7 @@ def fwt_seconds(fwi: int) -> float:
 
 
 class BlockKind(enum.Enum):
-    I = "I"  # noqa: E741 - the block's name in the standard
+    I = "I"  # the block's name in the standard  # noqa: E741
     R = "R"
     S = "S"
 

@@ -56,7 +56,7 @@ class Options:
 
     def clock(self) -> Any:
         """The explicit clock of this run (fixed by --now)."""
-        from cardlib.clock import Clock  # noqa: PLC0415
+        from cardlib.clock import Clock
 
         return Clock.fixed_from_text(self.now) if self.now else Clock.system()
 
@@ -160,7 +160,7 @@ def run_guarded(opts: Options, body: Callable[[], Any]) -> Any:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one line
+    except Exception as exc:  # every error becomes one line
         sys.exit(report_error(exc, opts))
 
 
@@ -178,7 +178,7 @@ def report_error(exc: Exception, opts: Options) -> int:
 
 def parse_hex(text: str, what: str = "hex") -> bytes:
     """Hex for people: spaces, colons and a 0x prefix allowed."""
-    from cardlib.hexutil import from_hex  # noqa: PLC0415
+    from cardlib.hexutil import from_hex
 
     return from_hex(text, what)
 

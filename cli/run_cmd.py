@@ -53,7 +53,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
         clock = Clock.fixed(clock.now())
     app = make_app(config, psam, journal, clock, deny)
     if trace_path:
-        from cardlib.trace import TraceRecorder  # noqa: PLC0415
+        from cardlib.trace import TraceRecorder
 
         app.trace = TraceRecorder(trace_path, card_reader_name)
         click.get_current_context().call_on_close(app.trace.close)
@@ -62,7 +62,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
         click.echo(json.dumps(d.to_json(), ensure_ascii=False) if opts.json else d.line(paint_state))
 
     if taps is not None:
-        from cli.runner import run_taps  # noqa: PLC0415
+        from cli.runner import run_taps
 
         run_taps(app, read_taps(taps), clock, show)
         return

@@ -78,7 +78,7 @@ class Transcript:
         if path:
             path = _transcript_path(path)
             try:
-                self._stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed with the command
+                self._stream = open(path, "w", encoding="utf-8")  # closed with the command
             except OSError as exc:
                 raise FormatError(f"cannot write transcript {path!r}: {exc.strerror}") from None
         for line in header:
@@ -222,7 +222,7 @@ class CardShell(cmd.Cmd):
             return bool(super().onecmd(line))
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # noqa: BLE001 - every error becomes one line, the session goes on
+        except Exception as exc:  # every error becomes one line, the session goes on
             code = report_error(exc, self.opts)
             if not self.interactive:
                 self.exit_code = code
@@ -417,7 +417,7 @@ class CardShell(cmd.Cmd):
         """quit: the same as exit."""
         return True
 
-    def do_EOF(self, arg: str) -> bool:  # noqa: N802 - the name cmd gives end of input
+    def do_EOF(self, arg: str) -> bool:  # the name cmd gives end of input
         if self.interactive:
             click.echo()
         return True

@@ -210,7 +210,7 @@ class TerminalApp:
             return self.decision(tap, False, Reason.CARD_REMOVED)
         except YktError as exc:
             return self.decision(tap, False, Reason.CARD_ERROR, detail=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a fault of ours mid-tap: the rider is refused and it is recorded
+        except Exception as exc:  # a fault of ours mid-tap: the rider is refused and it is recorded
             return self.decision(tap, False, Reason.CARD_ERROR,
                                  detail=f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
 

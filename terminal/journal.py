@@ -658,7 +658,7 @@ class Journal:
 
     # --- settlement ---------------------------------------------------------------
 
-    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all: bool = False,  # noqa: A002
+    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all: bool = False,
                      *, all_records: bool = False, batch_id: str | None = None) -> BatchHeader:
         """Write a settlement batch (header + records, docs/journal.md).
 

@@ -146,7 +146,7 @@ class Wallet:
                 found = obj.find(0x9F0C)
                 if found is not None:
                     raw = found.value
-        except Exception:  # noqa: BLE001 - a malformed FCI falls back to READ BINARY
+        except Exception:  # a malformed FCI falls back to READ BINARY
             raw = b""
         if len(raw) != PublicData.SIZE:
             raw = self.card.send(read_binary(0, PublicData.SIZE, sfi=PUBLIC_SFI), what="READ 0x15").data

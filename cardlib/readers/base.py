@@ -100,7 +100,7 @@ class Reader(ABC):
         """Release the reader; the default disconnects."""
         try:
             self.disconnect()
-        except Exception:  # noqa: BLE001 - closing must not fail
+        except Exception:  # closing must not fail
             pass
 
     def begin_transaction(self) -> None:
@@ -137,7 +137,7 @@ class Reader(ABC):
                     atr = b""
                     try:
                         atr = self.connect()
-                    except Exception:  # noqa: BLE001 - the event still happened
+                    except Exception:  # the event still happened
                         pass
                     yield ReaderEvent(EventKind.CARD_INSERTED, self.name, atr)
                 else:

@@ -75,7 +75,7 @@ _REMOVED = frozenset({SCARD_W_REMOVED_CARD, SCARD_E_NOT_TRANSACTED, SCARD_W_UNRE
 def scard_module() -> ModuleType:
     """pyscard's ``smartcard.scard``, or one clear ReaderUnavailableError line."""
     try:
-        from smartcard import scard  # noqa: PLC0415
+        from smartcard import scard
     except ImportError:
         raise ReaderUnavailableError(INSTALL_HINT) from None
     module: ModuleType = scard
@@ -396,7 +396,7 @@ class PcscReader(Reader):
 
     def events(self, stop: Callable[[], bool] | None = None) -> Iterator[ReaderEvent]:
         """Card events of this slot from SCardGetStatusChange, on a context of their own."""
-        from cardlib.readers.pcsc_events import watch_pcsc  # noqa: PLC0415
+        from cardlib.readers.pcsc_events import watch_pcsc
 
         return watch_pcsc(stop, only=self.name)
 
