@@ -104,37 +104,46 @@ def _field_check(name: str, con: Construct) -> Callable[[Any], str | None] | Non
 
         return check_items
     if isinstance(con, Bytes) and isinstance(con.length, int):
-        size = con.length
+        return _bytes_check(name, con.length)
+    bits_signed = _integer_size(con)
+    if bits_signed is None:
+        return None
+    return _integer_check(name, *bits_signed)
 
-        def check_bytes(value: Any) -> str | None:
-            if not isinstance(value, (bytes, bytearray)):
-                return f"{name} is not bytes"
-            if len(value) != size:
-                return f"{name} must be {size} bytes, got {len(value)}"
+
+def _integer_size(con: Construct) -> tuple[int, bool] | None:
+    """Bits and signedness of a fixed-size integer construct, None for anything else."""
+    if isinstance(con, FormatField):
+        if con.fmtstr[-1] not in "BHILQbhilq":
             return None
-
-        return check_bytes
-    if isinstance(con, (FormatField, BytesInteger)):
-        if isinstance(con, FormatField):
-            if con.fmtstr[-1] not in "BHILQbhilq":
-                return None
-            bits = 8 * struct.calcsize(con.fmtstr)
-            signed = con.fmtstr[-1].islower()
-        else:
-            if not isinstance(con.length, int):
-                return None
-            bits, signed = 8 * con.length, bool(con.signed)
-        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-
-        def check_int(value: Any) -> str | None:
-            if not isinstance(value, int) or isinstance(value, bool):
-                return f"{name} is not an integer"
-            if not low <= value <= high:
-                return f"{name} {value} does not fit in {bits // 8} byte(s)"
-            return None
-
-        return check_int
+        return 8 * struct.calcsize(con.fmtstr), con.fmtstr[-1].islower()
+    if isinstance(con, BytesInteger) and isinstance(con.length, int):
+        return 8 * con.length, bool(con.signed)
     return None
+
+
+def _bytes_check(name: str, size: int) -> Callable[[Any], str | None]:
+    def check_bytes(value: Any) -> str | None:
+        if not isinstance(value, (bytes, bytearray)):
+            return f"{name} is not bytes"
+        if len(value) != size:
+            return f"{name} must be {size} bytes, got {len(value)}"
+        return None
+
+    return check_bytes
+
+
+def _integer_check(name: str, bits: int, signed: bool) -> Callable[[Any], str | None]:
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+    def check_int(value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{name} is not an integer"
+        if not low <= value <= high:
+            return f"{name} {value} does not fit in {bits // 8} byte(s)"
+        return None
+
+    return check_int
 
 
 class Declaration:
@@ -312,42 +321,18 @@ class _FlatCodec:
     def of(cls, name: str, con: Construct) -> _FlatCodec | None:
         if not isinstance(con, Struct):
             return None
+        subcons = list(con.subcons)
+        tail = _tail(subcons[-1]) if subcons else None
+        if tail is not None:
+            subcons.pop()
         fmt, fields = ">", list[tuple[str, str, Any]]()
-        tail = None
-        for at, sub in enumerate(con.subcons):
-            inner = getattr(sub, "subcon", None)
-            if (at == len(con.subcons) - 1 and isinstance(sub, Renamed) and isinstance(inner, GreedyRange)
-                    and isinstance(inner.subcon, Bytes) and isinstance(inner.subcon.length, int)
-                    and inner.subcon.length > 0):
-                tail = (str(sub.name), inner.subcon.length)
-                break
-            size = _fixed_size(sub)
-            if size is None:
+        for sub in subcons:
+            piece = _flat_piece(sub)
+            if piece is None:
                 return None
-            if isinstance(sub, Padded) and not isinstance(sub, Renamed):
-                fmt += f"{size}x"
-                continue
-            if isinstance(sub, Const) and isinstance(sub.value, bytes):
-                fmt += f"{size}s"
-                fields.append(("", "c", sub.value))
-                continue
-            if not isinstance(sub, Renamed):
-                return None
-            inner = sub.subcon
-            if isinstance(inner, FormatField) and inner.fmtstr[0] == ">" and inner.fmtstr[-1] in "BHILQbhilq":
-                fmt += inner.fmtstr[1:]
-                fields.append((sub.name, "v", None))
-            elif isinstance(inner, BytesInteger) and isinstance(inner.length, int) and inner.swapped is False:
-                fmt += f"{size}s"
-                fields.append((sub.name, "i", (size, bool(inner.signed))))
-            elif isinstance(inner, Bytes) and isinstance(inner.length, int):
-                fmt += f"{size}s"
-                fields.append((sub.name, "v", size))  # struct pads a short one: pack checks the size
-            elif isinstance(inner, Adapter) and isinstance(inner.subcon, Bytes):
-                fmt += f"{size}s"
-                fields.append((sub.name, "a", (inner, size)))
-            else:
-                return None
+            fmt += piece[0]
+            if piece[1] is not None:
+                fields.append(piece[1])
         return cls(name, fmt, fields, tail)
 
     def build(self, obj: Mapping[str, Any]) -> bytes:
@@ -445,6 +430,39 @@ class _FlatCodec:
         for index, _size, signed in self.odd:
             items[index] = int.from_bytes(items[index], "big", signed=signed)
         return tuple(items)
+
+
+def _tail(sub: Construct) -> tuple[str, int] | None:
+    """(name, item size) of a last field of N byte strings of one size, else None."""
+    inner = getattr(sub, "subcon", None)
+    if (isinstance(sub, Renamed) and isinstance(inner, GreedyRange) and isinstance(inner.subcon, Bytes)
+            and isinstance(inner.subcon.length, int) and inner.subcon.length > 0):
+        return str(sub.name), inner.subcon.length
+    return None
+
+
+def _flat_piece(sub: Construct) -> tuple[str, tuple[str, str, Any] | None] | None:
+    """One field's struct code and its entry (None for RFU padding); None when it is
+    not of a fixed size or not a kind the struct path knows."""
+    size = _fixed_size(sub)
+    if size is None:
+        return None
+    if isinstance(sub, Padded) and not isinstance(sub, Renamed):
+        return f"{size}x", None
+    if isinstance(sub, Const) and isinstance(sub.value, bytes):
+        return f"{size}s", ("", "c", sub.value)
+    if not isinstance(sub, Renamed):
+        return None
+    inner = sub.subcon
+    if isinstance(inner, FormatField) and inner.fmtstr[0] == ">" and inner.fmtstr[-1] in "BHILQbhilq":
+        return inner.fmtstr[1:], (sub.name, "v", None)
+    if isinstance(inner, BytesInteger) and isinstance(inner.length, int) and inner.swapped is False:
+        return f"{size}s", (sub.name, "i", (size, bool(inner.signed)))
+    if isinstance(inner, Bytes) and isinstance(inner.length, int):
+        return f"{size}s", (sub.name, "v", size)  # struct pads a short one: pack checks the size
+    if isinstance(inner, Adapter) and isinstance(inner.subcon, Bytes):
+        return f"{size}s", (sub.name, "a", (inner, size))
+    return None
 
 
 class Encoded:

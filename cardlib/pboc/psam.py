@@ -124,8 +124,6 @@ class InitSamForPurchase:
             raise FormatError("INIT SAM FOR PURCHASE: at least one factor")
         data = INIT_SAM.pack(self.card_random, self.card_seq, self.amount, self.tx_type, self.date, self.time,
                              self.key_version, self.alg_id, self.factors)
-        if len(data) <= 255:  # declared and checked: skip CommandAPDU's checks
-            return CommandAPDU._trusted(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
         return CommandAPDU(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
 
     @classmethod

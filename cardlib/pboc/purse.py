@@ -163,8 +163,7 @@ class Command(Encoded):
             cls.HEADER, cls.LE = header, le
 
     def to_apdu(self) -> CommandAPDU:
-        # the declaration checked the data (fixed size, under 256 bytes); the rest are constants
-        return CommandAPDU._trusted(*self.HEADER, self.encode(), self.LE)
+        return CommandAPDU(*self.HEADER, self.encode(), self.LE)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> Self:
@@ -308,8 +307,7 @@ class InitializeForPurchase:
 
     def to_apdu(self) -> CommandAPDU:
         data = INITIALIZE.pack(self.key_index, self.amount, self.terminal_id)
-        # the declaration checked the 11 bytes, the rest are constants
-        return CommandAPDU._trusted(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
+        return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForPurchase:
