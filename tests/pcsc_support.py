@@ -30,6 +30,10 @@ PID_FILE = Path("/run/pcscd/pcscd.pid")
 DRIVERS = Path("/usr/lib/pcsc/drivers")
 VPCD_PORT = 35963
 VPCD_READER = "Virtual PCD 00 00"
+#: the station's vpcd slots (4 lanes + 2 PSAMs): below 32768, out of Linux's ephemeral range (32768-60999)
+#: where other sockets of the same run (a Dask cluster's) may take a port before vpcd binds it
+STATION_PORTS = tuple(range(29900, 29906))
+STATION_CONF = Path("/etc/reader.conf.d/yikatong-station")
 
 
 def _unavailable(reason: str) -> None:
@@ -148,6 +152,46 @@ def hold_machine_lock() -> None:
     _MACHINE_LOCK = fd
 
 
+def station_conf_text() -> str:
+    """reader.conf entries for STATION_PORTS: vpcd gives each entry two slots (port, port + 1); the
+    friendly name carries the entry's port so a reader's name says its port."""
+    out = ["# yikatong station tests: vpcd slots on ports 29900-29905 (tests/pcsc_support.py)"]
+    for base in STATION_PORTS[::2]:
+        out += [f'FRIENDLYNAME "YKT vpcd {base}"', f"DEVICENAME   /dev/null:{base:#06x}",
+                "LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so", f"CHANNELID    {base:#06x}"]
+    return "".join(line + "\n" for line in out)
+
+
+def station_reader(port: int) -> str:
+    """The PC/SC reader name of a station slot's port (29901 → "YKT vpcd 29900 00 01")."""
+    if port not in STATION_PORTS:
+        raise ValueError(f"{port} is not a station slot port ({STATION_PORTS[0]}-{STATION_PORTS[-1]})")
+    base = port - (port - STATION_PORTS[0]) % 2
+    return f"YKT vpcd {base} 00 {port - base:02d}"
+
+
+def install_station_conf() -> bool:
+    """Write STATION_CONF when missing or different (root only; before pcscd starts). True when written."""
+    text = station_conf_text()
+    try:
+        if STATION_CONF.read_text() == text:
+            return False
+    except OSError:
+        pass
+    if os.geteuid() != 0 or not STATION_CONF.parent.is_dir():
+        return False
+    STATION_CONF.write_text(text)
+    return True
+
+
+def missing_station_readers() -> list[str]:
+    """The station slots the running pcscd does not list."""
+    from cardlib.readers.pcsc import list_pcsc_readers
+
+    have = {r.name for r in list_pcsc_readers()}
+    return [station_reader(p) for p in STATION_PORTS if station_reader(p) not in have]
+
+
 def ensure_pcscd() -> Pcscd:
     """A pcscd with the vpcd driver: the running one, or one we start (skip or, on CI, fail)."""
     global _SHARED
@@ -166,6 +210,7 @@ def ensure_pcscd() -> Pcscd:
     if not (SOCKET.exists() and answers()):
         if os.geteuid() != 0:
             _unavailable("pcscd is not running and starting it needs root")
+        install_station_conf()  # read by pcscd at start only
         daemon.start()
     _SHARED = daemon
     return daemon
@@ -179,6 +224,21 @@ def pcscd() -> Iterator[Pcscd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def station_slots(pcscd: Pcscd) -> Pcscd:
+    """pcscd with the station's six vpcd slots: configured and restarted when it is ours; a pcscd this
+    session did not start and that lacks them fails the test with what to do (never restarted)."""
+    missing = missing_station_readers()
+    if missing and pcscd.owned and install_station_conf():
+        pcscd.restart()
+        missing = missing_station_readers()
+    if missing:
+        pytest.fail(f"pcscd lacks the station's vpcd slots {', '.join(missing)} (ports"
+                    f" {STATION_PORTS[0]}-{STATION_PORTS[-1]}): run .ci/setup-system.sh as root (it writes"
+                    f" {STATION_CONF}) and restart pcscd, or stop it and let the tests start their own")
+    return pcscd
 
 
 def card_seen(reader: str = VPCD_READER, present: bool = True) -> bool:
