@@ -51,6 +51,7 @@ class Lane:
         self.local_issuer = local_issuer
         self.taps = 0
         self.unplugged = False
+        self.ready = threading.Event()  # set while the lane waits for a card (the last one has left)
         app.on_purse = self.serve
 
     # --- the card's PSAM ----------------------------------------------------------------
@@ -107,8 +108,10 @@ class Lane:
         while not stop.is_set():
             try:
                 reader = self._reader()
+                self.ready.set()
                 present = reader.wait_for_card(poll)
             except TransportError as exc:  # unplugged, or its service down: try again, others go on
+                self.ready.clear()
                 self._gone(show, exc)
                 stop.wait(poll)
                 continue
@@ -118,6 +121,7 @@ class Lane:
             if not present:
                 self.app.refresh_denylist()
                 continue
+            self.ready.clear()
             decision = self.tap(reader)
             show(LaneEvent(self.name, decision))
             self.app.journal.flush()
