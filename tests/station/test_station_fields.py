@@ -32,8 +32,13 @@ from terminal.journal_check import check_journal
 from terminal.station import Station
 from terminal.station_config import parse_station
 from terminal.station_lane import LaneEvent
-from tests.pcsc_support import STATION_PORTS, card_seen, station_reader, station_slots  # noqa: F401
-from tests.pcsc_support import pcscd  # noqa: F401
+from tests.pcsc_support import (  # noqa: F401
+    STATION_PORTS,
+    card_seen,
+    pcscd,  # noqa: F401
+    station_reader,
+    station_slots,
+)
 from tests.station.helpers import (
     BUS,
     METRO_ENTRY,
@@ -277,7 +282,7 @@ def test_a_station_of_four_lanes_and_two_psams(rig: Rig) -> None:
     # four cards at once, one on each lane
     at_once = {lane: card(f"at-once-{lane}", local_card if i % 2 else visitor_card, 20 + i)
                for i, lane in enumerate(LANES)}
-    for lane, c in at_once.items():
+    for lane in at_once:
         rig.ready(lane)
     for lane, c in at_once.items():
         rig.lanes[lane].insert(c)
