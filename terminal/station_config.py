@@ -10,15 +10,13 @@ tables inline (``[lane.settings.terminal]`` …). Unknown keys are errors.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cardlib.errors import ConfigError
 from cardlib.keystore import PsamKind
-from cardlib.safefiles import LIMIT_SMALL, read_text
-from terminal.config import TerminalConfig, load_config, parse_config
+from terminal.config import TerminalConfig, load_config, parse_config, read_toml
 from terminal.sam_pool import STRATEGIES, SamSlot
 
 
@@ -136,14 +134,7 @@ def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig
 
 def load_station(path: str | os.PathLike[str]) -> StationConfig:
     source = os.fspath(path)
-    try:
-        data = tomllib.loads(read_text(source, "station configuration", LIMIT_SMALL, ConfigError))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: no such station configuration") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    data = read_toml(source, "station configuration")
     try:
         return parse_station(data, Path(source).parent)
     except ConfigError as exc:
