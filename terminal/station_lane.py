@@ -57,8 +57,9 @@ class Lane:
     # --- the card's PSAM ----------------------------------------------------------------
 
     def serve(self, tap: Tap) -> Decision | None:
-        """Route the card to a PSAM kind, take that PSAM, resolve the card's pending records of the
-        station's other PSAMs; a decision when the card is refused or a recovery completes the tap."""
+        """Route the card to a PSAM kind and resolve the card's pending records of the station's other
+        PSAMs; a decision when the card is refused or a recovery completes the tap. The PSAM itself is
+        taken at its first use (INIT SAM FOR PURCHASE, most taps): it is held for as short as can be."""
         public = tap.public
         interoperable = False
         if public.issuer_id != self.local_issuer:  # 0x17's flag: read only for another issuer's card
@@ -72,13 +73,15 @@ class Lane:
                                      detail=f"issuer {public.issuer_id.hex().upper()}: {why}")
         self.psam.bind(route.kind)
         tap.wallet.key_index = route.key_index
-        mine = self.psam.terminal_id  # takes the PSAM now: PsamUnavailableError refuses the tap
         station = self.pool.terminal_ids()
-        for pending in self.app.journal.pending(public.app_serial):
-            if pending.terminal_id != mine and pending.terminal_id in station:
-                outcome = recover(tap.wallet, pending, self.app.config.recovery_window)
-                if outcome.happened and outcome.within_window and outcome.result is not None:
-                    return self.app.decision(tap, True, Reason.RECOVERED, result=outcome.result)
+        torn = [p for p in self.app.journal.pending(public.app_serial) if p.terminal_id in station]
+        if torn:  # the PSAM is taken here only when there is something to resolve; else at its first use
+            mine = self.psam.terminal_id  # PsamUnavailableError refuses the tap
+            for pending in torn:
+                if pending.terminal_id != mine:  # the app resolves the held PSAM's own records itself
+                    outcome = recover(tap.wallet, pending, self.app.config.recovery_window)
+                    if outcome.happened and outcome.within_window and outcome.result is not None:
+                        return self.app.decision(tap, True, Reason.RECOVERED, result=outcome.result)
         return None
 
     def tap(self, reader: Reader) -> Decision:
