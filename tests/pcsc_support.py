@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,17 +137,44 @@ _MACHINE_LOCK: int | None = None
 LOCK_FILE = Path(tempfile.gettempdir()) / "yikatong-pcsc.lock"
 
 
+LOCK_FD_ENV = "YKT_PCSC_LOCK_FD"
+
+
+def _inherited_lock() -> int | None:
+    """The lock's descriptor when a parent holds it for us (``python -m tests.pcsc_support CMD``):
+    $YKT_PCSC_LOCK_FD names a descriptor on LOCK_FILE that this process inherited, locked."""
+    import fcntl
+
+    text = os.environ.get(LOCK_FD_ENV, "")
+    if not text.isdigit():
+        return None
+    fd = int(text)
+    try:
+        if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != (LOCK_FILE.stat().st_dev, LOCK_FILE.stat().st_ino):
+            return None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the same open file: succeeds only if it is ours
+    except OSError:
+        return None
+    return fd
+
+
 def hold_machine_lock() -> None:
     """Hold the machine-wide PC/SC lock until this process exits.
 
     pcscd and the vpcd ports are one per machine: two test runs at once (two
     work trees) would stop each other's pcscd or serve cards on the same port.
+    A run started under ``python -m tests.pcsc_support CMD`` finds the lock
+    already held for it (the wrapper waits for it without pytest's timeout).
     """
     global _MACHINE_LOCK
     if _MACHINE_LOCK is not None:
         return
     import fcntl
 
+    inherited = _inherited_lock()
+    if inherited is not None:
+        _MACHINE_LOCK = inherited
+        return
     fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     fcntl.flock(fd, fcntl.LOCK_EX)
     _MACHINE_LOCK = fd
@@ -272,3 +300,20 @@ def vpcd_card(pcscd: Pcscd) -> Iterator[Callable[..., VpcdBridge]]:
     for bridge in bridges:
         bridge.stop()
         wait_for(functools.partial(card_seen, bridge.reader_name, present=False), 5, 0.05)
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m tests.pcsc_support CMD ARGS…``: wait for the machine-wide PC/SC lock (however long
+    other work trees hold it), then run CMD holding it; the test runs inside find it theirs."""
+    import fcntl
+
+    if not argv:
+        print("usage: python -m tests.pcsc_support CMD [ARGS...]", file=sys.stderr)
+        return 2
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return subprocess.call(argv, pass_fds=(fd,), env={**os.environ, LOCK_FD_ENV: str(fd)})
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
