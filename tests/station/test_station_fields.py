@@ -227,7 +227,8 @@ class Rig:
             slot.close()
 
 
-@pytest.fixture(params=["sim", "pcsc", "pn532", "mixed"])
+@pytest.fixture(params=["sim", pytest.param("pcsc", marks=pytest.mark.pcsc), "pn532",
+                        pytest.param("mixed", marks=pytest.mark.pcsc)])
 def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     if request.param in ("pcsc", "mixed"):
         request.getfixturevalue("station_slots")
