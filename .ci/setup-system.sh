@@ -11,13 +11,19 @@
 # and installs nothing.
 set -euo pipefail
 station_conf() {
-    local conf=/etc/reader.conf.d/yikatong-station tmp base
+    # vpcd keeps its ports in the driver's globals: entries sharing one LIBPATH share the last
+    # entry's ports. Each station entry gets its own copy of the driver (tests/pcsc_support.py).
+    local conf=/etc/reader.conf.d/yikatong-station libdir=/usr/local/lib/yikatong tmp base driver
     [ -d /etc/reader.conf.d ] || return 0
+    driver=$(find /usr/lib/pcsc/drivers -name 'libifdvpcd.so*' | sort | head -n 1)
+    [ -n "$driver" ] || return 0
+    mkdir -p "$libdir"
     tmp=$(mktemp)
     echo "# yikatong station tests: vpcd slots on ports 29900-29905 (tests/pcsc_support.py)" >"$tmp"
     for base in 29900 29902 29904; do
-        printf 'FRIENDLYNAME "YKT vpcd %d"\nDEVICENAME   /dev/null:0x%04x\nLIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID    0x%04x\n' \
-            "$base" "$base" "$base" >>"$tmp"
+        cmp -s "$driver" "$libdir/libifdvpcd-$base.so" || cp "$driver" "$libdir/libifdvpcd-$base.so"
+        printf 'FRIENDLYNAME "YKT vpcd %d"\nDEVICENAME   /dev/null:0x%04x\nLIBPATH      %s/libifdvpcd-%d.so\nCHANNELID    0x%04x\n' \
+            "$base" "$base" "$libdir" "$base" "$base" >>"$tmp"
     done
     if cmp -s "$tmp" "$conf"; then
         rm -f "$tmp"

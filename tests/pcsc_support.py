@@ -180,13 +180,19 @@ def hold_machine_lock() -> None:
     _MACHINE_LOCK = fd
 
 
+#: vpcd keeps its ports in the driver's globals: two reader.conf entries on one LIBPATH share one
+#: driver and its last entry's ports (every slot 0 answers on that port). Each station entry loads its
+#: own copy of the driver, so each keeps its ports and the default "Virtual PCD" keeps 35963/35964.
+STATION_DRIVERS = Path("/usr/local/lib/yikatong")
+
+
 def station_conf_text() -> str:
     """reader.conf entries for STATION_PORTS: vpcd gives each entry two slots (port, port + 1); the
     friendly name carries the entry's port so a reader's name says its port."""
     out = ["# yikatong station tests: vpcd slots on ports 29900-29905 (tests/pcsc_support.py)"]
     for base in STATION_PORTS[::2]:
         out += [f'FRIENDLYNAME "YKT vpcd {base}"', f"DEVICENAME   /dev/null:{base:#06x}",
-                "LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so", f"CHANNELID    {base:#06x}"]
+                f"LIBPATH      {STATION_DRIVERS}/libifdvpcd-{base}.so", f"CHANNELID    {base:#06x}"]
     return "".join(line + "\n" for line in out)
 
 
@@ -199,17 +205,28 @@ def station_reader(port: int) -> str:
 
 
 def install_station_conf() -> bool:
-    """Write STATION_CONF when missing or different (root only; before pcscd starts). True when written."""
+    """Write STATION_CONF and the driver copies it names when missing or different (root only; before
+    pcscd starts: it reads reader.conf.d once). True when something was written."""
+    drivers = sorted(DRIVERS.rglob("libifdvpcd.so*")) if DRIVERS.exists() else []
+    if os.geteuid() != 0 or not STATION_CONF.parent.is_dir() or not drivers:
+        return False
+    source = drivers[0].read_bytes()
+    wrote = False
+    STATION_DRIVERS.mkdir(parents=True, exist_ok=True)
+    for base in STATION_PORTS[::2]:
+        copy = STATION_DRIVERS / f"libifdvpcd-{base}.so"
+        if not copy.exists() or copy.read_bytes() != source:
+            copy.write_bytes(source)
+            wrote = True
     text = station_conf_text()
     try:
-        if STATION_CONF.read_text() == text:
-            return False
+        same = STATION_CONF.read_text() == text
     except OSError:
-        pass
-    if os.geteuid() != 0 or not STATION_CONF.parent.is_dir():
-        return False
-    STATION_CONF.write_text(text)
-    return True
+        same = False
+    if not same:
+        STATION_CONF.write_text(text)
+        wrote = True
+    return wrote
 
 
 def missing_station_readers() -> list[str]:

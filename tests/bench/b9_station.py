@@ -122,7 +122,7 @@ def run(quick: bool = False) -> Result:  # noqa: PLR0915 - one benchmark, read t
         root = str(Path(__file__).resolve().parents[2])
         env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         with card_process([sys.executable, "-c", _SERVE, *map(str, STATION_PORTS)], STATION_PORTS[0], env,
-                          "station cards"), tempfile.TemporaryDirectory() as tmp:
+                          "station cards", station_reader(STATION_PORTS[0])), tempfile.TemporaryDirectory() as tmp:
             _measure(result, seconds, blocks, Path(tmp), quick)
     finally:
         stop_pcscd(daemon)
