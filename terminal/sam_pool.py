@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from cardlib.channel import Channel
 from cardlib.errors import ConfigError, RefusedError, TransportError, YktError
 from cardlib.keystore import TUNION_KEY_INDEX, PsamKind
-from cardlib.readers.base import Reader
+from cardlib.readers.base import Disposition, Reader
 from terminal.psam import PsamClient
 
 STRATEGIES = ("first", "cyclic", "random")
@@ -85,6 +85,10 @@ class PooledSam:
         try:
             if self.reader is None:
                 self.reader = self._opener(self.slot.uri)
+            self.reader.connect()
+            # a PSAM joining is in a state nobody knows (another program may have left it inside its
+            # application, where the terminal number is not found): reset it first
+            self.reader.disconnect(Disposition.RESET)
             self.reader.connect()
             client = PsamClient(Channel(self.reader), test=self._test)
         except YktError as exc:
