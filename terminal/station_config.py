@@ -81,20 +81,19 @@ def _lane_terminal(obj: dict[str, Any], where: str, base: Path) -> TerminalConfi
     return cfg
 
 
-def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig:
-    """The station from parsed TOML; paths relative to ``base``."""
-    _table(data, "station.toml", {"station": dict, "pool": dict, "psam": list, "lane": list})
-    st = _table(data.get("station", {}), "station", {"name": str, "journal": str, "local_issuer": str})
-    pool = _table(data.get("pool", {}), "pool", {"strategy": str, "timeout_seconds": (int, float),
-                                                 "retry_seconds": (int, float)})
-    issuer = None
-    if "local_issuer" in st:
-        try:
-            issuer = bytes.fromhex(st["local_issuer"])
-        except ValueError:
-            issuer = b""
-        if len(issuer) != 8:
-            raise ConfigError("station.local_issuer: 8 bytes of hex (0x15's issuer id)")
+def _issuer(st: dict[str, Any]) -> bytes | None:
+    if "local_issuer" not in st:
+        return None
+    try:
+        issuer = bytes.fromhex(st["local_issuer"])
+    except ValueError:
+        issuer = b""
+    if len(issuer) != 8:
+        raise ConfigError("station.local_issuer: 8 bytes of hex (0x15's issuer id)")
+    return issuer
+
+
+def _pool(pool: dict[str, Any]) -> tuple[str, float, float]:
     strategy = pool.get("strategy", "first")
     if strategy not in STRATEGIES:
         raise ConfigError(f"pool.strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -102,8 +101,12 @@ def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig
     for key, value in (("timeout_seconds", timeout), ("retry_seconds", retry)):
         if not 0 <= value <= 3600:
             raise ConfigError(f"pool.{key}: 0..3600 seconds, got {value}")
+    return strategy, float(timeout), float(retry)
+
+
+def _psams(items: list[Any]) -> list[SamSlot]:
     psams = []
-    for i, obj in enumerate(data.get("psam", [])):
+    for i, obj in enumerate(items):
         where = f"psam[{i}]"
         _table(obj, where, {"name": str, "reader": str, "kind": str})
         kind = obj.get("kind")
@@ -112,13 +115,30 @@ def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig
         psams.append(SamSlot(_name(obj, where), _reader(obj, where), PsamKind(kind)))
     if not psams:
         raise ConfigError("psam: a station needs at least one [[psam]] slot")
+    return psams
+
+
+def _lanes(items: list[Any], base: Path) -> list[LaneConfig]:
     lanes = []
-    for i, obj in enumerate(data.get("lane", [])):
+    for i, obj in enumerate(items):
         where = f"lane[{i}]"
         _table(obj, where, {"name": str, "reader": str, "config": str, "settings": dict})
         lanes.append(LaneConfig(_name(obj, where), _reader(obj, where), _lane_terminal(obj, where, base)))
     if not lanes:
         raise ConfigError("lane: a station needs at least one [[lane]]")
+    return lanes
+
+
+def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig:
+    """The station from parsed TOML; paths relative to ``base``."""
+    _table(data, "station.toml", {"station": dict, "pool": dict, "psam": list, "lane": list})
+    st = _table(data.get("station", {}), "station", {"name": str, "journal": str, "local_issuer": str})
+    pool = _table(data.get("pool", {}), "pool", {"strategy": str, "timeout_seconds": (int, float),
+                                                 "retry_seconds": (int, float)})
+    issuer = _issuer(st)
+    strategy, timeout, retry = _pool(pool)
+    psams = _psams(data.get("psam", []))
+    lanes = _lanes(data.get("lane", []), base)
     for what, names in (("psam", [p.name for p in psams]), ("lane", [lane.name for lane in lanes])):
         if len(set(names)) != len(names):
             raise ConfigError(f"{what}: two share a name")
@@ -128,8 +148,7 @@ def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig
     journal = st.get("journal")
     if journal is not None and not Path(journal).is_absolute():
         journal = str(base / journal)
-    return StationConfig(st.get("name", ""), journal, issuer, strategy, float(timeout), float(retry),
-                         tuple(psams), tuple(lanes))
+    return StationConfig(st.get("name", ""), journal, issuer, strategy, timeout, retry, tuple(psams), tuple(lanes))
 
 
 def load_station(path: str | os.PathLike[str]) -> StationConfig:

@@ -109,7 +109,7 @@ def saturate(lanes: list[Any], readers: dict[str, PcscReader], seconds: float) -
     return done[0], done[1]
 
 
-def run(quick: bool = False) -> Result:  # noqa: PLR0915 - one benchmark, read top to bottom
+def run(quick: bool = False) -> Result:
     result = Result(NAME, TITLE)
     banner(result)
     seconds = knob("YKT_BENCH_B9_SECONDS", 30, 2, quick)
@@ -131,7 +131,7 @@ def run(quick: bool = False) -> Result:  # noqa: PLR0915 - one benchmark, read t
     return result
 
 
-def _measure(result: Result, seconds: int, blocks: int, tmp: Path, quick: bool) -> None:  # noqa: PLR0915
+def _measure(result: Result, seconds: int, blocks: int, tmp: Path, quick: bool) -> None:
     from simulators.field import wait_for
     from terminal.config import parse_config
     from terminal.journal import Journal

@@ -107,7 +107,7 @@ def test_watch_stops_on_ctrl_c() -> None:
 def test_watch_pcsc_sees_readers_and_the_card(vpcd_card: Callable[..., VpcdBridge]) -> None:  # noqa: F811
     card = EchoCard()
     vpcd_card(card)
-    from cardlib.readers.pcsc import list_pcsc_readers  # noqa: PLC0415
+    from cardlib.readers.pcsc import list_pcsc_readers
 
     n = len(list_pcsc_readers())  # vpcd's two, and the station tests' six where they are configured
     done = subprocess.run([sys.executable, "-m", "cli.main", "watch", "--json", "--count", str(n + 1)], cwd=ROOT,

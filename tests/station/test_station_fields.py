@@ -35,7 +35,7 @@ from terminal.station_lane import LaneEvent
 from tests.pcsc_support import (  # noqa: F401
     STATION_PORTS,
     card_seen,
-    pcscd,  # noqa: F401
+    pcscd,
     station_reader,
     station_slots,
 )
@@ -110,7 +110,7 @@ class Pn532Slot(Slot):
     starts a new one at the same path."""
 
     def __init__(self, link: Path) -> None:
-        from simulators.pn532 import Pn532Emulator  # noqa: PLC0415
+        from simulators.pn532 import Pn532Emulator
 
         self.link = str(link)
         self.uri = f"pn532:{self.link}"
@@ -127,7 +127,7 @@ class Pn532Slot(Slot):
         self.emulator.stop()
 
     def plug_in(self) -> None:
-        from simulators.pn532 import Pn532Emulator  # noqa: PLC0415
+        from simulators.pn532 import Pn532Emulator
 
         self.emulator = Pn532Emulator()
         self.emulator.start(self.link)
