@@ -77,12 +77,11 @@ def file_read(command: bytes) -> tuple[int, str] | None:
     """The SFI a READ BINARY / READ RECORD names and "binary" or "record", else None."""
     if len(command) < 4 or command[0] & 0x80:
         return None
-    ins, p1, p2 = command[1], command[2], command[3]
-    if ins == iso.INS_READ_BINARY and p1 & 0x80:
-        return p1 & 0x1F, "binary"
-    if ins == iso.INS_READ_RECORD and p2 >> 3:
-        return p2 >> 3, "record"
-    return None
+    ins = command[1]
+    sfi = iso.file_sfi(ins, command[2], command[3])
+    if sfi is None or ins not in (iso.INS_READ_BINARY, iso.INS_READ_RECORD):
+        return None
+    return sfi, "binary" if ins == iso.INS_READ_BINARY else "record"
 
 
 def value_text(name: str, value: object) -> str:
