@@ -15,6 +15,7 @@ from typing import Any
 
 from cardlib.crypto import Algorithm, constant_time_equal, diversify, diversify_levels
 from cardlib.errors import ConfigError, FormatError
+from cardlib.jsontext import json_object
 from cardlib.pboc.macs import TacFields, compute_tac
 from cardlib.safefiles import LIMIT_SMALL, read_text
 
@@ -195,16 +196,12 @@ def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
         return test_issuer()
     source = os.fspath(path)
     try:
-        obj = json.loads(read_text(source, "key file", LIMIT_SMALL, ConfigError))
+        text = read_text(source, "key file", LIMIT_SMALL, ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such key file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not JSON (line {exc.lineno}: {exc.msg})") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: not JSON (nested too deeply)") from None
-    return IssuerKeys.from_json(obj, source)
+    return IssuerKeys.from_json(json_object(text, source, ConfigError, at_line=True), source)
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ from cardlib.apdu import CommandAPDU
 from cardlib.channel import Exchange
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
+from cardlib.jsontext import json_object
 from cardlib.safefiles import LIMIT_TRACE, check_trace_output, read_text
 
 MASK = "**"
@@ -281,15 +282,7 @@ def iter_trace(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"trace line {number}: not JSON ({exc.msg})") from None
-        except RecursionError:
-            raise FormatError(f"trace line {number}: not JSON (nested too deeply)") from None
-        if not isinstance(obj, dict):
-            raise FormatError(f"trace line {number}: expected a JSON object")
-        yield number, obj
+        yield number, json_object(text, f"trace line {number}")
 
 
 def parse_trace(lines: Iterable[str]) -> Trace:

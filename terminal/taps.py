@@ -13,7 +13,6 @@ the card processes it; ``second`` puts another card in the field.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from cardlib.clock import parse_time
 from cardlib.errors import FormatError
+from cardlib.jsontext import json_object
 from cardlib.safefiles import LIMIT_SCRIPT, read_text
 
 KEYS = {"card", "time", "advance", "tear", "second", "note"}
@@ -73,14 +73,7 @@ def parse_taps(text: str, base: Path = Path(".")) -> list[TapStep]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"tap line {number}: not JSON ({exc.msg})") from None
-        except RecursionError:
-            raise FormatError(f"tap line {number}: not JSON (nested too deeply)") from None
-        if not isinstance(obj, dict):
-            raise FormatError(f"tap line {number}: expected an object")
+        obj = json_object(line, f"tap line {number}")
         unknown = set(obj) - KEYS
         if unknown:
             raise FormatError(f"tap line {number}: unknown key {sorted(unknown)[0]!r}")
