@@ -369,7 +369,8 @@ class FileSystem:
 
     # --- binary --------------------------------------------------------------
 
-    def _binary_target(self, cmd: CommandAPDU) -> tuple[TransparentEF | None, int, int | None]:
+    def _binary_target(self, cmd: CommandAPDU, write: bool) -> tuple[TransparentEF | None, int, int]:
+        """The EF and offset a binary command names, once its access rule allows it; else the SW."""
         try:
             ref = iso.BinaryRef.from_p1p2(cmd.p1, cmd.p2)
         except iso.IsoCommandError as exc:
@@ -384,15 +385,15 @@ class FileSystem:
                 return None, 0, SW.SW_NO_CURRENT_EF
         if not isinstance(ef, TransparentEF):
             return None, 0, SW.SW_WRONG_FILE_STRUCTURE
-        return ef, ref.offset, None
+        denied = self._allowed(ef.access.write if write else ef.access.read)
+        if denied:
+            return None, 0, denied
+        return ef, ref.offset, SW.SW_OK
 
     def _read_binary(self, cmd: CommandAPDU) -> ResponseAPDU:
-        ef, offset, err = self._binary_target(cmd)
-        if err is not None or ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._allowed(ef.access.read)
-        if denied:
-            return status(denied)
+        ef, offset, err = self._binary_target(cmd, write=False)
+        if ef is None:
+            return status(err)
         if cmd.data:
             return status(SW.SW_WRONG_LENGTH)
         if offset > ef.size:
@@ -405,12 +406,9 @@ class FileSystem:
         return status(SW.SW_OK, chunk)
 
     def _update_binary(self, cmd: CommandAPDU) -> ResponseAPDU:
-        ef, offset, err = self._binary_target(cmd)
-        if err is not None or ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._allowed(ef.access.write)
-        if denied:
-            return status(denied)
+        ef, offset, err = self._binary_target(cmd, write=True)
+        if ef is None:
+            return status(err)
         if not cmd.data:
             return status(SW.SW_WRONG_LENGTH)
         if offset + len(cmd.data) > ef.size:
@@ -421,22 +419,21 @@ class FileSystem:
 
     # --- records -------------------------------------------------------------
 
-    def _record_target(self, ref: iso.RecordRef) -> tuple[RecordEF | None, int | None]:
+    def _record_target(self, ref: iso.RecordRef, write: bool) -> tuple[RecordEF | None, int]:
+        """The record EF a record command names, once its access rule allows it; else the SW."""
         ef = self.current_df.ef_by_sfi(ref.sfi) if ref.sfi else self.current_ef
         if ef is None:
             return None, SW.SW_FILE_NOT_FOUND if ref.sfi else SW.SW_NO_CURRENT_EF
         if not isinstance(ef, RecordEF):
             return None, SW.SW_WRONG_FILE_STRUCTURE
-        return ef, None
+        denied = self._allowed(ef.access.write if write else ef.access.read)
+        return (None, denied) if denied else (ef, SW.SW_OK)
 
     def _read_record(self, cmd: CommandAPDU) -> ResponseAPDU:
         ref = iso.RecordRef.from_p1p2(cmd.p1, cmd.p2)
-        ef, err = self._record_target(ref)
+        ef, err = self._record_target(ref, write=False)
         if ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._allowed(ef.access.read)
-        if denied:
-            return status(denied)
+            return status(err)
         if ref.mode == iso.RECORD_NUMBER:
             number: int | None = ref.record
         elif ref.mode == iso.FIRST_BY_ID:
@@ -452,17 +449,11 @@ class FileSystem:
                 return status(0x6C00 | len(data))
         return status(SW.SW_OK, data)
 
-    def _write_check(self, ef: RecordEF) -> int | None:
-        return self._allowed(ef.access.write)
-
     def _update_record(self, cmd: CommandAPDU) -> ResponseAPDU:
         update = iso.UpdateRecord.from_apdu(cmd)
-        ef, err = self._record_target(update.ref)
+        ef, err = self._record_target(update.ref, write=True)
         if ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._write_check(ef)
-        if denied:
-            return status(denied)
+            return status(err)
         try:
             if update.ref.mode == iso.RECORD_NUMBER:
                 ef.update(update.ref.record, update.data)
@@ -481,12 +472,9 @@ class FileSystem:
         append = iso.UpdateRecord.from_apdu(cmd)
         if append.ref.record or append.ref.mode:
             return status(SW.SW_INCORRECT_P1P2)
-        ef, err = self._record_target(append.ref)
+        ef, err = self._record_target(append.ref, write=True)
         if ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._write_check(ef)
-        if denied:
-            return status(denied)
+            return status(err)
         try:
             ef.append(append.data)
         except ValueError:
