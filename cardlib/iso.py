@@ -147,39 +147,6 @@ class BinaryRef:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadBinary:
-    """READ BINARY (INS B0, §11.2.3)."""
-
-    ref: BinaryRef = BinaryRef()
-    le: int | None = 256
-
-    def to_apdu(self) -> CommandAPDU:
-        p1, p2 = self.ref.p1p2()
-        return CommandAPDU(0x00, INS_READ_BINARY, p1, p2, le=self.le)
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> ReadBinary:
-        return cls(BinaryRef.from_p1p2(cmd.p1, cmd.p2), cmd.le)
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateBinary:
-    """UPDATE BINARY (INS D6, §11.2.5); CLA 04 when a line MAC follows the data."""
-
-    data: bytes
-    ref: BinaryRef = BinaryRef()
-    cla: int = 0x00
-
-    def to_apdu(self) -> CommandAPDU:
-        p1, p2 = self.ref.p1p2()
-        return CommandAPDU(self.cla, INS_UPDATE_BINARY, p1, p2, self.data)
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> UpdateBinary:
-        return cls(cmd.data, BinaryRef.from_p1p2(cmd.p1, cmd.p2), cmd.cla)
-
-
-@dataclass(frozen=True, slots=True)
 class RecordRef:
     """Which record READ/UPDATE/APPEND RECORD names (§11.3.2): P2 b8–b4 an SFI (0: the current
     EF), b3–b1 the mode; P1 the record number (mode 04) or identifier (mode 00)."""
@@ -197,37 +164,47 @@ class RecordRef:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadRecord:
-    """READ RECORD (INS B2, §11.3.3)."""
+class Read:
+    """READ BINARY (INS B0, §11.2.3) where a BinaryRef points, READ RECORD (INS B2, §11.3.3)
+    of the record a RecordRef names; Le how many bytes."""
 
-    ref: RecordRef
+    ref: BinaryRef | RecordRef
     le: int | None = 256
 
     def to_apdu(self) -> CommandAPDU:
         p1, p2 = self.ref.p1p2()
-        return CommandAPDU(0x00, INS_READ_RECORD, p1, p2, le=self.le)
+        ins = INS_READ_BINARY if isinstance(self.ref, BinaryRef) else INS_READ_RECORD
+        return CommandAPDU(0x00, ins, p1, p2, le=self.le)
 
     @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> ReadRecord:
-        return cls(RecordRef.from_p1p2(cmd.p1, cmd.p2), cmd.le)
+    def from_apdu(cls, cmd: CommandAPDU) -> Read:
+        ref = BinaryRef if cmd.ins == INS_READ_BINARY else RecordRef
+        return cls(ref.from_p1p2(cmd.p1, cmd.p2), cmd.le)
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateRecord:
-    """UPDATE RECORD (INS DC, §11.3.5); APPEND RECORD (INS E2, §11.3.6) with ``append``."""
+class Update:
+    """UPDATE BINARY (INS D6, §11.2.5) where a BinaryRef points; UPDATE RECORD (INS DC,
+    §11.3.5) of a RecordRef's record, or with ``append`` APPEND RECORD (INS E2, §11.3.6).
+    CLA 04 when a line MAC follows the data."""
 
     data: bytes
-    ref: RecordRef = RecordRef()
+    ref: BinaryRef | RecordRef
     cla: int = 0x00
     append: bool = False
 
     def to_apdu(self) -> CommandAPDU:
         p1, p2 = self.ref.p1p2()
-        return CommandAPDU(self.cla, INS_APPEND_RECORD if self.append else INS_UPDATE_RECORD, p1, p2, self.data)
+        if isinstance(self.ref, BinaryRef):
+            ins = INS_UPDATE_BINARY
+        else:
+            ins = INS_APPEND_RECORD if self.append else INS_UPDATE_RECORD
+        return CommandAPDU(self.cla, ins, p1, p2, self.data)
 
     @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> UpdateRecord:
-        return cls(cmd.data, RecordRef.from_p1p2(cmd.p1, cmd.p2), cmd.cla, cmd.ins == INS_APPEND_RECORD)
+    def from_apdu(cls, cmd: CommandAPDU) -> Update:
+        ref = BinaryRef if cmd.ins == INS_UPDATE_BINARY else RecordRef
+        return cls(cmd.data, ref.from_p1p2(cmd.p1, cmd.p2), cmd.cla, cmd.ins == INS_APPEND_RECORD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,29 +272,29 @@ def select_path(path: bytes, from_mf: bool = True) -> CommandAPDU:
 
 def read_binary(offset: int = 0, le: int = 256, sfi: int | None = None) -> CommandAPDU:
     """READ BINARY, by SFI (P1 = 80 | SFI, P2 = offset) or of the current EF."""
-    return ReadBinary(BinaryRef(offset, sfi), le).to_apdu()
+    return Read(BinaryRef(offset, sfi), le).to_apdu()
 
 
 def update_binary(data: bytes, offset: int = 0, sfi: int | None = None, cla: int = 0x00) -> CommandAPDU:
-    return UpdateBinary(data, BinaryRef(offset, sfi), cla).to_apdu()
+    return Update(data, BinaryRef(offset, sfi), cla).to_apdu()
 
 
 def read_record(number: int, sfi: int | None = None, le: int = 256) -> CommandAPDU:
     """READ RECORD by number (P2 mode 04)."""
-    return ReadRecord(RecordRef(number, sfi, RECORD_NUMBER), le).to_apdu()
+    return Read(RecordRef(number, sfi, RECORD_NUMBER), le).to_apdu()
 
 
 def read_record_by_id(ident: int, sfi: int | None = None, le: int = 256) -> CommandAPDU:
     """READ RECORD by identifier, first occurrence (P2 mode 00; P1 = identifier)."""
-    return ReadRecord(RecordRef(ident, sfi, FIRST_BY_ID), le).to_apdu()
+    return Read(RecordRef(ident, sfi, FIRST_BY_ID), le).to_apdu()
 
 
 def update_record(number: int, data: bytes, sfi: int | None = None, cla: int = 0x00) -> CommandAPDU:
-    return UpdateRecord(data, RecordRef(number, sfi, RECORD_NUMBER), cla).to_apdu()
+    return Update(data, RecordRef(number, sfi, RECORD_NUMBER), cla).to_apdu()
 
 
 def append_record(data: bytes, sfi: int | None = None) -> CommandAPDU:
-    return UpdateRecord(data, RecordRef(0, sfi, FIRST_BY_ID), append=True).to_apdu()
+    return Update(data, RecordRef(0, sfi, FIRST_BY_ID), append=True).to_apdu()
 
 
 def get_challenge(n: int = 8) -> CommandAPDU:

@@ -450,15 +450,15 @@ class FileSystem:
         return status(SW.SW_OK, data)
 
     def _update_record(self, cmd: CommandAPDU) -> ResponseAPDU:
-        update = iso.UpdateRecord.from_apdu(cmd)
-        ef, err = self._record_target(update.ref, write=True)
+        ref = iso.RecordRef.from_p1p2(cmd.p1, cmd.p2)
+        ef, err = self._record_target(ref, write=True)
         if ef is None:
             return status(err)
         try:
-            if update.ref.mode == iso.RECORD_NUMBER:
-                ef.update(update.ref.record, update.data)
-            elif update.ref.mode == iso.FIRST_BY_ID:
-                ef.update_by_id(update.ref.record, update.data)
+            if ref.mode == iso.RECORD_NUMBER:
+                ef.update(ref.record, cmd.data)
+            elif ref.mode == iso.FIRST_BY_ID:
+                ef.update_by_id(ref.record, cmd.data)
             else:
                 return status(SW.SW_INCORRECT_P1P2)
         except IndexError:
@@ -469,14 +469,14 @@ class FileSystem:
         return OK
 
     def _append_record(self, cmd: CommandAPDU) -> ResponseAPDU:
-        append = iso.UpdateRecord.from_apdu(cmd)
-        if append.ref.record or append.ref.mode:
+        ref = iso.RecordRef.from_p1p2(cmd.p1, cmd.p2)
+        if ref.record or ref.mode:
             return status(SW.SW_INCORRECT_P1P2)
-        ef, err = self._record_target(append.ref, write=True)
+        ef, err = self._record_target(ref, write=True)
         if ef is None:
             return status(err)
         try:
-            ef.append(append.data)
+            ef.append(cmd.data)
         except ValueError:
             return status(SW.SW_WRONG_LENGTH)
         except OverflowError:

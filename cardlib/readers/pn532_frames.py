@@ -47,9 +47,8 @@ MI = 0x40
 CHUNK = 262
 #: SEL_RES bit 6 (ISO 14443-3 §6.5.3.4): the target speaks ISO 14443-4, its ATS follows in the answer.
 SEL_RES_ISO14443_4 = 0x20
-STATUS_OK = 0x00
-STATUS_TIMEOUT = 0x01
-STATUS_BAD_CONTEXT = 0x27
+#: The status byte (§7.1): success, the target's silence, a command out of context.
+STATUS_OK, STATUS_TIMEOUT, STATUS_BAD_CONTEXT = 0x00, 0x01, 0x27
 
 HOST_TO_CHIP = 0xD4
 CHIP_TO_HOST = 0xD5
@@ -91,41 +90,6 @@ class Frame:
     def error(self) -> ProtocolError | None:
         """The typed error of a BAD frame (None otherwise)."""
         return ProtocolError(f"PN532 frame rejected: {self.problem}") if self.kind is FrameKind.BAD else None
-
-
-#: Status codes (§7.1, error code list) that mean the card is no longer there.
-GONE = {0x29, 0x2B}
-STATUS_TEXT = {
-    0x01: "timeout, the target did not answer",
-    0x02: "CRC error",
-    0x03: "parity error",
-    0x04: "wrong bit count during anticollision",
-    0x05: "framing error",
-    0x06: "abnormal bit collision",
-    0x07: "communication buffer too small",
-    0x09: "RF buffer overflow",
-    0x0A: "RF field not switched on in time",
-    0x0B: "RF protocol error",
-    0x0D: "chip overheating",
-    0x0E: "internal buffer overflow",
-    0x10: "invalid parameter",
-    0x13: "data format does not match the specification",
-    0x14: "authentication error",
-    0x23: "UID check byte wrong",
-    0x25: "invalid device state",
-    0x26: "operation not allowed in this configuration",
-    0x27: "command not acceptable in the current context",
-    0x29: "target released",
-    0x2A: "card ID does not match",
-    0x2B: "the card activated before has disappeared",
-    0x2D: "over-current",
-    0x2E: "NAD missing",
-}
-
-
-def describe_status(status: int) -> str:
-    """'status 01 (timeout, ...)' for an error message."""
-    return f"status {status:02X} ({STATUS_TEXT.get(status & 0x3F, 'unknown error')})"
 
 
 @dataclass(frozen=True)
@@ -174,6 +138,41 @@ def parse_targets(data: bytes) -> list[Target]:
     except IndexError:
         raise ProtocolError(f"InListPassiveTarget: truncated answer {data.hex().upper()}") from None
     return out
+
+
+#: Status codes (§7.1, error code list) that mean the card is no longer there.
+GONE = {0x29, 0x2B}
+STATUS_TEXT = {
+    0x01: "timeout, the target did not answer",
+    0x02: "CRC error",
+    0x03: "parity error",
+    0x04: "wrong bit count during anticollision",
+    0x05: "framing error",
+    0x06: "abnormal bit collision",
+    0x07: "communication buffer too small",
+    0x09: "RF buffer overflow",
+    0x0A: "RF field not switched on in time",
+    0x0B: "RF protocol error",
+    0x0D: "chip overheating",
+    0x0E: "internal buffer overflow",
+    0x10: "invalid parameter",
+    0x13: "data format does not match the specification",
+    0x14: "authentication error",
+    0x23: "UID check byte wrong",
+    0x25: "invalid device state",
+    0x26: "operation not allowed in this configuration",
+    0x27: "command not acceptable in the current context",
+    0x29: "target released",
+    0x2A: "card ID does not match",
+    0x2B: "the card activated before has disappeared",
+    0x2D: "over-current",
+    0x2E: "NAD missing",
+}
+
+
+def describe_status(status: int) -> str:
+    """'status 01 (timeout, ...)' for an error message."""
+    return f"status {status:02X} ({STATUS_TEXT.get(status & 0x3F, 'unknown error')})"
 
 
 def build(tfi: int, data: bytes) -> bytes:

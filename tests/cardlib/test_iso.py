@@ -18,21 +18,20 @@ VECTORS = [
     (iso.Select(iso.BY_NAME, bytes.fromhex("A000000632010105"), iso.ANSWER_FCI, 256), "00A4040008A00000063201010500"),
     (iso.Select(iso.EF_BY_ID, bytes.fromhex("EF05"), iso.ANSWER_FCI), "00A4020002EF05"),
     (iso.Select(iso.BY_ID, bytes.fromhex("3F00"), iso.ANSWER_NONE), "00A4000C023F00"),
-    (iso.ReadBinary(iso.BinaryRef(0, 0x15), 0x1E), "00B095001E"),
-    (iso.ReadBinary(iso.BinaryRef(0, 0x17), 0x3C), "00B097003C"),
-    (iso.ReadRecord(iso.RecordRef(3, 0x18), 0x17), "00B203C417"),
-    (iso.ReadRecord(iso.RecordRef(1, 0x1E), 0x30), "00B201F430"),
-    (iso.ReadRecord(iso.RecordRef(2, None), 256), "00B2020400"),  # by number in the current EF
-    (iso.ReadRecord(iso.RecordRef(0x02, None, iso.FIRST_BY_ID), 3), "00B2020003"),  # SSSE tag 02 by identifier
+    (iso.Read(iso.BinaryRef(0, 0x15), 0x1E), "00B095001E"),
+    (iso.Read(iso.BinaryRef(0, 0x17), 0x3C), "00B097003C"),
+    (iso.Read(iso.RecordRef(3, 0x18), 0x17), "00B203C417"),
+    (iso.Read(iso.RecordRef(1, 0x1E), 0x30), "00B201F430"),
+    (iso.Read(iso.RecordRef(2, None), 256), "00B2020400"),  # by number in the current EF
+    (iso.Read(iso.RecordRef(0x02, None, iso.FIRST_BY_ID), 3), "00B2020003"),  # SSSE tag 02 by identifier
     (iso.GetChallenge(4), "0084000004"),
     (iso.GetResponse(0x20), "00C0000020"),
-    (iso.UpdateBinary(b"\x01\x02", iso.BinaryRef(0x10, 0x15), 0x04), "04D69510020102"),
-    (iso.UpdateRecord(b"\xaa", iso.RecordRef(0, 0x1E, iso.FIRST_BY_ID), append=True), "00E200F001AA"),
+    (iso.Update(b"\x01\x02", iso.BinaryRef(0x10, 0x15), 0x04), "04D69510020102"),
+    (iso.Update(b"\xaa", iso.RecordRef(0, 0x1E, iso.FIRST_BY_ID), append=True), "00E200F001AA"),
 ]
-DESCRIPTIONS = {iso.INS_SELECT: iso.Select, iso.INS_READ_BINARY: iso.ReadBinary, iso.INS_UPDATE_BINARY: iso.UpdateBinary,
-                iso.INS_READ_RECORD: iso.ReadRecord, iso.INS_UPDATE_RECORD: iso.UpdateRecord,
-                iso.INS_APPEND_RECORD: iso.UpdateRecord, iso.INS_GET_CHALLENGE: iso.GetChallenge,
-                iso.INS_GET_RESPONSE: iso.GetResponse}
+DESCRIPTIONS = {iso.INS_SELECT: iso.Select, iso.INS_READ_BINARY: iso.Read, iso.INS_UPDATE_BINARY: iso.Update,
+                iso.INS_READ_RECORD: iso.Read, iso.INS_UPDATE_RECORD: iso.Update, iso.INS_APPEND_RECORD: iso.Update,
+                iso.INS_GET_CHALLENGE: iso.GetChallenge, iso.INS_GET_RESPONSE: iso.GetResponse}
 
 
 def back(raw: bytes) -> object:
@@ -79,11 +78,11 @@ def selects(draw: st.DrawFn) -> iso.Select:
 
 commands = st.one_of(
     selects(),
-    st.builds(iso.ReadBinary, st.one_of(st.builds(iso.BinaryRef, st.integers(0, 0x7FFF)),
+    st.builds(iso.Read, st.one_of(st.builds(iso.BinaryRef, st.integers(0, 0x7FFF)),
                                         st.builds(iso.BinaryRef, st.integers(0, 0xFF), st.integers(1, 30))), les),
-    st.builds(iso.UpdateBinary, data, st.builds(iso.BinaryRef, st.integers(0, 0xFF), sfis), st.sampled_from([0, 4])),
-    st.builds(iso.ReadRecord, st.builds(iso.RecordRef, st.integers(0, 0xFF), sfis, st.integers(0, 7)), les),
-    st.builds(iso.UpdateRecord, data, st.builds(iso.RecordRef, st.integers(0, 0xFF), sfis, st.integers(0, 7)),
+    st.builds(iso.Update, data, st.builds(iso.BinaryRef, st.integers(0, 0xFF), sfis), st.sampled_from([0, 4])),
+    st.builds(iso.Read, st.builds(iso.RecordRef, st.integers(0, 0xFF), sfis, st.integers(0, 7)), les),
+    st.builds(iso.Update, data, st.builds(iso.RecordRef, st.integers(0, 0xFF), sfis, st.integers(0, 7)),
               st.sampled_from([0, 4]), st.booleans()),
     st.builds(iso.GetChallenge, st.sampled_from([4, 8, 16])),
     st.builds(iso.GetResponse, st.integers(1, 256), st.sampled_from([0x00, 0x04])),
