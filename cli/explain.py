@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from cardlib import iso
+from cardlib import sw as SW
 from cardlib.errors import FormatError
 from cardlib.pboc import purse as P
 from cardlib.pboc.files import (
@@ -127,7 +128,7 @@ def tlv_lines(obj: Tlv, depth: int = 0) -> Iterator[str]:
 
 def explain(command: bytes, data: bytes, sw: int) -> list[str]:
     """Lines saying what the answer's data is, indented; empty when nothing is known of it."""
-    if sw != 0x9000 or not data:
+    if sw != SW.SW_OK or not data:
         return []
     read = file_read(command)
     if read is not None and read[0] in KNOWN_FILES:

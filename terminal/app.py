@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from cardlib import sw as SW
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.errors import (
@@ -160,7 +161,7 @@ class TerminalApp:
             else:
                 result = tap.wallet.purchase(amount)
         except StatusError as exc:
-            if exc.sw == 0x9401:
+            if exc.sw == SW.SW_INSUFFICIENT_BALANCE:
                 return self.decision(tap, False, Reason.INSUFFICIENT_BALANCE, amount, tap.wallet.balance())
             raise
         return self.decision(tap, True, reason, result=result, detail=detail)
@@ -214,7 +215,7 @@ class TerminalApp:
                 try:
                     public = wallet.select()
                 except StatusError as exc:
-                    if exc.sw in (0x6A81, 0x9303):
+                    if exc.sw in (SW.SW_FUNC_NOT_SUPPORTED, SW.SW_APP_LOCKED):
                         return self.decision(None, False, Reason.PURSE_BLOCKED)
                     raise
                 tap = Tap(channel, wallet, identity, public, now)

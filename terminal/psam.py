@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cardlib import sw as SW
 from cardlib.channel import Channel
 from cardlib.errors import MacMismatchError, StatusError
 from cardlib.frozen import direct_init
@@ -53,7 +54,7 @@ class PsamClient:
         """8072: raises MacMismatchError when the card's MAC2 is wrong."""
         response = self.channel.transmit(W.credit_sam_for_purchase(mac2))
         self._open_session = None
-        if response.sw == 0x9302:
+        if response.sw == SW.SW_MAC_INVALID:
             raise MacMismatchError("the card's MAC2 does not verify in the PSAM")
         response.check("CREDIT SAM FOR PURCHASE")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
@@ -160,7 +161,7 @@ class Wallet:
         out = []
         for n in range(1, count + 1):
             r = self.card.transmit(read_record(n, sfi=sfi, le=size))
-            if r.sw == 0x6A83 or not r.data:
+            if r.sw == SW.SW_RECORD_NOT_FOUND or not r.data:
                 break
             r.check(f"READ RECORD {n} of {sfi:02X}")
             out.append(r.data)
@@ -228,7 +229,7 @@ class Wallet:
         response = self._send_journaled(record, P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
             journal.fail(record.id, f"card answered {response.sw:04X}")
-            if response.sw == 0x9302:
+            if response.sw == SW.SW_MAC_INVALID:
                 raise MacMismatchError("the card refused the PSAM's MAC1")
             response.check("DEBIT FOR PURCHASE")
         try:
@@ -268,7 +269,7 @@ class Wallet:
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
             host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "failed"))
-            if response.sw == 0x9302:
+            if response.sw == SW.SW_MAC_INVALID:
                 raise MacMismatchError("the card refused the host's MAC2")
             raise StatusError(response.sw, command="CREDIT FOR LOAD")
         tac = response.data
