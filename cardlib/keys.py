@@ -1,7 +1,8 @@
 """Issuer master keys, a card's keys, their derivation and TAC verification.
 
 One place for the key file format (docs/keys.md), the order of the
-diversification levels (reference §2: issuer level first) and TAC checks,
+diversification levels (the project's profile: issuer level first, docs/protocol.md)
+and TAC checks (JR/T 0025 e-purse TAC),
 so the terminal, the simulators and settlement all use the same code.
 """
 
@@ -241,7 +242,7 @@ def card_factor(app_serial: bytes) -> bytes:
 
 
 def ssse_factor(card_identifier: bytes) -> bytes:
-    """The SSSE key factor: the last 8 bytes of EF05's card identifier (reference §8)."""
+    """The SSSE key factor: the last 8 bytes of EF05's card identifier (the project's profile)."""
     if len(card_identifier) != 16:
         raise FormatError(f"card identifier must be 16 bytes, got {len(card_identifier)}")
     return card_identifier[8:16]

@@ -222,7 +222,7 @@ class TerminalApp:
                 if self.denylist is not None and public.app_serial in self.denylist:
                     block_purse(channel, self.psam, public.app_serial)
                     return self.decision(tap, False, Reason.DENY_LISTED)
-                if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (reference §8)
+                if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (the project's profile)
                     try:
                         auth.check_validity(public.valid_from, public.valid_until, today)
                     except auth.CardRefusedError as exc:

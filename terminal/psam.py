@@ -1,7 +1,8 @@
-"""The terminal's side of the PSAM (reference §2, §8): terminal number, MAC1,
+"""The terminal's side of the PSAM (JT/T 978 PSAM; the generic SAM commands are the
+project's profile): terminal number, MAC1,
 MAC2 verification, and the session-key commands for SSSE authentication and
 line MACs. It knows whether its purchase session is still open (no 8070
-since), which decides if a recovered MAC2 can still be checked (§5).
+since), which decides if a recovered MAC2 can still be checked (docs/protocol.md).
 """
 
 from __future__ import annotations

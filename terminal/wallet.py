@@ -1,5 +1,5 @@
 """The transit wallet: balance, history, load, purchase, composite purchase
-(PBOC EP / JT/T 978 flows; reference §1–§3).
+(PBOC EP, JR/T 0025 / JT/T 978 flows).
 
 Money is never lost: the journal record is written and synced before DEBIT
 or CREDIT is sent and completed after. Once DEBIT or CREDIT has left, no
