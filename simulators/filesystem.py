@@ -270,31 +270,7 @@ class FileSystem:
             sel = iso.Select.from_apdu(cmd)
         except iso.IsoCommandError as exc:
             return status(exc.sw)
-        target: ElementaryFile | DedicatedFile | None
-        if sel.by in (iso.BY_ID, iso.CHILD_DF, iso.EF_BY_ID):
-            if not sel.name or sel.name == b"\x3f\x00":
-                target = self.mf
-            else:
-                fid = int.from_bytes(sel.name, "big")
-                target = self.current_df.child_by_fid(fid)
-                if target is None and sel.by == iso.BY_ID and self.current_df.parent is not None:
-                    target = self.current_df.parent.child_by_fid(fid)
-                if sel.by == iso.CHILD_DF and not isinstance(target, DedicatedFile):
-                    target = None
-                if sel.by == iso.EF_BY_ID and not isinstance(target, ElementaryFile):
-                    target = None
-        elif sel.by == iso.PARENT_DF:
-            target = self.current_df.parent or self.mf
-        elif sel.by == iso.BY_NAME:
-            target = self._by_name(sel.name, next_occurrence=sel.next_occurrence)
-        else:  # a path
-            node: ElementaryFile | DedicatedFile | None = self.mf if sel.by == iso.PATH_FROM_MF else self.current_df
-            fids = sel.fids
-            if sel.by == iso.PATH_FROM_MF and fids and fids[0] == 0x3F00:
-                fids = fids[1:]
-            for fid in fids:
-                node = node.child_by_fid(fid) if isinstance(node, DedicatedFile) else None
-            target = node
+        target = self._select_target(sel)
         if target is None:
             return status(SW.SW_FILE_NOT_FOUND)
         if sel.reserved_bits:
@@ -312,6 +288,36 @@ class FileSystem:
         self.current_df = target.parent or self.mf
         self.current_ef = target
         return self._fcp_answer(sel.answer, target)
+
+    def _select_target(self, sel: iso.Select) -> ElementaryFile | DedicatedFile | None:
+        """The file a SELECT names, from the current DF (None: not found)."""
+        if sel.by in (iso.BY_ID, iso.CHILD_DF, iso.EF_BY_ID):
+            return self._by_fid(sel)
+        if sel.by == iso.PARENT_DF:
+            return self.current_df.parent or self.mf
+        if sel.by == iso.BY_NAME:
+            return self._by_name(sel.name, next_occurrence=sel.next_occurrence)
+        node: ElementaryFile | DedicatedFile | None = self.mf if sel.by == iso.PATH_FROM_MF else self.current_df
+        fids = sel.fids
+        if sel.by == iso.PATH_FROM_MF and fids and fids[0] == 0x3F00:
+            fids = fids[1:]
+        for fid in fids:
+            node = node.child_by_fid(fid) if isinstance(node, DedicatedFile) else None
+        return node
+
+    def _by_fid(self, sel: iso.Select) -> ElementaryFile | DedicatedFile | None:
+        """P1 00 any file (also the parent DF's children), 01 a child DF, 02 an EF; 3F00 or none: the MF."""
+        if not sel.name or sel.name == b"\x3f\x00":
+            return self.mf
+        fid = int.from_bytes(sel.name, "big")
+        target = self.current_df.child_by_fid(fid)
+        if target is None and sel.by == iso.BY_ID and self.current_df.parent is not None:
+            target = self.current_df.parent.child_by_fid(fid)
+        if sel.by == iso.CHILD_DF and not isinstance(target, DedicatedFile):
+            return None
+        if sel.by == iso.EF_BY_ID and not isinstance(target, ElementaryFile):
+            return None
+        return target
 
     def _by_name(self, name: bytes, next_occurrence: bool) -> DedicatedFile | None:
         """First DF whose name starts with ``name``, or the one after the current DF (P2 b2 b1 = 10)."""

@@ -42,7 +42,6 @@ from cardlib.safefiles import check_regular
 from terminal import journal_export, journal_integrity, journal_schema
 from terminal.journal_integrity import Prune
 from terminal.journal_record import (
-    FINAL,
     KINDS,
     MOVED,
     RETURNING,
@@ -59,7 +58,7 @@ from terminal.journal_schema import SCHEMA_VERSION
 
 SYNC_MODES = ("full", "write_ahead")
 CHECKPOINT_AFTER = 200  # writes; flush() copies the WAL back then, off the rider's wait (SQLite's own comes at ~1000 pages)
-__all__ = ["CHECKPOINT_AFTER", "FINAL", "KINDS", "MOVED", "SCHEMA_VERSION", "SETTLED", "STATES", "SYNC_MODES",
+__all__ = ["CHECKPOINT_AFTER", "KINDS", "MOVED", "SCHEMA_VERSION", "SETTLED", "STATES", "SYNC_MODES",
            "Journal", "JournalError", "JournalRecord", "Prune"]
 
 
@@ -86,18 +85,7 @@ class Journal:
             check_regular(self.path, "journal", FormatError)
             if not (create and not readonly) and not os.path.exists(self.path):
                 raise FormatError(f"{self.path}: no such journal")
-        try:
-            if readonly:
-                self._db = sqlite3.connect(Path(self.path).absolute().as_uri() + "?mode=ro", uri=True,
-                                           isolation_level=None, check_same_thread=False, timeout=10)
-            else:
-                if on_disk and create:
-                    journal_schema.create_private(self.path)
-                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
-        except sqlite3.Error as exc:
-            raise FormatError(f"{self.path}: cannot open journal: {exc}") from None
-        except OSError as exc:
-            raise FormatError(f"{self.path}: cannot create journal: {exc.strerror}") from None
+        self._db = self._connect(on_disk and create and not readonly)
         try:
             self.schema_before = journal_schema.check_version(self._db, self.path, not create or readonly, readonly)
             if readonly:
@@ -118,6 +106,20 @@ class Journal:
             raise
         self._lock = threading.RLock()
         self._pending: dict[int, JournalRecord] = {}  # records begun by this object and not finished yet
+
+    def _connect(self, make: bool) -> sqlite3.Connection:
+        """The connection (``make``: the file made first, mode 0600); read-only with SQLite's mode=ro."""
+        try:
+            if self.readonly:
+                return sqlite3.connect(Path(self.path).absolute().as_uri() + "?mode=ro", uri=True,
+                                       isolation_level=None, check_same_thread=False, timeout=10)
+            if make:
+                journal_schema.create_private(self.path)
+            return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        except sqlite3.Error as exc:
+            raise FormatError(f"{self.path}: cannot open journal: {exc}") from None
+        except OSError as exc:
+            raise FormatError(f"{self.path}: cannot create journal: {exc.strerror}") from None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], clock: Clock | None = None) -> Journal:
@@ -226,11 +228,6 @@ class Journal:
             if len(self._pending) > 64:  # only the newest few can still be finished by this terminal soon
                 del self._pending[next(iter(self._pending))]
         return record
-
-    def set_terminal_seq(self, record_id: int, terminal_seq: int) -> None:
-        self._pending.pop(record_id, None)
-        self._write("UPDATE records SET terminal_seq=?, updated_at=? WHERE id=? AND state='pending'",
-                    (terminal_seq, self._now(), record_id))
 
     def _finish(self, record_id: int, state: str, **values: Any) -> JournalRecord:
         sets = ", ".join(f"{k}=?" for k in values)
@@ -378,7 +375,7 @@ class Journal:
         with self._lock:
             return journal_integrity.id_gaps(self._db)
 
-    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all: bool = False,  # noqa: A002
+    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all: bool = False,
                      *, all_records: bool = False, batch_id: str | None = None) -> BatchHeader:
         """Write a settlement batch: each record in at most one batch, marked before the file is
         written (``terminal.journal_export.export_batch`` says how)."""

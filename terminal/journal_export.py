@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from terminal.journal import Journal
 
 
-def export_batch(journal: Journal, out: IO[str], terminal_id: bytes | None = None, all: bool = False,  # noqa: A002
+def export_batch(journal: Journal, out: IO[str], terminal_id: bytes | None = None, all: bool = False,
                  *, all_records: bool = False, batch_id: str | None = None) -> BatchHeader:
     """Write a settlement batch (header + records, docs/journal.md).
 

@@ -18,7 +18,6 @@ from cardlib.pboc import macs
 #: used elsewhere before the re-tap): it counts in the card's account, never in a batch (no TAC)
 STATES = ("pending", "completed", "failed", "recovered", "grey")
 KINDS = ("load", "purchase", "composite")
-FINAL = ("completed", "failed", "recovered", "grey")
 SETTLED = ("completed", "recovered")  # what goes into a settlement batch: with a TAC
 MOVED = ("completed", "recovered", "grey")  # what moved the card's money
 
@@ -102,27 +101,30 @@ def from_row(row: Sequence[Any]) -> JournalRecord:
     another program) is a JournalError naming the record, not a crash further on."""
     d = dict(zip(COLUMNS, row, strict=True))
     try:
-        for key in ("tx_time", "created_at", "updated_at"):
-            d[key] = datetime.fromisoformat(d[key])
-            if d[key].tzinfo is None:
-                raise ValueError(f"{key} {row[COLUMNS.index(key)]!r} has no time zone")
-        for key in ("app_serial", "terminal_id", "tac", "mac2", "issuer_id"):
-            d[key] = bytes(d[key]) if d[key] is not None else None
-        for key in _INTEGERS:
-            if type(d[key]) is not int:
-                raise ValueError(f"{key} {d[key]!r} is not an integer")
-        for key in ("balance_after", "terminal_seq"):
-            if d[key] is not None and type(d[key]) is not int:
-                raise ValueError(f"{key} {d[key]!r} is not an integer")
-        if d["amount"] < 0:
-            raise ValueError(f"amount {d['amount']} is negative")
-        if d["extra"] and not isinstance(json.loads(d["extra"]), dict):
-            raise ValueError("extra is not a JSON object")
+        _convert(d)
     except (ValueError, TypeError, RecursionError) as exc:
         raise JournalError(f"journal record {d.get('id')!r}: {str(exc)[:120]}") from None
     d["mac2_verified"] = None if d["mac2_verified"] is None else bool(d["mac2_verified"])
     d["test"] = bool(d["test"])
     return JournalRecord(**d)
+
+
+def _convert(d: dict[str, Any]) -> None:
+    """The row's times and bytes as values, in place; ValueError for what the journal never writes."""
+    for key in ("tx_time", "created_at", "updated_at"):
+        text = d[key]
+        d[key] = datetime.fromisoformat(text)
+        if d[key].tzinfo is None:
+            raise ValueError(f"{key} {text!r} has no time zone")
+    for key in ("app_serial", "terminal_id", "tac", "mac2", "issuer_id"):
+        d[key] = bytes(d[key]) if d[key] is not None else None
+    for key in (*_INTEGERS, "balance_after", "terminal_seq"):
+        if type(d[key]) is not int and not (d[key] is None and key in ("balance_after", "terminal_seq")):
+            raise ValueError(f"{key} {d[key]!r} is not an integer")
+    if d["amount"] < 0:
+        raise ValueError(f"amount {d['amount']} is negative")
+    if d["extra"] and not isinstance(json.loads(d["extra"]), dict):
+        raise ValueError("extra is not a JSON object")
 
 
 def check_new(kind: str, alg: str, app_serial: bytes, terminal_id: bytes, issuer_id: bytes | None, amount: int) -> None:
