@@ -27,7 +27,7 @@ def cleared_in_one_partition(root: Path) -> pd.DataFrame:
         assert check_batch(str(path), register, builtin_store(), rows).status == "ok"
     lines = pd.DataFrame(rows, columns=list(LINE_COLUMNS))
     state = state_rows(pd.read_parquet(root / "previous" / "cards.parquet"))
-    return chain_partition(pd.concat([lines, state], ignore_index=True))
+    return chain_partition(pd.concat([lines, state], ignore_index=True), builtin_store())
 
 
 def test_the_chains_find_every_injected_fault(day: Path) -> None:
@@ -69,10 +69,11 @@ def test_a_rejected_line_holds_its_counter_and_a_gap_is_not_a_break() -> None:
                      "balance_after": before - 100, "status": status, "time": seq, "key": f"K{seq}",
                      "terminal": "T", "batch_seq": 1, "line_no": seq})
     frame = pd.DataFrame(rows)
-    for c in ("file", "operator", "issuer", "day", "terminal_id", "tac"):
+    for c in ("file", "operator", "issuer", "day", "terminal_id", "tac", "algorithm"):
         frame[c] = ""
-    for c in ("amount", "hour", "terminal_seq", "s_online", "s_offline", "s_balance"):
+    for c in ("amount", "hour", "terminal_seq", "key_version", "s_online", "s_offline", "s_balance"):
         frame[c] = -1
+    frame["message"] = b""
     out = chain_partition(frame)
     lines = out[out["row_kind"] == "line"].set_index("card_seq")
     assert lines["gap"].to_dict() == {5: 0, 6: 0, 7: 0, 9: 1, 10: 0}
