@@ -36,7 +36,7 @@ from clearing.report import batch_holes, build_report
 from clearing.state import CARD_COLUMNS, cards_path, read_terminals, write_terminals
 
 log = logging.getLogger("clearing")
-LINES_PER_PARTITION = 200_000  # of cards, in stage two: a bounded frame per task whatever the day's size
+LINES_PER_PARTITION = 100_000  # of cards, in stage two: a bounded frame per task whatever the day's size
 FILES_PER_TASK = 48  # batch files a stage-one task checks (about 1,000 lines each)
 BYTES_PER_LINE = 480  # a batch line's JSON, about: the partitions are counted before the files are read
 EXAMPLES = 10  # of each kind of record exception in the report
