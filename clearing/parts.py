@@ -21,7 +21,7 @@ from clearing.checks import LINE_COLUMNS
 from clearing.state import CARD_COLUMNS
 
 STATE_PREFIX = "state-"
-READ_ROWS = 65_536  # rows of a previous state read at once
+READ_ROWS = 262_144  # rows of a previous state read at once (a few MB of Arrow)
 
 
 def _arrow_type(kind: str) -> Any:
