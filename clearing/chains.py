@@ -36,7 +36,7 @@ VERDICTS = ("accepted", "forged", "unknown_issuer", "replay")
 
 
 def empty_frame() -> Any:
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in DTYPES.items()})
 
@@ -62,8 +62,8 @@ def chain_partition(df: Any, store: KeyStore | None = None) -> Any:
     """Lines and state rows of some cards -> the lines with their verdict, gap and break,
     followed by one state row per card. ``unverified`` lines have their TAC checked first with
     ``store``'s keys, card after card (each card's key derived once; bounded per partition)."""
-    import numpy as np  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    import numpy as np
+    import pandas as pd
 
     if len(df) == 0:
         return empty_frame()

@@ -73,7 +73,7 @@ def batch_files(paths: Sequence[str]) -> tuple[str, ...]:
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int | None, debug: bool) -> Iterator[Any]:
     """A client of the given scheduler, or of a LocalCluster started (and stopped) here."""
-    from distributed import Client, LocalCluster  # noqa: PLC0415
+    from distributed import Client, LocalCluster
 
     level = logging.INFO if debug else logging.ERROR
     for name in ("distributed", "dask", "clearing"):
@@ -102,9 +102,9 @@ def run(job: Job) -> dict[str, Any]:
 
 
 def run_on(client: Any, job: Job) -> dict[str, Any]:
-    import dask.bag as db  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
-    from dask.base import compute  # noqa: PLC0415
+    import dask.bag as db
+    import pandas as pd
+    from dask.base import compute
 
     out = Path(job.out)
     work = out / "work"
@@ -205,8 +205,8 @@ class Partial:
 def _chain_part(part: int, work: str, out: str, state_new: str, store: KeyStore) -> Partial:
     """One task of stage two: a partition's cards chained; records, exceptions (Parquet by day)
     and the cards' new state written; its aggregates back."""
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     chained = chain_partition(read_partition(work, part), store)
     is_line = chained["row_kind"] == "line"
@@ -247,7 +247,7 @@ def _picks(exc: Any) -> dict[str, Any]:
 def _first_examples(exc: Any) -> Any:
     """The first ``EXAMPLES`` rows of each kind: the first of the day's are among the first of
     its parts, so only these leave a worker (a bounded number, whatever the day's size)."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     frames = [frame.head(EXAMPLES) for frame in _picks(exc).values()]
     return pd.concat(frames).drop_duplicates() if len(exc) else exc

@@ -25,19 +25,19 @@ READ_ROWS = 262_144  # rows of a previous state read at once (a few MB of Arrow)
 
 
 def _arrow_type(kind: str) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     return {"str": pa.string(), "int64": pa.int64(), "bytes": pa.binary()}[kind]
 
 
 def line_schema() -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     return pa.schema([(c, _arrow_type(t)) for c, t in LINE_COLUMNS.items()])
 
 
 def state_schema() -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     return pa.schema([("card", pa.string()), *((c, pa.int64()) for c in CARD_COLUMNS[1:])])
 
@@ -48,15 +48,15 @@ def folder(work: str, part: int) -> str:
 
 def partition_of(cards: Sequence[str], parts: int) -> Any:
     """Each card number's partition (a numpy array of int64)."""
-    import numpy as np  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    import numpy as np
+    import pandas as pd
 
     return (pd.util.hash_array(np.asarray(cards, dtype=object)) % parts).astype(np.int64)
 
 
 def write_lines(rows: Sequence[tuple[Any, ...]], parts: int, work: str, name: str) -> None:
     """Rows in ``LINE_COLUMNS`` order -> ``name.arrow`` in each partition some of their cards go to."""
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     if not rows:
         return
@@ -69,8 +69,8 @@ def write_lines(rows: Sequence[tuple[Any, ...]], parts: int, work: str, name: st
 def write_state(path: str, parts: int, work: str, name: str) -> None:
     """A previous run's card state file -> ``state-name.arrow`` in each partition, read a slice
     at a time (a national day's state is larger than a task should hold)."""
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     schema = state_schema()
     for number, batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=list(CARD_COLUMNS))):
@@ -80,8 +80,8 @@ def write_state(path: str, parts: int, work: str, name: str) -> None:
 
 
 def _write_split(table: Any, part: Any, parts: int, work: str, file: str) -> None:
-    import numpy as np  # noqa: PLC0415
-    import pyarrow as pa  # noqa: PLC0415
+    import numpy as np
+    import pyarrow as pa
 
     order = np.argsort(part, kind="stable")
     counts = np.bincount(part, minlength=parts)
@@ -98,10 +98,10 @@ def _write_split(table: Any, part: Any, parts: int, work: str, file: str) -> Non
 
 def read_partition(work: str, part: int) -> Any:
     """One partition's lines and state rows as one pandas frame (``LINE_COLUMNS``)."""
-    import pandas as pd  # noqa: PLC0415
-    import pyarrow as pa  # noqa: PLC0415
+    import pandas as pd
+    import pyarrow as pa
 
-    from clearing.chains import line_meta, state_rows  # noqa: PLC0415
+    from clearing.chains import line_meta, state_rows
 
     where = Path(folder(work, part))
     files = sorted(where.glob("*.arrow")) if where.is_dir() else []
@@ -114,7 +114,7 @@ def read_partition(work: str, part: int) -> Any:
 
 
 def _read(path: Path) -> Any:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     with pa.OSFile(str(path), "rb") as source:
         return pa.ipc.open_file(source).read_all()
