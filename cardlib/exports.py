@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from importlib import import_module, metadata
+from importlib import import_module
 
 DISTRIBUTION = "yikatong"
 
 
 def distribution_version() -> str:
-    """The version of the installed distribution: pyproject.toml's ``version`` is the one source."""
+    """The version of the installed distribution: pyproject.toml's ``version`` is the one source.
+    (importlib.metadata is imported here, when asked: it costs milliseconds at every start.)"""
+    from importlib import metadata  # noqa: PLC0415
+
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:  # a source tree that was never installed

@@ -70,7 +70,7 @@ def test_every_exported_name_resolves_and_is_typed_for_checkers(package: str) ->
     assert [name for name in sorted(exported - {"__version__"}) if f"`{name}`" not in text] == []  # listed
 
 
-@pytest.mark.parametrize("package", ROOTS)
+@pytest.mark.parametrize("package", (*ROOTS, "cli", "clearing"))
 def test_version_is_the_distributions(package: str) -> None:
     assert import_module(package).__version__ == metadata.version("yikatong")
 
