@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from cardlib.clock import BEIJING
-from cardlib.errors import MultipleCardsError, NoCardError, YktError
+from cardlib.errors import NoCardError, YktError
 from cardlib.readers.base import EventKind, Reader, ReaderEvent
 from cardlib.readers.registry import available_schemes
 from cli.common import Options, common_options
@@ -56,11 +56,9 @@ def probe_pn532(path: str, timeout: float = 0.3) -> dict[str, Any]:
     try:
         reader.connect()
         row["target"] = reader_target(reader)
-    except MultipleCardsError as exc:
-        row["card_error"] = str(exc)
     except NoCardError:
         pass
-    except YktError as exc:
+    except YktError as exc:  # two cards in the field, or a card that did not answer
         row["card_error"] = str(exc)
     finally:
         reader.close()
