@@ -91,6 +91,13 @@ def test_no_card_in_the_field(emulator: Pn532Emulator) -> None:
     assert probe["target"] is None
 
 
+def test_two_cards_in_the_field_are_said_not_listed(emulator: Pn532Emulator) -> None:
+    emulator.insert(sample_card(seed=3))
+    probe = json.loads(ykt("readers", "--probe-serial", emulator.path, "--json"))["serial"][0]
+    assert probe["target"] is None and probe["card_error"] == "2 cards in the field: present one card only"
+    assert "ATQA" not in ykt("readers", "--probe-serial", emulator.path)
+
+
 def test_a_random_uid_is_an_nfcid3_as_libnfc_names_it() -> None:
     info = {"uid": "08A1B2C3", "atqa": "0004", "sak": "20", "ats": ""}
     assert target_lines(info) == ["ISO/IEC 14443A (106 kbps) target:",
