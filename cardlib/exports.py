@@ -16,7 +16,7 @@ DISTRIBUTION = "yikatong"
 def distribution_version() -> str:
     """The version of the installed distribution: pyproject.toml's ``version`` is the one source.
     (importlib.metadata is imported here, when asked: it costs milliseconds at every start.)"""
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata
 
     try:
         return metadata.version(DISTRIBUTION)

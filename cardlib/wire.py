@@ -72,37 +72,46 @@ def _field_check(name: str, con: Construct) -> Callable[[Any], str | None] | Non
     """A check of one field's value, derived from its construct; None when the
     construct is not one of the plain kinds (byte string, integer)."""
     if isinstance(con, Bytes) and isinstance(con.length, int):
-        size = con.length
+        return _bytes_check(name, con.length)
+    bits_signed = _integer_size(con)
+    if bits_signed is None:
+        return None
+    return _integer_check(name, *bits_signed)
 
-        def check_bytes(value: Any) -> str | None:
-            if not isinstance(value, (bytes, bytearray)):
-                return f"{name} is not bytes"
-            if len(value) != size:
-                return f"{name} must be {size} bytes, got {len(value)}"
+
+def _integer_size(con: Construct) -> tuple[int, bool] | None:
+    """Bits and signedness of a fixed-size integer construct, None for anything else."""
+    if isinstance(con, FormatField):
+        if con.fmtstr[-1] not in "BHILQbhilq":
             return None
-
-        return check_bytes
-    if isinstance(con, (FormatField, BytesInteger)):
-        if isinstance(con, FormatField):
-            if con.fmtstr[-1] not in "BHILQbhilq":
-                return None
-            bits = 8 * struct.calcsize(con.fmtstr)
-            signed = con.fmtstr[-1].islower()
-        else:
-            if not isinstance(con.length, int):
-                return None
-            bits, signed = 8 * con.length, bool(con.signed)
-        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-
-        def check_int(value: Any) -> str | None:
-            if not isinstance(value, int) or isinstance(value, bool):
-                return f"{name} is not an integer"
-            if not low <= value <= high:
-                return f"{name} {value} does not fit in {bits // 8} byte(s)"
-            return None
-
-        return check_int
+        return 8 * struct.calcsize(con.fmtstr), con.fmtstr[-1].islower()
+    if isinstance(con, BytesInteger) and isinstance(con.length, int):
+        return 8 * con.length, bool(con.signed)
     return None
+
+
+def _bytes_check(name: str, size: int) -> Callable[[Any], str | None]:
+    def check_bytes(value: Any) -> str | None:
+        if not isinstance(value, (bytes, bytearray)):
+            return f"{name} is not bytes"
+        if len(value) != size:
+            return f"{name} must be {size} bytes, got {len(value)}"
+        return None
+
+    return check_bytes
+
+
+def _integer_check(name: str, bits: int, signed: bool) -> Callable[[Any], str | None]:
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+    def check_int(value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{name} is not an integer"
+        if not low <= value <= high:
+            return f"{name} {value} does not fit in {bits // 8} byte(s)"
+        return None
+
+    return check_int
 
 
 class Declaration:

@@ -39,9 +39,6 @@ RECORD_NUMBERS: dict[int, tuple[int, int]] = {
 }
 SFI_OF = {EF_ISSUER: SFI_ISSUER, EF_HOLDER: SFI_HOLDER}
 
-SIZES = {T_CARD_ID: 16, T_CARD_TYPE: 1, T_SPEC_VERSION: 4, T_ORG: ORG_SIZE, T_ISSUE_DATE: 4, T_EXPIRY: 4,
-         T_CARD_NUMBER: 9, T_SSN: 18, T_NAME: 30, T_SEX: 1, T_ETHNICITY: 1, T_BIRTHPLACE: 3,
-         T_BIRTH_DATE: 4}
 
 
 def record(tag: int, value: bytes) -> bytes:

@@ -103,8 +103,8 @@ def test_a_session_on_a_terminal_decodes_completes_recalls_and_keeps_no_pin(
 
 def test_the_history_lives_in_the_one_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """$YKT_STATE_DIR first (as the simulated PSAMs' state), else $XDG_STATE_HOME/yikatong."""
-    from cli.shell_cmd import history_path  # noqa: PLC0415
-    from simulators.reader import state_dir  # noqa: PLC0415
+    from cli.shell_cmd import history_path
+    from simulators.reader import state_dir
 
     monkeypatch.setenv("YKT_STATE_DIR", str(tmp_path / "ykt"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))

@@ -88,7 +88,7 @@ def test_importing_a_root_loads_nothing_until_a_name_is_used() -> None:
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
-    import cardlib  # noqa: PLC0415
+    import cardlib
 
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         cardlib.nothing_here  # noqa: B018
