@@ -1,7 +1,7 @@
 """TAC checking at settlement: every settled record's TAC recomputed with its issuer's keys.
 
 The TAC is the card's word that it made the transaction (PBOC 3.0 e-purse,
-JR/T 0025.2 §9; docs/settlement.md); ``ykt journal verify`` and the clearing
+JR/T 0025.2, the TAC of a purchase and a load; docs/settlement.md); ``ykt journal verify`` and the clearing
 job call the same functions.
 """
 
