@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from cardlib.readers.base import Reader
-from cardlib.readers.pn532 import Pn532Reader, Target
+from cardlib.readers.pn532 import Pn532Reader
+from cardlib.readers.pn532_frames import Target
 
 HEADER = "ISO/IEC 14443A (106 kbps) target:"
 
