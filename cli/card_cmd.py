@@ -18,7 +18,9 @@ from cardlib.pboc.files import (
     ManagementData,
 )
 from cli.common import Options, common_options, echo_kv, wait_option
+from cli.names import CARD_KIND_NAMES, SEX_NAMES, SSC_CARD_TYPE_NAMES, named, yuan
 from cli.session import open_channel
+from cli.target_info import reader_target, target_lines
 from terminal import auth
 from terminal.wallet import Wallet
 
@@ -36,10 +38,13 @@ def _reading_wallet(channel: object, opts: Options) -> Wallet:
 @wait_option
 @common_options("reader", "json", "trace")
 def info(opts: Options) -> None:
-    """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance."""
+    """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance; over a PN532 the
+    card's UID, ATQA, SAK and ATS as nfc-list shows them. Names where the card has codes (--json:
+    the codes, and the names beside them)."""
     from terminal.app import LOCAL_CARD_TYPES
 
     channel = open_channel(opts)
+    target = reader_target(channel.reader)
     try:
         identity: dict[str, object] = {"card_kind": "ssc", **auth.read_card(channel).to_json()}
     except auth.NoSsseError:
@@ -47,7 +52,11 @@ def info(opts: Options) -> None:
     wallet = _reading_wallet(channel, opts)
     public = wallet.select()
     if identity["card_kind"] == "tunion":  # its type is 0x15 byte 28
-        identity["card_type"] = LOCAL_CARD_TYPES.get(public.local_card_type, f"{public.local_card_type:02X}")
+        identity["card_type"] = public.local_card_type
+        identity["card_type_name"] = LOCAL_CARD_TYPES.get(public.local_card_type, "unknown")
+    else:
+        identity["card_type_name"] = SSC_CARD_TYPE_NAMES.get(_int(identity["card_type"]), "unknown")
+        identity["sex_name"] = SEX_NAMES.get(_int(identity["sex"]), "unknown")
     management = ManagementData.decode(channel.send(read_binary(0, ManagementData.SIZE, sfi=MANAGEMENT_SFI)).data)
     out = {
         **identity,
@@ -58,10 +67,36 @@ def info(opts: Options) -> None:
         "city": management.province.hex().upper() + management.city.hex().upper(),
         "balance": wallet.balance(),
     }
+    if target is not None:
+        out["target"] = target
     if opts.json:
         opts.emit(out)
         return
-    echo_kv([(k, str(v)) for k, v in out.items()])
+    echo_kv(_info_rows(out))
+    if target is not None:
+        click.echo("\n".join(target_lines(target)))
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else -1
+
+
+def _info_rows(out: dict[str, object]) -> list[tuple[str, str]]:
+    """The person's view of ``card info``: names for codes, money with its unit."""
+    rows = []
+    for key, value in out.items():
+        if key.endswith("_name") or key == "target":
+            continue
+        if key == "card_kind":
+            text = CARD_KIND_NAMES.get(str(value), str(value))
+        elif key in ("card_type", "sex") and isinstance(value, int):
+            text = f"{out[key + '_name']} ({value:02X})"
+        elif key == "balance" and isinstance(value, int):
+            text = yuan(value)
+        else:
+            text = str(value)
+        rows.append((key, text))
+    return rows
 
 
 @card.command()
@@ -79,20 +114,20 @@ def history(opts: Options) -> None:
                               "type_name": TX_TYPE_NAMES.get(r.tx_type, "unknown"),
                               "terminal_id": r.terminal_id.hex().upper(), "time": r.time.isoformat()} for r in log],
             "trips": [{"type": f"{t.record_type:02X}", "type_name": TRIP_TYPE_NAMES.get(t.record_type, "unknown"),
-                       "industry": INDUSTRY_NAMES.get(t.industry, f"{t.industry:02X}"), "amount": t.amount,
-                       "balance": t.balance, "time": t.time.isoformat(), "station": t.station.hex().upper(),
-                       "terminal": t.terminal.hex().upper()} for t in trips],
+                       "industry": f"{t.industry:02X}", "industry_name": INDUSTRY_NAMES.get(t.industry, "unknown"),
+                       "amount": t.amount, "balance": t.balance, "time": t.time.isoformat(),
+                       "station": t.station.hex().upper(), "terminal": t.terminal.hex().upper()} for t in trips],
         })
         return
     for r in log:
-        click.echo(f"{r.time:%Y-%m-%d %H:%M:%S}  seq {r.seq:5d}  {TX_TYPE_NAMES.get(r.tx_type, 'unknown'):<9}"
-                   f" ({r.tx_type:02X})  {r.amount:>7} fen  terminal {r.terminal_id.hex().upper()}")
+        click.echo(f"{r.time:%Y-%m-%d %H:%M:%S}  seq {r.seq:5d}  {named(TX_TYPE_NAMES, r.tx_type):<14}"
+                   f"  {yuan(r.amount):>20}  terminal {r.terminal_id.hex().upper()}")
     if not log:
         click.echo("no transactions")
     for t in trips:
-        click.echo(f"{t.time:%Y-%m-%d %H:%M:%S}  trip  {TRIP_TYPE_NAMES.get(t.record_type, 'unknown'):<11}"
-                   f" ({t.record_type:02X})  {INDUSTRY_NAMES.get(t.industry, f'{t.industry:02X}'):<5}"
-                   f"  {t.amount:>7} fen  balance {t.balance}  station {t.station.hex().upper()}")
+        click.echo(f"{t.time:%Y-%m-%d %H:%M:%S}  trip  {named(TRIP_TYPE_NAMES, t.record_type):<16}"
+                   f"  {named(INDUSTRY_NAMES, t.industry):<10}  {yuan(t.amount):>20}  balance {yuan(t.balance)}"
+                   f"  station {t.station.hex().upper()}")
 
 
 @card.group()

@@ -29,17 +29,13 @@ from cardlib.pboc.files import (
 )
 from cardlib.ssse import files as ssse
 from cardlib.tlv import Tlv, parse, tag_bytes
+from cli.names import yuan
 
 MONEY_FIELDS = frozenset({"amount", "balance", "overdraft"})
 
 # EF05/EF06 record tags by the names cardlib gives them (T_CARD_ID -> "card id")
 SSSE_TAGS = {value: name[2:].lower().replace("_", " ")
              for name, value in vars(ssse).items() if name.startswith("T_") and isinstance(value, int)}
-
-
-def fen(value: int) -> str:
-    """Money for people: integer fen with the yuan beside it."""
-    return f"{value} fen (¥{value / 100:.2f})"
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,7 @@ def value_text(name: str, value: object) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int) and name in MONEY_FIELDS:
-        return fen(value)
+        return yuan(value)
     if isinstance(value, (bytes, bytearray)):
         return value.hex(" ").upper() if value else "(empty)"
     if isinstance(value, (date, datetime)):
@@ -140,7 +136,7 @@ def explain(command: bytes, data: bytes, sw: int) -> list[str]:
             except (FormatError, ValueError, IndexError) as exc:
                 return [f"  {what}: does not decode ({exc})"]
     if len(command) >= 2 and command[0] == purse_commands.CLA_PURSE and command[1] == purse_commands.INS_GET_BALANCE and len(data) == 4:
-        return [f"  balance {fen(purse_commands.decode_balance(data))}"]
+        return [f"  balance {yuan(purse_commands.decode_balance(data))}"]
     try:
         objects = parse(data, strict=True)
     except FormatError:

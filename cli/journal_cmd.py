@@ -16,7 +16,7 @@ from cardlib.keys import load_issuer_keys
 from cardlib.safefiles import GUARDED, atomic_write, check_output, check_regular
 from cardlib.settlement import verify_records
 from cli.common import Options, common_options
-from cli.terminal_support import yuan
+from cli.names import yuan
 from terminal.journal import SCHEMA_VERSION, STATES, Journal, JournalRecord
 from terminal.journal_check import JournalCheck, check_journal
 

@@ -103,12 +103,9 @@ class LazyGroup(click.Group):
 
 
 def _version() -> str:
-    from importlib import metadata
+    from cardlib.exports import distribution_version
 
-    try:
-        return metadata.version("yikatong")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    return distribution_version()
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

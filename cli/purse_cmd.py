@@ -6,7 +6,8 @@ import click
 
 from cardlib.errors import FormatError
 from cli.common import Options, common_options, wait_option
-from cli.terminal_support import open_journal, open_terminal_slots, yuan
+from cli.names import yuan
+from cli.terminal_support import open_journal, open_terminal_slots
 from terminal.wallet import TransactionResult, Wallet
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from cardlib.clock import BEIJING
-from cardlib.errors import YktError
-from cardlib.readers.base import ReaderEvent
+from cardlib.errors import NoCardError, YktError
+from cardlib.readers.base import EventKind, Reader, ReaderEvent
 from cardlib.readers.registry import available_schemes
 from cli.common import Options, common_options
+from cli.target_info import reader_target, target_lines
 
 SERIAL_PATTERNS = ("/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyS*")
 
@@ -34,7 +35,8 @@ def pcsc_readers() -> tuple[list[dict[str, Any]], str | None]:
 
 
 def probe_pn532(path: str, timeout: float = 0.3) -> dict[str, Any]:
-    """Whether a PN532 answers GetFirmwareVersion on a serial port."""
+    """Whether a PN532 answers GetFirmwareVersion on a serial port, and the card in its field
+    (``target``: UID, ATQA, SAK, ATS; None without one)."""
     from cardlib.readers.pn532 import Pn532Reader, open_serial
 
     row: dict[str, Any] = {"port": path, "uri": f"pn532:{path}", "pn532": False}
@@ -48,10 +50,18 @@ def probe_pn532(path: str, timeout: float = 0.3) -> dict[str, Any]:
         port.close()
         return {**row, "error": str(exc)}
     firmware = reader.firmware
-    reader.close()
-    row.update(pn532=True, firmware=firmware.hex().upper())
+    row.update(pn532=True, firmware=firmware.hex().upper(), target=None)
     if len(firmware) >= 3:
         row["version"] = f"{firmware[1]}.{firmware[2]}"
+    try:
+        reader.connect()
+        row["target"] = reader_target(reader)
+    except NoCardError:
+        pass
+    except YktError as exc:  # two cards in the field, or a card that did not answer
+        row["card_error"] = str(exc)
+    finally:
+        reader.close()
     return row
 
 
@@ -94,16 +104,23 @@ def readers(probe: bool, ports: tuple[str, ...], opts: Options) -> None:
             click.echo("serial: no port to probe")
         for row in serial:
             if row["pn532"]:
-                click.echo(f"{row['uri']}  PN532 firmware {row.get('version', row['firmware'])}")
+                card = "card" if row["target"] else row.get("card_error", "no card")
+                click.echo(f"{row['uri']}  PN532 firmware {row.get('version', row['firmware'])}  ({card})")
+                if row["target"]:
+                    click.echo("\n".join(target_lines(row["target"])))
             else:
                 click.echo(f"{row['port']}: no PN532 ({row['error']})")
     click.echo("schemes: " + ", ".join(available_schemes()))
 
 
-def event_json(event: ReaderEvent) -> dict[str, Any]:
-    """One event as DESIGN's JSON: ATR in upper-case hex, time ISO 8601 with offset (Beijing)."""
-    return {"event": event.kind.value, "reader": event.reader, "atr": event.atr.hex().upper(),
-            "time": datetime.fromtimestamp(event.time, BEIJING).isoformat(timespec="milliseconds")}
+def event_json(event: ReaderEvent, target: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One event as DESIGN's JSON: ATR in upper-case hex, time ISO 8601 with offset (Beijing);
+    ``target`` (UID, ATQA, SAK, ATS) where the reader tells them (a card inserted in a PN532)."""
+    out: dict[str, Any] = {"event": event.kind.value, "reader": event.reader, "atr": event.atr.hex().upper(),
+                           "time": datetime.fromtimestamp(event.time, BEIJING).isoformat(timespec="milliseconds")}
+    if target is not None:
+        out["target"] = target
+    return out
 
 
 @click.command()
@@ -114,19 +131,24 @@ def watch(count: int, opts: Options) -> None:
 
     Without --reader: every PC/SC reader (readers plugged and unplugged, pcscd
     stopping and coming back). With --reader URI: that reader's events
-    (polling where the transport has no events).
+    (polling where the transport has no events); a card in a PN532 is shown
+    with its UID, ATQA, SAK and ATS as nfc-list shows them.
     """
-    stream, closer = _event_source(opts)
+    stream, closer, reader = _event_source(opts)
     seen = 0
     try:
         for event in stream:
             seen += 1
+            inserted = event.kind is EventKind.CARD_INSERTED and reader is not None
+            target = reader_target(reader) if inserted and reader is not None else None
             if opts.json:
-                click.echo(json.dumps(event_json(event)))
+                click.echo(json.dumps(event_json(event, target)))
             else:
                 atr = f"  ATR {event.atr.hex(' ').upper()}" if event.atr else ""
                 stamp = event_json(event)["time"][11:23]
                 click.echo(f"{stamp}  {event.kind.value:20s} {event.reader}{atr}".rstrip())
+                if target is not None:
+                    click.echo("\n".join(target_lines(target)))
             if count and seen >= count:
                 break
     except KeyboardInterrupt:
@@ -135,13 +157,13 @@ def watch(count: int, opts: Options) -> None:
         closer()
 
 
-def _event_source(opts: Options) -> tuple[Any, Any]:
+def _event_source(opts: Options) -> tuple[Any, Any, Reader | None]:
     if opts.reader is None:
         from cardlib.readers.pcsc_events import PcscWatcher
 
         watcher = PcscWatcher()
-        return iter(watcher), watcher.stop
+        return iter(watcher), watcher.stop, None
     from cardlib.readers.registry import open_reader
 
     reader = open_reader(opts.reader)
-    return reader.events(), reader.close
+    return reader.events(), reader.close, reader

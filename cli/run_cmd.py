@@ -43,7 +43,9 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
     if taps is not None:
         if "reader" in opts.given:
             raise click.UsageError("--reader does not go with --taps: the tap script names its cards")
-        psam, card_reader_name = open_psam_slot(opts), "sim-taps"
+        from cli.runner import TAPS_READER
+
+        psam, card_reader_name = open_psam_slot(opts), TAPS_READER
     else:
         slots, _ = open_terminal_slots(opts, connect_card=False)
         psam, card_reader_name = slots.psam, slots.card_reader.name

@@ -14,10 +14,13 @@ from terminal.decision import Decision
 from terminal.loop import Show
 from terminal.taps import TapStep
 
+#: The reader a tap script's cards are put in: named in the decisions and in the trace.
+TAPS_READER = "sim-taps"
+
 
 def run_taps(app: TerminalApp, steps: list[TapStep], clock: Clock, show: Show) -> list[Decision]:
     """Replay a tap script with virtual cards (file-backed: every change is saved)."""
-    reader = HostedReader(name="sim-taps")
+    reader = HostedReader(name=TAPS_READER)
     decisions = []
     for step in steps:
         app.refresh_denylist()  # a list replaced between taps is taken up (or refused) before the next

@@ -13,7 +13,6 @@ from __future__ import annotations
 import cmd
 import getpass
 import inspect
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +24,14 @@ from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.atr import parse_atr
 from cardlib.channel import Channel
-from cardlib.errors import FormatError
+from cardlib.errors import FormatError, YktError
 from cardlib.iso import INS_SELECT, read_binary, read_record, select_aid, select_fid
 from cardlib.pboc import purse as purse_commands
 from cardlib.readers.base import Disposition
 from cardlib.safefiles import GUARDED, check_output
 from cardlib.ssse import commands as ssse_commands
 from cardlib.ssse import files as ssse
+from cardlib.statedir import state_dir
 from cardlib.sw import describe
 from cardlib.trace import Masker
 from cli.common import Options, common_options, echo_kv, parse_hex, report_error, wait_option
@@ -53,9 +53,8 @@ except ImportError:  # pragma: no cover - a Python without readline: no history,
 
 
 def history_path() -> Path:
-    """Where the history of past sessions is kept (XDG state directory)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "yikatong" / "shell_history"
+    """Where the history of past sessions is kept: in the state folder (cardlib.statedir)."""
+    return state_dir() / "shell_history"
 
 
 def spaced(hex_text: str) -> str:
@@ -172,18 +171,17 @@ class CardShell(cmd.Cmd):
         readline.set_history_length(HISTORY_LENGTH)
         try:
             readline.read_history_file(history_path())
-        except OSError:
-            pass
+        except (OSError, YktError):
+            pass  # none yet, or no state folder: a session without history
 
     def _save_history(self) -> None:
         if readline is None or not self.interactive:
             return
-        path = history_path()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = history_path()
             path.touch(mode=0o600)
             readline.write_history_file(path)
-        except OSError:
+        except (OSError, YktError):
             pass  # no history is no reason to fail the session
 
     def parseline(self, line: str) -> tuple[str | None, str | None, str]:

@@ -71,7 +71,3 @@ def open_psam_slot(opts: Options) -> PsamClient:
     reader, psam = open_psam(opts.psam)
     click.get_current_context().call_on_close(reader.close)
     return psam
-
-
-def yuan(fen: int) -> str:
-    return f"{fen} fen (¥{fen / 100:.2f})"

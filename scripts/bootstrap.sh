@@ -27,9 +27,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$py" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-if [ -n "$extras" ]; then
-    "$venv/bin/python" -m pip install -q -e ".[$extras]"
-else
-    "$venv/bin/python" -m pip install -q -e .
-fi
+# editable_mode=compat: a path entry for the project folder rather than an import hook, so that
+# type checkers (mypy --strict on an integrator's script) find cardlib, terminal and simulators
+# and their py.typed as they find an installed package (docs/library.md)
+editable=(-e ".${extras:+[$extras]}" --config-settings editable_mode=compat)
+"$venv/bin/python" -m pip install -q "${editable[@]}"
 echo "bootstrap: yikatong installed in $venv" >&2

@@ -14,35 +14,19 @@ The reader holds every image it opened until it is closed (docs/card-image.md).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from cardlib.errors import FormatError
 from cardlib.hexutil import from_hex
 from cardlib.readers.pyhost import HostedReader
 from cardlib.readers.registry import option_float, option_int
+from cardlib.statedir import STATE_ENV, state_dir
 from simulators.image import DEFAULT_WAIT, load_card, release_card
 from simulators.issuer import sample_card
 from simulators.psam import PsamCard, make_psam
 from simulators.ssc import SocialSecurityCard
 
-STATE_ENV = "YKT_STATE_DIR"
-
-
-def state_dir() -> Path:
-    """Where simulated PSAMs keep their state: ``$YKT_STATE_DIR``, else
-    ``$XDG_STATE_HOME/yikatong`` (``~/.local/state/yikatong``); made 0700."""
-    override = os.environ.get(STATE_ENV)
-    if override:
-        base = Path(override)
-    else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "yikatong"
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FormatError(f"{base}: cannot make the simulators' state folder: {exc.strerror or exc}") from None
-    return base
+__all__ = ["STATE_ENV", "SimReader", "open_sim_reader", "state_dir"]
 
 
 class SimReader(HostedReader):

@@ -4,6 +4,7 @@ the simulated card keeps 30 transit records, cyclic (reference §1)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -50,6 +51,12 @@ def test_history_names_the_types_and_the_card_keeps_30_transit_records(tmp_path:
     out = json.loads(result.output)
     assert [t["type_name"] for t in out["transactions"][:3]] == ["purchase", "composite", "composite"]
     assert len(out["trips"]) == 30 and {t["type_name"] for t in out["trips"]} == {"entry", "exit"}
-    assert {t["industry"] for t in out["trips"]} == {"metro"}
+    assert {(t["industry"], t["industry_name"]) for t in out["trips"]} == {("01", "metro")}  # codes and names
+    assert out["transactions"][0]["type"] == "06" and out["transactions"][0]["amount"] == 200  # fen
     text = CliRunner().invoke(cli, ["card", "history", "--reader", f"sim:{image}"]).output
     assert "purchase" in text and "composite" in text and "trip  exit" in text and "trip  entry" in text
+    lines = text.splitlines()
+    assert "purchase (06)" in lines[0] and "200 fen (¥2.00)" in lines[0]  # names, money with its unit
+    exit_line = next(line for line in lines if "trip  exit" in line)
+    assert "metro (01)" in exit_line and "300 fen (¥3.00)" in exit_line and "balance " in exit_line
+    assert re.search(r"balance \d+ fen \(¥\d+\.\d\d\)", exit_line)

@@ -43,7 +43,7 @@ def test_a_session_on_a_terminal_decodes_completes_recalls_and_keeps_no_pin(
     saved = tmp_path / "saved.ykt"
     state = tmp_path / "state"
     with PtySession(["shell", "--reader", f"sim:{card_image}", "--transcript", str(transcript)],
-                    {"XDG_STATE_HOME": str(state)}, ROOT) as term:
+                    {"YKT_STATE_DIR": str(state)}, ROOT) as term:
         assert "ATR 3B" in term.expect("ykt> ")
 
         term.send("sel\t p\t\r")  # tab completion of the command name, then of its argument
@@ -87,7 +87,7 @@ def test_a_session_on_a_terminal_decodes_completes_recalls_and_keeps_no_pin(
         assert term.wait() == 0
 
     assert PIN not in term.text  # no echo
-    history = (state / "yikatong" / "shell_history").read_text()
+    history = (state / "shell_history").read_text()  # in $YKT_STATE_DIR, beside the PSAMs' state
     assert "balance" in history and PIN not in history
     written = transcript.read_text()
     assert written == saved.read_text() + "# ykt> exit\n"
@@ -99,6 +99,20 @@ def test_a_session_on_a_terminal_decodes_completes_recalls_and_keeps_no_pin(
     replay = ykt("script", str(transcript), "--reader", f"sim:{pristine}", "--json")
     assert replay.returncode == 0, replay.stderr
     assert [r["sw"] for r in json.loads(replay.stdout)] == sws
+
+
+def test_the_history_lives_in_the_one_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$YKT_STATE_DIR first (as the simulated PSAMs' state), else $XDG_STATE_HOME/yikatong."""
+    from cli.shell_cmd import history_path
+    from simulators.reader import state_dir
+
+    monkeypatch.setenv("YKT_STATE_DIR", str(tmp_path / "ykt"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert history_path() == tmp_path / "ykt" / "shell_history"
+    assert history_path().parent == state_dir()
+    monkeypatch.delenv("YKT_STATE_DIR")
+    assert history_path() == tmp_path / "xdg" / "yikatong" / "shell_history"
+    assert history_path().parent == state_dir()
 
 
 def test_piped_commands_run_without_prompt_and_stop_at_the_first_error(card_image: Path) -> None:

@@ -71,7 +71,8 @@ def test_a_plain_tunion_card(tmp_path: Path) -> None:
     assert code == 0 and fields["kind"].startswith("T-Union transit card") and fields["card type"] == "elder"
     code, out, _ = run("card", "info", "--reader", f"sim:{path}", "--json")
     info = json.loads(out)
-    assert code == 0 and (info["card_kind"], info["card_type"], info["balance"]) == ("tunion", "elder", 5000)
+    assert code == 0 and (info["card_kind"], info["card_type"], info["card_type_name"], info["balance"]) == (
+        "tunion", 0x01, "elder", 5000)  # the code on the card (0x15 byte 28) and its name
     assert "ssn" not in info and len(info["app_serial"]) == 20
     code, _, err = run("sim", "new", "--out", str(tmp_path / "s.json"), "--kind", "tunion", "--card-type", "student")
     assert code != 0 and "T-Union card's type" in err
