@@ -46,8 +46,10 @@ from cardlib.errors import FormatError
 #: The modules that declare wire formats; the walk test imports them all.
 #: A module that declares is added here.
 DECLARING_MODULES: tuple[str, ...] = (
+    "cardlib.pboc.capp",
     "cardlib.pboc.fci",
     "cardlib.pboc.files",
+    "cardlib.ssse.files",
 )
 
 _BUILD_ERRORS = (ConstructError, struct.error, TypeError, ValueError, KeyError, AttributeError)
@@ -125,7 +127,9 @@ class Declaration:
         self.cite = cite
         self.vectors = vectors
         self.size = _fixed_size(construct)
-        self.fast = compiled(construct) if compile else construct
+        # compiled parsing does not check that a read got all it asked for (a length prefix
+        # larger than the bytes left reads short): only a fixed size, checked first, makes it safe
+        self.fast = compiled(construct) if compile and self.size is not None else construct
         self._checks = _struct_checks(construct)
 
     def build(self, value: Mapping[str, Any] | None = None, **fields: Any) -> bytes:

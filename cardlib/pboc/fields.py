@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from construct import Adapter, Bytes
+from construct import Adapter, Bytes, GreedyBytes
 
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
@@ -73,11 +73,13 @@ class _BcdDateTime(Adapter):  # type: ignore[misc]
 
 
 class Text(Adapter):  # type: ignore[misc]
-    """Text in ``size`` bytes, ``pad``-padded on the right; read back without the padding
-    (and without ``strip``'s bytes, such as a GBK name's FF filler)."""
+    """Text in ``size`` bytes, ``pad``-padded on the right, or all the bytes left (``size``
+    None); read back without the padding (and without ``strip``'s bytes, such as a GBK
+    name's FF filler)."""
 
-    def __init__(self, size: int, encoding: str = "ascii", pad: bytes = b"\x00", strip: bytes = b"\x00") -> None:
-        super().__init__(Bytes(size))
+    def __init__(self, size: int | None, encoding: str = "ascii", pad: bytes = b"\x00",
+                 strip: bytes = b"\x00") -> None:
+        super().__init__(Bytes(size) if size is not None else GreedyBytes)
         self.size, self.encoding, self.pad, self.strip = size, encoding, pad, strip
 
     def _decode(self, obj: bytes, context: Any, path: str) -> str:
@@ -85,6 +87,8 @@ class Text(Adapter):  # type: ignore[misc]
 
     def _encode(self, obj: str, context: Any, path: str) -> bytes:
         raw = text_bytes(obj, self.encoding)
+        if self.size is None:
+            return raw
         if len(raw) > self.size:
             raise FormatError(f"{obj!r} is {len(raw)} bytes in {self.encoding.upper()}, the field holds {self.size}")
         return raw.ljust(self.size, self.pad)
