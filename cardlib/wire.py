@@ -131,6 +131,7 @@ class Declaration:
         # larger than the bytes left reads short): only a fixed size, checked first, makes it safe
         self.fast = compiled(construct) if compile and self.size is not None else construct
         self._checks = _struct_checks(construct)
+        self._flat = _FlatCodec.of(name, construct) if compile and self._checks is not None else None
 
     def build(self, value: Mapping[str, Any] | None = None, **fields: Any) -> bytes:
         """The bytes of ``value`` (or the keyword fields); FormatError if a field does not fit."""
@@ -143,6 +144,8 @@ class Declaration:
             problem = check(obj[key])
             if problem is not None:
                 raise FormatError(f"{self.name}: cannot encode: {problem}")
+        if self._flat is not None:
+            return self._flat.build(obj)
         raw = self._build(self.fast, obj)
         if self.size is not None and len(raw) != self.size:  # a guard; the checks above prevent it
             raise FormatError(f"{self.name}: encoded {len(raw)} bytes, the format holds {self.size}")
@@ -150,6 +153,10 @@ class Declaration:
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         """The fields of ``raw``; FormatError if it is too short or too long."""
+        if self._flat is not None:
+            if len(raw) != self.size:
+                raise FormatError(f"{self.name}: expected {self.size} bytes, got {len(raw)}")
+            return self._flat.parse(raw)
         return self._parse(self.fast, raw)
 
     def build_interpreted(self, value: Mapping[str, Any]) -> bytes:
@@ -220,6 +227,93 @@ def plain(value: Any) -> Any:
 def compiled(con: Construct) -> Construct:
     """``con`` compiled by construct to Python code: the one place declarations are compiled."""
     return con.compile()
+
+
+class _FlatCodec:
+    """The fast path of a record of fixed-size fields — integers, byte strings, sized
+    adapters, RFU padding, constant bytes — as one ``struct`` format: about 1–3 µs a
+    record where construct's compiled code takes 10–20 µs. Only after the field checks
+    of :meth:`Declaration.build`; the walk test checks it against the interpreter."""
+
+    def __init__(self, name: str, fmt: str, fields: list[tuple[str, str, Any]]) -> None:
+        self.name = name
+        self.struct = struct.Struct(fmt)
+        self.fields = fields  # (name, kind, detail): kind "v" as is, "i" n-byte integer, "a" adapter, "c" constant
+        self.plain = all(kind == "v" for _, kind, _ in fields)
+
+    @classmethod
+    def of(cls, name: str, con: Construct) -> _FlatCodec | None:
+        if not isinstance(con, Struct):
+            return None
+        fmt, fields = ">", list[tuple[str, str, Any]]()
+        for sub in con.subcons:
+            size = _fixed_size(sub)
+            if size is None:
+                return None
+            if isinstance(sub, Padded) and not isinstance(sub, Renamed):
+                fmt += f"{size}x"
+                continue
+            if isinstance(sub, Const) and isinstance(sub.value, bytes):
+                fmt += f"{size}s"
+                fields.append(("", "c", sub.value))
+                continue
+            if not isinstance(sub, Renamed):
+                return None
+            inner = sub.subcon
+            if isinstance(inner, FormatField) and inner.fmtstr[0] == ">" and inner.fmtstr[-1] in "BHILQbhilq":
+                fmt += inner.fmtstr[1:]
+                fields.append((sub.name, "v", None))
+            elif isinstance(inner, BytesInteger) and isinstance(inner.length, int) and inner.swapped is False:
+                fmt += f"{size}s"
+                fields.append((sub.name, "i", (size, bool(inner.signed))))
+            elif isinstance(inner, Bytes) and isinstance(inner.length, int):
+                fmt += f"{size}s"
+                fields.append((sub.name, "v", None))
+            elif isinstance(inner, Adapter) and isinstance(inner.subcon, Bytes):
+                fmt += f"{size}s"
+                fields.append((sub.name, "a", (inner, size)))
+            else:
+                return None
+        return cls(name, fmt, fields)
+
+    def build(self, obj: Mapping[str, Any]) -> bytes:
+        try:
+            if self.plain:
+                return self.struct.pack(*[obj[key] for key, _, _ in self.fields])
+            values = []
+            for key, kind, detail in self.fields:
+                if kind == "v":
+                    values.append(obj[key])
+                elif kind == "i":
+                    values.append(obj[key].to_bytes(detail[0], "big", signed=detail[1]))
+                elif kind == "c":
+                    values.append(detail)
+                else:
+                    raw = detail[0]._encode(obj[key], None, key)
+                    if not isinstance(raw, bytes) or len(raw) != detail[1]:
+                        raise ValueError(f"{key} must be {detail[1]} bytes")
+                    values.append(raw)
+            return self.struct.pack(*values)
+        except _BUILD_ERRORS as exc:
+            raise FormatError(f"{self.name}: cannot encode: {_reason(exc)}") from None
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        values = self.struct.unpack(raw)
+        out: dict[str, Any] = {}
+        try:
+            for (key, kind, detail), value in zip(self.fields, values, strict=True):
+                if kind == "v":
+                    out[key] = value
+                elif kind == "i":
+                    out[key] = int.from_bytes(value, "big", signed=detail[1])
+                elif kind == "c":
+                    if value != detail:
+                        raise ValueError(f"expected {detail.hex().upper()}, got {value.hex().upper()}")
+                else:
+                    out[key] = detail[0]._decode(value, None, key)
+        except (ValueError, struct.error) as exc:
+            raise FormatError(f"{self.name}: {_reason(exc)}") from None
+        return out
 
 
 REGISTRY: dict[str, Declaration] = {}

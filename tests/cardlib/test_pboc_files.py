@@ -45,6 +45,7 @@ def test_holder_management_and_psam_files() -> None:
     raw = holder.encode()
     assert len(raw) == 55 and raw[2:6] == "张三".encode("gbk") and raw[22:40] == b"330302199001011234"
     assert F.HolderData.decode(raw) == holder
+    _fast_path_is_the_interpreter(holder)
     mgmt = F.ManagementData(H("3300"), H("3303"))
     raw = mgmt.encode()
     assert raw[:11] == H("01560000 3300 3303 0001 01") and len(raw) == 60
@@ -133,6 +134,14 @@ dates = st.dates(date(2000, 1, 1), date(2099, 12, 31))
 def test_public_data_round_trip(issuer: bytes, serial: bytes, start: date, end: date, t: int, v: int, fci: bytes) -> None:
     pub = F.PublicData(issuer, serial, start, end, t, v, fci)
     assert F.PublicData.decode(pub.encode()) == pub
+    _fast_path_is_the_interpreter(pub)
+
+
+def _fast_path_is_the_interpreter(record: Any) -> None:
+    """cardlib/wire.py's struct fast path and construct's interpreter agree both ways."""
+    declaration, raw = record.DECLARATION, record.encode()
+    assert declaration.build_interpreted(vars(record)) == raw
+    assert declaration.parse_interpreted(raw) == declaration.parse(raw)
 
 
 @given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF), st.integers(0, 255), st.binary(min_size=6, max_size=6),
@@ -140,6 +149,7 @@ def test_public_data_round_trip(issuer: bytes, serial: bytes, start: date, end: 
 def test_transaction_record_round_trip(seq: int, amount: int, t: int, tid: bytes, when: datetime, od: int) -> None:
     rec = F.TransactionRecord(seq, amount, t, tid, when, od)
     assert F.TransactionRecord.decode(rec.encode()) == rec
+    _fast_path_is_the_interpreter(rec)
 
 
 @given(st.integers(0, 255), st.binary(min_size=8, max_size=8), st.integers(0, 255), st.binary(min_size=4, max_size=4),
@@ -148,6 +158,7 @@ def test_trip_record_round_trip(rt: int, term: bytes, ind: int, station: bytes, 
                                 when: datetime, city: bytes) -> None:
     trip = F.TripRecord(rt, term, ind, station, amount, bal, when, city)
     assert F.TripRecord.decode(trip.encode()) == trip
+    _fast_path_is_the_interpreter(trip)
 
 
 @given(st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), max_size=10),
@@ -159,3 +170,4 @@ def test_holder_round_trip(name: str, ident: str, card_type: int, id_type: int, 
     except FormatError:
         return  # a character outside GBK
     assert F.HolderData.decode(raw) == holder
+    _fast_path_is_the_interpreter(holder)
