@@ -54,7 +54,6 @@ _HEADER_FIELDS = (
     "lock" / Int8ub,
 )
 _CRC = "crc" / Int32ub  # 124, most significant byte first
-_ENTRY_AT = datetime(2026, 11, 28, 8, 15, 30, tzinfo=BEIJING)
 
 HEADER = declare("0x1A record header", Struct(*_HEADER_FIELDS), cite=(
     f"JT/T 978 user card, file 0x1A (CAPP data) record header as the public Shanghai gate reads it: {_GATE}; "
@@ -74,7 +73,7 @@ METRO = declare("0x1A record 2701", Struct(
     "exit_station" / Bytes(8),  # 43
     "entry_device" / Bytes(8),  # 51
     "exit_device" / Bytes(8),  # 59
-    "entry_time" / Bytes(7),  # 67
+    "entry_time" / Bytes(7),  # 67; times stay bytes: a blank record's zeros are no date (parse_bcd7)
     "exit_time" / Bytes(7),  # 74
     "max_fare" / Int32ub,  # 81
     "entry_line" / Int8ub,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from construct import Bytes, Const, Construct, FocusedSeq, GreedyBytes, Int8ub, Prefixed, Struct
+from construct import Const, Construct, FocusedSeq, GreedyBytes, Int8ub, Prefixed, Struct
 
 from cardlib.errors import FormatError
 from cardlib.pboc.fields import BcdDate, GbkName, Text
@@ -93,10 +93,12 @@ def _records(raw: bytes) -> list[bytes]:
 
 _SSSE = "社会保障(个人)卡规范 (MOHRSS)"
 EF05 = declare("SSSE EF05", Struct(
-    "card_id" / _in_record(T_CARD_ID, Bytes(16)),
+    # a record is as long as its length byte says: the sizes of this project's cards are in the
+    # comments (public readers show 16, 4 and 12), other cards' are read as they come
+    "card_id" / _in_record(T_CARD_ID, GreedyBytes),  # 16
     "card_type" / _in_record(T_CARD_TYPE, Int8ub),
-    "spec_version" / _in_record(T_SPEC_VERSION, Text(4, pad=b"0")),
-    "organisation" / _in_record(T_ORG, Bytes(ORG_SIZE)),
+    "spec_version" / _in_record(T_SPEC_VERSION, Text(None)),  # 4, "3.00"
+    "organisation" / _in_record(T_ORG, GreedyBytes),  # ORG_SIZE
     "issue_date" / _in_record(T_ISSUE_DATE, BcdDate),
     "expiry_date" / _in_record(T_EXPIRY, BcdDate),
     "card_number" / _in_record(T_CARD_NUMBER, Text(None)),
