@@ -137,21 +137,37 @@ def parse_atr(data: bytes) -> Atr:
         raise FormatError(f"ATR too short: {len(raw)} byte(s), needs at least TS and T0")
     if len(raw) > MAX_ATR:
         raise FormatError(f"ATR too long: {len(raw)} bytes, at most {MAX_ATR}")
-    ts = raw[0]
-    if ts == 0x3B:
-        convention = "direct"
-    elif ts == 0x3F:
-        convention = "inverse"
-    else:
-        raise FormatError(f"bad TS {ts:02X}: expected 3B (direct) or 3F (inverse)")
+    conventions = {0x3B: "direct", 0x3F: "inverse"}
+    if raw[0] not in conventions:
+        raise FormatError(f"bad TS {raw[0]:02X}: expected 3B (direct) or 3F (inverse)")
     t0 = raw[1]
     k = t0 & 0x0F
+    groups, pos = _interface_groups(raw, t0 >> 4)
+    offered = [g.td & 0x0F for g in groups if g.td is not None]
+    if pos + k > len(raw):
+        raise FormatError(f"ATR truncated: {k} historical bytes announced, {len(raw) - pos} left")
+    historical = raw[pos : pos + k]
+    pos += k
+    # TCK is absent only when T=0 alone is indicated (§8.2.5).
+    tck: int | None = None
+    if any(p != 0 for p in offered):
+        if pos >= len(raw):
+            raise FormatError("ATR truncated: TCK required (protocol other than T=0) but missing")
+        tck = raw[pos]
+        pos += 1
+    if pos != len(raw):
+        raise FormatError(f"ATR has {len(raw) - pos} trailing byte(s) after the last field")
+    protocols = tuple(sorted({p for p in offered if p != 15})) or (0,)
+    return Atr(raw, conventions[raw[0]], t0, tuple(groups), historical, tck, protocols)
+
+
+def _interface_groups(raw: bytes, y: int) -> tuple[list[InterfaceGroup], int]:
+    """The interface bytes TAi TBi TCi TDi from offset 2, each group announced by the
+    previous TD's high nibble (``y`` for the first, from T0); and the offset after them."""
     pos = 2
-    y = t0 >> 4
     groups: list[InterfaceGroup] = []
-    offered: list[int] = []
-    index = 1
     while True:
+        index = len(groups) + 1
         values: dict[str, int | None] = {"ta": None, "tb": None, "tc": None, "td": None}
         for bit, name in ((0x1, "ta"), (0x2, "tb"), (0x4, "tc"), (0x8, "td")):
             if y & bit:
@@ -162,26 +178,8 @@ def parse_atr(data: bytes) -> Atr:
         group = InterfaceGroup(index, values["ta"], values["tb"], values["tc"], values["td"])
         groups.append(group)
         if group.td is None:
-            break
-        offered.append(group.td & 0x0F)
+            return groups, pos
         y = group.td >> 4
-        index += 1
-    if pos + k > len(raw):
-        raise FormatError(f"ATR truncated: {k} historical bytes announced, {len(raw) - pos} left")
-    historical = raw[pos : pos + k]
-    pos += k
-    # TCK is absent only when T=0 alone is indicated (§8.2.5).
-    tck_needed = any(p != 0 for p in offered)
-    tck: int | None = None
-    if tck_needed:
-        if pos >= len(raw):
-            raise FormatError("ATR truncated: TCK required (protocol other than T=0) but missing")
-        tck = raw[pos]
-        pos += 1
-    if pos != len(raw):
-        raise FormatError(f"ATR has {len(raw) - pos} trailing byte(s) after the last field")
-    protocols = tuple(sorted({p for p in offered if p != 15})) or (0,)
-    return Atr(raw, convention, t0, tuple(groups), historical, tck, protocols)
 
 
 def build_contactless_atr(historical: bytes) -> bytes:

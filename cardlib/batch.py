@@ -75,19 +75,37 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
         raise FormatError(f"batch {name}: not UTF-8 text") from None
     if not lines:
         raise FormatError(f"batch {name}: empty, no header")
-    try:
-        head = json.loads(lines[0])
-        if not isinstance(head, dict) or head.get("type") != "header":
-            raise ValueError('the first line is not {"type": "header", ...}')
-        seq = head.get("batch_seq")
-        header = BatchHeader(str(head["batch_id"]), str(head["terminal"]), _int(head["count"]),
-                             _int(head["total_amount"]), str(head["sha256"]), str(head.get("created", "")),
-                             None if seq is None else _int(seq))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
-        raise FormatError(f"batch {name} line 1: bad header ({exc})") from None
+    header = _header(name, lines[0])
     body = lines[1:]
     if body and not body[-1].endswith("\n"):
         raise FormatError(f"batch {name} line {len(lines)}: truncated (no final newline)")
+    records = _records(name, body)
+    if len(records) != header.count:
+        raise FormatError(f"batch {name}: header count is {header.count}, {len(records)} record(s) follow")
+    total = sum(r["amount"] for r in records)
+    if total != header.total_amount:
+        raise FormatError(f"batch {name}: header total_amount is {header.total_amount} fen, the records sum to {total}")
+    if hashlib.sha256("".join(body).encode("utf-8")).hexdigest() != header.sha256.lower():
+        raise FormatError(f"batch {name}: SHA-256 does not match its records")
+    return header, records
+
+
+def _header(name: str, line: str) -> BatchHeader:
+    """The batch's first line."""
+    try:
+        head = json.loads(line)
+        if not isinstance(head, dict) or head.get("type") != "header":
+            raise ValueError('the first line is not {"type": "header", ...}')
+        seq = head.get("batch_seq")
+        return BatchHeader(str(head["batch_id"]), str(head["terminal"]), _int(head["count"]),
+                           _int(head["total_amount"]), str(head["sha256"]), str(head.get("created", "")),
+                           None if seq is None else _int(seq))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise FormatError(f"batch {name} line 1: bad header ({exc})") from None
+
+
+def _records(name: str, body: list[str]) -> list[dict[str, Any]]:
+    """The record lines (from line 2), each readable and none a replay of another."""
     records = []
     seen: dict[bytes, int] = {}  # a transaction's replay key, to the line first holding it
     for number, line in enumerate(body, 2):
@@ -104,14 +122,7 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[BatchHeader, list[dict[str
                 raise FormatError(f"batch {name} line {number}: the transaction of line {seen[key]} again (a replay)")
             seen[key] = number
         records.append(obj)
-    if len(records) != header.count:
-        raise FormatError(f"batch {name}: header count is {header.count}, {len(records)} record(s) follow")
-    total = sum(r["amount"] for r in records)
-    if total != header.total_amount:
-        raise FormatError(f"batch {name}: header total_amount is {header.total_amount} fen, the records sum to {total}")
-    if hashlib.sha256("".join(body).encode("utf-8")).hexdigest() != header.sha256.lower():
-        raise FormatError(f"batch {name}: SHA-256 does not match its records")
-    return header, records
+    return records
 
 
 # Numbers of a batch line: an integer (JSON's 1, never 1.0, "1" or true), some may be null.

@@ -13,16 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cardlib import fastpath
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.errors import FormatError, ProtocolError
 from cardlib.readers.base import Reader
 
 MAX_GET_RESPONSE = 64  # a card that keeps answering 61xx is broken, not slow
 
-_response = ResponseAPDU._trusted
-
-# Wall-clock start times come from perf_counter plus this offset: one clock
-# read per exchange on the hot path, and durations that never jump.
+# Wall-clock start times come from perf_counter plus this offset: durations that
+# never jump, and start times that agree with them.
 _EPOCH_OFFSET = time.time() - time.perf_counter()
 
 
@@ -92,6 +91,7 @@ class Channel:
         self._observers.remove(observer)
 
     def _wire(self, apdu: bytes, timeout: float | None) -> bytes:
+        """One exchange with the reader, shown to the observers."""
         if not self._observers:
             return self._reader.transmit(apdu, timeout)
         t0 = time.perf_counter()
@@ -104,30 +104,24 @@ class Channel:
         return response
 
     def transmit(self, command: CommandAPDU | bytes, timeout: float | None = None) -> ResponseAPDU:
-        """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved.
-
-        Bytes short enough for one exchange go to the wire as given (the hot
-        path, in this frame: after each blocking exchange the interpreter runs
-        cold, every call saved shows); longer ones are parsed and chained.
-        """
+        """Send a command; the response has GET RESPONSE pieces joined and 6Cxx resolved."""
         if timeout is None:
             timeout = self.timeout
         limit = self.max_chain or self._reader.max_command_data
-        apdu = command
-        if apdu.__class__ is not bytes or not 4 <= len(apdu) <= limit + 5:
-            one = self._single(command, limit)
-            if one is None:
-                return self._chain(command, limit, timeout)
-            apdu = one
+        if command.__class__ is bytes and 4 <= len(command) <= limit + 5:
+            apdu: bytes | None = command  # its data field cannot be longer than the limit
+        else:
+            apdu = self._single(command, limit)
+        if apdu is None:
+            return self._chain(command, limit, timeout)
         if self._reader.t0 and not self.raw:
             apdu = t0_command(apdu)
-        # straight to the reader when no one watches: one call less on every command
-        raw = self._wire(apdu, timeout) if self._observers else self._reader.transmit(apdu, timeout)
+        raw = self._wire(apdu, timeout)
         if len(raw) < 2:
             raise ProtocolError(f"card answered {len(raw)} byte(s): a response needs SW1 SW2")
         sw1 = raw[-2]
-        if sw1 != 0x61 and sw1 != 0x6C or self.raw:  # the common answer: nothing to resolve
-            return _response(raw[:-2], (sw1 << 8) | raw[-1])
+        if self.raw or sw1 != 0x61 and sw1 != 0x6C:  # nothing to resolve: the common answer
+            return fastpath.response(raw[:-2], sw1 << 8 | raw[-1])
         return self._resolve(apdu, raw, timeout)
 
     def _single(self, command: CommandAPDU | bytes, limit: int) -> bytes | None:
@@ -162,7 +156,7 @@ class Channel:
                 raise ProtocolError("card answered without SW after a 6Cxx retry")
             sw1, sw2 = raw[-2], raw[-1]
         if sw1 != 0x61:
-            return _response(raw[:-2], (sw1 << 8) | sw2)
+            return ResponseAPDU(raw[:-2], (sw1 << 8) | sw2)
         data = bytearray(raw[:-2])
         cla = get_response_cla(apdu[0])
         rounds = 0
@@ -178,7 +172,7 @@ class Channel:
                 raise ProtocolError("card answered GET RESPONSE without SW")
             data += raw[:-2]
             sw1, sw2 = raw[-2], raw[-1]
-        return _response(bytes(data), (sw1 << 8) | sw2)
+        return ResponseAPDU(bytes(data), (sw1 << 8) | sw2)
 
     def send(
         self, command: CommandAPDU | bytes, expect_ok: bool = True, what: str | None = None

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import enum
 import hmac
-import threading
 import warnings
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.hazmat.primitives.ciphers.algorithms import SM4
 
+from cardlib import fastpath
 from cardlib.errors import FormatError
 
 try:  # cryptography >= 43 keeps TripleDES among the "decrepit" ciphers
@@ -72,79 +71,23 @@ def _blocks(name: str, data: bytes, block: int) -> None:
         raise FormatError(f"{name} must be a multiple of {block} bytes, got {len(data)}")
 
 
-# Cipher objects are immutable and reusable: building one costs more than a
-# short MAC, so they are cached per key. An ECB context keeps no state
-# between whole blocks, so one per key is reused too, per thread (a context
-# is not safe to share). A CBC context chains, and is reused per key and
-# thread as well (see _run_cbc).
+def _cipher(key: bytes, sm4: bool, mode: modes.Mode) -> Cipher[Any]:
+    return Cipher(SM4(key) if sm4 else TripleDES(key), mode)
 
 
-@lru_cache(maxsize=4096)
-def _ecb(key: bytes, sm4: bool) -> Cipher[Any]:
-    algo = SM4(key) if sm4 else TripleDES(key)
-    return Cipher(algo, modes.ECB())
-
-
-# Callers pass whole blocks only (checked before), and without padding the
-# contexts hold nothing back: update() gives every output block and
-# finalize() would add nothing but a call on the hot path.
-
-_ECB_CONTEXTS_PER_THREAD = 1024
-_local = threading.local()
+# Callers pass whole blocks only (checked before): without padding a context
+# holds nothing back, update() gives every block and finalize() nothing more.
 
 
 def _run_ecb(key: bytes, data: bytes, sm4: bool, decrypt: bool = False) -> bytes:
-    contexts: dict[tuple[bytes, bool, bool], Any] | None = getattr(_local, "ecb", None)
-    if contexts is None:
-        contexts = _local.ecb = {}
-    ctx = contexts.get((key, sm4, decrypt))
-    if ctx is None:
-        if len(contexts) >= _ECB_CONTEXTS_PER_THREAD:
-            contexts.clear()  # session keys come and go; the long-lived ones return at once
-        cipher = _ecb(key, sm4)
-        ctx = contexts[(key, sm4, decrypt)] = cipher.decryptor() if decrypt else cipher.encryptor()
-    return ctx.update(data)
-
-
-def _chained_cbc(key: bytes, sm4: bool) -> Callable[[int, int], bytes]:
-    """One CBC encryption context reused for many messages under one key. A CBC
-    context XORs its next input block with the last block it gave out: XORing
-    that block into the message's first block cancels the chaining, so every
-    message comes out as from a fresh context with a zero IV. A new context costs
-    more than a short MAC (a purchase MACs four times under one session key;
-    settlement checks every TAC of a card under one key). The function returned
-    encrypts the ``size``-byte message whose big-endian value is ``message``
-    (whole blocks; an IV wanted is XORed into its first block by the caller).
-    One caller at a time."""
-    block = 16 if sm4 else 8
-    update = Cipher(SM4(key) if sm4 else TripleDES(key), modes.CBC(bytes(block))).encryptor().update
-    chain = 0  # the last block the context gave out, as a number
-
-    def encrypt(message: int, size: int) -> bytes:
-        nonlocal chain
-        out: bytes = update((message ^ chain << 8 * (size - block)).to_bytes(size, "big"))
-        chain = int.from_bytes(out[-block:], "big")
-        return out
-
-    return encrypt
-
-
-_CBC_CONTEXTS_PER_THREAD = 256
+    cipher = _cipher(key, sm4, modes.ECB())
+    context = cipher.decryptor() if decrypt else cipher.encryptor()
+    return context.update(data) + context.finalize()
 
 
 def _run_cbc(key: bytes, iv: bytes, data: bytes, sm4: bool) -> bytes:
-    if not data:
-        return b""
-    contexts: dict[tuple[bytes, bool], Callable[[int, int], bytes]] | None = getattr(_local, "cbc", None)
-    if contexts is None:
-        contexts = _local.cbc = {}
-    encrypt = contexts.get((key, sm4))
-    if encrypt is None:
-        if len(contexts) >= _CBC_CONTEXTS_PER_THREAD:
-            contexts.clear()  # session keys come and go
-        encrypt = contexts[(key, sm4)] = _chained_cbc(key, sm4)
-    size = len(data)
-    return encrypt(int.from_bytes(data, "big") ^ int.from_bytes(iv, "big") << 8 * (size - len(iv)), size)
+    context = _cipher(key, sm4, modes.CBC(iv)).encryptor()
+    return context.update(data) + context.finalize()
 
 
 def _ede(key16: bytes) -> bytes:
@@ -233,14 +176,11 @@ def _xor(a: bytes, b: bytes) -> bytes:
 def mac_alg1(key8: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
     """ISO/IEC 9797-1 MAC algorithm 1 (CBC-MAC) with single DES, padding 2; 8 bytes.
 
-    The purse's MAC1/MAC2/TAC: the hot path of settlement, so written out flat.
+    The purse's MAC1/MAC2/TAC.
     """
-    if len(key8) != 8 or len(iv) != 8:
-        _need("DES key", key8, 8)
-        _need("IV", iv, 8)
-    padded = data + b"\x80"
-    padded += bytes(-len(padded) % 8)
-    return _run_cbc(key8 * 3, iv, padded, False)[-8:]
+    _need("DES key", key8, 8)
+    _need("IV", iv, 8)
+    return _run_cbc(key8 * 3, iv, pad_m2(data), False)[-8:]
 
 
 def retail_mac(key16: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
@@ -303,28 +243,17 @@ def purse_mac_number_function(key: bytes, algorithm: Algorithm = Algorithm.TDES)
     """``purse_mac`` with the key set up once, for many MACs under one key (settlement
     checks every TAC of a card with the same key), over a message given as its
     big-endian value and its length in bytes (settlement writes the TAC input from
-    the record's text straight into a number). One chained CBC context serves them
-    all (``_chained_cbc``); one caller at a time. A value that does not fit its length
+    the record's text straight into a number). One CBC context serves them all
+    (:func:`cardlib.fastpath.chained_cbc_mac`); one caller at a time; the key lives
+    as long as the function the caller holds. A value that does not fit its length
     raises OverflowError."""
     if algorithm is Algorithm.SM4:
         _need("SM4 key", key, 16)
-        encrypt, block = _chained_cbc(key, True), 16
-    else:
-        _need("DES key", key, 8)
-        encrypt, block = _chained_cbc(key * 3, False), 8
-    layouts: dict[int, tuple[int, int, int]] = {}
-
-    def layout(size: int) -> tuple[int, int, int]:  # padding 2: 80, then zeros to the block
-        padded = block * (size // block + 1)
-        zeros = 8 * (padded - size - 1)
-        layouts[size] = found = (padded, zeros + 8, 0x80 << zeros)
-        return found
-
-    def mac(value: int, size: int) -> bytes:
-        padded, shift, pad = layouts.get(size) or layout(size)
-        return encrypt(value << shift | pad, padded)[-block : 4 - block]
-
-    return mac
+        context = _cipher(key, True, modes.CBC(bytes(16))).encryptor()
+        return fastpath.chained_cbc_mac(context.update, 16)
+    _need("DES key", key, 8)
+    context = _cipher(key * 3, False, modes.CBC(bytes(8))).encryptor()
+    return fastpath.chained_cbc_mac(context.update, 8)
 
 
 def purse_mac_function(key: bytes, algorithm: Algorithm = Algorithm.TDES) -> Callable[[bytes], bytes]:

@@ -40,7 +40,7 @@ def fwt_seconds(fwi: int) -> float:
 
 
 class BlockKind(enum.Enum):
-    I = "I"  # noqa: E741 - the block's name in the standard
+    I = "I"  # the block's name in the standard  # noqa: E741
     R = "R"
     S = "S"
 
@@ -110,16 +110,9 @@ def parse_block(frame: bytes) -> Block:
     if not frame:
         raise FormatError("ISO-DEP block: empty frame")
     pcb = frame[0]
-    pos = 1
-    cid = nad = None
-    if pcb & CID_FOLLOWS:
-        if len(frame) < 2:
-            raise FormatError(f"ISO-DEP block {frame.hex().upper()}: CID announced but missing")
-        if frame[1] & 0x30:
-            raise FormatError(f"ISO-DEP block {frame.hex().upper()}: CID byte with RFU bits set")
-        cid = frame[1] & 0x0F  # b8-b7 carry the PICC's power level (§7.1.1.2), not kept
-        pos = 2
+    cid, pos = _cid(frame)
     if pcb & 0xE2 == 0x02:  # I-block: 000x xx1x
+        nad = None
         if pcb & NAD_FOLLOWS:
             if len(frame) <= pos:
                 raise FormatError(f"ISO-DEP block {frame.hex().upper()}: NAD announced but missing")
@@ -136,6 +129,17 @@ def parse_block(frame: bytes) -> Block:
             raise FormatError(f"ISO-DEP S-block {frame.hex().upper()}: wrong INF length")
         return Block(BlockKind.S, deselect=deselect, cid=cid, inf=inf)
     raise FormatError(f"ISO-DEP block: PCB {pcb:02X} is none of I, R, S")
+
+
+def _cid(frame: bytes) -> tuple[int | None, int]:
+    """The CID when the PCB announces one (§7.1.1.2), and where the block goes on."""
+    if not frame[0] & CID_FOLLOWS:
+        return None, 1
+    if len(frame) < 2:
+        raise FormatError(f"ISO-DEP block {frame.hex().upper()}: CID announced but missing")
+    if frame[1] & 0x30:
+        raise FormatError(f"ISO-DEP block {frame.hex().upper()}: CID byte with RFU bits set")
+    return frame[1] & 0x0F, 2  # b8-b7 carry the PICC's power level (§7.1.1.2), not kept
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,11 @@ def identify(path: str | os.PathLike[str]) -> str | None:
             head = fh.read(4096)
     except (OSError, FormatError):
         return "file"
+    return _kind_of_head(head)
+
+
+def _kind_of_head(head: bytes) -> str:
+    """What a file is by its first bytes (see :func:`identify`)."""
     if not head:
         return "empty"
     if head.startswith(SQLITE_MAGIC):

@@ -102,7 +102,7 @@ def _single_threaded() -> bool:
     try:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
-        import threading  # noqa: PLC0415
+        import threading
 
         return threading.active_count() == 1
 
@@ -128,8 +128,8 @@ def verify_records(records: Iterable[SettledRecord | dict[str, Any]], issuer: Is
             progress(bounds[index][1] - bounds[index][0])
 
     if n > 1 and len(bounds) > 1 and _single_threaded():
-        import gc  # noqa: PLC0415
-        import multiprocessing  # noqa: PLC0415
+        import gc
+        import multiprocessing
 
         _WORK = (issuer, items)
         gc.freeze()  # the workers' collections leave the inherited records alone: no copy-on-write of their pages

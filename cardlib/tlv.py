@@ -40,22 +40,13 @@ def tag_name(tag: int) -> str:
     return TAG_NAMES.get(tag, "")
 
 
-_TAG_BYTES: dict[int, bytes] = {}  # valid tags already encoded: every FCI writes the same few
-_TAG_BYTES_KEPT = 1024
-
-
 def tag_bytes(tag: int) -> bytes:
     """The tag's encoding (1 to 4 bytes)."""
-    raw = _TAG_BYTES.get(tag)
-    if raw is not None:
-        return raw
     if tag < 0:
         raise FormatError(f"negative tag {tag}")
     length = max(1, (tag.bit_length() + 7) // 8)
     raw = tag.to_bytes(length, "big")
     _check_tag_encoding(raw)
-    if len(_TAG_BYTES) < _TAG_BYTES_KEPT:
-        _TAG_BYTES[tag] = raw
     return raw
 
 
@@ -133,21 +124,11 @@ class Tlv:
         return [t for t in self.walk() if t.tag == tag]
 
 
-def _trusted(tag: int, value: bytes, children: tuple[Tlv, ...] | None) -> Tlv:
-    """A Tlv without the frozen dataclass's per-field ``object.__setattr__`` (the parser's hot path)."""
-    obj = object.__new__(Tlv)
-    fields = obj.__dict__
-    fields["tag"] = tag
-    fields["value"] = value
-    fields["children"] = children
-    return obj
-
-
 def build(tag: int, value: bytes | Sequence[Tlv]) -> Tlv:
     """A primitive object from bytes, or a constructed one from children."""
     if isinstance(value, (bytes, bytearray)):
-        return _trusted(tag, bytes(value), None)
-    return _trusted(tag, b"", tuple(value))
+        return Tlv(tag, bytes(value))
+    return Tlv(tag, b"", tuple(value))
 
 
 def _read_tag(data: bytes, pos: int, base: int) -> tuple[int, int]:
@@ -202,12 +183,8 @@ def _parse(data: bytes, base: int, strict: bool, depth: int) -> list[Tlv]:
             pos += 1
             continue
         tag_start = pos
-        if first & 0x1F != 0x1F and pos + 1 < size and data[pos + 1] < 0x80:
-            tag, length = first, data[pos + 1]  # one tag byte, one length byte: most objects
-            pos += 2
-        else:
-            tag, pos = _read_tag(data, pos, base)
-            length, pos = _read_length(data, pos, base)
+        tag, pos = _read_tag(data, pos, base)
+        length, pos = _read_length(data, pos, base)
         end = pos + length
         if end > size:
             raise FormatError(
@@ -215,9 +192,9 @@ def _parse(data: bytes, base: int, strict: bool, depth: int) -> list[Tlv]:
                 f"{size - pos} bytes left"
             )
         if first & 0x20:
-            out.append(_trusted(tag, b"", tuple(_parse(data[pos:end], base + pos, strict, depth + 1))))
+            out.append(Tlv(tag, b"", tuple(_parse(data[pos:end], base + pos, strict, depth + 1))))
         else:
-            out.append(_trusted(tag, data[pos:end], None))
+            out.append(Tlv(tag, data[pos:end]))
         pos = end
     return out
 

@@ -160,7 +160,7 @@ class TraceRecorder:
         if isinstance(target, (str, os.PathLike)):
             check_trace_output(target)  # never the journal, a card image, a deny list, a batch…
             try:
-                self._stream: IO[str] = open(target, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+                self._stream: IO[str] = open(target, "a" if append else "w", encoding="utf-8")
             except OSError as exc:
                 raise FormatError(f"cannot write trace {os.fspath(target)!r}: {exc.strerror}") from None
             self._owned = True

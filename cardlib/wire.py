@@ -84,37 +84,46 @@ def _field_check(name: str, con: Construct) -> Callable[[Any], str | None] | Non
         # encoding checks the value and whose sized subcon checks the length
         return _present
     if isinstance(con, Bytes) and isinstance(con.length, int):
-        size = con.length
+        return _bytes_check(name, con.length)
+    bits_signed = _integer_size(con)
+    if bits_signed is None:
+        return None
+    return _integer_check(name, *bits_signed)
 
-        def check_bytes(value: Any) -> str | None:
-            if not isinstance(value, (bytes, bytearray)):
-                return f"{name} is not bytes"
-            if len(value) != size:
-                return f"{name} must be {size} bytes, got {len(value)}"
+
+def _integer_size(con: Construct) -> tuple[int, bool] | None:
+    """Bits and signedness of a fixed-size integer construct, None for anything else."""
+    if isinstance(con, FormatField):
+        if con.fmtstr[-1] not in "BHILQbhilq":
             return None
-
-        return check_bytes
-    if isinstance(con, (FormatField, BytesInteger)):
-        if isinstance(con, FormatField):
-            if con.fmtstr[-1] not in "BHILQbhilq":
-                return None
-            bits = 8 * struct.calcsize(con.fmtstr)
-            signed = con.fmtstr[-1].islower()
-        else:
-            if not isinstance(con.length, int):
-                return None
-            bits, signed = 8 * con.length, bool(con.signed)
-        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-
-        def check_int(value: Any) -> str | None:
-            if not isinstance(value, int) or isinstance(value, bool):
-                return f"{name} is not an integer"
-            if not low <= value <= high:
-                return f"{name} {value} does not fit in {bits // 8} byte(s)"
-            return None
-
-        return check_int
+        return 8 * struct.calcsize(con.fmtstr), con.fmtstr[-1].islower()
+    if isinstance(con, BytesInteger) and isinstance(con.length, int):
+        return 8 * con.length, bool(con.signed)
     return None
+
+
+def _bytes_check(name: str, size: int) -> Callable[[Any], str | None]:
+    def check_bytes(value: Any) -> str | None:
+        if not isinstance(value, (bytes, bytearray)):
+            return f"{name} is not bytes"
+        if len(value) != size:
+            return f"{name} must be {size} bytes, got {len(value)}"
+        return None
+
+    return check_bytes
+
+
+def _integer_check(name: str, bits: int, signed: bool) -> Callable[[Any], str | None]:
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+    def check_int(value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{name} is not an integer"
+        if not low <= value <= high:
+            return f"{name} {value} does not fit in {bits // 8} byte(s)"
+        return None
+
+    return check_int
 
 
 class Declaration:
@@ -229,6 +238,26 @@ def compiled(con: Construct) -> Construct:
     return con.compile()
 
 
+def _flat_field(sub: Construct, size: int) -> tuple[str, tuple[str, str, Any] | None] | None:
+    """A field's ``struct`` code and how its value is kept (:class:`_FlatCodec`); None when it has none."""
+    if isinstance(sub, Padded) and not isinstance(sub, Renamed):
+        return f"{size}x", None
+    if isinstance(sub, Const) and isinstance(sub.value, bytes):
+        return f"{size}s", ("", "c", sub.value)
+    if not isinstance(sub, Renamed):
+        return None
+    inner, key = sub.subcon, sub.name
+    if isinstance(inner, FormatField) and inner.fmtstr[0] == ">" and inner.fmtstr[-1] in "BHILQbhilq":
+        return inner.fmtstr[1:], (key, "v", None)
+    if isinstance(inner, BytesInteger) and isinstance(inner.length, int) and inner.swapped is False:
+        return f"{size}s", (key, "i", (size, bool(inner.signed)))
+    if isinstance(inner, Bytes) and isinstance(inner.length, int):
+        return f"{size}s", (key, "v", None)
+    if isinstance(inner, Adapter) and isinstance(inner.subcon, Bytes):
+        return f"{size}s", (key, "a", (inner, size))
+    return None
+
+
 class _FlatCodec:
     """The fast path of a record of fixed-size fields — integers, byte strings, sized
     adapters, RFU padding, constant bytes — as one ``struct`` format: about 1–3 µs a
@@ -248,32 +277,12 @@ class _FlatCodec:
         fmt, fields = ">", list[tuple[str, str, Any]]()
         for sub in con.subcons:
             size = _fixed_size(sub)
-            if size is None:
+            part = _flat_field(sub, size) if size is not None else None
+            if part is None:
                 return None
-            if isinstance(sub, Padded) and not isinstance(sub, Renamed):
-                fmt += f"{size}x"
-                continue
-            if isinstance(sub, Const) and isinstance(sub.value, bytes):
-                fmt += f"{size}s"
-                fields.append(("", "c", sub.value))
-                continue
-            if not isinstance(sub, Renamed):
-                return None
-            inner = sub.subcon
-            if isinstance(inner, FormatField) and inner.fmtstr[0] == ">" and inner.fmtstr[-1] in "BHILQbhilq":
-                fmt += inner.fmtstr[1:]
-                fields.append((sub.name, "v", None))
-            elif isinstance(inner, BytesInteger) and isinstance(inner.length, int) and inner.swapped is False:
-                fmt += f"{size}s"
-                fields.append((sub.name, "i", (size, bool(inner.signed))))
-            elif isinstance(inner, Bytes) and isinstance(inner.length, int):
-                fmt += f"{size}s"
-                fields.append((sub.name, "v", None))
-            elif isinstance(inner, Adapter) and isinstance(inner.subcon, Bytes):
-                fmt += f"{size}s"
-                fields.append((sub.name, "a", (inner, size)))
-            else:
-                return None
+            fmt += part[0]
+            if part[1] is not None:
+                fields.append(part[1])
         return cls(name, fmt, fields)
 
     def build(self, obj: Mapping[str, Any]) -> bytes:

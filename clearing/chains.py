@@ -30,7 +30,7 @@ VERDICTS = ("accepted", "forged", "unknown_issuer", "replay")
 
 
 def empty_frame() -> Any:
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in OUT_COLUMNS.items()})
 
@@ -55,8 +55,8 @@ def state_rows(cards: Any) -> Any:
 def chain_partition(df: Any) -> Any:
     """Lines and state rows of some cards -> the lines with their verdict, gap and break,
     followed by one state row per card."""
-    import numpy as np  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    import numpy as np
+    import pandas as pd
 
     if len(df) == 0:
         return empty_frame()

@@ -144,8 +144,8 @@ def _kind(text: Any) -> str:
 
 
 def write_part(rows: Rows, part: str) -> None:
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     types = {"str": pa.string(), "int64": pa.int64()}
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(LINE_COLUMNS)

@@ -72,7 +72,7 @@ def batch_files(paths: Sequence[str]) -> tuple[str, ...]:
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int | None, debug: bool) -> Iterator[Any]:
     """A client of the given scheduler, or of a LocalCluster started (and stopped) here."""
-    from distributed import Client, LocalCluster  # noqa: PLC0415
+    from distributed import Client, LocalCluster
 
     level = logging.INFO if debug else logging.ERROR
     for name in ("distributed", "dask", "clearing"):
@@ -87,7 +87,7 @@ def dask_client(scheduler: str | None, workers: int | None, debug: bool) -> Iter
         with client:
             yield client
         return
-    import dask  # noqa: PLC0415
+    import dask
 
     n = workers or os.cpu_count() or 1
     with dask.config.set(P2P_CONFIG), LocalCluster(
@@ -103,10 +103,10 @@ def run(job: Job) -> dict[str, Any]:
 
 
 def run_on(client: Any, job: Job) -> dict[str, Any]:
-    import dask.bag as db  # noqa: PLC0415
-    import dask.dataframe as dd  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
-    from dask.base import compute  # noqa: PLC0415
+    import dask.bag as db
+    import dask.dataframe as dd
+    import pandas as pd
+    from dask.base import compute
 
     out = Path(job.out)
     work = out / "work"
@@ -222,7 +222,7 @@ def _picks(exc: Any) -> dict[str, Any]:
 def _first_examples(exc: Any) -> Any:
     """The first ``EXAMPLES`` rows of each kind: the first of the day's are among the first of
     its parts, so only these leave a worker (a bounded number, whatever the day's size)."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     frames = [frame.head(EXAMPLES) for frame in _picks(exc).values()]
     return pd.concat(frames).drop_duplicates() if len(exc) else exc

@@ -77,7 +77,7 @@ class Day:
 def generate(out: str | os.PathLike[str], *, seed: int = 1, transactions: int = 10_000, cards: int | None = None,
              faults: Faults | None = None, day: date = date(2026, 11, 28)) -> Day:
     """Write ``batches/``, ``register.csv``, ``previous/`` and ``manifest.json`` under ``out``."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     rng = np.random.default_rng(seed)
     faults = Faults.scaled(transactions) if faults is None else faults
@@ -261,7 +261,7 @@ def generate(out: str | os.PathLike[str], *, seed: int = 1, transactions: int = 
 
 def _pick_terminals(rng: Any, terms: list[tuple[str, str, str, str]], n_purchase: int, n: int) -> Any:
     """A purchase terminal for each transaction, operators weighted by their share."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     share = {o[0]: o[3] for o in OPERATORS}
     per_op: dict[str, int] = {}

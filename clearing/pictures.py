@@ -19,7 +19,7 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC")
 
 def cjk_font() -> str | None:
     """The first CJK font matplotlib knows, or None."""
-    from matplotlib import font_manager  # noqa: PLC0415
+    from matplotlib import font_manager
 
     names = {f.name for f in font_manager.fontManager.ttflist}
     return next((n for n in CJK_FONTS if n in names), None)
@@ -27,10 +27,10 @@ def cjk_font() -> str | None:
 
 def draw(out: str, report: dict[str, Any]) -> list[Path]:
     """Write the three pictures and summary.html into ``out``; their paths."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     font = cjk_font()
     plt.rcParams["font.family"] = [font, "DejaVu Sans"] if font else ["DejaVu Sans"]

@@ -47,7 +47,7 @@ def write_terminals(folder: str | os.PathLike[str], terminals: dict[str, int]) -
 
 def write_cards(folder: str | os.PathLike[str], columns: dict[str, Any]) -> None:
     """A small state in one file (the generator's start of day)."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     Path(folder).mkdir(parents=True, exist_ok=True)
     pd.DataFrame({c: columns[c] for c in CARD_COLUMNS}).to_parquet(Path(folder) / "cards.parquet", index=False)

@@ -37,7 +37,7 @@ def _reading_wallet(channel: object, opts: Options) -> Wallet:
 @common_options("reader", "json", "trace")
 def info(opts: Options) -> None:
     """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance."""
-    from cardlib.pboc.files import LOCAL_CARD_TYPES  # noqa: PLC0415
+    from cardlib.pboc.files import LOCAL_CARD_TYPES
 
     channel = open_channel(opts)
     try:

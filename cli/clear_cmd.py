@@ -27,17 +27,17 @@ from cli.common import Options, common_options
 def clear(paths: tuple[str, ...], register_path: str, key_paths: tuple[str, ...], previous: str | None, out: str,
           state_out: str | None, scheduler: str | None, workers: int | None, no_pictures: bool, opts: Options) -> None:
     """Clear batch files (folders of *.jsonl or files): check, verify, chain, and split the money."""
-    from cardlib.keystore import KeyStore, builtin_store  # noqa: PLC0415
-    from clearing.engine import Job, batch_files, run  # noqa: PLC0415
-    from clearing.register import TerminalRegister  # noqa: PLC0415
-    from clearing.report import render  # noqa: PLC0415
+    from cardlib.keystore import KeyStore, builtin_store
+    from clearing.engine import Job, batch_files, run
+    from clearing.register import TerminalRegister
+    from clearing.report import render
 
     job = Job(batch_files(paths), TerminalRegister.load(register_path),
               KeyStore.load(key_paths) if key_paths else builtin_store(), out, previous, state_out, scheduler,
               workers, opts.debug)
     report = run(job)
     if not no_pictures:
-        from clearing.pictures import draw  # noqa: PLC0415
+        from clearing.pictures import draw
 
         draw(out, report)
     sys.stdout.write(render(report, opts.json))

@@ -15,7 +15,6 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -57,7 +56,7 @@ class Options:
 
     def clock(self) -> Any:
         """The explicit clock of this run (fixed by --now)."""
-        from cardlib.clock import Clock  # noqa: PLC0415
+        from cardlib.clock import Clock
 
         return Clock.fixed_from_text(self.now) if self.now else Clock.system()
 
@@ -161,7 +160,7 @@ def run_guarded(opts: Options, body: Callable[[], Any]) -> Any:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one line
+    except Exception as exc:  # every error becomes one line
         sys.exit(report_error(exc, opts))
 
 
@@ -179,7 +178,7 @@ def report_error(exc: Exception, opts: Options) -> int:
 
 def parse_hex(text: str, what: str = "hex") -> bytes:
     """Hex for people: spaces, colons and a 0x prefix allowed."""
-    from cardlib.hexutil import from_hex  # noqa: PLC0415
+    from cardlib.hexutil import from_hex
 
     return from_hex(text, what)
 
@@ -199,10 +198,6 @@ def use_color() -> bool:
 def paint_state(text: str, opened: bool) -> str:
     """A gate's OPEN in green, CLOSED in red: on a terminal without NO_COLOR only."""
     return click.style(text, fg="green" if opened else "red", bold=True) if use_color() else text
-
-
-def now_text() -> str:
-    return datetime.now().isoformat()
 
 
 __all__ = [

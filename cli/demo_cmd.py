@@ -282,7 +282,7 @@ def demo(seed: int, out_dir: str | None, via: str, opts: Options) -> None:
     """Run the story on the embedded simulator and settle it."""
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="ykt-demo-"))
     if out_dir and any(out.glob("*")):
-        from cardlib.errors import FormatError  # noqa: PLC0415
+        from cardlib.errors import FormatError
 
         raise FormatError(f"{out} is not empty: the demo writes a fresh set of cards and journals")
     doc = run_story(out, seed, opts.now or START, via)
@@ -291,7 +291,7 @@ def demo(seed: int, out_dir: str | None, via: str, opts: Options) -> None:
     else:
         _print(doc)
     if not doc["settlement"]["balanced"]:
-        from cardlib.errors import MacMismatchError  # noqa: PLC0415
+        from cardlib.errors import MacMismatchError
 
         raise MacMismatchError("settlement does not balance")
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from cardlib import iso
 from cardlib.errors import FormatError
-from cardlib.pboc import purse as P
+from cardlib.pboc import purse as purse_commands
 from cardlib.pboc.files import (
     HOLDER_SFI,
     LOG_SFI,
@@ -139,8 +139,8 @@ def explain(command: bytes, data: bytes, sw: int) -> list[str]:
                 return rows_text(what, fields(known.decode(data)))
             except (FormatError, ValueError, IndexError) as exc:
                 return [f"  {what}: does not decode ({exc})"]
-    if len(command) >= 2 and command[0] == P.CLA_PURSE and command[1] == P.INS_GET_BALANCE and len(data) == 4:
-        return [f"  balance {fen(P.decode_balance(data))}"]
+    if len(command) >= 2 and command[0] == purse_commands.CLA_PURSE and command[1] == purse_commands.INS_GET_BALANCE and len(data) == 4:
+        return [f"  balance {fen(purse_commands.decode_balance(data))}"]
     try:
         objects = parse(data, strict=True)
     except FormatError:

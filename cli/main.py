@@ -131,7 +131,7 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     if quiet and verbose:
         raise click.UsageError("-q/--quiet and -v/--verbose do not go together")
     if quiet or verbose:
-        from cli.common import Options  # noqa: PLC0415 - `ykt --help` imports no command's code
+        from cli.common import Options  # `ykt --help` imports no command's code
 
         ctx.ensure_object(Options).verbosity = 1 if verbose else -1
 

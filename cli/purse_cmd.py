@@ -42,8 +42,8 @@ def _amount(value: int) -> int:
 @common_options("reader", "json", "trace")
 def balance(opts: Options) -> None:
     """The purse balance."""
-    from cli.card_cmd import _reading_wallet  # noqa: PLC0415
-    from cli.session import open_channel  # noqa: PLC0415
+    from cli.card_cmd import _reading_wallet
+    from cli.session import open_channel
 
     value = _reading_wallet(open_channel(opts), opts).balance()
     if opts.json:
@@ -60,8 +60,8 @@ def balance(opts: Options) -> None:
 @common_options("reader", "psam", "json", "trace", "now")
 def load(amount: int, journal_path: str | None, issuer_keys: str | None, opts: Options) -> None:
     """Top up through the (simulated) issuer's load host."""
-    from cardlib.keys import load_issuer_keys  # noqa: PLC0415
-    from simulators.host import SimulatedLoadHost  # noqa: PLC0415
+    from cardlib.keys import load_issuer_keys
+    from simulators.host import SimulatedLoadHost
 
     wallet = _wallet(opts, journal_path)
     _show(wallet.load(_amount(amount), SimulatedLoadHost(load_issuer_keys(issuer_keys))), opts)

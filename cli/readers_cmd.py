@@ -21,7 +21,7 @@ SERIAL_PATTERNS = ("/dev/ttyUSB*", "/dev/ttyACM*", "/dev/ttyS*")
 
 def pcsc_readers() -> tuple[list[dict[str, Any]], str | None]:
     """PC/SC readers as JSON-ready rows, or the one-line reason there are none to show."""
-    from cardlib.readers.pcsc import list_pcsc_readers  # noqa: PLC0415 - pyscard is optional
+    from cardlib.readers.pcsc import list_pcsc_readers  # pyscard is optional
 
     try:
         return [
@@ -35,7 +35,7 @@ def pcsc_readers() -> tuple[list[dict[str, Any]], str | None]:
 
 def probe_pn532(path: str, timeout: float = 0.3) -> dict[str, Any]:
     """Whether a PN532 answers GetFirmwareVersion on a serial port."""
-    from cardlib.readers.pn532 import Pn532Reader, open_serial  # noqa: PLC0415
+    from cardlib.readers.pn532 import Pn532Reader, open_serial
 
     row: dict[str, Any] = {"port": path, "uri": f"pn532:{path}", "pn532": False}
     try:
@@ -137,11 +137,11 @@ def watch(count: int, opts: Options) -> None:
 
 def _event_source(opts: Options) -> tuple[Any, Any]:
     if opts.reader is None:
-        from cardlib.readers.pcsc_events import PcscWatcher  # noqa: PLC0415
+        from cardlib.readers.pcsc_events import PcscWatcher
 
         watcher = PcscWatcher()
         return iter(watcher), watcher.stop
-    from cardlib.readers.registry import open_reader  # noqa: PLC0415
+    from cardlib.readers.registry import open_reader
 
     reader = open_reader(opts.reader)
     return reader.events(), reader.close

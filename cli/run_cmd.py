@@ -9,15 +9,26 @@ from typing import Any
 
 import click
 
+from cardlib.clock import Clock
 from cardlib.errors import ConfigError
 from cli.common import Options, common_options, paint_state
 from cli.terminal_support import open_journal, open_psam_slot, open_terminal_slots
-from terminal.config import load_config
+from terminal.config import TerminalConfig, load_config
 from terminal.current_denylist import CurrentDenyList
 from terminal.decision import Decision
 from terminal.loop import run_loop
 from terminal.roles import make_app
 from terminal.taps import read_taps
+
+
+def _denylist(config: TerminalConfig) -> CurrentDenyList | None:
+    """The configured deny list, open until the command ends; a bad one stops the start here,
+    before any reader opens."""
+    if not config.denylist:
+        return None
+    deny = CurrentDenyList(config.denylist, lambda line: click.echo(line, err=True), config.denylist_start_without)
+    click.get_current_context().call_on_close(deny.close)
+    return deny
 
 
 def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps: int, roles: tuple[str, ...],
@@ -27,11 +38,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
         raise ConfigError(f"{config_path}: terminal.role is {config.role!r}; this command runs {' or '.join(roles)}")
     if "psam" not in opts.given:  # --psam, even the default's URI, wins over the configuration
         opts.psam = config.psam
-    deny = None  # a configured list that is bad stops the start here, before any reader opens
-    if config.denylist:
-        deny = CurrentDenyList(config.denylist, lambda line: click.echo(line, err=True),
-                               config.denylist_start_without)
-        click.get_current_context().call_on_close(deny.close)
+    deny = _denylist(config)
     trace_path, opts.trace = opts.trace, None  # the application records each tap itself
     if taps is not None:
         if "reader" in opts.given:
@@ -42,13 +49,11 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
         psam, card_reader_name = slots.psam, slots.card_reader.name
     journal = open_journal(journal_path or config.journal, opts, sync=config.journal_sync)
     clock = opts.clock()
-    if taps is not None and not clock.is_fixed:
-        from cardlib.clock import Clock  # noqa: PLC0415
-
+    if taps is not None and not clock.is_fixed:  # a tap script's times advance a clock of its own
         clock = Clock.fixed(clock.now())
     app = make_app(config, psam, journal, clock, deny)
     if trace_path:
-        from cardlib.trace import TraceRecorder  # noqa: PLC0415
+        from cardlib.trace import TraceRecorder
 
         app.trace = TraceRecorder(trace_path, card_reader_name)
         click.get_current_context().call_on_close(app.trace.close)
@@ -57,7 +62,7 @@ def _run(config_path: str, taps: str | None, journal_path: str | None, max_taps:
         click.echo(json.dumps(d.to_json(), ensure_ascii=False) if opts.json else d.line(paint_state))
 
     if taps is not None:
-        from cli.runner import run_taps  # noqa: PLC0415
+        from cli.runner import run_taps
 
         run_taps(app, read_taps(taps), clock, show)
         return

@@ -35,8 +35,8 @@ def parse_endpoint(text: str) -> tuple[str, int]:
 @common_options("json")
 def serve(path: str, vpcd: str | None, pn532: bool, link: str | None, opts: Options) -> None:
     """Serve a card image until Ctrl-C; stdin lines `insert`, `remove`, `quit` (SIGUSR1 toggles)."""
-    from simulators.image import load_card  # noqa: PLC0415
-    from simulators.vpcd import VpcdBridge, control_loop, serve_until_stopped  # noqa: PLC0415
+    from simulators.image import load_card
+    from simulators.vpcd import VpcdBridge, control_loop, serve_until_stopped
 
     if bool(vpcd) == pn532:
         raise FormatError("give exactly one of --vpcd [HOST:]PORT or --pn532")
@@ -50,7 +50,7 @@ def serve(path: str, vpcd: str | None, pn532: bool, link: str | None, opts: Opti
         _announce(opts, where, f"serving {path} to vpcd at {host}:{port} (PC/SC reader {bridge.reader_name!r})")
         serve_until_stopped(bridge)
         return
-    from simulators.pn532 import Pn532Emulator  # noqa: PLC0415
+    from simulators.pn532 import Pn532Emulator
 
     emulator = Pn532Emulator([card])
     device = emulator.start(link)

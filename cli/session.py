@@ -35,7 +35,7 @@ def card_reader_uri(opts: Options) -> str:
     if chosen:
         opts.reader = chosen
         return chosen
-    from cardlib.readers.pcsc import list_pcsc_readers  # noqa: PLC0415 - pyscard is optional
+    from cardlib.readers.pcsc import list_pcsc_readers  # pyscard is optional
 
     try:
         found = list_pcsc_readers()

@@ -26,10 +26,10 @@ from cardlib.atr import parse_atr
 from cardlib.channel import Channel
 from cardlib.errors import FormatError
 from cardlib.iso import INS_SELECT, read_binary, read_record, select_aid, select_fid
-from cardlib.pboc import purse as P
+from cardlib.pboc import purse as purse_commands
 from cardlib.readers.base import Disposition
 from cardlib.safefiles import GUARDED, check_output
-from cardlib.ssse import commands as C
+from cardlib.ssse import commands as ssse_commands
 from cardlib.ssse import files as ssse
 from cardlib.sw import describe
 from cardlib.trace import Masker
@@ -38,10 +38,10 @@ from cli.explain import KNOWN_FILES, WHOLE_SSSE, explain, fields, rows_text
 from cli.session import open_channel, reconnect
 
 HISTORY_LENGTH = 1000
-APPLICATIONS = {P.PURSE_AID: "purse", ssse.SSSE_AID: "ssse"}
+APPLICATIONS = {purse_commands.PURSE_AID: "purse", ssse.SSSE_AID: "ssse"}
 SELECTABLE: dict[str, Callable[[], CommandAPDU]] = {
-    "purse": P.select_purse,
-    "ssse": C.select_ssse,
+    "purse": purse_commands.select_purse,
+    "ssse": ssse_commands.select_ssse,
     "mf": lambda: select_fid(0x3F00, fci=True),
 }
 
@@ -78,7 +78,7 @@ class Transcript:
         if path:
             path = _transcript_path(path)
             try:
-                self._stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed with the command
+                self._stream = open(path, "w", encoding="utf-8")  # closed with the command
             except OSError as exc:
                 raise FormatError(f"cannot write transcript {path!r}: {exc.strerror}") from None
         for line in header:
@@ -222,7 +222,7 @@ class CardShell(cmd.Cmd):
             return bool(super().onecmd(line))
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # noqa: BLE001 - every error becomes one line, the session goes on
+        except Exception as exc:  # every error becomes one line, the session goes on
             code = report_error(exc, self.opts)
             if not self.interactive:
                 self.exit_code = code
@@ -242,7 +242,7 @@ class CardShell(cmd.Cmd):
             raise FormatError(f"unknown command {word!r} (help lists the commands; an APDU is hex)")
         self.exchange(parse_hex(text, "APDU"))
 
-    def completenames(self, text: str, *ignored: Any) -> list[str]:
+    def completenames(self, text: str, *_ignored: Any) -> list[str]:
         return [name for name in self.command_names() if name.startswith(text)]
 
     def command_names(self) -> list[str]:
@@ -298,7 +298,7 @@ class CardShell(cmd.Cmd):
         else:
             self.exchange(select_aid(target))
 
-    def complete_select(self, text: str, *ignored: Any) -> list[str]:
+    def complete_select(self, text: str, *_ignored: Any) -> list[str]:
         return [name for name in SELECTABLE if name.startswith(text.lower())]
 
     def do_read(self, arg: str) -> None:
@@ -339,14 +339,14 @@ class CardShell(cmd.Cmd):
             for line in rows_text(KNOWN_FILES[sfi].name, fields(whole)):
                 click.echo(line)
 
-    def complete_read(self, text: str, *ignored: Any) -> list[str]:
+    def complete_read(self, text: str, *_ignored: Any) -> list[str]:
         return [name for name in (f"0x{sfi:02X}" for sfi in sorted(KNOWN_FILES)) if name.startswith(text)]
 
     def do_balance(self, arg: str) -> None:
         """balance: GET BALANCE of the purse (selected first when it is not)."""
-        if self.app != "purse" and not self.exchange(P.select_purse()).ok:
+        if self.app != "purse" and not self.exchange(purse_commands.select_purse()).ok:
             return
-        self.exchange(P.GetBalance().to_apdu())
+        self.exchange(purse_commands.GetBalance().to_apdu())
 
     def do_verify_pin(self, arg: str) -> None:
         """verify-pin: VERIFY the PIN of the social security application; asked without echo.
@@ -357,8 +357,8 @@ class CardShell(cmd.Cmd):
             raise FormatError("verify-pin takes no argument: it asks for the PIN without echo")
         if not self.interactive:
             raise FormatError("verify-pin needs a terminal: the PIN is read without echo")
-        command = C.verify_pin(getpass.getpass("PIN: "))
-        if self.app != "ssse" and not self.exchange(C.select_ssse()).ok:
+        command = ssse_commands.verify_pin(getpass.getpass("PIN: "))
+        if self.app != "ssse" and not self.exchange(ssse_commands.select_ssse()).ok:
             return
         self.exchange(command)
 
@@ -417,7 +417,7 @@ class CardShell(cmd.Cmd):
         """quit: the same as exit."""
         return True
 
-    def do_EOF(self, arg: str) -> bool:  # noqa: N802 - the name cmd gives end of input
+    def do_EOF(self, arg: str) -> bool:  # the name cmd gives end of input
         if self.interactive:
             click.echo()
         return True

@@ -57,8 +57,8 @@ def new(out: str, name: str | None, birth_date: str | None, card_type: str, regi
         valid_until: str | None, algorithm: str, pin: str, seed: int | None, count: int,
         issuer_keys: str | None, force: bool, kind: str, opts: Options) -> None:
     """Personalise new virtual social security cards (or plain T-Union cards)."""
-    from simulators.image import save_image  # noqa: PLC0415
-    from simulators.issuer import CardProfile, issue_card  # noqa: PLC0415
+    from simulators.image import save_image
+    from simulators.issuer import CardProfile, issue_card
 
     issuer = load_issuer_keys(issuer_keys)
     kwargs = {"name": name, "birth_date": _date(birth_date, "--birth-date"), "card_type": card_type,
@@ -119,9 +119,9 @@ def _seeds(seed: int | None) -> Iterator[int]:
 @common_options("json")
 def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, force: bool, opts: Options) -> None:
     """Make a virtual PSAM of the (test) issuer."""
-    from cli.common import parse_hex  # noqa: PLC0415
-    from simulators.image import save_image  # noqa: PLC0415
-    from simulators.psam import make_psam  # noqa: PLC0415
+    from cli.common import parse_hex
+    from simulators.image import save_image
+    from simulators.psam import make_psam
 
     check_output(out, "card image", force=force, guard=GUARDED)
     card = make_psam(load_issuer_keys(issuer_keys), parse_hex(terminal_id, "--terminal-id"), seed)
@@ -139,7 +139,7 @@ def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, force: 
 @common_options("json")
 def show(path: str, show_secrets: bool, opts: Options) -> None:
     """Show a card image (keys masked unless --show-secrets)."""
-    from simulators.image import card_from_json, mask_image, read_image  # noqa: PLC0415
+    from simulators.image import card_from_json, mask_image, read_image
 
     obj = read_image(path)
     card = card_from_json(obj)  # validates
@@ -154,8 +154,8 @@ def show(path: str, show_secrets: bool, opts: Options) -> None:
 
 def _summary(card: object, shown: dict[str, Any]) -> list[tuple[str, str]]:
     """Lines for a person: what the card holds, keys as the image shows them (masked or not)."""
-    from simulators.psam import PsamCard  # noqa: PLC0415
-    from simulators.ssc import SocialSecurityCard  # noqa: PLC0415
+    from simulators.psam import PsamCard
+    from simulators.ssc import SocialSecurityCard
 
     keys = shown.get("keys") or shown.get("issuer", {}).get("keys", {})
     key_lines = [(f"key {name}", f"{entry.get('key')} (index {entry.get('index')}, {entry.get('algorithm')})")
@@ -222,7 +222,7 @@ except ImportError:  # pragma: no cover
 @common_options("json")
 def day_(out: str, seed: int, transactions: int, cards: int | None, day: str, clean: bool, opts: Options) -> None:
     """A city's day of TEST ONLY terminal batches with known faults (manifest.json), to clear."""
-    from clearing.generate import Faults, generate  # noqa: PLC0415
+    from clearing.generate import Faults, generate
 
     try:
         when = date.fromisoformat(day)

@@ -33,14 +33,14 @@ DROP = Fault("drop")  # processed, the answer is lost: ReaderTimeoutError
 CORRUPT = Fault("corrupt")  # the answer's bits flipped (data; SW when there is no data)
 
 
-def DELAY(seconds: float) -> Fault:  # noqa: N802 - reads like the other fault names
+def DELAY(seconds: float) -> Fault:  # reads like the other fault names
     """The answer comes ``seconds`` late."""
     if seconds < 0:
         raise FormatError(f"delay must not be negative, got {seconds}")
     return Fault("delay", seconds=seconds)
 
 
-def FORCE_SW(sw: int) -> Fault:  # noqa: N802
+def FORCE_SW(sw: int) -> Fault:
     """The card answers ``sw`` alone without processing the command."""
     if not 0 <= sw <= 0xFFFF:
         raise FormatError(f"SW must be two bytes, got {sw:#x}")

@@ -108,7 +108,7 @@ class Pn532Field:
     holds_several = True
 
     def __init__(self) -> None:
-        from simulators.pn532 import Pn532Emulator  # noqa: PLC0415
+        from simulators.pn532 import Pn532Emulator
 
         self.emulator = Pn532Emulator()
         self.device = self.emulator.start()

@@ -31,10 +31,6 @@ from simulators.ssc import CARD_KINDS, DEFAULT_ATR, TUNION_ATR, SocialSecurityCa
 #: a plain T-Union card's type in 0x15 byte 28 (public bus POS code: 00 ordinary, 01 elder, 11 disabled)
 TUNION_CARD_TYPES = {name: code for code, name in LOCAL_CARD_TYPES.items()}  # 0x15 byte 28
 
-REGIONS = {
-    "330300": "温州", "330500": "湖州", "110000": "北京", "310000": "上海", "341800": "宣城",
-    "331100": "丽水", "440300": "深圳", "510100": "成都",
-}
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "建华", "庆军", "晓东", "丽萍"]
 
@@ -71,6 +67,17 @@ def _valid_ssn(ssn: str) -> bool:
 
 def complete_profile(profile: CardProfile, rng: random.Random) -> CardProfile:
     """Check the profile and draw what it leaves open from ``rng`` (FormatError names the field)."""
+    _check_card(profile)
+    _check_holder(profile)
+    sex = profile.sex or rng.choice((1, 2))
+    birth = profile.birth_date or date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
+    name = profile.name or rng.choice(SURNAMES) + rng.choice(GIVEN)
+    ssn = profile.ssn or _ssn(rng, profile.region, birth, sex)
+    return replace(profile, sex=sex, birth_date=birth, name=name, ssn=ssn)
+
+
+def _check_card(profile: CardProfile) -> None:
+    """The card's own fields: kind, type, region, balance, validity, PIN."""
     if profile.kind not in CARD_KINDS:
         raise FormatError(f"card kind {profile.kind!r}: one of {', '.join(CARD_KINDS)}")
     if profile.kind == "tunion" and profile.card_type not in TUNION_CARD_TYPES:
@@ -84,6 +91,10 @@ def complete_profile(profile: CardProfile, rng: random.Random) -> CardProfile:
     if profile.valid_until < profile.valid_from:
         raise FormatError(f"valid until {profile.valid_until} is before valid from {profile.valid_from}")
     pin_bytes(profile.pin)
+
+
+def _check_holder(profile: CardProfile) -> None:
+    """The holder's fields the profile gives: sex, name (GBK), social security number."""
     if profile.sex not in (None, 1, 2):
         raise FormatError(f"sex must be 1 (male) or 2 (female), got {profile.sex}")
     if profile.name is not None:
@@ -95,11 +106,6 @@ def complete_profile(profile: CardProfile, rng: random.Random) -> CardProfile:
             raise FormatError(f"name {profile.name!r} must be 1..20 bytes in GBK, it is {size}")
     if profile.ssn is not None and not _valid_ssn(profile.ssn):
         raise FormatError(f"social security number {profile.ssn[:6]}…: 18 characters with a valid check digit")
-    sex = profile.sex or rng.choice((1, 2))
-    birth = profile.birth_date or date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 29))
-    name = profile.name or rng.choice(SURNAMES) + rng.choice(GIVEN)
-    ssn = profile.ssn or _ssn(rng, profile.region, birth, sex)
-    return replace(profile, sex=sex, birth_date=birth, name=name, ssn=ssn)
 
 
 def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = None, seed: int = 0) -> SocialSecurityCard:

@@ -560,19 +560,3 @@ class Pn532Emulator:
         if target is None:
             return bytes((STATUS_BAD_CONTEXT,))
         return bytes((STATUS_OK if self._in_field(target) else STATUS_TIMEOUT,))
-
-
-def serve_pn532(card: Card, link: str | None = None, ready: Callable[[str], None] | None = None,
-                stop: threading.Event | None = None) -> None:
-    """Serve one card behind an emulated PN532 until interrupted (Ctrl-C) or ``stop`` is set;
-    ``ready`` gets the device path once the line is up."""
-    emulator = Pn532Emulator([card])
-    path = emulator.start(link)
-    try:
-        if ready is not None:
-            ready(path)
-        (stop or threading.Event()).wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()

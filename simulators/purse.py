@@ -23,7 +23,6 @@ from cardlib.pboc.files import (
     CAPP_SFI,
     LOG_SFI,
     TRIP_SFI,
-    PublicData,
     TransactionRecord,
     log_record,
 )
@@ -356,7 +355,3 @@ class PurseApplication:
         after it (``seq`` is the value INITIALIZE returned)."""
         self.state.last_proof = {"type": tx_type, "seq": P.prove_seq(seq), "mac": mac.hex().upper(),
                                  "tac": tac.hex().upper()}
-
-    def public_data(self, df: DedicatedFile) -> PublicData | None:
-        ef = df.ef_by_sfi(0x15)
-        return PublicData.decode(bytes(ef.data)) if isinstance(ef, TransparentEF) else None

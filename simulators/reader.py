@@ -81,6 +81,8 @@ def _default_psam(terminal: bytes, seed: int, wait: float, held: list[SocialSecu
 
 
 def open_sim_reader(target: str, options: dict[str, str]) -> SimReader:
+    """The reader of ``sim:`` targets: a PSAM (``kind=psam``) or cards from image files (the
+    sample card when none is named), each held (locked) until the reader closes."""
     unknown = set(options) - {"kind", "seed", "t0", "terminal", "second", "wait"}
     if unknown:
         raise FormatError(f"sim reader: unknown option(s) {', '.join(sorted(unknown))}")
@@ -94,19 +96,8 @@ def open_sim_reader(target: str, options: dict[str, str]) -> SimReader:
     held: list[SocialSecurityCard | PsamCard] = []
     try:
         if kind == "psam":
-            if target:
-                psam = _load(target, "psam", wait, held)
-            else:
-                terminal = from_hex(options.get("terminal", "000000000001"), "sim reader: terminal")
-                if len(terminal) != 6:
-                    raise FormatError(f"sim reader: terminal must be 6 bytes, got {len(terminal)}")
-                psam = _default_psam(terminal, seed, wait, held)
-            return SimReader([psam], name=f"sim:{target or 'psam'}", held=held)
-        paths = [p for p in target.split(",") if p]
-        cards: list[SocialSecurityCard | PsamCard] = [_load(p, "card", wait, held) for p in paths] if paths \
-            else [sample_card(seed)]
-        if options.get("second"):
-            cards.append(_load(options["second"], "card", wait, held))
+            return SimReader([_psam(target, options, seed, wait, held)], name=f"sim:{target or 'psam'}", held=held)
+        cards = _cards(target, options, seed, wait, held)
     except BaseException:
         for card in held:
             release_card(card)
@@ -116,3 +107,26 @@ def open_sim_reader(target: str, options: dict[str, str]) -> SimReader:
         assert isinstance(card, SocialSecurityCard)
         card.t0_style = t0 or card.t0_style
     return SimReader(cards, name=f"sim:{target or 'sample'}", held=held)
+
+
+def _psam(target: str, options: dict[str, str], seed: int, wait: float,
+          held: list[SocialSecurityCard | PsamCard]) -> SocialSecurityCard | PsamCard:
+    """The PSAM of the image ``target``, else the default one of the ``terminal`` option."""
+    if target:
+        return _load(target, "psam", wait, held)
+    terminal = from_hex(options.get("terminal", "000000000001"), "sim reader: terminal")
+    if len(terminal) != 6:
+        raise FormatError(f"sim reader: terminal must be 6 bytes, got {len(terminal)}")
+    return _default_psam(terminal, seed, wait, held)
+
+
+def _cards(target: str, options: dict[str, str], seed: int, wait: float,
+           held: list[SocialSecurityCard | PsamCard]) -> list[SocialSecurityCard | PsamCard]:
+    """The cards of the comma-separated images of ``target`` (else the sample card), and the
+    ``second`` option's."""
+    paths = [p for p in target.split(",") if p]
+    cards: list[SocialSecurityCard | PsamCard] = [_load(p, "card", wait, held) for p in paths] if paths \
+        else [sample_card(seed)]
+    if options.get("second"):
+        cards.append(_load(options["second"], "card", wait, held))
+    return cards

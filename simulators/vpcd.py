@@ -239,8 +239,8 @@ def serve_until_stopped(bridge: VpcdBridge, commands: Iterable[str] | None = Non
 def control_loop(commands: Iterable[str] | None, insert: Callable[[], None], remove: Callable[[], None],
                  toggle: Callable[[], None], stop: Callable[[], None]) -> None:
     """The foreground control of a served card (shared by the vpcd and PN532 bridges)."""
-    import signal  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import signal
+    import sys
 
     previous = None
     with contextlib.suppress(ValueError):  # signals only in the main thread

@@ -57,6 +57,7 @@ class Tap:
 
     @property
     def serial(self) -> bytes:
+        """The purse's application serial (0x15)."""
         return self.public.app_serial
 
     def rider(self) -> Rider:
@@ -92,8 +93,19 @@ class Tap:
         return None
 
 
+class _Refused(Exception):
+    """A check of the tap refused the card: the decision's reason and detail."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+        self.detail = detail
+
+
 class TerminalApp:
-    """Base of MetroGate, IdentityGate and BusValidator."""
+    """Base of MetroGate, IdentityGate and BusValidator: :meth:`tap` runs the checks every
+    role shares, then the role's :meth:`decide`, and records every decision in the journal,
+    refusals included; no tap raises for card trouble."""
 
     #: the SSSE records (EF05/EF06 tags) the role decides by: transit roles, the card type and
     #: the birth date for concessions (validity is the purse's, from 0x15 in the FCI)
@@ -126,12 +138,14 @@ class TerminalApp:
     # --- the role's rule ---------------------------------------------------------------
 
     def decide(self, tap: Tap) -> Decision:
+        """The role's rule for a card that passed the shared checks: open or refuse, and charge."""
         raise NotImplementedError
 
     # --- helpers for roles ---------------------------------------------------------------
 
     def decision(self, tap: Tap | None, opened: bool, reason: Reason, amount: int = 0,
                  balance: int | None = None, result: TransactionResult | None = None, detail: str = "") -> Decision:
+        """The decision, recorded in the journal's events (the serial masked in the Decision)."""
         now = tap.now if tap else self.clock.now()
         serial = tap.serial if tap else None
         if result is not None:
@@ -150,6 +164,8 @@ class TerminalApp:
 
     def charge(self, tap: Tap, amount: int, capp_record: bytes | None, record_id: int, reason: Reason = Reason.OK,
                detail: str = "", trip: TripRecord | None = None) -> Decision:
+        """Charge ``amount`` (a composite purchase when ``capp_record`` is given) and open; a
+        short balance is a refusal, recorded like any other."""
         try:
             if capp_record is not None:
                 result = tap.wallet.composite_purchase(amount, capp_record, record_id, trip=trip)
@@ -164,81 +180,115 @@ class TerminalApp:
     # --- one tap ------------------------------------------------------------------------------
 
     def tap(self, reader: Reader) -> Decision:
-        """Run the whole flow for the card in ``reader``; never raises for card trouble."""
+        """Run the whole flow for the card in ``reader`` and record the decision; never raises
+        for card trouble (a card gone, a refusal, a fault of ours: each is a refusing Decision)."""
         try:
             atr = reader.connect()
         except MultipleCardsError:
             return self.decision(None, False, Reason.MULTIPLE_CARDS)
         except TransportError:  # gone, or the reader lost its answer (line noise): the rider taps again
             return self.decision(None, False, Reason.CARD_REMOVED)
-        channel = Channel(reader)
-        if self.trace is not None:
-            self.trace.header(atr, reader.name)
-            channel.add_observer(self.trace)
+        channel = self._channel(reader, atr)
         tap: Tap | None = None
         try:
             with reader.transaction():
                 now = self.clock.now().astimezone(BEIJING)
-                today = now.date()
-                wallet = Wallet(channel, self.psam, self.journal, self.clock, key_index=self.config.key_index,
-                                station=self.config.station, line=self.config.line,
-                                balance_p1=self.config.balance_p1,
-                                composite_prove_p2=self.config.composite_prove_p2)
-                ssse = auth.SsseReader(channel, self.config.ssse_addressing)
-                identity: auth.Identity | None = None
-                if ssse.select():
-                    identity = ssse.read(self.SSSE_TAGS)
-                    more = self.more_ssse_tags(identity, today)
-                    if more:
-                        identity = ssse.read(more)
-                elif self.NEEDS_SSSE:
-                    return self.decision(None, False, Reason.NOT_SOCIAL_SECURITY_CARD,
-                                         detail="no social security application: a transit card only")
-                if identity is not None and not self.PURSE_AUTHENTICATES:
-                    try:
-                        auth.check_validity(identity.issue_date, identity.expiry_date, today)
-                    except auth.CardRefusedError as exc:
-                        return self.decision(None, False, Reason(exc.reason), detail=str(exc))
-                    if self.config.authenticate_card:
-                        try:
-                            auth.internal_authenticate(channel, self.psam, identity.card_id, os.urandom(8),
-                                                       select=False)
-                        except AuthenticationError as exc:
-                            return self.decision(None, False, Reason.AUTH_FAILED, detail=str(exc))
-                if identity is not None and self.config.require_pin and auth.pin_tries_left(channel, select=False) == 0:
-                    return self.decision(None, False, Reason.PIN_BLOCKED)
-                try:
-                    public = wallet.select()
-                except StatusError as exc:
-                    if exc.sw in (0x6A81, 0x9303):
-                        return self.decision(None, False, Reason.PURSE_BLOCKED)
-                    raise
-                tap = Tap(channel, wallet, identity, public, now)
-                if self.denylist is not None and public.app_serial in self.denylist:
-                    block_purse(channel, self.psam, public.app_serial)
-                    return self.decision(tap, False, Reason.DENY_LISTED)
-                if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (reference §8)
-                    try:
-                        auth.check_validity(public.valid_from, public.valid_until, today)
-                    except auth.CardRefusedError as exc:
-                        return self.decision(tap, False, Reason(exc.reason), detail=str(exc))
-                elif not public.valid_from <= today <= public.valid_until:
-                    return self.decision(tap, False, Reason.PURSE_EXPIRED)
-                for outcome in recover_card(wallet, self.config.recovery_window):
-                    if outcome.happened and outcome.within_window and outcome.result is not None:
-                        return self.decision(tap, True, Reason.RECOVERED, result=outcome.result)
-                return self.decide(tap)
+                identity = self._read_identity(channel, now.date())
+                wallet = self._wallet(channel)
+                tap = Tap(channel, wallet, identity, self._select_purse(wallet), now)
+                self._check_purse(tap)
+                return self._recovered(tap) or self.decide(tap)
+        except _Refused as refusal:
+            return self.decision(tap, False, refusal.reason, detail=refusal.detail)
         except TornTransactionError as exc:
             return self.decision(tap, False, Reason.TORN_RETRY, exc.record.amount, detail=str(exc))
         except TransportError:  # a pending record, if any, is settled when the card returns
             return self.decision(tap, False, Reason.CARD_REMOVED)
         except YktError as exc:
             return self.decision(tap, False, Reason.CARD_ERROR, detail=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a fault of ours mid-tap: the rider is refused and it is recorded
+        except Exception as exc:  # a fault of ours mid-tap: the rider is refused and it is recorded
             return self.decision(tap, False, Reason.CARD_ERROR,
                                  detail=f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
 
+    def _channel(self, reader: Reader, atr: bytes) -> Channel:
+        """The tap's channel, traced when a recorder is set."""
+        channel = Channel(reader)
+        if self.trace is not None:
+            self.trace.header(atr, reader.name)
+            channel.add_observer(self.trace)
+        return channel
+
+    def _wallet(self, channel: Channel) -> Wallet:
+        config = self.config
+        return Wallet(channel, self.psam, self.journal, self.clock, key_index=config.key_index,
+                      station=config.station, line=config.line, balance_p1=config.balance_p1,
+                      composite_prove_p2=config.composite_prove_p2)
+
+    def _read_identity(self, channel: Channel, today: date) -> auth.Identity | None:
+        """The SSSE records the role decides by (None on a plain T-Union card); at identity
+        gates the card's validity, its authentication through the SAM and its PIN."""
+        ssse = auth.SsseReader(channel, self.config.ssse_addressing)
+        if not ssse.select():
+            if self.NEEDS_SSSE:
+                raise _Refused(Reason.NOT_SOCIAL_SECURITY_CARD,
+                               "no social security application: a transit card only")
+            return None
+        identity = ssse.read(self.SSSE_TAGS)
+        more = self.more_ssse_tags(identity, today)
+        if more:
+            identity = ssse.read(more)
+        if not self.PURSE_AUTHENTICATES:
+            self._authenticate(channel, identity, today)
+        if self.config.require_pin and auth.pin_tries_left(channel, select=False) == 0:
+            raise _Refused(Reason.PIN_BLOCKED)
+        return identity
+
+    def _authenticate(self, channel: Channel, identity: auth.Identity, today: date) -> None:
+        """An identity gate's own checks: the card's validity (EF05), then INTERNAL AUTHENTICATE."""
+        try:
+            auth.check_validity(identity.issue_date, identity.expiry_date, today)
+        except auth.CardRefusedError as exc:
+            raise _Refused(Reason(exc.reason), str(exc)) from exc
+        if self.config.authenticate_card:
+            try:
+                auth.internal_authenticate(channel, self.psam, identity.card_id, os.urandom(8), select=False)
+            except AuthenticationError as exc:
+                raise _Refused(Reason.AUTH_FAILED, str(exc)) from exc
+
+    @staticmethod
+    def _select_purse(wallet: Wallet) -> PublicData:
+        """Select the purse; its 0x15 from the FCI. A blocked purse is a refusal."""
+        try:
+            return wallet.select()
+        except StatusError as exc:
+            if exc.sw in (0x6A81, 0x9303):
+                raise _Refused(Reason.PURSE_BLOCKED) from exc
+            raise
+
+    def _check_purse(self, tap: Tap) -> None:
+        """The deny list (a listed purse is blocked on the spot) and the purse's validity."""
+        public = tap.public
+        if self.denylist is not None and public.app_serial in self.denylist:
+            block_purse(tap.channel, self.psam, public.app_serial)
+            raise _Refused(Reason.DENY_LISTED)
+        today = tap.now.date()
+        if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (reference §8)
+            try:
+                auth.check_validity(public.valid_from, public.valid_until, today)
+            except auth.CardRefusedError as exc:
+                raise _Refused(Reason(exc.reason), str(exc)) from exc
+        elif not public.valid_from <= today <= public.valid_until:
+            raise _Refused(Reason.PURSE_EXPIRED)
+
+    def _recovered(self, tap: Tap) -> Decision | None:
+        """A torn transaction of this card resolved as done within the window opens the gate."""
+        for outcome in recover_card(tap.wallet, self.config.recovery_window):
+            if outcome.happened and outcome.within_window and outcome.result is not None:
+                return self.decision(tap, True, Reason.RECOVERED, result=outcome.result)
+        return None
+
     def entries_today(self, serial: bytes, day: date) -> list[dict[str, object]]:
+        """The events of this terminal that opened for ``serial`` on ``day`` (Beijing time)."""
         start = datetime(day.year, day.month, day.day, tzinfo=BEIJING)
         return [e for e in self.journal.events(serial, since=start)
                 if e["terminal"] == self.name and e["decision"] == "open"]

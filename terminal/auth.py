@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from cardlib import sw as SW
 from cardlib.channel import Channel
 from cardlib.crypto import constant_time_equal
 from cardlib.errors import AuthenticationError, FormatError, RefusedError
 from cardlib.iso import get_challenge, select_aid
 from cardlib.keys import ssse_factor
-from cardlib.pboc import psam as W
+from cardlib.pboc import psam as psam_commands
 from cardlib.pboc.files import parse_bcd_date
-from cardlib.ssse import commands as C
+from cardlib.ssse import commands as ssse_commands
 from cardlib.ssse.files import (
     RECORD_NUMBERS,
     SSSE_AID,
@@ -33,6 +32,7 @@ from cardlib.ssse.files import (
     IssuerRecords,
     parse_record,
 )
+from cardlib.sw import SW_AUTH_BLOCKED, SW_FILE_NOT_FOUND, SW_OK, SW_RECORD_NOT_FOUND, retries
 from terminal.psam import PsamClient
 
 
@@ -129,8 +129,8 @@ class SsseReader:
     and reads the current EF's records, ``sfi`` reads by short file identifier."""
 
     def __init__(self, channel: Channel, addressing: str = "fid") -> None:
-        if addressing not in C.ADDRESSING:
-            raise ValueError(f"SSSE addressing must be one of {', '.join(C.ADDRESSING)}")
+        if addressing not in ssse_commands.ADDRESSING:
+            raise ValueError(f"SSSE addressing must be one of {', '.join(ssse_commands.ADDRESSING)}")
         self.channel = channel
         self.addressing = addressing
         self.values: dict[int, bytes] = {}
@@ -138,8 +138,8 @@ class SsseReader:
 
     def select(self) -> bool:
         """SELECT the SSSE application; False when the card has none (a plain T-Union card)."""
-        answer = self.channel.transmit(C.select_ssse())
-        if answer.sw == SW.SW_FILE_NOT_FOUND:
+        answer = self.channel.transmit(ssse_commands.select_ssse())
+        if answer.sw == SW_FILE_NOT_FOUND:
             return False
         answer.check("SELECT SSSE")
         self._ef = None
@@ -150,10 +150,10 @@ class SsseReader:
         for tag in sorted(set(tags) - set(self.values), key=RECORD_NUMBERS.__getitem__):
             fid = RECORD_NUMBERS[tag][0]
             if self.addressing == "fid" and self._ef != fid:
-                self.channel.send(C.select_ef(fid), what=f"SELECT EF{fid:04X}")
+                self.channel.send(ssse_commands.select_ef(fid), what=f"SELECT EF{fid:04X}")
                 self._ef = fid
-            r = self.channel.transmit(C.read_by_number(tag, self.addressing))
-            if r.sw == SW.SW_RECORD_NOT_FOUND:
+            r = self.channel.transmit(ssse_commands.read_by_number(tag, self.addressing))
+            if r.sw == SW_RECORD_NOT_FOUND:
                 continue
             r.check(f"READ RECORD {tag:02X}")
             self.values[tag] = parse_record(r.data, tag)
@@ -184,10 +184,10 @@ def internal_authenticate(channel: Channel, psam: PsamClient, card_id: bytes, ch
     ``select`` False when the SSSE is the current application already."""
     if select:
         channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
-    answer = channel.transmit(C.internal_authenticate(challenge))
+    answer = channel.transmit(ssse_commands.internal_authenticate(challenge))
     if not answer.ok:
         raise AuthenticationError(f"card refused internal authentication ({answer.sw:04X})")
-    psam.start_session_key(W.USAGE_SSSE_INTERNAL, (ssse_factor(card_id),))
+    psam.start_session_key(psam_commands.USAGE_SSSE_INTERNAL, (ssse_factor(card_id),))
     expected = psam.encrypt(challenge)
     if not constant_time_equal(expected, answer.data):
         raise AuthenticationError("card failed internal authentication: not a card of this issuer")
@@ -196,19 +196,19 @@ def internal_authenticate(channel: Channel, psam: PsamClient, card_id: bytes, ch
 def external_authenticate(channel: Channel, psam: PsamClient, info: CardInfo) -> None:
     """The terminal proves itself to the card (opens protected writes)."""
     challenge = channel.send(get_challenge(8), what="GET CHALLENGE").data
-    psam.start_session_key(W.USAGE_SSSE_EXTERNAL, (ssse_factor(info.card_id),))
-    response = channel.transmit(C.external_authenticate(psam.encrypt(challenge)))
+    psam.start_session_key(psam_commands.USAGE_SSSE_EXTERNAL, (ssse_factor(info.card_id),))
+    response = channel.transmit(ssse_commands.external_authenticate(psam.encrypt(challenge)))
     if not response.ok:
         raise AuthenticationError(f"card refused the terminal's authentication ({response.sw:04X})")
 
 
 def _pin_result(sw: int, what: str, secret: str = "PIN") -> None:
     """The card's answer about ``secret`` (the PIN, or the PUK that UNBLOCK checks)."""
-    if sw == SW.SW_OK:
+    if sw == SW_OK:
         return
-    if sw == SW.SW_AUTH_BLOCKED:
+    if sw == SW_AUTH_BLOCKED:
         raise PinError(f"{what}: {secret} blocked", 0)
-    tries = SW.retries(sw)
+    tries = retries(sw)
     if tries is not None:
         raise PinError(f"{what}: wrong {secret}, {tries} tries left", tries)
     raise PinError(f"{what}: card answered {sw:04X}", None)
@@ -216,23 +216,23 @@ def _pin_result(sw: int, what: str, secret: str = "PIN") -> None:
 
 def verify_pin(channel: Channel, pin: str) -> None:
     channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
-    _pin_result(channel.transmit(C.verify_pin(pin)).sw, "VERIFY")
+    _pin_result(channel.transmit(ssse_commands.verify_pin(pin)).sw, "VERIFY")
 
 
 def pin_tries_left(channel: Channel, select: bool = True) -> int:
     if select:
         channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
-    sw = channel.transmit(C.pin_query()).sw
-    if sw == SW.SW_AUTH_BLOCKED:
+    sw = channel.transmit(ssse_commands.pin_query()).sw
+    if sw == SW_AUTH_BLOCKED:
         return 0
-    return SW.retries(sw) or 0
+    return retries(sw) or 0
 
 
 def change_pin(channel: Channel, old: str, new: str) -> None:
     channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
-    _pin_result(channel.transmit(C.change_pin(old, new)).sw, "CHANGE PIN")
+    _pin_result(channel.transmit(ssse_commands.change_pin(old, new)).sw, "CHANGE PIN")
 
 
 def unblock_pin(channel: Channel, puk: str, new: str) -> None:
     channel.send(select_aid(SSSE_AID, fci=False), what="SELECT SSSE")
-    _pin_result(channel.transmit(C.unblock_pin(puk, new)).sw, "UNBLOCK PIN", "PUK")
+    _pin_result(channel.transmit(ssse_commands.unblock_pin(puk, new)).sw, "UNBLOCK PIN", "PUK")

@@ -7,23 +7,15 @@ from __future__ import annotations
 from cardlib.channel import Channel
 from cardlib.iso import get_challenge
 from cardlib.keys import card_factor
-from cardlib.pboc import psam as W
-from cardlib.pboc import purse as P
+from cardlib.pboc import psam as psam_commands
+from cardlib.pboc import purse as purse_commands
 from terminal.psam import PsamClient
 
 
 def block_purse(card: Channel, psam: PsamClient, app_serial: bytes, permanent: bool = False) -> None:
     """The purse must be selected; afterwards it answers SELECT with 6A81 (9303 permanent)."""
     challenge = card.send(get_challenge(4), what="GET CHALLENGE").data
-    command = P.ApplicationBlock(permanent)
-    psam.start_session_key(W.USAGE_MAINTENANCE, (card_factor(app_serial),))
+    command = purse_commands.ApplicationBlock(permanent)
+    psam.start_session_key(psam_commands.USAGE_MAINTENANCE, (card_factor(app_serial),))
     mac = psam.mac(challenge + bytes(4), command.mac_input())
-    card.send(P.ApplicationBlock(permanent, mac).to_apdu(), what="APPLICATION BLOCK")
-
-
-def unblock_purse(card: Channel, psam: PsamClient, app_serial: bytes) -> None:
-    challenge = card.send(get_challenge(4), what="GET CHALLENGE").data
-    command = P.ApplicationUnblock()
-    psam.start_session_key(W.USAGE_MAINTENANCE, (card_factor(app_serial),))
-    mac = psam.mac(challenge + bytes(4), command.mac_input())
-    card.send(P.ApplicationUnblock(mac).to_apdu(), what="APPLICATION UNBLOCK")
+    card.send(purse_commands.ApplicationBlock(permanent, mac).to_apdu(), what="APPLICATION BLOCK")

@@ -231,6 +231,7 @@ def _terminal_id(term: _Reader) -> bytes | None:
 
 
 def parse_config(data: dict[str, Any]) -> TerminalConfig:
+    """The configuration of a parsed TOML document; ConfigError names the key at fault."""
     root = _Reader(data, "")
     term = root.table_of("terminal")
     role = term.get("role", str, None)
@@ -246,15 +247,7 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     deny = root.table_of("denylist")
     purse = root.table_of("purse")
     ssse = root.table_of("ssse")
-    tz = root.get("timezone", str, "Asia/Shanghai")
-    try:
-        # an IANA key is one to three names ("UTC", "Asia/Shanghai", "America/Indiana/Knox"); a key of
-        # hundreds of parts would make zoneinfo import a package that deep, and recurse out
-        if not _TZ_KEY.fullmatch(tz):
-            raise ValueError(tz)
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ConfigError(f"timezone: unknown time zone {tz if len(tz) <= 64 else tz[:60] + '…'!r}") from None
+    tz = _timezone(root)
     free_age = gate.count("free_entry_age", None, "age")
     cfg = TerminalConfig(
         role=role, name=term.get("name", str, ""), terminal_id=_terminal_id(term),
@@ -275,6 +268,29 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         on_bad_crc=purse.get("on_bad_crc", str, "reset"),
         ssse_addressing=ssse.get("addressing", str, "fid"),
     )
+    _check_choices(cfg)
+    _check_values(cfg)
+    for reader in (term, windows, gate, paths, psam, journal, deny, purse, root):
+        reader.done()
+    return cfg
+
+
+def _timezone(root: _Reader) -> str:
+    """The ``timezone`` key: an IANA time zone this system knows."""
+    tz: str = root.get("timezone", str, "Asia/Shanghai")
+    try:
+        # an IANA key is one to three names ("UTC", "Asia/Shanghai", "America/Indiana/Knox"); a key of
+        # hundreds of parts would make zoneinfo import a package that deep, and recurse out
+        if not _TZ_KEY.fullmatch(tz):
+            raise ValueError(tz)
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"timezone: unknown time zone {tz if len(tz) <= 64 else tz[:60] + '…'!r}") from None
+    return tz
+
+
+def _check_choices(cfg: TerminalConfig) -> None:
+    """The keys that name one of a few choices."""
     if cfg.ssse_addressing not in ("fid", "sfi"):
         raise ConfigError(f"ssse.addressing: {cfg.ssse_addressing!r} is not fid or sfi")
     if cfg.balance_p1 not in (0x00, 0x03):
@@ -283,13 +299,17 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
         raise ConfigError(f"purse.composite_prove_p2: 9 or 6, got {cfg.composite_prove_p2}")
     if cfg.on_bad_crc not in ("reset", "keep"):
         raise ConfigError(f"purse.on_bad_crc: {cfg.on_bad_crc!r} is not reset or keep")
-    for key, code in (("terminal.station", cfg.station), ("terminal.line", cfg.line)):
-        if len(code) > 8 or not code.isascii():  # the 2701/2702 records hold 8 ASCII bytes of it
-            raise ConfigError(f"{key}: {code!r} is written on the card: at most 8 ASCII characters")
     if cfg.journal_sync not in ("full", "write_ahead"):
         raise ConfigError(f"journal.sync: {cfg.journal_sync!r} is not full or write_ahead")
     if cfg.direction not in ("entry", "exit", "auto"):
         raise ConfigError(f"gate.direction: {cfg.direction!r} is not entry, exit or auto")
+
+
+def _check_values(cfg: TerminalConfig) -> None:
+    """The codes written on the card, the bytes, the PSAM's reader and the station's fare table."""
+    for key, code in (("terminal.station", cfg.station), ("terminal.line", cfg.line)):
+        if len(code) > 8 or not code.isascii():  # the 2701/2702 records hold 8 ASCII bytes of it
+            raise ConfigError(f"{key}: {code!r} is written on the card: at most 8 ASCII characters")
     if not 0 <= cfg.industry <= 255:
         raise ConfigError(f"terminal.industry: one byte 0..255, got {cfg.industry}")
     if not 0 <= cfg.key_index <= 255:
@@ -297,12 +317,9 @@ def parse_config(data: dict[str, Any]) -> TerminalConfig:
     if not cfg.psam.strip():
         raise ConfigError("psam.reader: must be a reader URI, got an empty string")
     table = cfg.fares.zones or cfg.fares.stations
-    if role == "metro_gate" and cfg.station and table and cfg.station not in table:
+    if cfg.role == "metro_gate" and cfg.station and table and cfg.station not in table:
         where = "fares.zones" if cfg.fares.zones else "fares.stations"
         raise ConfigError(f"terminal.station: {cfg.station!r} is not in {where}")
-    for reader in (term, windows, gate, paths, psam, journal, deny, purse, root):
-        reader.done()
-    return cfg
 
 
 def load_config(path: str | os.PathLike[str]) -> TerminalConfig:

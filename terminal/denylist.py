@@ -108,6 +108,42 @@ class DenyListHeader:
                 "index_bits": self.index_bits, "sha256": self.sha256.hex().upper()}
 
 
+def _gathered(serials: Iterable[bytes]) -> bytearray:
+    """The serials one after the other, each checked for its size."""
+    raw = bytearray()
+    for n, serial in enumerate(serials, 1):
+        if len(serial) != SERIAL:
+            raise FormatError(f"serial {n}: an application serial has {SERIAL} bytes, got {len(serial)}")
+        raw += serial
+    return raw
+
+
+def _grouped(raw: bytearray, bits: int) -> list[bytearray]:
+    """The 13-byte sort keys (bucket ‖ serial) in 256 groups by the bucket's top byte."""
+    shift = 64 - bits
+    groups = [bytearray() for _ in range(256)]
+    for i in range(0, len(raw), SERIAL):
+        serial = bytes(raw[i : i + SERIAL])
+        b = ((int.from_bytes(serial, "big") * _K) & _M64) >> shift
+        groups[b >> (bits - 8)] += b.to_bytes(3, "big") + serial
+    return groups
+
+
+def _sorted(groups: list[bytearray], bits: int) -> tuple[array[int], list[bytes]]:
+    """Each group sorted without duplicates (emptied as it goes): the count of serials in
+    each bucket (shifted by one, for the running sum) and the serials of each group."""
+    counts = array("I", bytes(4 * ((1 << bits) + 1)))
+    chunks: list[bytes] = []
+    for gi in range(256):
+        raw = groups[gi]
+        keys = sorted({bytes(raw[i : i + 13]) for i in range(0, len(raw), 13)})
+        groups[gi] = bytearray()
+        chunks.append(b"".join(k[3:] for k in keys))
+        for k in keys:
+            counts[int.from_bytes(k[:3], "big") + 1] += 1
+    return counts, chunks
+
+
 def build_denylist(serials: Iterable[bytes], out_path: str | os.PathLike[str], list_version: int) -> int:
     """Write the binary deny list atomically (temporary file, fsync, rename).
 
@@ -120,28 +156,11 @@ def build_denylist(serials: Iterable[bytes], out_path: str | os.PathLike[str], l
     """
     if not 0 <= list_version <= 0xFFFFFFFF:
         raise FormatError(f"list version must be 0..4294967295, got {list_version}")
-    raw = bytearray()
-    for n, serial in enumerate(serials, 1):
-        if len(serial) != SERIAL:
-            raise FormatError(f"serial {n}: an application serial has {SERIAL} bytes, got {len(serial)}")
-        raw += serial
+    raw = _gathered(serials)
     bits = _bits_for(len(raw) // SERIAL)
-    shift = 64 - bits
-    groups = [bytearray() for _ in range(256)]
-    for i in range(0, len(raw), SERIAL):
-        serial = bytes(raw[i : i + SERIAL])
-        b = ((int.from_bytes(serial, "big") * _K) & _M64) >> shift
-        groups[b >> (bits - 8)] += b.to_bytes(3, "big") + serial
+    groups = _grouped(raw, bits)
     del raw
-    counts = array("I", bytes(4 * ((1 << bits) + 1)))
-    chunks: list[bytes] = []
-    for gi in range(256):
-        raw = groups[gi]
-        keys = sorted({bytes(raw[i : i + 13]) for i in range(0, len(raw), 13)})
-        groups[gi] = bytearray()
-        chunks.append(b"".join(k[3:] for k in keys))
-        for k in keys:
-            counts[int.from_bytes(k[:3], "big") + 1] += 1
+    counts, chunks = _sorted(groups, bits)
     for i in range(1, len(counts)):
         counts[i] += counts[i - 1]
     total = counts[-1]

@@ -51,7 +51,6 @@ STATES = ("pending", "completed", "failed", "recovered", "grey")
 KINDS = ("load", "purchase", "composite")
 SYNC_MODES = ("full", "write_ahead")
 CHECKPOINT_AFTER = 200  # writes; flush() copies the WAL back then, off the rider's wait (SQLite's own comes at ~1000 pages)
-FINAL = ("completed", "failed", "recovered", "grey")
 SETTLED = ("completed", "recovered")  # what goes into a settlement batch: with a TAC
 MOVED = ("completed", "recovered", "grey")  # what moved the card's money
 
@@ -487,11 +486,6 @@ class Journal:
                 del self._pending[next(iter(self._pending))]
         return record
 
-    def set_terminal_seq(self, record_id: int, terminal_seq: int) -> None:
-        self._pending.pop(record_id, None)
-        self._write("UPDATE records SET terminal_seq=?, updated_at=? WHERE id=? AND state='pending'",
-                    (terminal_seq, self._now(), record_id))
-
     def _finish(self, record_id: int, state: str, **values: Any) -> JournalRecord:
         sets = ", ".join(f"{k}=?" for k in values)
         now = self._now()
@@ -664,7 +658,7 @@ class Journal:
 
     # --- settlement ---------------------------------------------------------------
 
-    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all: bool = False,  # noqa: A002
+    def export_batch(self, out: IO[str], terminal_id: bytes | None = None, all: bool = False,
                      *, all_records: bool = False, batch_id: str | None = None) -> BatchHeader:
         """Write a settlement batch (header + records, docs/journal.md).
 

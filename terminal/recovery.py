@@ -29,12 +29,13 @@ import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cardlib import sw as SW
+from cardlib.apdu import ResponseAPDU
 from cardlib.errors import FormatError, MacMismatchError, RefusedError, StatusError
 from cardlib.loadhost import LoadConfirmation, LoadHost
 from cardlib.pboc import macs
-from cardlib.pboc import purse as P
+from cardlib.pboc import purse as purse_commands
 from cardlib.pboc.files import TransactionRecord
+from cardlib.sw import SW_MAC_UNAVAILABLE
 from terminal.journal import JournalRecord
 from terminal.wallet import TransactionResult, Wallet
 
@@ -44,6 +45,10 @@ LOG_DEPTH = 10  # the 0x18 log keeps the last ten transactions (reference §1)
 
 @dataclass(frozen=True)
 class RecoveryOutcome:
+    """What recovery decided for one pending record: whether the money moved, whether the
+    re-tap is within the window, the result when recovered; ``decided`` False when the card
+    could not tell and the record stays pending."""
+
     record: JournalRecord
     happened: bool  # the money moved: recovered or grey
     within_window: bool
@@ -71,15 +76,15 @@ def _counter_now(wallet: Wallet, pending: JournalRecord) -> int | None:
     """The counter a fresh INITIALIZE of 0 fen with the record's key index returns, or None."""
     tid = wallet.psam.terminal_id
     load = pending.tx_type in macs.LOAD_TYPES
-    command = (P.InitializeForLoad(pending.key_index, 0, tid) if load
-               else P.InitializeForPurchase(pending.key_index, 0, tid)).to_apdu()
+    command = (purse_commands.InitializeForLoad(pending.key_index, 0, tid) if load
+               else purse_commands.InitializeForPurchase(pending.key_index, 0, tid)).to_apdu()
     answer = wallet.card.transmit(command)
     if not answer.ok:
         return None
     try:
         if load:
-            return P.InitializeForLoadResponse.decode(answer.data).online_seq
-        return P.InitializeForPurchaseResponse.decode(answer.data).offline_seq
+            return purse_commands.InitializeForLoadResponse.decode(answer.data).online_seq
+        return purse_commands.InitializeForPurchaseResponse.decode(answer.data).offline_seq
     except FormatError:
         return None
 
@@ -100,6 +105,7 @@ def _tell_host(host: LoadHost | None, confirmation: LoadConfirmation) -> None:
 
 
 def _fail(wallet: Wallet, pending: JournalRecord, within: bool, host: LoadHost | None) -> RecoveryOutcome:
+    """The money did not move: the record fails (a load's host is told first)."""
     if pending.kind == "load":
         _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "failed"))
     record = wallet.journal.fail(pending.id, "not_debited" if pending.kind != "load" else "not_credited")
@@ -108,7 +114,9 @@ def _fail(wallet: Wallet, pending: JournalRecord, within: bool, host: LoadHost |
 
 def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_WINDOW,
             host: LoadHost | None = None) -> RecoveryOutcome:
-    """Resolve one pending record with the card now in the field (the same card)."""
+    """Resolve one pending record with the card now in the field (the same card): failed,
+    recovered or grey when the card's counter, log and proof tell; else the record stays
+    pending (``decided`` False). Never guesses from the balance."""
     public = wallet._public()
     if public.app_serial != pending.app_serial:
         raise ValueError("recover() needs the card of the pending record")
@@ -125,21 +133,42 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
         return _fail(wallet, pending, within, host)
     if log_says is None and counter != pending.card_seq + 1:
         return undecided  # moved by several, and the log has forgotten whose the first was
-    answer = wallet.card.transmit(P.GetTransactionProve(prove_p2(wallet, pending.tx_type),
-                                                        P.prove_seq(pending.card_seq)).to_apdu())
+    answer = wallet.card.transmit(purse_commands.GetTransactionProve(prove_p2(wallet, pending.tx_type),
+                                                                     purse_commands.prove_seq(pending.card_seq)).to_apdu())
+    if answer.sw == SW_MAC_UNAVAILABLE and log_says:  # done, but the card has been used since
+        return _grey(wallet, pending, within, host)
+    prove = _prove_of(answer)
+    if prove is None:
+        return undecided
+    return _recovered(wallet, pending, prove, within, host)
+
+
+def _balance_after(pending: JournalRecord) -> int:
     sign = 1 if pending.kind == "load" else -1
-    balance_after = pending.balance_before + sign * pending.amount
-    if answer.sw == SW.SW_MAC_UNAVAILABLE and log_says:  # done, but the card has been used since
-        if pending.kind == "load":
-            _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "grey"))
-        record = wallet.journal.grey(pending.id, balance_after=balance_after)
-        return RecoveryOutcome(record, True, within, TransactionResult.from_record(record))
+    return pending.balance_before + sign * pending.amount
+
+
+def _prove_of(answer: ResponseAPDU) -> purse_commands.ProveResponse | None:
+    """GET TRANSACTION PROVE's MAC and TAC, or None when the card did not give them."""
     if not answer.ok:
-        return undecided
+        return None
     try:
-        prove = P.ProveResponse.decode(answer.data)
+        return purse_commands.ProveResponse.decode(answer.data)
     except FormatError:
-        return undecided
+        return None
+
+
+def _grey(wallet: Wallet, pending: JournalRecord, within: bool, host: LoadHost | None) -> RecoveryOutcome:
+    """The money moved but the card keeps no proof of it any more: a grey record."""
+    if pending.kind == "load":
+        _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "grey"))
+    record = wallet.journal.grey(pending.id, balance_after=_balance_after(pending))
+    return RecoveryOutcome(record, True, within, TransactionResult.from_record(record))
+
+
+def _recovered(wallet: Wallet, pending: JournalRecord, prove: purse_commands.ProveResponse, within: bool,
+               host: LoadHost | None) -> RecoveryOutcome:
+    """The money moved and the card proved it: MAC2 checked while the PSAM's session is open."""
     verified: bool | None = None
     if pending.kind != "load" and wallet.psam.session_open((pending.app_serial, pending.card_seq, pending.tx_type)):
         try:
@@ -149,14 +178,15 @@ def recover(wallet: Wallet, pending: JournalRecord, window: timedelta = DEFAULT_
             verified = False
     if pending.kind == "load":
         _tell_host(host, LoadConfirmation(pending.app_serial, pending.card_seq, "completed", prove.tac))
-    record = wallet.journal.recover(pending.id, tac=prove.tac, mac2=prove.mac, balance_after=balance_after,
+    record = wallet.journal.recover(pending.id, tac=prove.tac, mac2=prove.mac, balance_after=_balance_after(pending),
                                     mac2_verified=verified)
     return RecoveryOutcome(record, True, within, TransactionResult.from_record(record))
 
 
 def recover_card(wallet: Wallet, window: timedelta = DEFAULT_WINDOW,
                  host: LoadHost | None = None) -> list[RecoveryOutcome]:
-    """Resolve every pending record of the card in the field made at this terminal."""
+    """Resolve every pending record of the card in the field made at this terminal
+    (see :func:`recover`)."""
     public = wallet._public()
     return [
         recover(wallet, p, window, host)

@@ -15,6 +15,7 @@ from terminal.validator import BusValidator
 
 def make_app(config: TerminalConfig, psam: PsamClient, journal: Journal, clock: Clock,
              denylist: DenyList | CurrentDenyList | None = None, name: str | None = None) -> TerminalApp:
+    """The application of ``config.role``: metro gate, identity gate or (any other) bus validator."""
     if config.role == "metro_gate":
         return MetroGate(config, psam, journal, clock, denylist, name)
     if config.role == "identity_gate":

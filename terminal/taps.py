@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cardlib.clock import parse_time
 from cardlib.errors import FormatError
@@ -68,43 +68,53 @@ def _tear(obj: object, line: int) -> Tear:
 
 
 def parse_taps(text: str, base: Path = Path(".")) -> list[TapStep]:
+    """The steps of a tap script: one JSON object a line, blank lines and ``#`` comments
+    skipped; card paths relative to ``base``. FormatError names the line."""
     steps = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"tap line {number}: not JSON ({exc.msg})") from None
-        except RecursionError:
-            raise FormatError(f"tap line {number}: not JSON (nested too deeply)") from None
-        if not isinstance(obj, dict):
-            raise FormatError(f"tap line {number}: expected an object")
-        unknown = set(obj) - KEYS
-        if unknown:
-            raise FormatError(f"tap line {number}: unknown key {sorted(unknown)[0]!r}")
-        if not isinstance(obj.get("card"), str):
-            raise FormatError(f"tap line {number}: card (a card image path) is required")
-        advance = obj.get("advance", 0)
-        if (isinstance(advance, bool) or not isinstance(advance, (int, float))
-                or not 0 <= advance <= MAX_ADVANCE):  # NaN fails the comparison too
-            raise FormatError(f"tap line {number}: advance must be a number of seconds 0..{MAX_ADVANCE}")
-        when = None
-        if "time" in obj:
-            if not isinstance(obj["time"], str):
-                raise FormatError(f"tap line {number}: time must be ISO 8601 text")
-            try:
-                when = parse_time(obj["time"])
-            except FormatError as exc:
-                raise FormatError(f"tap line {number}: {exc}") from None
-        second = obj.get("second")
-        if second is not None and not isinstance(second, str):
-            raise FormatError(f"tap line {number}: second must be a card image path")
-        steps.append(TapStep(number, base / obj["card"], when, float(advance),
-                             _tear(obj["tear"], number) if "tear" in obj else None,
-                             base / second if second else None, str(obj.get("note", ""))))
+        if line and not line.startswith("#"):
+            steps.append(_step(_object(line, number), number, base))
     return steps
+
+
+def _object(line: str, number: int) -> dict[str, Any]:
+    """The line's JSON object, with known keys only and a card."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"tap line {number}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise FormatError(f"tap line {number}: not JSON (nested too deeply)") from None
+    if not isinstance(obj, dict):
+        raise FormatError(f"tap line {number}: expected an object")
+    unknown = set(obj) - KEYS
+    if unknown:
+        raise FormatError(f"tap line {number}: unknown key {sorted(unknown)[0]!r}")
+    if not isinstance(obj.get("card"), str):
+        raise FormatError(f"tap line {number}: card (a card image path) is required")
+    return obj
+
+
+def _step(obj: dict[str, Any], number: int, base: Path) -> TapStep:
+    advance = obj.get("advance", 0)
+    if (isinstance(advance, bool) or not isinstance(advance, (int, float))
+            or not 0 <= advance <= MAX_ADVANCE):  # NaN fails the comparison too
+        raise FormatError(f"tap line {number}: advance must be a number of seconds 0..{MAX_ADVANCE}")
+    when = None
+    if "time" in obj:
+        if not isinstance(obj["time"], str):
+            raise FormatError(f"tap line {number}: time must be ISO 8601 text")
+        try:
+            when = parse_time(obj["time"])
+        except FormatError as exc:
+            raise FormatError(f"tap line {number}: {exc}") from None
+    second = obj.get("second")
+    if second is not None and not isinstance(second, str):
+        raise FormatError(f"tap line {number}: second must be a card image path")
+    return TapStep(number, base / obj["card"], when, float(advance),
+                   _tear(obj["tear"], number) if "tear" in obj else None,
+                   base / second if second else None, str(obj.get("note", "")))
 
 
 def read_taps(path: str | os.PathLike[str]) -> list[TapStep]:
@@ -117,6 +127,3 @@ def read_taps(path: str | os.PathLike[str]) -> list[TapStep]:
         raise FormatError(f"tap script {source} is not UTF-8 text") from None
     return parse_taps(text, source.parent)
 
-
-def iter_taps(steps: list[TapStep]) -> Iterator[TapStep]:
-    yield from steps

@@ -21,13 +21,12 @@ from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError, MacMismatchError, StatusError, TransportError
-from cardlib.frozen import direct_init
 from cardlib.iso import read_binary, read_record, select_aid
 from cardlib.keys import purse_factors
 from cardlib.loadhost import LoadConfirmation, LoadHost, LoadRequest
 from cardlib.pboc import macs
-from cardlib.pboc import psam as W
-from cardlib.pboc import purse as P
+from cardlib.pboc import psam as psam_commands
+from cardlib.pboc import purse as purse_commands
 from cardlib.pboc.files import (
     LOG_SFI,
     MANAGEMENT_SFI,
@@ -51,9 +50,11 @@ class TornTransactionError(TransportError):
         super().__init__(f"transaction torn ({cause}): present the same card again to complete it")
 
 
-@direct_init
 @dataclass(frozen=True)
 class TransactionResult:
+    """A purchase or load as the journal completed it: what the rider paid or got, the
+    balances, the card's counter and the card's TAC (what settlement checks)."""
+
     kind: str
     tx_type: int
     amount: int
@@ -71,6 +72,7 @@ class TransactionResult:
     mac2_verified: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The ``--json`` shape of CLI output: bytes in upper-case hex, the time in ISO 8601."""
         return {
             "kind": self.kind, "type": f"{self.tx_type:02X}", "amount": self.amount,
             "balance_before": self.balance_before, "balance_after": self.balance_after,
@@ -83,17 +85,22 @@ class TransactionResult:
 
     @classmethod
     def from_record(cls, r: JournalRecord) -> TransactionResult:
+        """The result a completed (or recovered, or grey) journal record stands for."""
         return cls(r.kind, r.tx_type, r.amount, r.balance_before, r.balance_after or 0, r.card_seq, r.terminal_id,
                    r.terminal_seq, r.tac or b"", r.mac2, r.tx_time, r.id, r.app_serial,
                    r.state in ("recovered", "grey"), r.mac2_verified)
 
 
-# a command is an immutable value (its bytes cached once made): every tap sends this one
-_SELECT_PURSE = select_aid(P.PURSE_AID)
+# every tap sends this one
+_SELECT_PURSE = select_aid(purse_commands.PURSE_AID)
 
 
 class Wallet:
-    """The purse of the card in ``card``, with the PSAM and the journal of this terminal."""
+    """The purse of the card in ``card``, with the PSAM and the journal of this terminal.
+
+    It promises that no money moves unrecorded: every DEBIT and CREDIT goes after its
+    journal record is written and synced, and a torn exchange leaves that record pending
+    (:class:`TornTransactionError`) for recovery on the card's next tap."""
 
     def __init__(self, card: Channel, psam: PsamClient | None, journal: Journal | None, clock: Clock,
                  *, key_index: int | None = None, test: bool | None = None, station: str = "",
@@ -116,12 +123,14 @@ class Wallet:
 
     @property
     def psam(self) -> PsamClient:
+        """The PSAM; ValueError on a wallet that only reads."""
         if self._psam is None:
             raise ValueError("this wallet has no PSAM: it can only read")
         return self._psam
 
     @property
     def journal(self) -> Journal:
+        """The journal; ValueError on a wallet that only reads."""
         if self._journal is None:
             raise ValueError("this wallet has no journal: it can only read")
         return self._journal
@@ -137,7 +146,7 @@ class Wallet:
                 found = obj.find(0x9F0C)
                 if found is not None:
                     raw = found.value
-        except Exception:  # noqa: BLE001 - a malformed FCI falls back to READ BINARY
+        except Exception:  # a malformed FCI falls back to READ BINARY
             raw = b""
         if len(raw) != PublicData.SIZE:
             raw = self.card.send(read_binary(0, PublicData.SIZE, sfi=PUBLIC_SFI), what="READ 0x15").data
@@ -148,12 +157,14 @@ class Wallet:
         return self.public or self.select()
 
     def management(self) -> ManagementData:
+        """The purse's 0x17 management data (READ BINARY)."""
         self._public()
         return ManagementData.decode(self.card.send(read_binary(0, ManagementData.SIZE, sfi=MANAGEMENT_SFI)).data)
 
     def balance(self) -> int:
+        """The balance in fen (GET BALANCE with this wallet's P1)."""
         self._public()
-        return P.decode_balance(self.card.send(P.GetBalance(self.balance_p1).to_apdu(), what="GET BALANCE").data)
+        return purse_commands.decode_balance(self.card.send(purse_commands.GetBalance(self.balance_p1).to_apdu(), what="GET BALANCE").data)
 
     def _records(self, sfi: int, size: int, count: int) -> list[bytes]:
         self._public()
@@ -171,6 +182,7 @@ class Wallet:
         return [TransactionRecord.decode(r) for r in self._records(LOG_SFI, TransactionRecord.SIZE, 10)]
 
     def trips(self) -> list[TripRecord]:
+        """The 0x1E transit records, as the card orders them."""
         return [TripRecord.decode(r) for r in self._records(TRIP_SFI, TripRecord.SIZE, 30)]
 
     def _send_journaled(self, record: JournalRecord, command: CommandAPDU) -> ResponseAPDU:
@@ -185,6 +197,9 @@ class Wallet:
     # --- purchase -------------------------------------------------------------------
 
     def purchase(self, amount: int, extra: dict[str, Any] | None = None) -> TransactionResult:
+        """Debit ``amount`` fen (INITIALIZE, MAC1 from the PSAM, DEBIT, MAC2 checked by the
+        PSAM). StatusError 9401 when the balance is short; MacMismatchError when a MAC fails
+        (the record then says which side refused)."""
         return self._purchase(amount, None, 0, extra)
 
     def composite_purchase(self, amount: int, capp_record: bytes | None, record_id: int = 0x2702,
@@ -201,22 +216,22 @@ class Wallet:
         public = self._public()
         psam = self.psam
         tid = psam.terminal_id
-        init = P.InitializeForPurchaseResponse.decode(
-            self.card.send(P.InitializeForPurchase(self.key_index, amount, tid, capp).to_apdu(),
+        init = purse_commands.InitializeForPurchaseResponse.decode(
+            self.card.send(purse_commands.InitializeForPurchase(self.key_index, amount, tid, capp).to_apdu(),
                            what="INITIALIZE FOR PURCHASE").data)
         now = self.clock.now().astimezone(BEIJING).replace(microsecond=0)
         date, time = macs.bcd_datetime(now)
         tx_type = macs.TX_CAPP_PURCHASE if capp else macs.TX_EP_PURCHASE
         issuer_f, card_f = purse_factors(public.issuer_id, public.app_serial)
         session = (public.app_serial, init.offline_seq, tx_type)
-        sam = psam.init_purchase(W.InitSamForPurchase(
+        sam = psam.init_purchase(psam_commands.InitSamForPurchase(
             init.random, init.offline_seq, amount, tx_type, date, time, init.key_version, init.alg_id,
             (card_f, issuer_f)), session)
         if capp_record is not None:
-            self.card.send(P.UpdateCappDataCache(record_id, capp_record).to_apdu(), what="UPDATE CAPP DATA CACHE")
+            self.card.send(purse_commands.UpdateCappDataCache(record_id, capp_record).to_apdu(), what="UPDATE CAPP DATA CACHE")
         if trip is not None:
             filled = dataclasses.replace(trip, amount=amount, balance=max(init.balance - amount, 0), time=now)
-            self.card.send(P.UpdateCappDataCache(0, filled.encode(), TRIP_SFI).to_apdu(),
+            self.card.send(purse_commands.UpdateCappDataCache(0, filled.encode(), TRIP_SFI).to_apdu(),
                            what="UPDATE CAPP DATA CACHE 1E")
         journal = self.journal
         record = journal.begin(
@@ -225,14 +240,14 @@ class Wallet:
             tx_time=now, algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
             key_index=self.key_index, test=self.test, terminal_seq=sam.terminal_seq, station=self.station,
             line=self.line, extra=extra, issuer_id=public.issuer_id)
-        response = self._send_journaled(record, P.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
+        response = self._send_journaled(record, purse_commands.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
             journal.fail(record.id, f"card answered {response.sw:04X}")
             if response.sw == 0x9302:
                 raise MacMismatchError("the card refused the PSAM's MAC1")
             response.check("DEBIT FOR PURCHASE")
         try:
-            debit = P.DebitResponse.decode(response.data)
+            debit = purse_commands.DebitResponse.decode(response.data)
         except FormatError as exc:  # 9000 with something else: the card may have paid
             raise TornTransactionError(record, exc) from exc
         balance_after = init.balance - amount
@@ -249,10 +264,13 @@ class Wallet:
     # --- load -------------------------------------------------------------------------
 
     def load(self, amount: int, host: LoadHost, extra: dict[str, Any] | None = None) -> TransactionResult:
+        """Credit ``amount`` fen authorised by ``host`` (its MAC2 for the card's MAC1); the host
+        is told the outcome before the journal completes, so a crash between the two only
+        repeats the report."""
         public = self._public()
         tid = self.psam.terminal_id
-        init = P.InitializeForLoadResponse.decode(
-            self.card.send(P.InitializeForLoad(self.key_index, amount, tid).to_apdu(), what="INITIALIZE FOR LOAD").data)
+        init = purse_commands.InitializeForLoadResponse.decode(
+            self.card.send(purse_commands.InitializeForLoad(self.key_index, amount, tid).to_apdu(), what="INITIALIZE FOR LOAD").data)
         now = self.clock.now().astimezone(BEIJING).replace(microsecond=0)
         auth = host.authorize_load(LoadRequest(
             public.app_serial, amount, tid, macs.TX_EP_LOAD, init.online_seq, init.balance, init.random,
@@ -264,7 +282,7 @@ class Wallet:
             algorithm=Algorithm.from_alg_id(init.alg_id), key_version=init.key_version,
             key_index=self.key_index, test=self.test, station=self.station, line=self.line, extra=extra,
             issuer_id=public.issuer_id)
-        response = self._send_journaled(record, P.CreditForLoad(auth.date, auth.time, auth.mac2).to_apdu())
+        response = self._send_journaled(record, purse_commands.CreditForLoad(auth.date, auth.time, auth.mac2).to_apdu())
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
             host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "failed"))

@@ -43,3 +43,25 @@ def test_the_layer_check_sees_an_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from terminal.journal import Journal\n    import clearing.engine\n")
     assert imported_packages(module) == {"terminal", "clearing"}
+
+
+def code_builders(path: Path) -> list[str]:
+    """Calls of exec, eval or compile in a module: code built from text at run time."""
+    return [f"{path.name}:{node.lineno} {node.func.id}"
+            for node in ast.walk(ast.parse(path.read_text("utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in ("exec", "eval", "compile")]
+
+
+def test_no_module_of_the_core_builds_code_from_text() -> None:
+    """cardlib, terminal and simulators are read as written: no generated __init__ or the like."""
+    found = [hit for package in ("cardlib", "terminal", "simulators")
+             for path in sorted((ROOT / package).rglob("*.py")) for hit in code_builders(path)]
+    assert found == []
+    assert not (ROOT / "cardlib" / "frozen.py").exists()
+
+
+def test_the_code_builder_check_sees_exec(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("env = {}\nexec('def f(): pass', env)\n")
+    assert code_builders(module) == ["m.py:2 exec"]

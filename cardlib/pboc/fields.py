@@ -100,6 +100,6 @@ BcdDate = _BcdDate(Bytes(4))
 BcdDateTime = _BcdDateTime(Bytes(7))
 
 
-def GbkName(size: int) -> Text:  # noqa: N802 - a field kind, named like construct's
+def GbkName(size: int) -> Text:
     """A GBK name, 00-padded; FF filler is dropped on reading."""
     return Text(size, "gbk", strip=b"\x00\xff")

@@ -36,8 +36,6 @@ MANAGEMENT_SFI = 0x17
 LOG_SFI = 0x18
 CAPP_SFI = 0x1A
 TRIP_SFI = 0x1E
-PSAM_TERMINAL_SFI = 0x16
-PSAM_APP_SFI = 0x17
 
 H = bytes.fromhex
 _EMULATOR = "domosekai/cardemulator, app/src/main/java/com/domosekai/cardemulator/HCEService.kt"

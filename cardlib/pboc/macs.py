@@ -20,7 +20,6 @@ from cardlib.crypto import (
     tac_key,
 )
 from cardlib.errors import FormatError
-from cardlib.frozen import direct_init
 
 TX_ED_LOAD = 0x01
 TX_EP_LOAD = 0x02
@@ -173,7 +172,6 @@ def load_mac2(
     return purse_mac(seslk, _movement(amount, tx_type, terminal_id, date4, time3), algorithm)
 
 
-@direct_init
 @dataclass(frozen=True)
 class TacFields:
     """What a TAC covers; the layout follows the transaction type."""

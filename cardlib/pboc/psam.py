@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
-from cardlib.frozen import direct_init
 from cardlib.iso import read_binary, select_aid
 from cardlib.keys import purse_factors
 
@@ -58,7 +57,6 @@ def derivation_factors(wire: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return purse_factors(issuer_level, bytes(2) + card_level)
 
 
-@direct_init
 @dataclass(frozen=True)
 class InitSamForPurchase:
     """80 70 00 00 Lc data 08; the factors card first (as 8070 lists them)."""
@@ -85,7 +83,7 @@ class InitSamForPurchase:
         if len(data) != 0x14 + 8 * len(self.factors):
             raise FormatError("INIT SAM FOR PURCHASE: field sizes are wrong")
         if type(data) is bytes and len(data) <= 255:  # all checked above: skip CommandAPDU's checks
-            return CommandAPDU._trusted(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
+            return CommandAPDU(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
         return CommandAPDU(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
 
     @classmethod
@@ -99,7 +97,6 @@ class InitSamForPurchase:
                    d[11:15], d[15:18], d[18], d[19], factors)
 
 
-@direct_init
 @dataclass(frozen=True)
 class InitSamResponse:
     terminal_seq: int
@@ -124,7 +121,6 @@ def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
     return CommandAPDU(0x80, INS_CREDIT_SAM_PURCHASE, 0x00, 0x00, mac2)
 
 
-@direct_init
 @dataclass(frozen=True)
 class InitDescrypt:
     """80 1A usage index Lc factors: starts a session key (reference §8).

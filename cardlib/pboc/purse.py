@@ -12,7 +12,6 @@ from typing import ClassVar
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
-from cardlib.frozen import direct_init
 from cardlib.iso import read_binary, read_record, select_aid, select_fid
 from cardlib.pboc.fci import purse_fci as purse_fci  # the FCI is declared with the files
 from cardlib.pboc.files import (
@@ -124,7 +123,6 @@ def read_trip(number: int = 1) -> CommandAPDU:
     return read_record(number, sfi=TRIP_SFI, le=TripRecord.SIZE)
 
 
-@direct_init
 @dataclass(frozen=True)
 class GetBalance:
     """80 5C P1 02 04. P1 00 includes the overdraft, 03 excludes it (a public
@@ -154,7 +152,6 @@ def decode_balance(raw: bytes, *, signed: bool = False) -> int:
     return _signed(r) if signed else _u(r) & BALANCE_MASK
 
 
-@direct_init
 @dataclass(frozen=True)
 class InitializeForLoad:
     key_index: int
@@ -173,7 +170,6 @@ class InitializeForLoad:
         return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11])
 
 
-@direct_init
 @dataclass(frozen=True)
 class InitializeForLoadResponse:
     balance: int
@@ -196,7 +192,6 @@ class InitializeForLoadResponse:
         return cls(_signed(r[0:4]), _u(r[4:6]), r[6], r[7], r[8:12], r[12:16])
 
 
-@direct_init
 @dataclass(frozen=True)
 class CreditForLoad:
     date: bytes
@@ -213,7 +208,6 @@ class CreditForLoad:
         return cls(cmd.data[0:4], cmd.data[4:7], cmd.data[7:11])
 
 
-@direct_init
 @dataclass(frozen=True)
 class InitializeForPurchase:
     """80 50 01 02 (purchase) or 80 50 03 02 (CAPP purchase)."""
@@ -226,7 +220,7 @@ class InitializeForPurchase:
     def to_apdu(self) -> CommandAPDU:
         data = _uint(self.key_index, 1, "key index") + _amount(self.amount) + _terminal(self.terminal_id)
         # checked above: 11 bytes (bytes first, so bytes), the rest constants
-        return CommandAPDU._trusted(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
+        return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForPurchase:
@@ -236,7 +230,6 @@ class InitializeForPurchase:
         return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11], cmd.p1 == P1_CAPP)
 
 
-@direct_init
 @dataclass(frozen=True)
 class InitializeForPurchaseResponse:
     balance: int
@@ -259,7 +252,6 @@ class InitializeForPurchaseResponse:
         return cls(_signed(r[0:4]), _u(r[4:6]), _u(r[6:9]), r[9], r[10], r[11:15])
 
 
-@direct_init
 @dataclass(frozen=True)
 class UpdateCappDataCache:
     """80 DC P1 P2 Lc record, cached by the card until the DEBIT of the same session.
@@ -302,7 +294,6 @@ class UpdateCappDataCache:
         return cls(0x2700 | cmd.p1, cmd.data)
 
 
-@direct_init
 @dataclass(frozen=True)
 class DebitForPurchase:
     terminal_seq: int
@@ -313,7 +304,7 @@ class DebitForPurchase:
     def to_apdu(self) -> CommandAPDU:
         data = (_uint(self.terminal_seq, 4, "terminal seq") + _size(self.date, 4, "date")
                 + _size(self.time, 3, "time") + _size(self.mac1, 4, "MAC1"))
-        return CommandAPDU._trusted(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)  # 15 bytes, checked above
+        return CommandAPDU(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)  # 15 bytes, checked above
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> DebitForPurchase:
@@ -321,7 +312,6 @@ class DebitForPurchase:
         return cls(_u(cmd.data[0:4]), cmd.data[4:8], cmd.data[8:11], cmd.data[11:15])
 
 
-@direct_init
 @dataclass(frozen=True)
 class DebitResponse:
     """TAC ‖ MAC2 (the order DEBIT uses)."""
@@ -338,7 +328,6 @@ class DebitResponse:
         return cls(r[:4], r[4:])
 
 
-@direct_init
 @dataclass(frozen=True)
 class GetTransactionProve:
     """80 5A 00 type 02 seq 08: ``seq`` is the card's counter *after* the proved
@@ -370,7 +359,6 @@ def prove_seq(initialize_seq: int) -> int:
 PROVE_P2 = {0x02: 0x02, 0x06: 0x06, 0x09: 0x09}
 
 
-@direct_init
 @dataclass(frozen=True)
 class ProveResponse:
     """MAC ‖ TAC (the reverse of DEBIT's order)."""
@@ -387,7 +375,6 @@ class ProveResponse:
         return cls(r[:4], r[4:])
 
 
-@direct_init
 @dataclass(frozen=True)
 class ApplicationBlock:
     """84 1E 00 P2 04 MAC; P2 00 temporary, 01 permanent (reference §8)."""
@@ -413,7 +400,6 @@ class ApplicationBlock:
         return cls(cmd.p2 == 1, cmd.data)
 
 
-@direct_init
 @dataclass(frozen=True)
 class ApplicationUnblock:
     """84 18 00 00 04 MAC: lifts a temporary block."""

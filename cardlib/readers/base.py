@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
-from cardlib.errors import NoCardError
-
 
 @runtime_checkable
 class Card(Protocol):
@@ -102,7 +100,7 @@ class Reader(ABC):
         """Release the reader; the default disconnects."""
         try:
             self.disconnect()
-        except Exception:  # noqa: BLE001 - closing must not fail
+        except Exception:  # closing must not fail
             pass
 
     def begin_transaction(self) -> None:
@@ -139,7 +137,7 @@ class Reader(ABC):
                     atr = b""
                     try:
                         atr = self.connect()
-                    except Exception:  # noqa: BLE001 - the event still happened
+                    except Exception:  # the event still happened
                         pass
                     yield ReaderEvent(EventKind.CARD_INSERTED, self.name, atr)
                 else:
@@ -151,7 +149,7 @@ class Reader(ABC):
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
+        _exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
@@ -171,7 +169,7 @@ class _Transaction:
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
+        _exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
@@ -186,10 +184,3 @@ def _poll(cond: Callable[[], bool], timeout: float | None, interval: float) -> b
         if deadline is not None and time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-def require_atr(atr: bytes | None) -> bytes:
-    """Return ``atr`` or raise NoCardError when the reader holds no card."""
-    if not atr:
-        raise NoCardError()
-    return atr

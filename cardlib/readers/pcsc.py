@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from cardlib import fastpath
 from cardlib.errors import (
     CardRemovedError,
     FormatError,
@@ -74,7 +75,7 @@ _REMOVED = frozenset({SCARD_W_REMOVED_CARD, SCARD_E_NOT_TRANSACTED, SCARD_W_UNRE
 def scard_module() -> ModuleType:
     """pyscard's ``smartcard.scard``, or one clear ReaderUnavailableError line."""
     try:
-        from smartcard import scard  # noqa: PLC0415
+        from smartcard import scard
     except ImportError:
         raise ReaderUnavailableError(INSTALL_HINT) from None
     module: ModuleType = scard
@@ -120,10 +121,7 @@ class Context:
 
     def __init__(self) -> None:
         self.scard = scard_module()
-        # SCardTransmit itself: pyscard's scard.SCardTransmit only hands its arguments on to the
-        # SWIG module's, one Python call per APDU less on the hot path
-        self.transmit: Callable[[Any, Any, list[int]], tuple[int, list[int]]] = getattr(
-            getattr(self.scard, "_scard", self.scard), "SCardTransmit", self.scard.SCardTransmit)
+        self.transmit = fastpath.scard_transmit(self.scard)
         hresult, self.handle = self.scard.SCardEstablishContext(self.scard.SCARD_SCOPE_USER)
         check(hresult, "establishing a PC/SC context")
 
@@ -276,7 +274,7 @@ class PcscReader(Reader):
         return "T=1" if self._protocol == self.ctx.scard.SCARD_PROTOCOL_T1 else "T=0"
 
     def transmit(self, apdu: bytes, timeout: float | None = None) -> bytes:
-        # The hot path, without the lock: pcsc-lite serialises the calls of one context, and the
+        # Without the lock: pcsc-lite serialises the calls of one context, and the
         # handle is read once (a disconnect in another thread makes this call fail, typed).
         card = self._card
         if card is None:
@@ -398,7 +396,7 @@ class PcscReader(Reader):
 
     def events(self, stop: Callable[[], bool] | None = None) -> Iterator[ReaderEvent]:
         """Card events of this slot from SCardGetStatusChange, on a context of their own."""
-        from cardlib.readers.pcsc_events import watch_pcsc  # noqa: PLC0415
+        from cardlib.readers.pcsc_events import watch_pcsc
 
         return watch_pcsc(stop, only=self.name)
 

@@ -448,7 +448,7 @@ class Pn532Reader(Reader):
 def open_serial(path: str, baud: int, timeout: float) -> Any:
     """A pyserial port (or URL such as ``loop://``); ReaderUnavailableError naming the port."""
     try:
-        import serial  # noqa: PLC0415
+        import serial
     except ImportError:
         raise ReaderUnavailableError("PN532 support needs pyserial: pip install pyserial") from None
     try:

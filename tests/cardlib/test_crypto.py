@@ -284,25 +284,6 @@ def test_diversified_halves_differ_by_the_inverted_factor(
         assert decrypt_block(master, key, SM4) == factor + inverted
 
 
-def test_reused_ecb_contexts_keep_directions_keys_and_threads_apart() -> None:
-    import threading
-
-    key = bytes(range(16))
-    data = bytes(range(32))
-    enc = crypto.tdes_encrypt(key, data)
-    assert crypto.tdes_decrypt(key, enc) == data and crypto.tdes_encrypt(key, data) == enc
-    for i in range(1100):  # more keys than a thread keeps contexts for
-        k = i.to_bytes(2, "big") * 8
-        assert crypto.tdes_decrypt(k, crypto.tdes_encrypt(k, data)) == data
-    results: list[bytes] = []
-    threads = [threading.Thread(target=lambda: results.append(crypto.tdes_encrypt(key, data))) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [enc] * 4
-
-
 @given(key=st.binary(min_size=16, max_size=16), sm4=st.booleans(),
        messages=st.lists(st.binary(max_size=40), min_size=1, max_size=6))
 def test_a_mac_function_gives_purse_mac_for_every_message_in_turn(key: bytes, sm4: bool,
@@ -327,49 +308,3 @@ def test_a_number_mac_function_gives_purse_mac_and_refuses_what_does_not_fit(
     with pytest.raises(OverflowError):
         mac(-extra, size)
     assert mac(int.from_bytes(messages[0], "big"), size) == purse_mac(k, messages[0], alg)  # the chain survived
-
-
-def _fresh_cbc(key: bytes, iv: bytes, data: bytes, sm4: bool) -> bytes:
-    """CBC with a context made for this call alone (what _run_cbc did before it kept contexts)."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
-    from cryptography.hazmat.primitives.ciphers.algorithms import SM4 as SM4Cipher
-
-    algo = SM4Cipher(key) if sm4 else crypto.TripleDES(key)
-    return Cipher(algo, modes.CBC(iv)).encryptor().update(data)
-
-
-@given(calls=st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.binary(min_size=16, max_size=16),
-                                st.integers(0, 4)), min_size=1, max_size=12))
-def test_reused_cbc_contexts_give_what_a_fresh_context_gives(calls: list[tuple[int, bool, bytes, int]]) -> None:
-    keys = [bytes(range(16)), H("0123456789abcdeffedcba9876543210"), MK]  # few keys: contexts are reused
-    for which, sm4, iv_seed, blocks in calls:
-        size = 16 if sm4 else 8
-        key = keys[which] if sm4 else keys[which] + keys[which][:8]
-        iv = iv_seed[:size]
-        data = (iv_seed * 5)[: size * blocks]
-        assert crypto._run_cbc(key, iv, data, sm4) == _fresh_cbc(key, iv, data, sm4)
-
-
-def test_reused_cbc_contexts_keep_keys_and_threads_apart() -> None:
-    import threading
-
-    data = bytes(range(23)) + b"\x80"  # padded as MAC algorithm 1 pads 23 bytes
-    want = {i: _fresh_cbc(i.to_bytes(2, "big") * 12, bytes(8), data, False) for i in range(300)}
-    for i in range(300):  # more keys than a thread keeps contexts for, each twice in a row
-        key = i.to_bytes(2, "big") * 12
-        assert crypto._run_cbc(key, bytes(8), data, False) == want[i]
-        assert mac_alg1(key[:8], data[:-1]) == want[i][-8:]  # padding 2 makes the same 24 bytes
-    errors: list[int] = []
-
-    def work(offset: int) -> None:
-        for n in range(600):
-            i = (n * 7 + offset) % 300
-            if crypto._run_cbc(i.to_bytes(2, "big") * 12, bytes(8), data, False) != want[i]:
-                errors.append(i)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []

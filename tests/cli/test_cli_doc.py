@@ -57,7 +57,7 @@ def test_design_commands_are_all_there() -> None:
 
 def test_common_options_parse_on_a_subcommand() -> None:
     """Accepted after the subcommand, and --json changes the output."""
-    from click.testing import CliRunner  # noqa: PLC0415
+    from click.testing import CliRunner
 
     result = CliRunner().invoke(cli, ["purse", "load", "--amount", "1", "--json", "--debug", "--now",
                                       "2026-11-28T08:00:00", "--reader", "sim", "--psam", "sim?kind=psam",

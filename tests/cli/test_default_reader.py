@@ -112,8 +112,8 @@ def test_the_first_pcsc_reader_holding_a_card(vpcd_card: Callable[..., VpcdBridg
 @pytest.mark.pcsc
 def test_the_psam_default_is_announced_beside_a_real_card_reader(vpcd_card: Callable[..., VpcdBridge],  # noqa: F811
                                                                  tmp_path: Path) -> None:
-    from simulators.issuer import sample_card  # noqa: PLC0415
-    from terminal.journal import Journal  # noqa: PLC0415
+    from simulators.issuer import sample_card
+    from terminal.journal import Journal
 
     vpcd_card(sample_card(3))
     journal = tmp_path / "j.db"

@@ -202,7 +202,7 @@ def test_pin_change_asks_for_the_new_pin_twice(tmp_path: Path) -> None:
 
 def test_every_trace_offered_records_the_exchanges(tmp_path: Path) -> None:
     """--trace FILE wherever it is offered: the file holds the card's exchanges afterwards."""
-    from cardlib.trace import read_trace  # noqa: PLC0415
+    from cardlib.trace import read_trace
 
     calls = _needs_a_reader(tmp_path)
     paths = [path for path, uses in USES.items() if "trace" in uses]

@@ -58,7 +58,7 @@ def test_bad_input(tmp_path: Path) -> None:
 
 def test_a_plain_tunion_card(tmp_path: Path) -> None:
     """--kind tunion issues a purse-only card: no SSSE application, its type in 0x15 byte 28."""
-    from simulators.image import load_card  # noqa: PLC0415
+    from simulators.image import load_card
 
     path = tmp_path / "tu.json"
     code, _, _ = run("sim", "new", "--out", str(path), "--kind", "tunion", "--card-type", "elder", "--seed", "3")

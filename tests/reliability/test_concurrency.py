@@ -51,7 +51,7 @@ def _purchase_worker(image: str, db: str, amount: int, wait: str, barrier: Barri
     except YktError as exc:
         out.put((exc.exit_code, str(exc)))
         return
-    except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
+    except Exception as exc:  # reported to the test, which fails on it
         out.put((-1, repr(exc)))
         return
     out.put((0, ""))
@@ -64,7 +64,7 @@ def _pin_worker(image: str, pin: str, barrier: Barrier, out: Any) -> None:
             reader.connect()
             reader.transmit(C.select_ssse().encode())
             out.put(reader.transmit(C.verify_pin(pin).encode()).hex().upper())
-    except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
+    except Exception as exc:  # reported to the test, which fails on it
         out.put(f"error: {exc!r}")
 
 

@@ -290,7 +290,7 @@ def test_a_py_reader_runs_when_its_module_is_allowed(monkeypatch: pytest.MonkeyP
 def _bad_journal(path: Path, column: str, value: object) -> Path:
     make_journal(path)
     con = sqlite3.connect(path)
-    con.execute(f"UPDATE records SET {column}=? WHERE id=1", (value,))  # noqa: S608 - the test's own names
+    con.execute(f"UPDATE records SET {column}=? WHERE id=1", (value,))  # the test's own names
     con.commit()
     con.close()
     return path

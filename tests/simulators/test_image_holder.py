@@ -287,7 +287,7 @@ LIES = [
 def test_images_that_would_lie_about_money_are_refused(tmp_path: Path, damage: Any, words: str) -> None:
     """Fails on the old code for each: overdraft and maximum were not bounded, proofs not checked."""
     if "terminal_seq" in words:
-        from simulators.psam import make_psam  # noqa: PLC0415
+        from simulators.psam import make_psam
 
         obj = card_to_json(make_psam())
         damage(obj)
@@ -302,7 +302,7 @@ def test_images_that_would_lie_about_money_are_refused(tmp_path: Path, damage: A
 
 def test_a_balance_in_overdraft_loads_and_answers(tmp_path: Path) -> None:
     """Fails on the old code: a purchase into the overdraft wrote −500 and the image never loaded again."""
-    from simulators.psam import make_psam  # noqa: PLC0415
+    from simulators.psam import make_psam
 
     path = tmp_path / "card.json"
     save_image(issue_card(CardProfile(balance=500, overdraft_limit=1000), seed=13), path)
@@ -327,7 +327,7 @@ def test_a_load_past_the_maximum_is_refused() -> None:
 
 
 def test_slots_that_cannot_open_the_psam_let_the_card_go(tmp_path: Path) -> None:
-    from terminal.session import open_slots  # noqa: PLC0415
+    from terminal.session import open_slots
 
     path = tmp_path / "card.json"
     save_image(issue_card(seed=15), path)
@@ -342,8 +342,8 @@ def test_slots_that_cannot_open_the_psam_let_the_card_go(tmp_path: Path) -> None
 def test_the_default_psam_keeps_its_counter_in_the_state_folder(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Fails on the old code: sim?kind=psam was a fresh PSAM at terminal sequence 0 every time."""
-    from simulators.psam import PsamCard  # noqa: PLC0415
-    from simulators.reader import state_dir  # noqa: PLC0415
+    from simulators.psam import PsamCard
+    from simulators.reader import state_dir
 
     monkeypatch.delenv("YKT_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))

@@ -558,7 +558,7 @@ class DiskAtSync:
         (cut / "j.db-wal").write_bytes(wal)
         con = sqlite3.connect(cut / "j.db")
         try:
-            row = con.execute(f"SELECT {column} FROM records WHERE id=?", (rid,)).fetchone()  # noqa: S608
+            row = con.execute(f"SELECT {column} FROM records WHERE id=?", (rid,)).fetchone()
         finally:
             con.close()
         return row[0] if row else None

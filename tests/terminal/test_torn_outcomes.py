@@ -149,7 +149,7 @@ def test_pending_when_the_card_cannot_tell(terminal: Terminal, flow: str, tmp_pa
 def test_a_tear_during_the_re_tap_leaves_it_pending(terminal: Terminal) -> None:
     card, inner, host = torn(terminal, "purchase", TEAR_AFTER, 5500)
     card.on_ins(0x50, TEAR_BEFORE)  # the fresh INITIALIZE gets no answer
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the card left: a transport error
+    with pytest.raises(Exception):  # the card left: a transport error  # noqa: B017
         recover_card(terminal.tap(card), host=host)
     assert [r.state for r in terminal.journal.records()] == ["pending"]
     card.clear()

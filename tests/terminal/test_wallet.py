@@ -117,7 +117,7 @@ def test_tear_anywhere_then_recover(terminal: Terminal, flow: str, position: int
         torn = False
     except TornTransactionError:
         torn = True
-    except Exception:  # noqa: BLE001 - a tear before DEBIT aborts the flow
+    except Exception:  # a tear before DEBIT aborts the flow
         torn = False
     if other:  # another card passes meanwhile
         terminal.tap(issue_card(seed=999)).purchase(1)
