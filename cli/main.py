@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Entry gates: metro, parks, museums, libraries."),
     "validator": ("cli.run_cmd:validator",
                   "Bus validators."),
+    "station": ("cli.station_cmd:station",
+                "A station: several lanes and a pool of PSAMs (local and T-Union) in one process."),
     "demo": ("cli.demo_cmd:demo",
              "Run the story on the embedded simulator and settle it."),
     "bench": ("cli.bench_cmd:bench",

@@ -15,6 +15,7 @@ decision is recorded in the journal's events, refusals included.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -42,6 +43,7 @@ from terminal.fares import Rider
 from terminal.journal import Journal
 from terminal.psam import PsamClient
 from terminal.recovery import recover_card
+from terminal.sam_pool import PsamUnavailableError
 from terminal.wallet import TornTransactionError, TransactionResult, Wallet
 
 
@@ -129,6 +131,8 @@ class TerminalApp:
         self.denylist = denylist
         self.name = name or config.name or psam.terminal_id.hex().upper()
         self.trace: TraceRecorder | None = None  # every tap's ATR and exchanges, when set
+        #: a station's lane: chooses the card's PSAM once the purse is selected; a decision refuses (terminal.station_lane)
+        self.on_purse: Callable[[Tap], Decision | None] | None = None
 
     def refresh_denylist(self) -> None:
         """Between taps: pick up a replaced deny list file (a bad one is refused, the old list kept)."""
@@ -196,12 +200,16 @@ class TerminalApp:
                 identity = self._read_identity(channel, now.date())
                 wallet = self._wallet(channel)
                 tap = Tap(channel, wallet, identity, self._select_purse(wallet), now)
+                if self.on_purse is not None and (refused := self.on_purse(tap)) is not None:
+                    return refused
                 self._check_purse(tap)
                 return self._recovered(tap) or self.decide(tap)
         except _Refused as refusal:
             return self.decision(tap, False, refusal.reason, detail=refusal.detail)
         except TornTransactionError as exc:
             return self.decision(tap, False, Reason.TORN_RETRY, exc.record.amount, detail=str(exc))
+        except PsamUnavailableError as exc:  # before DEBIT: no record; after: the record stays pending
+            return self.decision(tap, False, Reason.PSAM_UNAVAILABLE, detail=str(exc))
         except TransportError:  # a pending record, if any, is settled when the card returns
             return self.decision(tap, False, Reason.CARD_REMOVED)
         except YktError as exc:

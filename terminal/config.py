@@ -322,12 +322,13 @@ def _check_values(cfg: TerminalConfig) -> None:
         raise ConfigError(f"terminal.station: {cfg.station!r} is not in {where}")
 
 
-def load_config(path: str | os.PathLike[str]) -> TerminalConfig:
+def read_toml(path: str | os.PathLike[str], what: str = "configuration") -> dict[str, Any]:
+    """A small TOML file read and parsed; every failure a ConfigError naming the file."""
     source = os.fspath(path)
     try:
-        data = tomllib.loads(read_text(source, "configuration", LIMIT_SMALL, ConfigError))
+        return tomllib.loads(read_text(source, what, LIMIT_SMALL, ConfigError))
     except FileNotFoundError:
-        raise ConfigError(f"{source}: no such configuration file") from None
+        raise ConfigError(f"{source}: no such {what} file") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -336,6 +337,11 @@ def load_config(path: str | os.PathLike[str]) -> TerminalConfig:
         raise ConfigError(f"{source}: not UTF-8 text") from None
     except RecursionError:
         raise ConfigError(f"{source}: not valid TOML (nested too deeply)") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> TerminalConfig:
+    source = os.fspath(path)
+    data = read_toml(source)
     try:
         return parse_config(data)
     except ConfigError as exc:

@@ -30,6 +30,8 @@ class Reason(enum.StrEnum):
     TORN_RETRY = "torn_retry"
     CARD_REMOVED = "card_removed"
     CARD_ERROR = "card_error"
+    PSAM_UNAVAILABLE = "psam_unavailable"  # a station's PSAM left mid-tap or none was free (docs/station.md)
+    NO_PSAM_FOR_CARD = "no_psam_for_card"  # no PSAM kind of this terminal serves the card's issuer
 
 
 TEXT: dict[Reason, tuple[str, str]] = {
@@ -53,6 +55,8 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.TORN_RETRY: ("请重新刷卡", "Please tap the card again"),
     Reason.CARD_REMOVED: ("读卡失败，请重刷", "Card removed, tap again"),
     Reason.CARD_ERROR: ("读卡错误", "Card error"),
+    Reason.PSAM_UNAVAILABLE: ("设备忙，请重刷", "PSAM unavailable, tap again"),
+    Reason.NO_PSAM_FOR_CARD: ("此卡不能在本机使用", "Card not accepted at this terminal"),
 }
 
 

@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,10 @@ PID_FILE = Path("/run/pcscd/pcscd.pid")
 DRIVERS = Path("/usr/lib/pcsc/drivers")
 VPCD_PORT = 35963
 VPCD_READER = "Virtual PCD 00 00"
+#: the station's vpcd slots (4 lanes + 2 PSAMs): below 32768, out of Linux's ephemeral range (32768-60999)
+#: where other sockets of the same run (a Dask cluster's) may take a port before vpcd binds it
+STATION_PORTS = tuple(range(29900, 29906))
+STATION_CONF = Path("/etc/reader.conf.d/yikatong-station")
 
 
 def _unavailable(reason: str) -> None:
@@ -132,20 +137,104 @@ _MACHINE_LOCK: int | None = None
 LOCK_FILE = Path(tempfile.gettempdir()) / "yikatong-pcsc.lock"
 
 
+LOCK_FD_ENV = "YKT_PCSC_LOCK_FD"
+
+
+def _inherited_lock() -> int | None:
+    """The lock's descriptor when a parent holds it for us (``python -m tests.pcsc_support CMD``):
+    $YKT_PCSC_LOCK_FD names a descriptor on LOCK_FILE that this process inherited, locked."""
+    import fcntl
+
+    text = os.environ.get(LOCK_FD_ENV, "")
+    if not text.isdigit():
+        return None
+    fd = int(text)
+    try:
+        if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != (LOCK_FILE.stat().st_dev, LOCK_FILE.stat().st_ino):
+            return None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the same open file: succeeds only if it is ours
+    except OSError:
+        return None
+    return fd
+
+
 def hold_machine_lock() -> None:
     """Hold the machine-wide PC/SC lock until this process exits.
 
     pcscd and the vpcd ports are one per machine: two test runs at once (two
     work trees) would stop each other's pcscd or serve cards on the same port.
+    A run started under ``python -m tests.pcsc_support CMD`` finds the lock
+    already held for it (the wrapper waits for it without pytest's timeout).
     """
     global _MACHINE_LOCK
     if _MACHINE_LOCK is not None:
         return
     import fcntl
 
+    inherited = _inherited_lock()
+    if inherited is not None:
+        _MACHINE_LOCK = inherited
+        return
     fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     fcntl.flock(fd, fcntl.LOCK_EX)
     _MACHINE_LOCK = fd
+
+
+#: vpcd keeps its ports in the driver's globals: two reader.conf entries on one LIBPATH share one
+#: driver and its last entry's ports (every slot 0 answers on that port). Each station entry loads its
+#: own copy of the driver, so each keeps its ports and the default "Virtual PCD" keeps 35963/35964.
+STATION_DRIVERS = Path("/usr/local/lib/yikatong")
+
+
+def station_conf_text() -> str:
+    """reader.conf entries for STATION_PORTS: vpcd gives each entry two slots (port, port + 1); the
+    friendly name carries the entry's port so a reader's name says its port."""
+    out = ["# yikatong station tests: vpcd slots on ports 29900-29905 (tests/pcsc_support.py)"]
+    for base in STATION_PORTS[::2]:
+        out += [f'FRIENDLYNAME "YKT vpcd {base}"', f"DEVICENAME   /dev/null:{base:#06x}",
+                f"LIBPATH      {STATION_DRIVERS}/libifdvpcd-{base}.so", f"CHANNELID    {base:#06x}"]
+    return "".join(line + "\n" for line in out)
+
+
+def station_reader(port: int) -> str:
+    """The PC/SC reader name of a station slot's port (29901 → "YKT vpcd 29900 00 01")."""
+    if port not in STATION_PORTS:
+        raise ValueError(f"{port} is not a station slot port ({STATION_PORTS[0]}-{STATION_PORTS[-1]})")
+    base = port - (port - STATION_PORTS[0]) % 2
+    return f"YKT vpcd {base} 00 {port - base:02d}"
+
+
+def install_station_conf() -> bool:
+    """Write STATION_CONF and the driver copies it names when missing or different (root only; before
+    pcscd starts: it reads reader.conf.d once). True when something was written."""
+    drivers = sorted(DRIVERS.rglob("libifdvpcd.so*")) if DRIVERS.exists() else []
+    if os.geteuid() != 0 or not STATION_CONF.parent.is_dir() or not drivers:
+        return False
+    source = drivers[0].read_bytes()
+    wrote = False
+    STATION_DRIVERS.mkdir(parents=True, exist_ok=True)
+    for base in STATION_PORTS[::2]:
+        copy = STATION_DRIVERS / f"libifdvpcd-{base}.so"
+        if not copy.exists() or copy.read_bytes() != source:
+            copy.write_bytes(source)
+            wrote = True
+    text = station_conf_text()
+    try:
+        same = STATION_CONF.read_text() == text
+    except OSError:
+        same = False
+    if not same:
+        STATION_CONF.write_text(text)
+        wrote = True
+    return wrote
+
+
+def missing_station_readers() -> list[str]:
+    """The station slots the running pcscd does not list."""
+    from cardlib.readers.pcsc import list_pcsc_readers
+
+    have = {r.name for r in list_pcsc_readers()}
+    return [station_reader(p) for p in STATION_PORTS if station_reader(p) not in have]
 
 
 def ensure_pcscd() -> Pcscd:
@@ -166,6 +255,7 @@ def ensure_pcscd() -> Pcscd:
     if not (SOCKET.exists() and answers()):
         if os.geteuid() != 0:
             _unavailable("pcscd is not running and starting it needs root")
+        install_station_conf()  # read by pcscd at start only
         daemon.start()
     _SHARED = daemon
     return daemon
@@ -179,6 +269,21 @@ def pcscd() -> Iterator[Pcscd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def station_slots(pcscd: Pcscd) -> Pcscd:
+    """pcscd with the station's six vpcd slots: configured and restarted when it is ours; a pcscd this
+    session did not start and that lacks them fails the test with what to do (never restarted)."""
+    missing = missing_station_readers()
+    if missing and pcscd.owned and install_station_conf():
+        pcscd.restart()
+        missing = missing_station_readers()
+    if missing:
+        pytest.fail(f"pcscd lacks the station's vpcd slots {', '.join(missing)} (ports"
+                    f" {STATION_PORTS[0]}-{STATION_PORTS[-1]}): run .ci/setup-system.sh as root (it writes"
+                    f" {STATION_CONF}) and restart pcscd, or stop it and let the tests start their own")
+    return pcscd
 
 
 def card_seen(reader: str = VPCD_READER, present: bool = True) -> bool:
@@ -212,3 +317,20 @@ def vpcd_card(pcscd: Pcscd) -> Iterator[Callable[..., VpcdBridge]]:
     for bridge in bridges:
         bridge.stop()
         wait_for(functools.partial(card_seen, bridge.reader_name, present=False), 5, 0.05)
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m tests.pcsc_support CMD ARGS…``: wait for the machine-wide PC/SC lock (however long
+    other work trees hold it), then run CMD holding it; the test runs inside find it theirs."""
+    import fcntl
+
+    if not argv:
+        print("usage: python -m tests.pcsc_support CMD [ARGS...]", file=sys.stderr)
+        return 2
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return subprocess.call(argv, pass_fds=(fd,), env={**os.environ, LOCK_FD_ENV: str(fd)})
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

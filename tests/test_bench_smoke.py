@@ -15,9 +15,9 @@ import pytest
 
 from tests.bench import BENCHMARKS
 from tests.bench.__main__ import main
-from tests.pcsc_support import pcscd  # noqa: F401
+from tests.pcsc_support import pcscd, station_slots  # noqa: F401
 
-PCSC = ("B2", "B3")
+PCSC = ("B2", "B3", "B9")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.pcsc) if n in PCSC else n for n in BENCHMARKS])
@@ -26,7 +26,7 @@ def test_benchmark_runs_in_tiny_mode(name: str, tmp_path: Path, monkeypatch: pyt
     if name in PCSC:
         # the session's pcscd (stopped at the end if the session started it); skips, or fails
         # with CI=true, when PC/SC cannot run. The benchmark leaves a running pcscd alone.
-        request.getfixturevalue("pcscd")
+        request.getfixturevalue("station_slots" if name == "B9" else "pcscd")
     monkeypatch.setenv("YKT_BENCH_VICC", "0")
     out = tmp_path / "bench.json"
     rc = main([name, "--quick", "--json", str(out)])

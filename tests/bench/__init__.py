@@ -19,11 +19,12 @@ BENCHMARKS = {
     "B6": "settlement verification of 1 million TACs",
     "B7": "a tap's APDUs and its modelled time on hardware",
     "B8": "clearing a city's day on Dask",
+    "B9": "a station of four lanes and two PSAMs vs a single lane",
     "B10": "ykt --help start-up time",
 }
 _MODULES = {"B1": "b1_purchase", "B2": "b2_channel", "B3": "b3_vicc", "B4": "b4_denylist",
             "B5": "b5_journal", "B6": "b6_settlement", "B7": "b7_tap_model", "B8": "b8_clearing",
-            "B10": "b10_startup"}
+            "B9": "b9_station", "B10": "b10_startup"}
 
 
 def load(name: str) -> ModuleType:

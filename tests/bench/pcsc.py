@@ -50,10 +50,10 @@ _SERVE = (
 
 @contextlib.contextmanager
 def card_process(argv: list[str], port: int, env: dict[str, str] | None = None,
-                 what: str = "card") -> Iterator[str]:
+                 what: str = "card", name: str | None = None) -> Iterator[str]:
     """Run ``argv`` (a card that connects to vpcd on ``port``) until the block ends;
-    yields the reader's name once pcscd sees the card."""
-    name = reader_name(port)
+    yields the reader's name (``name``, else vpcd's default for the port) once pcscd sees the card."""
+    name = name or reader_name(port)
     # a card an earlier user left may show until pcscd's next poll
     wait_for(functools.partial(card_seen, name, present=False), 5, 0.05)
     with tempfile.TemporaryFile() as log:

@@ -111,8 +111,8 @@ def test_readers_by_index_and_substring(echo: VpcdBridge) -> None:
             assert reader.name == VPCD0
     with open_reader("pcsc:1") as reader:
         assert reader.name == "Virtual PCD 00 01"
-    with pytest.raises(ReaderUnavailableError, match="only 2 reader"):
-        open_reader("pcsc:7")
+    with pytest.raises(ReaderUnavailableError, match=r"only \d+ reader"):  # 2, or 8 with the station slots
+        open_reader("pcsc:99")
     with pytest.raises(ReaderUnavailableError, match="no PC/SC reader matches"):
         open_reader("pcsc:Omnikey 5422")
 

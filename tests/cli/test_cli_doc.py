@@ -51,7 +51,7 @@ def test_design_commands_are_all_there() -> None:
     """DESIGN.md's list of commands is the CLI's list."""
     design = ["atr", "tlv", "apdu", "script", "readers", "watch", "trace", "card", "purse", "gate",
               "validator", "denylist", "journal", "sim", "demo", "bench", "shell",
-              "clear"]
+              "clear", "station"]
     assert sorted(design) == sorted(COMMANDS)
 
 

@@ -42,6 +42,7 @@ USES: dict[str, tuple[str, ...]] = {
     "ykt journal prune": ("json", "now"), "ykt journal migrate": ("json",), "ykt journal check": ("json",),
     "ykt denylist build": ("json",), "ykt denylist check": ("json",), "ykt denylist show": ("json",),
     "ykt demo": ("json", "now"),
+    "ykt station run": ("json", "now"),
 }
 VALUE = {"reader": "sim", "psam": "sim?kind=psam", "trace": "t.jsonl", "now": "2026-11-28T08:00:00"}
 
@@ -113,7 +114,8 @@ def test_every_reader_and_psam_offered_is_opened(option: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("path", ["ykt", "ykt card", "ykt card pin", "ykt purse", "ykt journal", "ykt sim",
-                                  "ykt denylist", "ykt trace", "ykt gate", "ykt validator"])
+                                  "ykt denylist", "ykt trace", "ykt gate", "ykt validator",
+                                  "ykt station"])
 def test_a_group_without_a_subcommand_prints_its_help(path: str) -> None:
     out = subprocess.run([sys.executable, "-m", "cli.main", *path.split()[1:]], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)

@@ -1,0 +1,56 @@
+"""Simulated parts of a station (docs/station.md): PSAMs of the local and the T-Union
+kind, and cards of another city that are, or are not, interoperable.
+
+The simulated card holds one purchase key. A card of another city that is
+interoperable is personalised here with its interoperable purchase key under
+the T-Union key index (cardlib.keystore, the project's profile) in place of
+its own city's: it is a visitor's card as a station of this city sees it.
+Its TAC key stays its issuer's, so clearing checks it as any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from cardlib.keys import IssuerKeys
+from cardlib.keystore import TUNION_KEY_INDEX, InteropKeys, PsamKind, builtin_interop, psam_keys
+from cardlib.pboc.files import MANAGEMENT_SFI, PUBLIC_SFI, ManagementData, PublicData
+from simulators.filesystem import DedicatedFile, TransparentEF
+from simulators.psam import PsamCard, PsamState
+from simulators.ssc import SocialSecurityCard
+
+
+def make_station_psam(kind: PsamKind, local: IssuerKeys, terminal_id: bytes, seed: int = 0,
+                      interop: InteropKeys | None = None) -> PsamCard:
+    """A PSAM of ``kind`` issued by the local operator ``local``."""
+    key_index = TUNION_KEY_INDEX if kind is PsamKind.TUNION else local.mpk.index
+    return PsamCard(psam_keys(kind, local, interop), PsamState(terminal_id, key_index=key_index),
+                    random.Random(seed))
+
+
+def _purse_file(card: SocialSecurityCard, sfi: int) -> TransparentEF:
+    pdf = card.fs.mf.children[-1]
+    assert isinstance(pdf, DedicatedFile)
+    ef = pdf.ef_by_sfi(sfi)
+    assert isinstance(ef, TransparentEF)
+    return ef
+
+
+def set_interoperable(card: SocialSecurityCard, interoperable: bool) -> SocialSecurityCard:
+    """0x17's interoperability flag (``0000``: not interoperable)."""
+    ef = _purse_file(card, MANAGEMENT_SFI)
+    m = ManagementData.decode(bytes(ef.data))
+    ef.data = bytearray(dataclasses.replace(m, interop=b"\x00\x01" if interoperable else b"\x00\x00").encode())
+    return card
+
+
+def make_visitor(card: SocialSecurityCard, interop: InteropKeys | None = None) -> SocialSecurityCard:
+    """An interoperable card of another city: its purchase key becomes the interoperable one."""
+    public = PublicData.decode(bytes(_purse_file(card, PUBLIC_SFI).data))
+    dpk = (interop or builtin_interop()).card_purchase_key(public.issuer_id, public.app_serial,
+                                                          card.keys.algorithm)
+    keys = dataclasses.replace(card.keys, dpk=dpk)
+    card.keys = keys
+    card.purse.state.keys = keys
+    return set_interoperable(card, True)
