@@ -193,6 +193,13 @@ def tac_fields(obj: Mapping[str, Any]) -> tuple[bytes, macs.TacFields, bytes, Al
 
 
 _U32 = 0xFFFFFFFF
+# Where tac_message puts each field: from the declarations of the two TAC inputs
+# (cardlib/pboc/macs.py), type ‖ terminal and date ‖ time each taken as one number.
+_P, _L = macs.PURCHASE_TAC.shifts(), macs.LOAD_TAC.shifts()
+assert _P["tx_type"] - _P["terminal_id"] == _L["tx_type"] - _L["terminal_id"] == 48 and _P["date"] == _L["date"] == 24
+_P_AMOUNT, _P_HEAD, _P_SEQ = _P["amount"], _P["terminal_id"], _P["terminal_seq"]
+_L_BALANCE, _L_ONLINE, _L_AMOUNT, _L_HEAD = _L["new_balance"], _L["online_seq"], _L["amount"], _L["terminal_id"]
+_P_SIZE, _L_SIZE = _P["amount"] // 8 + 4, _L["new_balance"] // 8 + 4
 _HEADS: dict[str, int] = {}  # type ‖ terminal id text -> its 7 bytes as a number; a batch has few terminals
 
 
@@ -226,10 +233,11 @@ def tac_message(obj: Mapping[str, Any]) -> tuple[int, int]:
                 balance: int = obj["balance_after"] or 0
                 online: int = obj["card_seq"]
                 if 0 <= balance <= _U32 and 0 <= online <= 0xFFFF and 0 <= amount <= _U32:
-                    return balance << 160 | online << 144 | amount << 112 | where << 56 | int(digits, 16), 24
+                    return (balance << _L_BALANCE | online << _L_ONLINE | amount << _L_AMOUNT | where << _L_HEAD
+                            | int(digits, 16), _L_SIZE)
             else:  # amount ‖ type ‖ terminal ‖ terminal seq ‖ date ‖ time
                 seq: int = obj["terminal_seq"] or 0
                 if 0 <= seq <= _U32 and 0 <= amount <= _U32:
-                    return amount << 144 | where << 88 | seq << 56 | int(digits, 16), 22
+                    return amount << _P_AMOUNT | where << _P_HEAD | seq << _P_SEQ | int(digits, 16), _P_SIZE
     data = tac_fields(obj)[1].tac_input()  # the exact error for whatever the text got wrong
     return int.from_bytes(data, "big"), len(data)

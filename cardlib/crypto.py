@@ -1,8 +1,9 @@
-"""Block ciphers and MACs of the purse and PSAM (reference §3 and §8).
+"""Block ciphers and MACs of the purse and PSAM (PBOC/JR/T 0025 e-purse, JT/T 978).
 
 DES and 2-key 3DES (ISO/IEC 18033-3), SM4 (GB/T 32907), ISO/IEC 9797-1 MAC
 algorithms 1 and 3 with padding method 2, key diversification and session
-keys as profiled by JT/T 978 / PBOC EP. Keys never appear in messages.
+keys as profiled by JT/T 978 / PBOC EP; the SM4 formulas are the project's profile
+(docs/protocol.md, "Algorithms"). Keys never appear in messages.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def sm4_cbc_mac(key16: bytes, data: bytes, iv: bytes = bytes(16)) -> bytes:
 
 
 def diversify(master: bytes, factor8: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
-    """One level: 3DES_MK(F) ‖ 3DES_MK(~F) (§3); SM4_MK(F ‖ ~F) in the SM4 profile (§8)."""
+    """One level: 3DES_MK(F) ‖ 3DES_MK(~F) (JR/T 0025); SM4_MK(F ‖ ~F) in the project's SM4 profile."""
     _need("master key", master, 16)
     _need("diversification factor", factor8, 8)
     inverted = bytes(b ^ 0xFF for b in factor8)
@@ -224,7 +225,7 @@ def diversify_levels(
 
 
 def session_key(card_key16: bytes, input8: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
-    """3DES: 8-byte session key 3DES_K(input8) (§3); SM4: 16 bytes from input8 ‖ 80 00…00 (§8)."""
+    """3DES: 8-byte session key 3DES_K(input8) (JR/T 0025); SM4: 16 bytes from input8 ‖ 80 00…00 (the project's profile)."""
     _need("card key", card_key16, 16)
     _need("session key input", input8, 8)
     if algorithm is Algorithm.SM4:
@@ -263,7 +264,7 @@ def purse_mac_function(key: bytes, algorithm: Algorithm = Algorithm.TDES) -> Cal
 
 
 def tac_key(dtk16: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
-    """3DES: left 8 bytes xor right 8 bytes of DTK (§3); SM4: DTK itself (§8)."""
+    """3DES: left 8 bytes xor right 8 bytes of DTK (JR/T 0025); SM4: DTK itself (the project's profile)."""
     _need("DTK", dtk16, 16)
     if algorithm is Algorithm.SM4:
         return dtk16
@@ -273,7 +274,7 @@ def tac_key(dtk16: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
 def line_mac(
     key16: bytes, data: bytes, iv: bytes, algorithm: Algorithm = Algorithm.TDES
 ) -> bytes:
-    """Line-protection MAC (e.g. APPLICATION BLOCK, §3/§8): 4 bytes.
+    """Line-protection MAC (e.g. APPLICATION BLOCK; ISO/IEC 9797-1 algorithm 3, the project's profile): 4 bytes.
 
     3DES: retail MAC with an 8-byte IV; SM4: SM4 CBC-MAC with the IV
     right-padded with 00 to 16 bytes.

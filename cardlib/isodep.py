@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from cardlib.errors import FormatError
 
+#: the start byte of RATS (§5.1)
 RATS = 0xE0
-CHAINING = 0x10
-CID_FOLLOWS = 0x08
-NAD_FOLLOWS = 0x04
+#: PCB bits (§7.1.1.1): an I-block's chaining bit, then whether CID and NAD follow
+CHAINING, CID_FOLLOWS, NAD_FOLLOWS = 0x10, 0x08, 0x04
+#: an R-block's NAK bit
 NAK = 0x10
-S_DESELECT = 0xC2
-S_WTX = 0xF2
+#: the S-blocks DESELECT and WTX (their PCB without CID)
+S_DESELECT, S_WTX = 0xC2, 0xF2
 #: Frame sizes by FSCI / FSDI (§5.2.3, Table 1); RFU values count as 256.
 FRAME_SIZES = (16, 24, 32, 40, 48, 64, 96, 128, 256)
 #: The carrier frequency fc (Hz) of ISO/IEC 14443-2.

@@ -1,7 +1,8 @@
 """Issuer master keys, a card's keys, their derivation and TAC verification.
 
 One place for the key file format (docs/keys.md), the order of the
-diversification levels (reference §2: issuer level first) and TAC checks,
+diversification levels (the project's profile: issuer level first, docs/protocol.md)
+and TAC checks (JR/T 0025 e-purse TAC),
 so the terminal, the simulators and settlement all use the same code.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from cardlib.crypto import Algorithm, constant_time_equal, diversify, diversify_levels
 from cardlib.errors import ConfigError, FormatError
+from cardlib.jsontext import json_object
 from cardlib.pboc.macs import TacFields, compute_tac
 from cardlib.safefiles import LIMIT_SMALL, read_text
 
@@ -190,21 +192,17 @@ class CardKeys:
 
 
 def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:
-    """Read a key file; None gives the built-in TEST ONLY issuer."""
+    """Read a key file; None gives the default, the built-in TEST ONLY issuer."""
     if path is None:
-        return test_issuer()
+        return default_issuer()
     source = os.fspath(path)
     try:
-        obj = json.loads(read_text(source, "key file", LIMIT_SMALL, ConfigError))
+        text = read_text(source, "key file", LIMIT_SMALL, ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such key file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not JSON (line {exc.lineno}: {exc.msg})") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: not JSON (nested too deeply)") from None
-    return IssuerKeys.from_json(obj, source)
+    return IssuerKeys.from_json(json_object(text, source, ConfigError, at_line=True), source)
 
 
 @lru_cache(maxsize=1)
@@ -220,8 +218,10 @@ def test_issuer() -> IssuerKeys:
     return _builtin_issuer()
 
 
-test_issuer.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
-default_issuer = test_issuer  # the name the simulators and terminal tests use
+def default_issuer() -> IssuerKeys:
+    """The issuer used where none is given (no key file, ``ykt sim``, the default PSAM, the
+    demo): the TEST ONLY issuer, so nothing made by default is ever real money."""
+    return _builtin_issuer()
 
 
 def purse_factors(issuer_id: bytes, app_serial: bytes) -> tuple[bytes, bytes]:
@@ -242,7 +242,7 @@ def card_factor(app_serial: bytes) -> bytes:
 
 
 def ssse_factor(card_identifier: bytes) -> bytes:
-    """The SSSE key factor: the last 8 bytes of EF05's card identifier (reference §8)."""
+    """The SSSE key factor: the last 8 bytes of EF05's card identifier (the project's profile)."""
     if len(card_identifier) != 16:
         raise FormatError(f"card identifier must be 16 bytes, got {len(card_identifier)}")
     return card_identifier[8:16]

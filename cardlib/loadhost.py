@@ -2,7 +2,8 @@
 
 The terminal calls it; :mod:`simulators.host` implements it for the test
 issuer. A MAC2 is bound to the card's session random and online sequence, so
-it cannot credit twice (reference §5).
+it cannot credit twice (PBOC/JR/T 0025 e-purse load: MAC2 over the session's
+inputs; the ledger is the project's profile, docs/protocol.md "Load host").
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """TAC checking at settlement: every settled record's TAC recomputed with its issuer's keys.
 
 The TAC is the card's word that it made the transaction (PBOC 3.0 e-purse,
-JR/T 0025.2 §9; docs/settlement.md); ``ykt journal verify`` and the clearing
+JR/T 0025.2, the TAC of a purchase and a load; docs/settlement.md); ``ykt journal verify`` and the clearing
 job call the same functions.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -80,67 +79,19 @@ def _verify_chunk(issuer: IssuerKeys, items: Sequence[dict[str, Any]]) -> list[i
     return bad
 
 
-# What forked workers check: set before the pool forks, read from the inherited memory,
-# so the records are never pickled to the workers (only the chunk bounds and the ids back).
-_WORK: tuple[IssuerKeys, list[dict[str, Any]]] | None = None
+def verify_records(records: Iterable[SettledRecord | dict[str, Any]], issuer: IssuerKeys, chunk: int = 20000,
+                   progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Check every TAC (as ``cardlib.keys.verify_tac`` does, each card's key set up once), in this
+    process: using many cores is the clearing job's business.
 
-
-def _verify_range(bounds: tuple[int, int]) -> list[int]:
-    assert _WORK is not None
-    issuer, items = _WORK
-    return _verify_chunk(issuer, items[bounds[0] : bounds[1]])
-
-
-def _single_threaded() -> bool:
-    """Whether this process runs one thread, native ones counted (Linux: /proc/self/task).
-
-    A forked child keeps only the forking thread; a lock another thread held
-    (an allocator's background thread, as pyarrow's jemalloc starts) stays held
-    there forever and the child hangs (POSIX fork(2)). With other threads alive
-    the TACs are checked in this process instead: slower, never stuck.
-    """
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        import threading
-
-        return threading.active_count() == 1
-
-
-def verify_records(records: Iterable[SettledRecord | dict[str, Any]], issuer: IssuerKeys, workers: int | None = 1,
-                   chunk: int = 20000, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Check every TAC (as ``cardlib.keys.verify_tac`` does, each card's key set up once).
-
-    ``records`` are journal records or batch lines. ``workers=None`` uses
-    every core (forked processes over chunks, when this process has no other
-    thread to fork beside); ``progress`` is told how many
+    ``records`` are journal records or batch lines; ``progress`` is told how many
     records each finished chunk held.
     """
-    global _WORK
     items = [r if isinstance(r, dict) else r.to_json() for r in records]
-    bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
-    n = (os.cpu_count() or 1) if workers is None else max(1, workers)
     failed: list[int] = []
-
-    def done(index: int, bad: list[int]) -> None:
-        failed.extend(bad)
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        failed.extend(_verify_chunk(issuer, part))
         if progress is not None:
-            progress(bounds[index][1] - bounds[index][0])
-
-    if n > 1 and len(bounds) > 1 and _single_threaded():
-        import gc
-        import multiprocessing
-
-        _WORK = (issuer, items)
-        gc.freeze()  # the workers' collections leave the inherited records alone: no copy-on-write of their pages
-        try:
-            with multiprocessing.get_context("fork").Pool(min(n, len(bounds))) as pool:
-                for index, bad in enumerate(pool.imap(_verify_range, bounds)):
-                    done(index, bad)
-        finally:
-            gc.unfreeze()
-            _WORK = None
-    else:
-        for index, (start, end) in enumerate(bounds):
-            done(index, _verify_chunk(issuer, items[start:end]))
+            progress(len(part))
     return VerifyReport(len(items), tuple(failed))

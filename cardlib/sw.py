@@ -1,4 +1,4 @@
-"""Status words: ISO/IEC 7816-4 §5.1.3 and the PBOC / JT/T 978 purse (reference §4).
+"""Status words: ISO/IEC 7816-4 §5.1.3 and the PBOC / JT/T 978 purse (JR/T 0025 e-purse, 93xx/94xx).
 
 The 61xx and 6Cxx classes are handled in one place, :mod:`cardlib.channel`.
 """

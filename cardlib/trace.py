@@ -26,13 +26,16 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import IO, Any
 
+from cardlib import iso
+from cardlib.apdu import CommandAPDU
 from cardlib.channel import Exchange
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
+from cardlib.jsontext import json_object
 from cardlib.safefiles import LIMIT_TRACE, check_trace_output, read_text
 
 MASK = "**"
-PIN_INS = frozenset({0x20, 0x24, 0x2C})
+PIN_INS = iso.PIN_INS
 PBOC_PIN_INS = 0x5E
 WRITE_KEY_INS = 0xD4
 HOLDER_EF = b"\xef\x06"
@@ -86,6 +89,16 @@ def _mask_command_data(apdu: bytes) -> str:
     return apdu[:start].hex().upper() + _masked(apdu[start:end]) + apdu[end:].hex().upper()
 
 
+def _selects_holder(apdu: bytes) -> bool:
+    """Whether a SELECT names a holder file by FID or as the last FID of a path."""
+    try:
+        sel = iso.Select.from_apdu(CommandAPDU.decode(apdu))
+    except FormatError:
+        return False
+    by_id = sel.by in (iso.BY_ID, iso.EF_BY_ID, iso.PATH_FROM_MF, iso.PATH_FROM_CURRENT)
+    return by_id and sel.name[-2:] in PERSONAL_FIDS
+
+
 class Masker:
     """Decides what to hide in the exchanges of one reader; remembers the selected EF."""
 
@@ -112,27 +125,21 @@ class Masker:
         by SFI, or as the current file after a SELECT by FID or path or an earlier SFI access
         (ISO 7816-4 §7.2.2: READ BINARY/RECORD with an SFI makes that EF current)."""
         ins, p1, p2 = apdu[1], apdu[2], apdu[3]
-        if ins == 0xA4:
+        if ins == iso.INS_SELECT:
             if len(response) >= 2 and response[-2] in (0x90, 0x61):  # a refused SELECT changes nothing
-                start, end = _data_span(apdu)
-                by_id = p1 in (0x00, 0x02, 0x08, 0x09)
-                self._holder_selected = by_id and apdu[start:end][-2:] in PERSONAL_FIDS
+                self._holder_selected = _selects_holder(apdu)
             return False
-        if ins == 0xB2:
-            sfi = p2 >> 3
-            if sfi:
+        if ins in (iso.INS_READ_RECORD, iso.INS_READ_BINARY):
+            sfi = iso.file_sfi(ins, p1, p2)
+            if sfi is not None:
                 self._holder_selected = sfi in PERSONAL_SFIS
-            return self._holder_selected
-        if ins == 0xB0:
-            if p1 & 0x80:
-                self._holder_selected = p1 & 0x1F in PERSONAL_SFIS
             return self._holder_selected
         return False
 
     def response(self, apdu: bytes, response: bytes, secret: bool = False) -> str:
         if len(apdu) < 4:
             return response.hex().upper()
-        if apdu[1] == 0xC0 and self._personal_pending:
+        if apdu[1] == iso.INS_GET_RESPONSE and self._personal_pending:
             personal = True
         else:
             personal = self._personal(apdu, response)
@@ -275,15 +282,7 @@ def iter_trace(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"trace line {number}: not JSON ({exc.msg})") from None
-        except RecursionError:
-            raise FormatError(f"trace line {number}: not JSON (nested too deeply)") from None
-        if not isinstance(obj, dict):
-            raise FormatError(f"trace line {number}: expected a JSON object")
-        yield number, obj
+        yield number, json_object(text, f"trace line {number}")
 
 
 def parse_trace(lines: Iterable[str]) -> Trace:

@@ -4,9 +4,12 @@ A plain function of one file (the engine maps it over the files): a batch
 that fails ``cardlib.batch.read_batch`` (header, count, total, SHA-256, a
 replay inside it, a number that is not an integer) or comes from a terminal
 the register does not know is set aside whole, never half-counted. A good
-batch's lines are written as one Parquet file with what the next stage needs;
-each line's TAC is checked with its issuer's keys (``status``: ``ok``,
-``forged`` or ``unknown_issuer``).
+batch's lines become rows with what the next stage needs. A line whose TAC
+cannot verify whatever the key (no issuer in the store, no TAC input) is
+``unknown_issuer`` or ``forged`` here; the others are ``unverified`` with
+their TAC input (``message``) beside them, and stage two checks their TACs
+card by card (``clearing.chains``): each card's key is then derived once a
+day, where here it would be derived again in every task that meets the card.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from cardlib.batch import read_batch, replay_key, tac_message
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
+from cardlib.keys import IssuerKeys
 from cardlib.keystore import KeyStore
 from cardlib.pboc import macs
 from cardlib.settlement import tac_ok
@@ -34,8 +37,10 @@ LINE_COLUMNS: dict[str, str] = {  # name -> pandas dtype
     "line_no": "int64", "card": "str", "issuer": "str", "kind": "str", "card_seq": "int64", "amount": "int64",
     "balance_before": "int64", "balance_after": "int64", "time": "int64", "day": "str", "hour": "int64",
     "terminal_id": "str", "terminal_seq": "int64", "tac": "str", "key": "str", "status": "str",
+    "algorithm": "str", "key_version": "int64", "message": "bytes",
     "s_online": "int64", "s_offline": "int64", "s_balance": "int64",
 }
+UNVERIFIED = "unverified"  # a line's status until its TAC is checked (stage two)
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,9 @@ _ISSUERS: dict[tuple[Any, Any, KeyStore], tuple[str, Any]] = {}  # (issuer_id te
 
 
 def line_row(obj: dict[str, Any], store: KeyStore) -> tuple[Any, ...]:
-    """A batch line as the columns of the chain stage from ``card`` to ``status``, its TAC checked.
-    Run for every line of the day: lookups are cached, the usual Beijing time cut from its text."""
+    """A batch line as the columns of the chain stage from ``card`` to ``message``: what its TAC
+    check needs, or why it cannot verify. Run for every line of the day: lookups are cached, the
+    usual Beijing time cut from its text."""
     found = _ISSUERS.get((obj.get("issuer_id"), obj.get("key_version", 1), store))
     if found is None:
         found = _issuer(obj, store)
@@ -91,10 +97,14 @@ def line_row(obj: dict[str, Any], store: KeyStore) -> tuple[Any, ...]:
         message: tuple[int, int] | None = tac_message(obj)
     except (KeyError, ValueError, TypeError, AttributeError, OverflowError, FormatError):
         message = None
+    key = replay_key(obj, message) if message else None
+    algorithm = obj.get("algorithm")
     if issuer is None:
         status = "unknown_issuer"
+    elif key is None or not isinstance(algorithm, str):  # no TAC input, card or TAC: tac_ok says no
+        status = "forged"
     else:
-        status = "ok" if message and tac_ok(issuer, obj, message) else "forged"
+        status = UNVERIFIED
     t = obj.get("time")
     try:
         when = datetime.fromisoformat(t)  # type: ignore[arg-type]
@@ -105,11 +115,10 @@ def line_row(obj: dict[str, Any], store: KeyStore) -> tuple[Any, ...]:
             stamp, day, hour = int(when.timestamp()), when.date().isoformat(), when.hour
     except (ValueError, TypeError):
         stamp, day, hour = NO, "unknown", NO
-        status = "forged" if status == "ok" else status  # (its TAC cannot have verified)
+        status = "forged" if status == UNVERIFIED else status  # (its TAC cannot have verified)
     kind = _KINDS.get(obj.get("type"))
     if kind is None:
         kind = _kind(obj.get("type"))
-    key = replay_key(obj, message) if message else None
     seq, amount, before = obj.get("card_seq", NO), obj["amount"], obj.get("balance_before", NO)
     after, tseq = obj.get("balance_after"), obj.get("terminal_seq")
     after = NO if after is None else after
@@ -117,10 +126,20 @@ def line_row(obj: dict[str, Any], store: KeyStore) -> tuple[Any, ...]:
     if not (seq in _I64 and amount in _I64 and before in _I64 and after in _I64 and tseq in _I64):
         # read_batch lets integers of any size by; no card writes such a number
         seq, amount, before, after, tseq = (v if v in _I64 else NO for v in (seq, amount, before, after, tseq))
-        status = "forged" if status == "ok" else status
+        status = "forged" if status == UNVERIFIED else status
+    verify = status == UNVERIFIED
     return (str(obj.get("app_serial", "")).upper(), issuer_hex, kind, seq, amount, before, after, stamp, day, hour,
             str(obj.get("terminal_id", "")).upper(), tseq, str(obj.get("tac") or "").upper(),
-            key.hex().upper() if key else "", status)
+            key.hex().upper() if key else "", status, algorithm if verify else "",
+            obj.get("key_version", 1) if verify else NO,
+            message[0].to_bytes(message[1], "big") if verify and message else b"")
+
+
+def tac_verified(issuer: IssuerKeys, card: str, algorithm: str, tac: str, message: bytes) -> bool:
+    """A line's TAC checked from its row (``line_row``'s ``card``, ``algorithm``, ``tac`` and
+    ``message``): ``cardlib.settlement.tac_ok`` over what it reads of the line."""
+    return tac_ok(issuer, {"app_serial": card, "algorithm": algorithm, "tac": tac},
+                  (int.from_bytes(message, "big"), len(message)))
 
 
 def _issuer(obj: dict[str, Any], store: KeyStore) -> tuple[str, Any]:
@@ -143,12 +162,3 @@ def _kind(text: Any) -> str:
     return "load" if load else "purchase"
 
 
-def write_part(rows: Rows, part: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    types = {"str": pa.string(), "int64": pa.int64()}
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(LINE_COLUMNS)
-    table = pa.table({c: pa.array(columns[i], type=types[t]) for i, (c, t) in enumerate(LINE_COLUMNS.items())})
-    Path(part).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, part)

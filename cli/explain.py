@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from cardlib import iso
+from cardlib import sw as SW
 from cardlib.errors import FormatError
 from cardlib.pboc import purse as purse_commands
 from cardlib.pboc.files import (
@@ -77,12 +78,11 @@ def file_read(command: bytes) -> tuple[int, str] | None:
     """The SFI a READ BINARY / READ RECORD names and "binary" or "record", else None."""
     if len(command) < 4 or command[0] & 0x80:
         return None
-    ins, p1, p2 = command[1], command[2], command[3]
-    if ins == iso.INS_READ_BINARY and p1 & 0x80:
-        return p1 & 0x1F, "binary"
-    if ins == iso.INS_READ_RECORD and p2 >> 3:
-        return p2 >> 3, "record"
-    return None
+    ins = command[1]
+    sfi = iso.file_sfi(ins, command[2], command[3])
+    if sfi is None or ins not in (iso.INS_READ_BINARY, iso.INS_READ_RECORD):
+        return None
+    return sfi, "binary" if ins == iso.INS_READ_BINARY else "record"
 
 
 def value_text(name: str, value: object) -> str:
@@ -128,7 +128,7 @@ def tlv_lines(obj: Tlv, depth: int = 0) -> Iterator[str]:
 
 def explain(command: bytes, data: bytes, sw: int) -> list[str]:
     """Lines saying what the answer's data is, indented; empty when nothing is known of it."""
-    if sw != 0x9000 or not data:
+    if sw != SW.SW_OK or not data:
         return []
     read = file_read(command)
     if read is not None and read[0] in KNOWN_FILES:

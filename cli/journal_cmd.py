@@ -37,9 +37,9 @@ def _open(path: str, opts: Options, readonly: bool = False) -> Journal:
     return j
 
 
-def _checked(j: Journal, what: str, opts: Options, workers: int | None = 1) -> JournalCheck:
+def _checked(j: Journal, what: str, opts: Options) -> JournalCheck:
     """`ykt journal check` before a command that trusts the journal: its errors refuse the command."""
-    report = check_journal(j, workers=workers)
+    report = check_journal(j)
     if not opts.json:
         for text in report.errors:
             click.echo(f"error: {text}", err=True)
@@ -113,9 +113,8 @@ def export(journal_path: str, out: str | None, all_records: bool, batch_id: str 
 @click.option("--journal", "journal_path", type=EXISTING_DB, help="Journal database.")
 @click.option("--batch", type=click.Path(dir_okay=False, exists=True), help="A settlement batch file instead.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), help="Issuer key file (default: the TEST ONLY issuer).")
-@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Processes (0: every core).")
 @common_options("json")
-def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None, workers: int, opts: Options) -> None:
+def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None, opts: Options) -> None:
     """Check every settled record's TAC with the issuer's keys; exit 4 when one fails."""
     if bool(journal_path) == bool(batch):
         raise FormatError("give exactly one of --journal or --batch")
@@ -125,15 +124,15 @@ def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None,
         _, items = read_batch(batch)
     else:
         j = _open(journal_path or "", opts, readonly=True)
-        _checked(j, "verify", opts, workers=workers or None)
+        _checked(j, "verify", opts)
         items = [r.to_json() for state in ("completed", "recovered") for r in j.records(state)]
         items.sort(key=lambda x: x["id"])
     show_bar = opts.progress() and not opts.json and len(items) > 0
     if show_bar:
         with click.progressbar(length=len(items), label="verifying TACs", file=sys.stderr) as bar:
-            report = verify_records(items, issuer, workers=workers or None, progress=bar.update)
+            report = verify_records(items, issuer, progress=bar.update)
     else:
-        report = verify_records(items, issuer, workers=workers or None)
+        report = verify_records(items, issuer)
     result = {"checked": report.checked, "failed": list(report.failed), "ok": report.ok}
     if opts.json:
         opts.emit(result)
@@ -148,11 +147,10 @@ def verify(journal_path: str | None, batch: str | None, issuer_keys: str | None,
 
 @journal.command()
 @JOURNAL
-@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Processes (0: every core).")
 @common_options("json")
-def check(journal_path: str, workers: int, opts: Options) -> None:
+def check(journal_path: str, opts: Options) -> None:
     """Look for edits: deleted or copied records, repeated counters, test records passed off as real; exit 1 on one."""
-    report = check_journal(_open(journal_path, opts, readonly=True), workers=workers or None)
+    report = check_journal(_open(journal_path, opts, readonly=True))
     if opts.json:
         opts.emit(report.to_json())
     else:

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import click
 
+from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.atr import parse_atr
 from cardlib.channel import Channel
@@ -323,7 +324,7 @@ class CardShell(cmd.Cmd):
         values: dict[int, bytes] = {}
         for number in range(1, 255):
             response = self.exchange(read_record(number, sfi=sfi, le=le))
-            if number == 1 and response.sw == 0x6981 and known is None:  # not a record file
+            if number == 1 and response.sw == SW.SW_WRONG_FILE_STRUCTURE and known is None:  # not a record file
                 self.exchange(read_binary(0, 256, sfi=sfi))
                 return
             if not response.ok or not response.data:

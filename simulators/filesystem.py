@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cardlib import iso
 from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.errors import FormatError
@@ -213,9 +214,10 @@ class FileSystem:
         self.current_df: DedicatedFile = self.mf
         self.current_ef: ElementaryFile | None = None
         self._handlers = {
-            0xA4: self._select, 0xB0: self._read_binary, 0xD6: self._update_binary,
-            0xB2: self._read_record, 0xDC: self._update_record, 0xE2: self._append_record,
-            0x84: self._get_challenge,
+            iso.INS_SELECT: self._select, iso.INS_READ_BINARY: self._read_binary,
+            iso.INS_UPDATE_BINARY: self._update_binary, iso.INS_READ_RECORD: self._read_record,
+            iso.INS_UPDATE_RECORD: self._update_record, iso.INS_APPEND_RECORD: self._append_record,
+            iso.INS_GET_CHALLENGE: self._get_challenge,
         }
         self._named: tuple[int, list[DedicatedFile]] = (-1, [])  # (tree version, the DFs in walk order)
         self._fci: dict[tuple[int, int | None, bytes | None], ResponseAPDU] = {}  # built-in FCI/FCP of a DF
@@ -264,43 +266,14 @@ class FileSystem:
     # --- SELECT --------------------------------------------------------------
 
     def _select(self, cmd: CommandAPDU) -> ResponseAPDU:
-        p1, data = cmd.p1, cmd.data
-        target: ElementaryFile | DedicatedFile | None
-        if p1 in (0x00, 0x01, 0x02):
-            if len(data) != 2 and not (p1 == 0x00 and not data):
-                return status(SW.SW_WRONG_LENGTH)
-            if not data or data == b"\x3f\x00":
-                target = self.mf
-            else:
-                fid = int.from_bytes(data, "big")
-                target = self.current_df.child_by_fid(fid)
-                if target is None and p1 == 0x00 and self.current_df.parent is not None:
-                    target = self.current_df.parent.child_by_fid(fid)
-                if p1 == 0x01 and not isinstance(target, DedicatedFile):
-                    target = None
-                if p1 == 0x02 and not isinstance(target, ElementaryFile):
-                    target = None
-        elif p1 == 0x03:
-            target = self.current_df.parent or self.mf
-        elif p1 == 0x04:
-            if not 1 <= len(data) <= 16:
-                return status(SW.SW_WRONG_LENGTH)
-            target = self._by_name(data, next_occurrence=cmd.p2 & 0x03 == 0x02)
-        elif p1 in (0x08, 0x09):
-            if not data or len(data) % 2:
-                return status(SW.SW_WRONG_LENGTH)
-            node: ElementaryFile | DedicatedFile | None = self.mf if p1 == 0x08 else self.current_df
-            fids = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-            if p1 == 0x08 and fids and fids[0] == 0x3F00:
-                fids = fids[1:]
-            for fid in fids:
-                node = node.child_by_fid(fid) if isinstance(node, DedicatedFile) else None
-            target = node
-        else:
-            return status(SW.SW_INCORRECT_P1P2)
+        try:
+            sel = iso.Select.from_apdu(cmd)
+        except iso.IsoCommandError as exc:
+            return status(exc.sw)
+        target = self._select_target(sel)
         if target is None:
             return status(SW.SW_FILE_NOT_FOUND)
-        if cmd.p2 & 0xF1:
+        if sel.reserved_bits:
             return status(SW.SW_INCORRECT_P1P2)
         if isinstance(target, DedicatedFile):
             self.current_df, self.current_ef = target, None
@@ -311,10 +284,40 @@ class FileSystem:
                 refusal = target.application.on_select(self)
                 if refusal is not None:
                     return refusal
-            return self._fci_answer(cmd.p2 & 0x0C, target)
+            return self._fci_answer(sel.answer, target)
         self.current_df = target.parent or self.mf
         self.current_ef = target
-        return self._fcp_answer(cmd.p2 & 0x0C, target)
+        return self._fcp_answer(sel.answer, target)
+
+    def _select_target(self, sel: iso.Select) -> ElementaryFile | DedicatedFile | None:
+        """The file a SELECT names, from the current DF (None: not found)."""
+        if sel.by in (iso.BY_ID, iso.CHILD_DF, iso.EF_BY_ID):
+            return self._by_fid(sel)
+        if sel.by == iso.PARENT_DF:
+            return self.current_df.parent or self.mf
+        if sel.by == iso.BY_NAME:
+            return self._by_name(sel.name, next_occurrence=sel.next_occurrence)
+        node: ElementaryFile | DedicatedFile | None = self.mf if sel.by == iso.PATH_FROM_MF else self.current_df
+        fids = sel.fids
+        if sel.by == iso.PATH_FROM_MF and fids and fids[0] == 0x3F00:
+            fids = fids[1:]
+        for fid in fids:
+            node = node.child_by_fid(fid) if isinstance(node, DedicatedFile) else None
+        return node
+
+    def _by_fid(self, sel: iso.Select) -> ElementaryFile | DedicatedFile | None:
+        """P1 00 any file (also the parent DF's children), 01 a child DF, 02 an EF; 3F00 or none: the MF."""
+        if not sel.name or sel.name == b"\x3f\x00":
+            return self.mf
+        fid = int.from_bytes(sel.name, "big")
+        target = self.current_df.child_by_fid(fid)
+        if target is None and sel.by == iso.BY_ID and self.current_df.parent is not None:
+            target = self.current_df.parent.child_by_fid(fid)
+        if sel.by == iso.CHILD_DF and not isinstance(target, DedicatedFile):
+            return None
+        if sel.by == iso.EF_BY_ID and not isinstance(target, ElementaryFile):
+            return None
+        return target
 
     def _by_name(self, name: bytes, next_occurrence: bool) -> DedicatedFile | None:
         """First DF whose name starts with ``name``, or the one after the current DF (P2 b2 b1 = 10)."""
@@ -328,9 +331,9 @@ class FileSystem:
         return found[0] if found else None
 
     def _fci_answer(self, mode: int, df: DedicatedFile) -> ResponseAPDU:
-        if mode == 0x0C:
+        if mode == iso.ANSWER_NONE:
             return OK
-        if mode != 0x04 and df.application is not None:
+        if mode != iso.ANSWER_FCP and df.application is not None:
             custom = df.application.fci(df)  # the application's FCI may follow its files: asked every time
             if custom is not None:
                 last = self._custom_fci
@@ -345,7 +348,7 @@ class FileSystem:
 
     @staticmethod
     def _built_in_fci(mode: int, df: DedicatedFile) -> ResponseAPDU:
-        if mode == 0x04:
+        if mode == iso.ANSWER_FCP:
             body = [build(0x82, b"\x38")]
             if df.fid is not None:
                 body.append(build(0x83, df.fid.to_bytes(2, "big")))
@@ -356,7 +359,7 @@ class FileSystem:
         return status(SW.SW_OK, build(0x6F, body).encode())
 
     def _fcp_answer(self, mode: int, ef: ElementaryFile) -> ResponseAPDU:
-        if mode != 0x04:
+        if mode != iso.ANSWER_FCP:
             return OK
         if isinstance(ef, TransparentEF):
             body = [build(0x80, ef.size.to_bytes(2, "big")), build(0x82, b"\x01")]
@@ -372,30 +375,31 @@ class FileSystem:
 
     # --- binary --------------------------------------------------------------
 
-    def _binary_target(self, cmd: CommandAPDU) -> tuple[TransparentEF | None, int, int | None]:
-        if cmd.p1 & 0x80:
-            if cmd.p1 & 0x60:
-                return None, 0, SW.SW_INCORRECT_P1P2
-            ef = self.current_df.ef_by_sfi(cmd.p1 & 0x1F)
+    def _binary_target(self, cmd: CommandAPDU, write: bool) -> tuple[TransparentEF | None, int, int]:
+        """The EF and offset a binary command names, once its access rule allows it; else the SW."""
+        try:
+            ref = iso.BinaryRef.from_p1p2(cmd.p1, cmd.p2)
+        except iso.IsoCommandError as exc:
+            return None, 0, exc.sw
+        if ref.sfi is not None:
+            ef = self.current_df.ef_by_sfi(ref.sfi)
             if ef is None:
                 return None, 0, SW.SW_FILE_NOT_FOUND
-            offset = cmd.p2
         else:
             ef = self.current_ef
             if ef is None:
                 return None, 0, SW.SW_NO_CURRENT_EF
-            offset = (cmd.p1 << 8) | cmd.p2
         if not isinstance(ef, TransparentEF):
             return None, 0, SW.SW_WRONG_FILE_STRUCTURE
-        return ef, offset, None
+        denied = self._allowed(ef.access.write if write else ef.access.read)
+        if denied:
+            return None, 0, denied
+        return ef, ref.offset, SW.SW_OK
 
     def _read_binary(self, cmd: CommandAPDU) -> ResponseAPDU:
-        ef, offset, err = self._binary_target(cmd)
-        if err is not None or ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._allowed(ef.access.read)
-        if denied:
-            return status(denied)
+        ef, offset, err = self._binary_target(cmd, write=False)
+        if ef is None:
+            return status(err)
         if cmd.data:
             return status(SW.SW_WRONG_LENGTH)
         if offset > ef.size:
@@ -408,12 +412,9 @@ class FileSystem:
         return status(SW.SW_OK, chunk)
 
     def _update_binary(self, cmd: CommandAPDU) -> ResponseAPDU:
-        ef, offset, err = self._binary_target(cmd)
-        if err is not None or ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._allowed(ef.access.write)
-        if denied:
-            return status(denied)
+        ef, offset, err = self._binary_target(cmd, write=True)
+        if ef is None:
+            return status(err)
         if not cmd.data:
             return status(SW.SW_WRONG_LENGTH)
         if offset + len(cmd.data) > ef.size:
@@ -424,27 +425,25 @@ class FileSystem:
 
     # --- records -------------------------------------------------------------
 
-    def _record_target(self, p2: int) -> tuple[RecordEF | None, int | None]:
-        sfi = p2 >> 3
-        ef = self.current_df.ef_by_sfi(sfi) if sfi else self.current_ef
+    def _record_target(self, ref: iso.RecordRef, write: bool) -> tuple[RecordEF | None, int]:
+        """The record EF a record command names, once its access rule allows it; else the SW."""
+        ef = self.current_df.ef_by_sfi(ref.sfi) if ref.sfi else self.current_ef
         if ef is None:
-            return None, SW.SW_FILE_NOT_FOUND if sfi else SW.SW_NO_CURRENT_EF
+            return None, SW.SW_FILE_NOT_FOUND if ref.sfi else SW.SW_NO_CURRENT_EF
         if not isinstance(ef, RecordEF):
             return None, SW.SW_WRONG_FILE_STRUCTURE
-        return ef, None
+        denied = self._allowed(ef.access.write if write else ef.access.read)
+        return (None, denied) if denied else (ef, SW.SW_OK)
 
     def _read_record(self, cmd: CommandAPDU) -> ResponseAPDU:
-        ef, err = self._record_target(cmd.p2)
+        ref = iso.RecordRef.from_p1p2(cmd.p1, cmd.p2)
+        ef, err = self._record_target(ref, write=False)
         if ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._allowed(ef.access.read)
-        if denied:
-            return status(denied)
-        mode = cmd.p2 & 0x07
-        if mode == 0x04:
-            number: int | None = cmd.p1
-        elif mode == 0x00:
-            number = ef.find_by_id(cmd.p1)
+            return status(err)
+        if ref.mode == iso.RECORD_NUMBER:
+            number: int | None = ref.record
+        elif ref.mode == iso.FIRST_BY_ID:
+            number = ef.find_by_id(ref.record)
         else:
             return status(SW.SW_INCORRECT_P1P2)
         if not number or number > len(ef.records):
@@ -456,21 +455,16 @@ class FileSystem:
                 return status(0x6C00 | len(data))
         return status(SW.SW_OK, data)
 
-    def _write_check(self, ef: RecordEF) -> int | None:
-        return self._allowed(ef.access.write)
-
     def _update_record(self, cmd: CommandAPDU) -> ResponseAPDU:
-        ef, err = self._record_target(cmd.p2)
+        ref = iso.RecordRef.from_p1p2(cmd.p1, cmd.p2)
+        ef, err = self._record_target(ref, write=True)
         if ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._write_check(ef)
-        if denied:
-            return status(denied)
+            return status(err)
         try:
-            if cmd.p2 & 0x07 == 0x04:
-                ef.update(cmd.p1, cmd.data)
-            elif cmd.p2 & 0x07 == 0x00:
-                ef.update_by_id(cmd.p1, cmd.data)
+            if ref.mode == iso.RECORD_NUMBER:
+                ef.update(ref.record, cmd.data)
+            elif ref.mode == iso.FIRST_BY_ID:
+                ef.update_by_id(ref.record, cmd.data)
             else:
                 return status(SW.SW_INCORRECT_P1P2)
         except IndexError:
@@ -481,14 +475,12 @@ class FileSystem:
         return OK
 
     def _append_record(self, cmd: CommandAPDU) -> ResponseAPDU:
-        if cmd.p1 or cmd.p2 & 0x07:
+        ref = iso.RecordRef.from_p1p2(cmd.p1, cmd.p2)
+        if ref.record or ref.mode:
             return status(SW.SW_INCORRECT_P1P2)
-        ef, err = self._record_target(cmd.p2)
+        ef, err = self._record_target(ref, write=True)
         if ef is None:
-            return status(err or SW.SW_NO_CURRENT_EF)
-        denied = self._write_check(ef)
-        if denied:
-            return status(denied)
+            return status(err)
         try:
             ef.append(cmd.data)
         except ValueError:
@@ -499,9 +491,11 @@ class FileSystem:
         return OK
 
     def _get_challenge(self, cmd: CommandAPDU) -> ResponseAPDU:
-        if cmd.le not in (4, 8, 16) or cmd.data or cmd.p1 or cmd.p2:
-            return status(SW.SW_WRONG_LENGTH if cmd.le not in (4, 8, 16) else SW.SW_INCORRECT_P1P2)
-        return status(SW.SW_OK, self.get_challenge(cmd.le))
+        try:
+            length = iso.GetChallenge.from_apdu(cmd).length
+        except iso.IsoCommandError as exc:
+            return status(exc.sw)
+        return status(SW.SW_OK, self.get_challenge(length))
 
     # --- persistence ---------------------------------------------------------
 

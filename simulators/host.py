@@ -2,7 +2,7 @@
 
 Checks load MAC1, issues MAC2, and keeps a ledger of every MAC2 issued by
 (card, online sequence): a pending one is settled only when the terminal
-reports what the card said (reference §5). The ledger is a SQLite file when
+reports what the card said (the project's profile). The ledger is a SQLite file when
 a path is given, so it survives the host's restart.
 
 Rules of the ledger:

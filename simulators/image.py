@@ -26,6 +26,7 @@ from typing import Any
 
 from cardlib.errors import ConfigError, FormatError, SharingViolationError
 from cardlib.hexutil import from_hex
+from cardlib.jsontext import json_object
 from cardlib.keys import CardKeys, IssuerKeys
 from cardlib.pboc import capp, macs
 from cardlib.pboc.files import CAPP_SFI
@@ -360,15 +361,7 @@ def read_image(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FormatError(f"{source}: no such card image") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(f"{source}: cannot read card image: {exc}") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{source}: card image is not JSON (line {exc.lineno}: {exc.msg})") from None
-    except RecursionError:
-        raise FormatError(f"{source}: card image is not JSON (nested too deeply)") from None
-    if not isinstance(obj, dict):
-        raise FormatError(f"{source}: card image must be a JSON object")
-    return obj
+    return json_object(text, f"{source}: card image", at_line=True)
 
 
 class FileBackedCard:

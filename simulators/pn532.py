@@ -59,18 +59,20 @@ from cardlib.readers.pn532_frames import (
     READ_REGISTER,
     RF_CONFIGURATION,
     SAM_CONFIGURATION,
+    SEL_RES_ISO14443_4,
     SET_PARAMETERS,
     SET_SERIAL_BAUD_RATE,
+    STATUS_BAD_CONTEXT,
+    STATUS_OK,
+    STATUS_TIMEOUT,
     WRITE_REGISTER,
     FrameKind,
     FrameParser,
+    Target,
     response,
 )
 from simulators.isodep import DepFaults, IsoDepCard
 
-STATUS_OK = 0x00
-STATUS_TIMEOUT = 0x01
-STATUS_BAD_CONTEXT = 0x27
 #: InAutoPoll target types of ISO 14443-A at 106 kbit/s (§7.3.13).
 AUTO_POLL_TYPE_A = (0x00, 0x10, 0x20)
 FIRMWARE = bytes((0x32, 0x01, 0x06, 0x07))  # IC PN532, version 1.6, ISO 14443-A/B and ISO 18092
@@ -91,7 +93,7 @@ RF_ITEMS = {0x01: 1, 0x02: 3, 0x04: 1, 0x05: 3, 0x0A: 11, 0x0B: 8, 0x0C: 3, 0x0D
 
 
 @dataclass
-class Target:
+class InField:
     """A card in the field with its ISO 14443-A identity (ISO 14443-3 §6.5)."""
 
     card: Card
@@ -103,7 +105,7 @@ class Target:
         """ATQA: the UID size in bits 7-6 (single 00, double 01), bit-frame anticollision."""
         return b"\x00\x44" if len(self.uid) == 7 else b"\x00\x04"
 
-    sel_res = 0x20  # ISO 14443-4 compliant
+    sel_res = SEL_RES_ISO14443_4
 
     def ats(self, atr: bytes | None = None) -> bytes:
         """TL T0 TA TB TC + the ATR's historical bytes (ISO 14443-4 §5.2)."""
@@ -120,8 +122,8 @@ class Pn532Emulator:
 
     def __init__(self, cards: Sequence[Card] = ()) -> None:
         self._lock = threading.RLock()  # the chip's state; re-entrant: a torn card leaves inside handle()
-        self.targets: list[Target] = []
-        self.active: dict[int, Target] = {}  # Tg -> target, after InListPassiveTarget
+        self.targets: list[InField] = []
+        self.active: dict[int, InField] = {}  # Tg -> target, after InListPassiveTarget
         self._uid_seq = 0x11
         for card in cards:
             self.insert(card)
@@ -168,7 +170,7 @@ class Pn532Emulator:
             raise FormatError(f"an ISO 14443-A UID has 4 or 7 bytes and does not start with 88, not {uid!r}")
         with self._lock:
             if all(t.card is not card for t in self.targets):
-                self.targets.append(Target(card, uid))
+                self.targets.append(InField(card, uid))
 
     def remove(self, card: Card | None = None) -> None:
         """Take a card (every card, with None) out of the field."""
@@ -465,10 +467,10 @@ class Pn532Emulator:
             self.active[tg] = target
             ats = target.ats(atr)
             target.dep = IsoDepCard(target.card, ats, self.dep_faults)
-            out += bytes((tg,)) + target.sens_res + bytes((target.sel_res, len(target.uid))) + target.uid
-            if self.parameters & PARAM_AUTO_RATS:  # the chip sent RATS itself (§7.2.9)
+            auto_rats = bool(self.parameters & PARAM_AUTO_RATS)  # the chip sends RATS itself (§7.2.9)
+            if auto_rats:
                 target.dep.activate()
-                out += ats
+            out += Target(tg, target.sens_res, target.sel_res, target.uid, ats if auto_rats else b"").encode()
         out[0] = len(self.active)
         return bytes(out)
 
@@ -486,7 +488,7 @@ class Pn532Emulator:
             return b"\x00"  # nothing in the field (at once: the chip's polling period is not timed here)
         return bytes((1, types[0], len(found) - 1)) + found[1:]
 
-    def _in_field(self, target: Target) -> bool:
+    def _in_field(self, target: InField) -> bool:
         return any(t is target for t in self.targets)
 
     def _data_exchange(self, p: bytes) -> bytes | None:

@@ -1,5 +1,6 @@
-"""The simulated PSAM (reference §2, §8): terminal number, MOT.CPSAM01, MAC1/MAC2,
-and the generic 80 1A / 80 FA session-key commands.
+"""The simulated PSAM (JT/T 978's PSAM): terminal number, MOT.CPSAM01, MAC1/MAC2,
+and the generic 80 1A / 80 FA session-key commands (the project's profile).
+It parses and answers through the declarations of cardlib/pboc/psam.py.
 
 It holds the issuer's masters; the purchase key is derived by two levels in
 the order :func:`cardlib.keys.purse_factors` defines, from the factors 8070
@@ -163,9 +164,11 @@ class PsamApplication:
                 return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
             return ResponseAPDU(encrypt_block(key, cmd.data, alg), SW.SW_OK)
         if cmd.p1 == W.P1_MAC:
-            if len(cmd.data) < 8:
+            try:
+                fields = W.MAC_DATA.parse(cmd.data)
+            except FormatError:
                 return ResponseAPDU(b"", SW.SW_WRONG_LENGTH)
-            return ResponseAPDU(line_mac(key, cmd.data[8:], cmd.data[:8], alg), SW.SW_OK)
+            return ResponseAPDU(line_mac(key, fields["data"], fields["iv"], alg), SW.SW_OK)
         return ResponseAPDU(b"", SW.SW_INCORRECT_P1P2)
 
 

@@ -1,4 +1,5 @@
-"""The transit purse application (PBOC EP / JT/T 978; reference §1, §3, §5, §8).
+"""The transit purse application (JR/T 0025.2 PBOC e-purse as JT/T 978's T-Union
+purse), answering through the declarations of cardlib/pboc/purse.py and macs.py.
 
 Bound to the purse DF of a simulated card. Every command checks everything
 first and then applies its changes together, so a DEBIT happens fully
@@ -225,7 +226,7 @@ class PurseApplication:
         log.append(record)
         self._prove_keep(macs.TX_EP_LOAD, sess.seq, req.mac2, tac)
         self._changed()
-        return _ok(tac)
+        return _ok(P.CreditResponse(tac).encode())
 
     def _update_capp(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         sess = self._session

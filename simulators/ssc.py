@@ -1,6 +1,7 @@
 """The third-generation social security card: MF, the SSSE application, the purse.
 
-File tree (reference §1, §6, §8)::
+File tree (the purse DF as JT/T 978, the SSSE DF as the 人社部 card; commands of
+cardlib/ssse/commands.py and cardlib/pboc/purse.py)::
 
     MF 3F00
     ├─ DF SSSE (name 7378312E73682EC9E7BBE1B1A3D5CF): EF05 issuer, EF06 holder (TLV records)
@@ -10,7 +11,7 @@ A plain T-Union transit card (``card_kind`` ``tunion``) is the same card
 without the SSSE DF: SELECT of the SSSE answers 6A82.
 
 PIN (63Cx, 6983 at 0), CHANGE and UNBLOCK; internal and external
-authentication per the reference's profile (§8). Case-4 commands answer
+authentication as the project's profile (SM4 keys of 16 bytes). Case-4 commands answer
 directly; ``t0_style`` answers them with 61xx to exercise a channel, and a
 card whose ATR says T=0 speaks strict T=0 (:mod:`simulators.t0`).
 """

@@ -4,7 +4,7 @@ The card is a TCP client of vpcd (default 127.0.0.1:35963, reader "Virtual
 PCD 00 00"): connecting inserts it, closing removes it. Framing both ways:
 a 2-byte big-endian length, then that many bytes; a 1-byte message is a
 control (00 power off, 01 power on, 02 reset, 04 get ATR), anything else an
-APDU (reference readers.md, pcsc-stack.md).
+APDU (vsmartcard's vpcd protocol, frankmorgner/vsmartcard virtualsmartcard/src/vpcd).
 
 Latency: vpcd writes length and payload in two sends; without TCP_NODELAY,
 length and payload in one send, and TCP_QUICKACK before every receive each

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from cardlib import sw as SW
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
 from cardlib.errors import (
@@ -176,7 +177,7 @@ class TerminalApp:
             else:
                 result = tap.wallet.purchase(amount)
         except StatusError as exc:
-            if exc.sw == 0x9401:
+            if exc.sw == SW.SW_INSUFFICIENT_BALANCE:
                 return self.decision(tap, False, Reason.INSUFFICIENT_BALANCE, amount, tap.wallet.balance())
             raise
         return self.decision(tap, True, reason, result=result, detail=detail)
@@ -269,7 +270,7 @@ class TerminalApp:
         try:
             return wallet.select()
         except StatusError as exc:
-            if exc.sw in (0x6A81, 0x9303):
+            if exc.sw in (SW.SW_FUNC_NOT_SUPPORTED, SW.SW_APP_LOCKED):
                 raise _Refused(Reason.PURSE_BLOCKED) from exc
             raise
 
@@ -280,7 +281,7 @@ class TerminalApp:
             block_purse(tap.channel, self.psam, public.app_serial)
             raise _Refused(Reason.DENY_LISTED)
         today = tap.now.date()
-        if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (reference §8)
+        if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (the project's profile)
             try:
                 auth.check_validity(public.valid_from, public.valid_until, today)
             except auth.CardRefusedError as exc:

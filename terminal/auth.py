@@ -1,4 +1,5 @@
-"""Reading and authenticating the social security card (reference §6, §8).
+"""Reading and authenticating the social security card (人社部 social security card
+specification; its authentication is the project's profile).
 
 Issuer and holder data as typed values, validity checks, internal
 authentication of the card and external authentication of the terminal
@@ -171,7 +172,7 @@ def read_card(channel: Channel, addressing: str = "fid") -> CardInfo:
 
 def check_validity(valid_from: date, valid_until: date, today: date) -> None:
     """The card's validity: EF05's issue and expiry dates at identity gates, the purse's 0x15
-    at transit terminals (reference §8)."""
+    at transit terminals (the project's profile)."""
     if today < valid_from:
         raise CardRefusedError("card_not_yet_valid", f"card valid from {valid_from}")
     if today > valid_until:

@@ -1,6 +1,6 @@
 """Blocking a deny-listed card's purse: APPLICATION BLOCK with a line MAC
-computed through the SAM (reference §8: usage 0x36, retail MAC, IV = card
-challenge ‖ 00000000)."""
+computed through the SAM (the project's profile: usage 0x36, retail MAC of
+ISO/IEC 9797-1 algorithm 3, IV = card challenge ‖ 00000000)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The deny list: a mapped binary file of application serials, searched in place.
 
-Transit-purse reference §8 fixes what the file must carry (10-byte serials, a
+The project's profile fixes what the file must carry (10-byte serials, a
 header with format version, list version, entry count and a SHA-256 that
 covers the header fields, the index and the entries); the layout is this
 project's (docs/configuration.md, "Deny list file"), all integers

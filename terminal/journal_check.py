@@ -50,7 +50,7 @@ class JournalCheck:
                                     " (ykt journal check lists them)")
 
 
-def test_keys_records(journal: Journal, workers: int | None = 1) -> list[int]:
+def test_keys_records(journal: Journal) -> list[int]:
     """Ids of settled records not marked test whose TAC verifies under the keys of a TEST ONLY issuer
     (each one the package ships, cardlib.keystore.builtin_store)."""
     items = [r.to_json() for state in SETTLED for r in journal.records(state) if not r.test]
@@ -58,19 +58,19 @@ def test_keys_records(journal: Journal, workers: int | None = 1) -> list[int]:
     for issuer in builtin_store().issuers:
         if not items:
             break
-        failed = set(verify_records(items, issuer, workers=workers).failed)
+        failed = set(verify_records(items, issuer).failed)
         found |= {obj["id"] for obj in items if obj["id"] not in failed}
         items = [obj for obj in items if obj["id"] in failed]
     return sorted(found)
 
 
-def check_journal(journal: Journal, workers: int | None = 1) -> JournalCheck:
+def check_journal(journal: Journal) -> JournalCheck:
     """Every check of the module docstring, over the whole journal."""
     errors = journal.integrity_errors()
     gaps, old_gaps = journal.id_gaps()
     errors += gaps
     errors += [f"record {rid}: NOT MARKED TEST, YET ITS TAC VERIFIES UNDER A TEST ONLY ISSUER'S KEYS"
                " (test money passed off as real, or a terminal running on test keys)"
-               for rid in test_keys_records(journal, workers=workers)]
+               for rid in test_keys_records(journal)]
     return JournalCheck(journal.count(), len(journal.prunes()), tuple(errors),
                         tuple(journal.integrity_warnings() + old_gaps), tuple(journal.integrity_notes()))

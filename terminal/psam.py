@@ -1,13 +1,15 @@
-"""The terminal's side of the PSAM (reference §2, §8): terminal number, MAC1,
+"""The terminal's side of the PSAM (JT/T 978 PSAM; the generic SAM commands are the
+project's profile): terminal number, MAC1,
 MAC2 verification, and the session-key commands for SSSE authentication and
 line MACs. It knows whether its purchase session is still open (no 8070
-since), which decides if a recovered MAC2 can still be checked (§5).
+since), which decides if a recovered MAC2 can still be checked (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cardlib import sw as SW
 from cardlib.channel import Channel
 from cardlib.errors import MacMismatchError, StatusError
 from cardlib.iso import select_aid
@@ -57,7 +59,7 @@ class PsamClient:
         """8072: raises MacMismatchError when the card's MAC2 is wrong."""
         response = self.channel.transmit(psam_commands.credit_sam_for_purchase(mac2))
         self._open_session = None
-        if response.sw == 0x9302:
+        if response.sw == SW.SW_MAC_INVALID:
             raise MacMismatchError("the card's MAC2 does not verify in the PSAM")
         response.check("CREDIT SAM FOR PURCHASE")
 

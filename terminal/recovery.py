@@ -1,4 +1,4 @@
-"""Torn-transaction recovery (reference §5 step 3): four outcomes, decided by
+"""Torn-transaction recovery (public field code, docs/protocol.md): four outcomes, decided by
 the card's counter as field terminals do, never by the balance (a 0-fen
 metro entry never moves it) and never on a guess.
 
@@ -40,7 +40,7 @@ from terminal.journal import JournalRecord
 from terminal.wallet import TransactionResult, Wallet
 
 DEFAULT_WINDOW = timedelta(seconds=120)
-LOG_DEPTH = 10  # the 0x18 log keeps the last ten transactions (reference §1)
+LOG_DEPTH = 10  # the 0x18 log keeps the last ten transactions (JR/T 0025 e-purse, JT/T 978)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ the card processes it; ``second`` puts another card in the field.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from typing import Any
 
 from cardlib.clock import parse_time
 from cardlib.errors import FormatError
+from cardlib.jsontext import json_object
 from cardlib.safefiles import LIMIT_SCRIPT, read_text
 
 KEYS = {"card", "time", "advance", "tear", "second", "note"}
@@ -80,14 +80,7 @@ def parse_taps(text: str, base: Path = Path(".")) -> list[TapStep]:
 
 def _object(line: str, number: int) -> dict[str, Any]:
     """The line's JSON object, with known keys only and a card."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"tap line {number}: not JSON ({exc.msg})") from None
-    except RecursionError:
-        raise FormatError(f"tap line {number}: not JSON (nested too deeply)") from None
-    if not isinstance(obj, dict):
-        raise FormatError(f"tap line {number}: expected an object")
+    obj = json_object(line, f"tap line {number}")
     unknown = set(obj) - KEYS
     if unknown:
         raise FormatError(f"tap line {number}: unknown key {sorted(unknown)[0]!r}")

@@ -1,5 +1,5 @@
 """The transit wallet: balance, history, load, purchase, composite purchase
-(PBOC EP / JT/T 978 flows; reference §1–§3).
+(PBOC EP, JR/T 0025 / JT/T 978 flows).
 
 Money is never lost: the journal record is written and synced before DEBIT
 or CREDIT is sent and completed after. Once DEBIT or CREDIT has left, no
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.channel import Channel
 from cardlib.clock import BEIJING, Clock
@@ -171,7 +172,7 @@ class Wallet:
         out = []
         for n in range(1, count + 1):
             r = self.card.transmit(read_record(n, sfi=sfi, le=size))
-            if r.sw == 0x6A83 or not r.data:
+            if r.sw == SW.SW_RECORD_NOT_FOUND or not r.data:
                 break
             r.check(f"READ RECORD {n} of {sfi:02X}")
             out.append(r.data)
@@ -243,7 +244,7 @@ class Wallet:
         response = self._send_journaled(record, purse_commands.DebitForPurchase(sam.terminal_seq, date, time, sam.mac1).to_apdu())
         if not response.ok:
             journal.fail(record.id, f"card answered {response.sw:04X}")
-            if response.sw == 0x9302:
+            if response.sw == SW.SW_MAC_INVALID:
                 raise MacMismatchError("the card refused the PSAM's MAC1")
             response.check("DEBIT FOR PURCHASE")
         try:
@@ -286,7 +287,7 @@ class Wallet:
         if not response.ok:
             self.journal.fail(record.id, f"card answered {response.sw:04X}")
             host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "failed"))
-            if response.sw == 0x9302:
+            if response.sw == SW.SW_MAC_INVALID:
                 raise MacMismatchError("the card refused the host's MAC2")
             raise StatusError(response.sw, command="CREDIT FOR LOAD")
         tac = response.data

@@ -4,6 +4,7 @@ no test writes to the real home and no test sees another's simulated PSAM counte
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,3 +46,11 @@ def allow_py(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let ``py:`` readers import the test card factories (tests.*): a py: URI runs code,
     so it runs only when allowed (cardlib/readers/pyhost.py)."""
     monkeypatch.setenv("YKT_ALLOW_PY", "tests")
+
+
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list[pytest.Item] | None:
+    """A test module's tests are the functions written in it: a library function whose name
+    starts with ``test`` (``cardlib.keys.test_issuer``) imported into one is not collected."""
+    if isinstance(collector, pytest.Module) and inspect.isfunction(obj) and obj.__module__ != collector.module.__name__:
+        return []
+    return None

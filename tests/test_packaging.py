@@ -49,6 +49,15 @@ def test_the_wheel_carries_types_data_and_entry_points(installed: Path) -> None:
     assert "ykt = cli.main:cli" in text and "[yikatong.readers]" in text
 
 
+def test_the_readers_resolve_through_the_entry_points(installed: Path) -> None:
+    """cardlib's registry names no simulator: ``sim:`` comes from the distribution's entry point."""
+    code = ("from cardlib.readers.registry import find_backend\n"
+            "print(find_backend('sim').__module__, find_backend('pn532').__module__)")
+    out = _run([str(installed / "python"), "-c", code], cwd=str(installed))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["simulators.reader", "cardlib.readers.pn532"]
+
+
 def test_version_comes_from_the_package_metadata(installed: Path) -> None:
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     out = _run([str(installed / "ykt"), "--version"])

@@ -1,4 +1,5 @@
-"""The inputs of the purse's MACs and TACs (PBOC EP / JT/T 978; reference §3), written once.
+"""The inputs of the purse's MACs, TACs and session keys (JR/T 0025.2 PBOC
+e-purse, JT/T 978), each declared once (cardlib/wire.py) with its vectors.
 
 Used by the simulated card, the PSAM, the load host, the terminal and
 settlement, so no two of them can disagree on a byte.
@@ -10,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from construct import Bytes, Const, Int8ub, Int16ub, Int32ub, Struct
+
 from cardlib.clock import BEIJING
 from cardlib.crypto import (
     Algorithm,
@@ -20,6 +23,7 @@ from cardlib.crypto import (
     tac_key,
 )
 from cardlib.errors import FormatError
+from cardlib.wire import Vector, declare
 
 TX_ED_LOAD = 0x01
 TX_EP_LOAD = 0x02
@@ -31,59 +35,68 @@ PURCHASE_TYPES = frozenset({TX_ED_PURCHASE, TX_EP_PURCHASE, TX_CAPP_PURCHASE})
 
 MAX_AMOUNT = 0xFFFFFFFF
 
+EP = "JR/T 0025.2 (PBOC e-purse), JT/T 978 (T-Union)"
+PURCHASE_EXAMPLE = "public: PBOC EP purchase worked example, https://www.cnblogs.com/ttss/p/4280430.html"
+LOAD_EXAMPLE = "public: PBOC EP load worked example, http://www.ncuisine.com/xingyexinwen/379.html"
+H = bytes.fromhex
+_TERM = H("001122334455")
 
-def amount4(value: int, what: str = "amount") -> bytes:
-    """A 4-byte big-endian amount in fen."""
-    if not 0 <= value <= MAX_AMOUNT:
-        raise FormatError(f"{what} {value} out of range (0..{MAX_AMOUNT} fen)")
-    return value.to_bytes(4, "big")
-
-
-def _u16(value: int, what: str) -> bytes:
-    if not 0 <= value <= 0xFFFF:
-        raise FormatError(f"{what} {value} out of range (0..65535)")
-    return value.to_bytes(2, "big")
-
-
-def _u32(value: int, what: str) -> bytes:
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise FormatError(f"{what} {value} out of range (0..4294967295)")
-    return value.to_bytes(4, "big")
-
-
-def _sized(data: bytes, size: int, what: str) -> bytes:
-    if len(data) != size:
-        raise FormatError(f"{what} must be {size} bytes, got {len(data)}")
-    return bytes(data)
-
-
-def _terminal(terminal_id: bytes) -> bytes:
-    return _sized(terminal_id, 6, "terminal number")
-
-
-def _type(tx_type: int) -> bytes:
-    if not 0 <= tx_type <= 0xFF:
-        raise FormatError(f"transaction type {tx_type} is not a byte")
-    return bytes((tx_type,))
-
-
-def _checked(amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes) -> tuple[bytes, bytes, bytes]:
-    """The fields MAC1, MAC2 of a load and the TAC share, checked; terminal, date and
-    time back as bytes. All at once when all is well (every purchase comes here three
-    times), else one by one, for the message."""
-    if (0 <= amount <= MAX_AMOUNT and 0 <= tx_type <= 0xFF and type(terminal_id) is type(date4)
-            is type(time3) is bytes and len(terminal_id) == 6 and len(date4) == 4 and len(time3) == 3):
-        return terminal_id, date4, time3
-    amount4(amount)
-    _type(tx_type)
-    return (_terminal(terminal_id), _sized(date4, 4, "date (BCD YYYYMMDD)"),
-            _sized(time3, 3, "time (BCD hhmmss)"))
-
-
-def _movement(amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes) -> bytes:
-    """amount ‖ type ‖ terminal ‖ date ‖ time: purchase MAC1 and load MAC2 cover these."""
-    terminal_id, date4, time3 = _checked(amount, tx_type, terminal_id, date4, time3)
-    return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), terminal_id, date4, time3))
+PURCHASE_SESSION = declare(
+    "macs.purchase_session_key.input", Struct("random" / Bytes(4), "offline_seq" / Int16ub, "terminal_seq_low" / Int16ub),
+    cite=f"{EP}: the purchase session key SESPK = DPK(card random, offline counter, low half of the terminal counter)",
+    vectors=(Vector(H("11223344 0000 0001"), {"random": H("11223344"), "offline_seq": 0, "terminal_seq_low": 1},
+                    PURCHASE_EXAMPLE),),
+)
+LOAD_SESSION = declare(
+    "macs.load_session_key.input", Struct("random" / Bytes(4), "online_seq" / Int16ub, Const(b"\x80\x00")),
+    cite=f"{EP}: the load session key SESLK = DLK(card random, online counter, 8000)",
+    vectors=(Vector(H("11223344 0000 8000"), {"random": H("11223344"), "online_seq": 0},
+                    LOAD_EXAMPLE),),
+)
+MOVEMENT = declare(
+    "macs.purchase_mac1.input",
+    Struct("amount" / Int32ub, "tx_type" / Int8ub, "terminal_id" / Bytes(6), "date" / Bytes(4), "time" / Bytes(3)),
+    cite=f"{EP}: the input of a purchase's MAC1 (PSAM) and of a load's MAC2 (host): the same layout",
+    vectors=(
+        Vector(H("00001000 06 001122334455 20120229 135100"),
+               {"amount": 0x1000, "tx_type": 6, "terminal_id": _TERM, "date": H("20120229"), "time": H("135100")},
+               PURCHASE_EXAMPLE),
+        Vector(H("00001000 01 001122334455 20111221 214822"),
+               {"amount": 0x1000, "tx_type": 1, "terminal_id": _TERM, "date": H("20111221"), "time": H("214822")},
+               LOAD_EXAMPLE + " (MAC2)"),
+    ),
+)
+AMOUNT = declare(
+    "macs.purchase_mac2.input", Struct("amount" / Int32ub),
+    cite=f"{EP}: the input of a purchase's MAC2 (card): the amount alone",
+    vectors=(Vector(H("00001000"), {"amount": 0x1000}, PURCHASE_EXAMPLE),),
+)
+LOAD_MAC1 = declare(
+    "macs.load_mac1.input",
+    Struct("balance" / Int32ub, "amount" / Int32ub, "tx_type" / Int8ub, "terminal_id" / Bytes(6)),
+    cite=f"{EP}: the input of a load's MAC1 (card): old balance, amount, type, terminal",
+    vectors=(Vector(H("00000000 00001000 01 001122334455"),
+                    {"balance": 0, "amount": 0x1000, "tx_type": 1, "terminal_id": _TERM}, LOAD_EXAMPLE),),
+)
+PURCHASE_TAC = declare(
+    "macs.purchase_tac.input",
+    Struct("amount" / Int32ub, "tx_type" / Int8ub, "terminal_id" / Bytes(6), "terminal_seq" / Int32ub,
+           "date" / Bytes(4), "time" / Bytes(3)),
+    cite=f"{EP}: the TAC of a purchase or composite purchase (DEBIT's answer)",
+    vectors=(Vector(H("00001000 06 001122334455 00000001 20111221 214822"),
+                    {"amount": 0x1000, "tx_type": 6, "terminal_id": _TERM, "terminal_seq": 1, "date": H("20111221"),
+                     "time": H("214822")}, "own: hand-packed from the layout, the purchase example's fields"),),
+)
+LOAD_TAC = declare(
+    "macs.load_tac.input",
+    Struct("new_balance" / Int32ub, "online_seq" / Int16ub, "amount" / Int32ub, "tx_type" / Int8ub,
+           "terminal_id" / Bytes(6), "date" / Bytes(4), "time" / Bytes(3)),
+    cite=f"{EP}: the TAC of a load (CREDIT FOR LOAD's answer); a layout with a single source, the project's reading",
+    vectors=(Vector(H("00002000 0000 00001000 02 001122334455 20111221 214822"),
+                    {"new_balance": 0x2000, "online_seq": 0, "amount": 0x1000, "tx_type": 2, "terminal_id": _TERM,
+                     "date": H("20111221"), "time": H("214822")},
+                    "own: hand-packed from the layout, the load example's fields"),),
+)
 
 
 _BCD = [(v // 10) << 4 | v % 10 for v in range(100)]  # 0..99 to its BCD byte
@@ -127,19 +140,14 @@ def purchase_session_key(
     dpk: bytes, random4: bytes, offline_seq: int, terminal_seq: int, algorithm: Algorithm
 ) -> bytes:
     """SESPK = DPK(random ‖ offline seq ‖ low 2 bytes of the terminal seq)."""
-    if not (0 <= terminal_seq <= 0xFFFFFFFF and type(random4) is bytes and len(random4) == 4
-            and 0 <= offline_seq <= 0xFFFF):  # all at once when all is well (twice per purchase)
-        _u32(terminal_seq, "terminal seq")
-        random4 = _sized(random4, 4, "card random")
-        _u16(offline_seq, "offline seq")
-    data = b"".join((random4, offline_seq.to_bytes(2, "big"), (terminal_seq & 0xFFFF).to_bytes(2, "big")))
-    return session_key(dpk, data, algorithm)
+    if not 0 <= terminal_seq <= 0xFFFFFFFF:  # a 4-byte counter, of which the input takes the low half
+        raise FormatError(f"terminal seq {terminal_seq} does not fit in 4 byte(s)")
+    return session_key(dpk, PURCHASE_SESSION.pack(random4, offline_seq, terminal_seq & 0xFFFF), algorithm)
 
 
 def load_session_key(dlk: bytes, random4: bytes, online_seq: int, algorithm: Algorithm) -> bytes:
     """SESLK = DLK(random ‖ online seq ‖ 80 00)."""
-    data = _sized(random4, 4, "card random") + _u16(online_seq, "online seq") + b"\x80\x00"
-    return session_key(dlk, data, algorithm)
+    return session_key(dlk, LOAD_SESSION.pack(random4, online_seq), algorithm)
 
 
 def purchase_mac1(
@@ -147,12 +155,12 @@ def purchase_mac1(
     algorithm: Algorithm,
 ) -> bytes:
     """The PSAM's MAC1 of a purchase."""
-    return purse_mac(sespk, _movement(amount, tx_type, terminal_id, date4, time3), algorithm)
+    return purse_mac(sespk, MOVEMENT.pack(amount, tx_type, terminal_id, date4, time3), algorithm)
 
 
 def purchase_mac2(sespk: bytes, amount: int, algorithm: Algorithm) -> bytes:
     """The card's MAC2 of a purchase: over the amount alone."""
-    return purse_mac(sespk, amount4(amount), algorithm)
+    return purse_mac(sespk, AMOUNT.pack(amount), algorithm)
 
 
 def load_mac1(
@@ -160,8 +168,7 @@ def load_mac1(
     algorithm: Algorithm,
 ) -> bytes:
     """The card's MAC1 of a load: old balance ‖ amount ‖ type ‖ terminal."""
-    data = amount4(old_balance, "balance") + amount4(amount) + _type(tx_type) + _terminal(terminal_id)
-    return purse_mac(seslk, data, algorithm)
+    return purse_mac(seslk, LOAD_MAC1.pack(old_balance, amount, tx_type, terminal_id), algorithm)
 
 
 def load_mac2(
@@ -169,7 +176,7 @@ def load_mac2(
     algorithm: Algorithm,
 ) -> bytes:
     """The host's MAC2 of a load (the same layout as a purchase's MAC1)."""
-    return purse_mac(seslk, _movement(amount, tx_type, terminal_id, date4, time3), algorithm)
+    return purse_mac(seslk, MOVEMENT.pack(amount, tx_type, terminal_id, date4, time3), algorithm)
 
 
 @dataclass(frozen=True)
@@ -186,15 +193,11 @@ class TacFields:
     online_seq: int = 0
 
     def tac_input(self) -> bytes:
-        """Load: newBalance ‖ onlineSeq ‖ amount ‖ type ‖ terminal ‖ date ‖ time;
-        any other type: amount ‖ type ‖ terminal ‖ termSeq ‖ date ‖ time."""
-        amount, tx_type = self.amount, self.tx_type
-        tid, date, time = _checked(amount, tx_type, self.terminal_id, self.date, self.time)
-        if tx_type in LOAD_TYPES:
-            return b"".join((amount4(self.new_balance, "balance"), _u16(self.online_seq, "online seq"),
-                             amount.to_bytes(4, "big"), bytes((tx_type,)), tid, date, time))
-        return b"".join((amount.to_bytes(4, "big"), bytes((tx_type,)), tid, _u32(self.terminal_seq, "terminal seq"),
-                         date, time))
+        """Load: :data:`LOAD_TAC`; any other type: :data:`PURCHASE_TAC`."""
+        if self.tx_type in LOAD_TYPES:
+            return LOAD_TAC.pack(self.new_balance, self.online_seq, self.amount, self.tx_type, self.terminal_id,
+                                 self.date, self.time)
+        return PURCHASE_TAC.pack(self.amount, self.tx_type, self.terminal_id, self.terminal_seq, self.date, self.time)
 
 
 def compute_tac(dtk: bytes, fields: TacFields, algorithm: Algorithm) -> bytes:

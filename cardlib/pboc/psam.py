@@ -1,13 +1,19 @@
-"""Wire formats of the PSAM (terminal security module; reference §2 and §8)."""
+"""Wire formats of the PSAM (terminal security module): INIT SAM FOR PURCHASE
+and CREDIT SAM FOR PURCHASE as JT/T 978's PSAM takes them, and the generic
+commands 80 1A / 80 FA, which are the project's profile (no public definition).
+Each data field and response is a declaration (cardlib/wire.py) with its vectors."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from construct import Bytes, GreedyBytes, GreedyRange, Int8ub, Int16ub, Int32ub, Struct
+
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
 from cardlib.iso import read_binary, select_aid
 from cardlib.keys import purse_factors
+from cardlib.wire import Encoded, Vector, declare
 
 PSAM_AID = bytes.fromhex("A0000006324D4F542E435053414D3031")  # A0 00 00 06 32 "MOT.CPSAM01"
 
@@ -23,6 +29,48 @@ USAGE_PURCHASE = 0x42
 
 P1_ENCRYPT = 0x00
 P1_MAC = 0x05
+
+
+PSAM = "JT/T 978 PSAM (T-Union terminal security module), after JR/T 0025.2's purchase flow"
+PROFILE = "the project's profile: the PSAM's generic commands (no public definition found)"
+H = bytes.fromhex
+
+INIT_SAM = declare(
+    "psam.init_sam_for_purchase",
+    Struct("card_random" / Bytes(4), "card_seq" / Int16ub, "amount" / Int32ub, "tx_type" / Int8ub,
+           "date" / Bytes(4), "time" / Bytes(3), "key_version" / Int8ub, "alg_id" / Int8ub,
+           "factors" / GreedyRange(Bytes(8))),
+    cite=f"{PSAM}: INIT SAM FOR PURCHASE (80 70), command data, Lc = 0x14 + 8·N; the factors card level first",
+    vectors=(Vector(H("11223344 0000 00001000 06 20120229 135100 01 00 5170010170907984 01011000FFFFFFFF"),
+                    {"card_random": H("11223344"), "card_seq": 0, "amount": 0x1000, "tx_type": 6,
+                     "date": H("20120229"), "time": H("135100"), "key_version": 1, "alg_id": 0,
+                     "factors": [H("5170010170907984"), H("01011000FFFFFFFF")]},
+                    "own: hand-packed, the purchase worked example's fields with a public card's serial and issuer"),),
+)
+INIT_SAM_RESPONSE = declare(
+    "psam.init_sam_for_purchase.response", Struct("terminal_seq" / Int32ub, "mac1" / Bytes(4)),
+    cite=f"{PSAM}: INIT SAM FOR PURCHASE, response data (terminal counter, MAC1)",
+    vectors=(Vector(H("00000001 F15CAB75"), {"terminal_seq": 1, "mac1": H("F15CAB75")},
+                    "own: hand-packed, the purchase worked example's counter and MAC1"),),
+)
+CREDIT_SAM = declare(
+    "psam.credit_sam_for_purchase", Struct("mac2" / Bytes(4)),
+    cite=f"{PSAM}: CREDIT SAM FOR PURCHASE (80 72), command data (the card's MAC2)",
+    vectors=(Vector(H("56988A13"), {"mac2": H("56988A13")}, "own: hand-packed, the purchase worked example's MAC2"),),
+)
+INIT_DESCRYPT = declare(
+    "psam.init_descrypt", Struct("factors" / GreedyRange(Bytes(8))),
+    cite=f"{PROFILE}: 80 1A usage index, the diversification factors 8 bytes each",
+    vectors=(Vector(H("5170010170907984 01011000FFFFFFFF"),
+                    {"factors": [H("5170010170907984"), H("01011000FFFFFFFF")]}, "own: hand-packed, two levels"),
+             Vector(b"", {"factors": []}, "own: no diversification")),
+)
+MAC_DATA = declare(
+    "psam.descrypt_mac", Struct("iv" / Bytes(8), "data" / GreedyBytes),
+    cite=f"{PROFILE}: 80 FA 05 00, a 4-byte MAC of the data with the session key from the IV",
+    vectors=(Vector(H("1122334400000000 8418000004"), {"iv": H("1122334400000000"), "data": H("8418000004")},
+                    "own: hand-packed, an APPLICATION UNBLOCK's MAC input after a card challenge"),),
+)
 
 
 def read_terminal_number() -> CommandAPDU:
@@ -72,58 +120,36 @@ class InitSamForPurchase:
     factors: tuple[bytes, ...]
 
     def to_apdu(self) -> CommandAPDU:
-        if not self.factors or any(len(f) != 8 for f in self.factors):
-            raise FormatError("INIT SAM FOR PURCHASE: factors must be 8 bytes each, at least one")
-        if not (0 <= self.card_seq <= 0xFFFF and 0 <= self.amount <= 0xFFFFFFFF
-                and 0 <= self.tx_type <= 0xFF and 0 <= self.key_version <= 0xFF and 0 <= self.alg_id <= 0xFF):
-            raise FormatError("INIT SAM FOR PURCHASE: a number is out of range")
-        data = (self.card_random + self.card_seq.to_bytes(2, "big") + self.amount.to_bytes(4, "big")
-                + bytes((self.tx_type,)) + self.date + self.time + bytes((self.key_version, self.alg_id))
-                + b"".join(self.factors))
-        if len(data) != 0x14 + 8 * len(self.factors):
-            raise FormatError("INIT SAM FOR PURCHASE: field sizes are wrong")
-        if type(data) is bytes and len(data) <= 255:  # all checked above: skip CommandAPDU's checks
-            return CommandAPDU(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
+        if not self.factors:
+            raise FormatError("INIT SAM FOR PURCHASE: at least one factor")
+        data = INIT_SAM.pack(self.card_random, self.card_seq, self.amount, self.tx_type, self.date, self.time,
+                             self.key_version, self.alg_id, self.factors)
         return CommandAPDU(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitSamForPurchase:
-        d = cmd.data
-        if cmd.cla != 0x80 or cmd.ins != INS_INIT_SAM_PURCHASE or len(d) < 0x1C or (len(d) - 0x14) % 8:
-            raise FormatError(f"INIT SAM FOR PURCHASE: Lc {len(d)} is not 0x14 + 8·N")
-        # two levels (the purchase key) on every purchase: without a generator
-        factors = (d[20:28], d[28:36]) if len(d) == 0x24 else tuple(d[i : i + 8] for i in range(0x14, len(d), 8))
-        return cls(d[0:4], int.from_bytes(d[4:6], "big"), int.from_bytes(d[6:10], "big"), d[10],
-                   d[11:15], d[15:18], d[18], d[19], factors)
+        if cmd.cla != 0x80 or cmd.ins != INS_INIT_SAM_PURCHASE:
+            raise FormatError(f"INIT SAM FOR PURCHASE: not this command ({cmd.cla:02X} {cmd.ins:02X})")
+        request = cls(*INIT_SAM.unpack(cmd.data))
+        if not request.factors:
+            raise FormatError("INIT SAM FOR PURCHASE: Lc 20 is not 0x14 + 8·N with N ≥ 1")
+        return request
 
 
 @dataclass(frozen=True)
-class InitSamResponse:
+class InitSamResponse(Encoded, declaration=INIT_SAM_RESPONSE):
     terminal_seq: int
     mac1: bytes
-
-    def encode(self) -> bytes:
-        if not 0 <= self.terminal_seq <= 0xFFFFFFFF or len(self.mac1) != 4:
-            raise FormatError("INIT SAM FOR PURCHASE response: termSeq(4) MAC1(4)")
-        return self.terminal_seq.to_bytes(4, "big") + self.mac1
-
-    @classmethod
-    def decode(cls, raw: bytes) -> InitSamResponse:
-        if len(raw) != 8:
-            raise FormatError(f"INIT SAM FOR PURCHASE response: expected 8 bytes, got {len(raw)}")
-        return cls(int.from_bytes(raw[:4], "big"), raw[4:])
 
 
 def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
     """80 72 00 00 04 MAC2: the PSAM verifies the card's MAC2."""
-    if len(mac2) != 4:
-        raise FormatError(f"MAC2 must be 4 bytes, got {len(mac2)}")
-    return CommandAPDU(0x80, INS_CREDIT_SAM_PURCHASE, 0x00, 0x00, mac2)
+    return CommandAPDU(0x80, INS_CREDIT_SAM_PURCHASE, 0x00, 0x00, CREDIT_SAM.pack(mac2))
 
 
 @dataclass(frozen=True)
 class InitDescrypt:
-    """80 1A usage index Lc factors: starts a session key (reference §8).
+    """80 1A usage index Lc factors: starts a session key (the project's profile).
 
     The key usage byte: low 5 bits the key type, high 3 bits the number of
     diversification levels (0x42: purchase, 2 levels).
@@ -138,17 +164,15 @@ class InitDescrypt:
     factors: tuple[bytes, ...]
 
     def to_apdu(self) -> CommandAPDU:
-        if any(len(f) != 8 for f in self.factors):
-            raise FormatError("80 1A: factors must be 8 bytes each")
         if not (0 <= self.usage <= 0xFF and 0 <= self.key_index <= 0xFF):
             raise FormatError("80 1A: key usage and index are one byte each")
-        return CommandAPDU(0x80, INS_INIT_DESCRYPT, self.usage, self.key_index, b"".join(self.factors))
+        return CommandAPDU(0x80, INS_INIT_DESCRYPT, self.usage, self.key_index, INIT_DESCRYPT.pack(self.factors))
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitDescrypt:
-        if cmd.cla != 0x80 or cmd.ins != INS_INIT_DESCRYPT or len(cmd.data) % 8:
-            raise FormatError("80 1A: data must be 8 bytes per level")
-        return cls(cmd.p1, cmd.p2, tuple(cmd.data[i : i + 8] for i in range(0, len(cmd.data), 8)))
+        if cmd.cla != 0x80 or cmd.ins != INS_INIT_DESCRYPT:
+            raise FormatError(f"80 1A: not this command ({cmd.cla:02X} {cmd.ins:02X})")
+        return cls(cmd.p1, cmd.p2, *INIT_DESCRYPT.unpack(cmd.data))
 
 
 def encrypt_data(data: bytes) -> CommandAPDU:
@@ -158,6 +182,4 @@ def encrypt_data(data: bytes) -> CommandAPDU:
 
 def mac_data(iv: bytes, data: bytes) -> CommandAPDU:
     """80 FA 05 00 Lc IV(8) data 04: a 4-byte MAC with the session key."""
-    if len(iv) != 8:
-        raise FormatError(f"MAC IV must be 8 bytes, got {len(iv)}")
-    return CommandAPDU(0x80, INS_DESCRYPT, P1_MAC, 0x00, iv + data, 4)
+    return CommandAPDU(0x80, INS_DESCRYPT, P1_MAC, 0x00, MAC_DATA.build(iv=iv, data=data), 4)

@@ -1,14 +1,20 @@
-"""Wire formats of the transit purse commands (PBOC EP / JT/T 978; reference §1, §8).
+"""Wire formats of the transit purse commands: PBOC EP/ED (JR/T 0025.2, the
+e-purse application's commands) as the T-Union purse (JT/T 978) uses them.
 
-Each command is a frozen value with ``to_apdu()`` and ``from_apdu()``; each
-response has ``encode()`` and ``decode()``. The terminal sends them, the
-simulated card parses and answers them: one definition for both.
+Every command data field and response is a declaration (cardlib/wire.py)
+with its vectors: public bytes where a published worked example or field
+trace shows them, else hand-packed *own* bytes. Each command is a frozen
+value with ``to_apdu()`` and ``from_apdu()``; each response has ``encode()``
+and ``decode()``. The terminal sends them, the simulated card parses and
+answers them: one definition for both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Self
+
+from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32sb, Int32ub, Struct
 
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
@@ -23,6 +29,7 @@ from cardlib.pboc.files import (
     TransactionRecord,
     TripRecord,
 )
+from cardlib.wire import Encoded, Vector, declare
 
 PURSE_AID = bytes.fromhex("A000000632010105")
 PURSE_DF = 0x1001
@@ -47,54 +54,131 @@ BALANCE_P1 = (0x00, 0x03)  # 00 including the overdraft, 03 excluding it
 BALANCE_MASK = 0x7FFFFFFF
 
 
-def _expect(cmd: CommandAPDU, ins: int, lc: int | None, what: str, cla: int = CLA_PURSE) -> None:
+#: The standard every declaration here follows; each names its command.
+EP = "JR/T 0025.2 (PBOC e-purse/e-passbook application), JT/T 978 (T-Union)"
+#: Public worked examples of a purchase and a load (the same bytes are published on several sites).
+PURCHASE_EXAMPLE = "public: PBOC EP purchase worked example, https://www.cnblogs.com/ttss/p/4280430.html"
+LOAD_EXAMPLE = "public: PBOC EP load worked example, http://www.ncuisine.com/xingyexinwen/379.html"
+H = bytes.fromhex
+
+INITIALIZE = declare(
+    "purse.initialize", Struct("key_index" / Int8ub, "amount" / Int32ub, "terminal_id" / Bytes(6)),
+    cite=f"{EP}: INITIALIZE FOR PURCHASE / LOAD (80 50), command data",
+    vectors=(Vector(H("01 00001000 001122334455"), {"key_index": 1, "amount": 0x1000, "terminal_id": H("001122334455")},
+                    PURCHASE_EXAMPLE),),
+)
+INITIALIZE_LOAD_RESPONSE = declare(
+    "purse.initialize_load.response",
+    Struct("balance" / Int32sb, "online_seq" / Int16ub, "key_version" / Int8ub, "alg_id" / Int8ub,
+           "random" / Bytes(4), "mac1" / Bytes(4)),
+    cite=f"{EP}: INITIALIZE FOR LOAD, response data (balance two's complement: the project's reading of overdraft)",
+    vectors=(
+        Vector(H("00000000 0000 02 00 11223344 2988AE5A"),
+               {"balance": 0, "online_seq": 0, "key_version": 2, "alg_id": 0, "random": H("11223344"),
+                "mac1": H("2988AE5A")}, LOAD_EXAMPLE),
+        Vector(H("00000000 0000 01 00 B1EE180C F20B5E52"),
+               {"balance": 0, "online_seq": 0, "key_version": 1, "alg_id": 0, "random": H("B1EE180C"),
+                "mac1": H("F20B5E52")}, "public: PBOC EP load trace, https://e-com-net.com/article/5815544.htm"),
+    ),
+)
+CREDIT = declare(
+    "purse.credit_for_load", Struct("date" / Bytes(4), "time" / Bytes(3), "mac2" / Bytes(4)),
+    cite=f"{EP}: CREDIT FOR LOAD (80 52), command data",
+    vectors=(Vector(H("20111221 214822 3A845BF0"), {"date": H("20111221"), "time": H("214822"), "mac2": H("3A845BF0")},
+                    LOAD_EXAMPLE),),
+)
+INITIALIZE_PURCHASE_RESPONSE = declare(
+    "purse.initialize_purchase.response",
+    Struct("balance" / Int32sb, "offline_seq" / Int16ub, "overdraft_limit" / Int24ub, "key_version" / Int8ub,
+           "alg_id" / Int8ub, "random" / Bytes(4)),
+    cite=f"{EP}: INITIALIZE FOR PURCHASE / CAPP PURCHASE, response data",
+    vectors=(
+        Vector(H("00000000 0000 000000 01 00 11223344"),
+               {"balance": 0, "offline_seq": 0, "overdraft_limit": 0, "key_version": 1, "alg_id": 0,
+                "random": H("11223344")}, PURCHASE_EXAMPLE),
+        Vector(H("FFFFFF9C 0102 0003E8 02 04 A1B2C3D4"),
+               {"balance": -100, "offline_seq": 0x0102, "overdraft_limit": 1000, "key_version": 2, "alg_id": 4,
+                "random": H("A1B2C3D4")}, "own: hand-packed, a purse 1 yuan into a 10 yuan overdraft, SM4 alg id"),
+    ),
+)
+DEBIT = declare(
+    "purse.debit_for_purchase",
+    Struct("terminal_seq" / Int32ub, "date" / Bytes(4), "time" / Bytes(3), "mac1" / Bytes(4)),
+    cite=f"{EP}: DEBIT FOR PURCHASE / CAPP PURCHASE (80 54), command data",
+    vectors=(Vector(H("00000001 20111221 214822 3A845BF0"),
+                    {"terminal_seq": 1, "date": H("20111221"), "time": H("214822"), "mac1": H("3A845BF0")},
+                    PURCHASE_EXAMPLE),),
+)
+DEBIT_RESPONSE = declare(
+    "purse.debit_for_purchase.response", Struct("tac" / Bytes(4), "mac2" / Bytes(4)),
+    cite=f"{EP}: DEBIT FOR PURCHASE, response data (TAC, then MAC2)",
+    vectors=(Vector(H("926FF1B6 56988A13"), {"tac": H("926FF1B6"), "mac2": H("56988A13")},
+                    "own: hand-packed, the TAC and MAC2 of tests/cardlib/test_macs.py"),),
+)
+CREDIT_RESPONSE = declare(
+    "purse.credit_for_load.response", Struct("tac" / Bytes(4)),
+    cite=f"{EP}: CREDIT FOR LOAD, response data",
+    vectors=(Vector(H("78644D7B"), {"tac": H("78644D7B")}, "own: hand-packed, the load TAC of tests/cardlib/test_macs.py"),),
+)
+PROVE = declare(
+    "purse.get_transaction_prove", Struct("seq" / Int16ub),
+    cite=f"{EP}: GET TRANSACTION PROVE (80 5A), command data; the counter after the transaction as "
+         "public field code sends it (AndroidZM233/Pos80_SDK_GongJiao, ZJBCardManager.java)",
+    vectors=(Vector(H("0006"), {"seq": 6}, "own: hand-packed, the counter 0005 plus one"),),
+)
+PROVE_RESPONSE = declare(
+    "purse.get_transaction_prove.response", Struct("mac" / Bytes(4), "tac" / Bytes(4)),
+    cite=f"{EP}: GET TRANSACTION PROVE, response data (MAC or MAC2, then TAC)",
+    vectors=(Vector(H("56988A13 926FF1B6"), {"mac": H("56988A13"), "tac": H("926FF1B6")},
+                    "own: hand-packed, DEBIT's answer in PROVE's order"),),
+)
+BALANCE = declare(
+    "purse.get_balance.response", Struct("balance" / Int32sb),
+    cite=f"{EP}: GET BALANCE (80 5C), response data; two's complement below zero is the project's profile",
+    vectors=(Vector(H("00001000"), {"balance": 0x1000}, "own: hand-packed, 40.96 yuan"),
+             Vector(H("FFFFFF9C"), {"balance": -100}, "own: hand-packed, 1 yuan into the overdraft")),
+)
+SECURE_MAC = declare(
+    "purse.application_block", Struct("mac" / Bytes(4)),
+    cite=f"{EP}: APPLICATION BLOCK (84 1E) and APPLICATION UNBLOCK (84 18), command data (the line MAC)",
+    vectors=(Vector(H("0A0B0C0D"), {"mac": H("0A0B0C0D")}, "own: hand-packed"),),
+)
+
+
+def _expect(cmd: CommandAPDU, ins: int, what: str, cla: int = CLA_PURSE) -> None:
     if cmd.cla != cla or cmd.ins != ins:
         raise FormatError(f"{what}: not this command ({cmd.cla:02X} {cmd.ins:02X})")
-    if lc is not None and len(cmd.data) != lc:
-        raise FormatError(f"{what}: data must be {lc} bytes, got {len(cmd.data)}")
 
 
-def _size(raw: bytes, n: int, what: str) -> bytes:
-    if len(raw) != n:
-        raise FormatError(f"{what}: expected {n} bytes, got {len(raw)}")
-    return raw
+class Command(Encoded):
+    """A command of fixed CLA INS P1 P2 and Le whose data is its declaration's fields:
+    ``class X(Command, declaration=..., header=(CLA, INS, P1, P2), le=...)``."""
 
+    HEADER: ClassVar[tuple[int, int, int, int]]
+    LE: ClassVar[int | None]
 
-def _u(raw: bytes) -> int:
-    return int.from_bytes(raw, "big")
+    def __init_subclass__(cls, header: tuple[int, int, int, int] | None = None, le: int | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if header is not None:
+            cls.HEADER, cls.LE = header, le
 
+    def to_apdu(self) -> CommandAPDU:
+        return CommandAPDU(*self.HEADER, self.encode(), self.LE)
 
-def _terminal(tid: bytes) -> bytes:
-    if len(tid) != 6:
-        raise FormatError(f"terminal number must be 6 bytes, got {len(tid)}")
-    return tid
-
-
-def _amount(value: int) -> bytes:
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise FormatError(f"amount {value} out of range")
-    return value.to_bytes(4, "big")
-
-
-def _uint(value: int, size: int, what: str) -> bytes:
-    if not 0 <= value < 1 << (8 * size):
-        raise FormatError(f"{what} {value} does not fit in {size} byte(s)")
-    return value.to_bytes(size, "big")
+    @classmethod
+    def from_apdu(cls, cmd: CommandAPDU) -> Self:
+        _expect(cmd, cls.HEADER[1], cls.DECLARATION.name, cls.HEADER[0])
+        return cls.decode(cmd.data)
 
 
 def balance4(value: int) -> bytes:
     """A balance on the wire: 4 bytes, two's complement (negative = overdraft in use)."""
-    if not -0x80000000 <= value <= 0x7FFFFFFF:
-        raise FormatError(f"balance {value} out of range")
-    return value.to_bytes(4, "big", signed=True)
-
-
-def _signed(raw: bytes) -> int:
-    return int.from_bytes(raw, "big", signed=True)
+    return BALANCE.pack(value)
 
 
 def select_purse(fci: bool = True) -> CommandAPDU:
-    """SELECT the purse by AID (reference §1); the FCI carries 0x15 in tag 9F0C."""
+    """SELECT the purse by AID (ISO 7816-4 SELECT by DF name); the FCI carries 0x15 in tag 9F0C."""
     return select_aid(PURSE_AID, fci)
 
 
@@ -126,7 +210,7 @@ def read_trip(number: int = 1) -> CommandAPDU:
 @dataclass(frozen=True)
 class GetBalance:
     """80 5C P1 02 04. P1 00 includes the overdraft, 03 excludes it (a public
-    Shanghai gate's comment; reference §1); 00 is the baseline, configurable."""
+    Shanghai gate's comment, docs/protocol.md); 00 is the baseline, configurable."""
 
     p1: int = 0x00
     p2: int = P2_EP
@@ -136,20 +220,23 @@ class GetBalance:
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> GetBalance:
-        _expect(cmd, INS_GET_BALANCE, 0, "GET BALANCE")
+        _expect(cmd, INS_GET_BALANCE, "GET BALANCE")
+        if cmd.data:
+            raise FormatError(f"GET BALANCE: no data expected, got {len(cmd.data)} bytes")
         return cls(cmd.p1, cmd.p2)
 
 
 def encode_balance(balance: int) -> bytes:
     """The card's answer: two's complement, so a purse in overdraft sets the top bit."""
-    return balance4(balance)
+    return BALANCE.pack(balance)
 
 
 def decode_balance(raw: bytes, *, signed: bool = False) -> int:
-    """Baseline: bits 0..30 of the 4-byte answer (reference §1). ``signed`` reads it as
-    two's complement instead, for a purse that may be in overdraft."""
-    r = _size(raw, 4, "GET BALANCE response")
-    return _signed(r) if signed else _u(r) & BALANCE_MASK
+    """Baseline: bits 0..30 of the 4-byte answer (the top bit is no balance a
+    3DES-era card reaches). ``signed`` reads it as two's complement instead, for
+    a purse that may be in overdraft."""
+    balance: int = BALANCE.unpack(raw)[0]
+    return balance if signed else balance & BALANCE_MASK
 
 
 @dataclass(frozen=True)
@@ -159,19 +246,21 @@ class InitializeForLoad:
     terminal_id: bytes
 
     def to_apdu(self) -> CommandAPDU:
-        data = _uint(self.key_index, 1, "key index") + _amount(self.amount) + _terminal(self.terminal_id)
+        data = INITIALIZE.pack(self.key_index, self.amount, self.terminal_id)
         return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_LOAD, P2_EP, data, 0x10)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForLoad:
-        _expect(cmd, INS_INITIALIZE, 11, "INITIALIZE FOR LOAD")
+        _expect(cmd, INS_INITIALIZE, "INITIALIZE FOR LOAD")
         if cmd.p1 != P1_LOAD:
             raise FormatError(f"INITIALIZE: P1 {cmd.p1:02X} is not a load")
-        return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11])
+        return cls(*INITIALIZE.unpack(cmd.data))
 
 
 @dataclass(frozen=True)
-class InitializeForLoadResponse:
+class InitializeForLoadResponse(Encoded, declaration=INITIALIZE_LOAD_RESPONSE):
+    """The card's state before the load and its MAC1, for the host."""
+
     balance: int
     online_seq: int
     key_version: int
@@ -179,33 +268,19 @@ class InitializeForLoadResponse:
     random: bytes
     mac1: bytes
 
-    SIZE: ClassVar[int] = 16
-
-    def encode(self) -> bytes:
-        return (balance4(self.balance) + _uint(self.online_seq, 2, "online seq")
-                + _uint(self.key_version, 1, "key version") + _uint(self.alg_id, 1, "alg id")
-                + _size(self.random, 4, "random") + _size(self.mac1, 4, "MAC1"))
-
-    @classmethod
-    def decode(cls, raw: bytes) -> InitializeForLoadResponse:
-        r = _size(raw, cls.SIZE, "INITIALIZE FOR LOAD response")
-        return cls(_signed(r[0:4]), _u(r[4:6]), r[6], r[7], r[8:12], r[12:16])
-
 
 @dataclass(frozen=True)
-class CreditForLoad:
+class CreditForLoad(Command, declaration=CREDIT, header=(CLA_PURSE, INS_CREDIT, 0x00, 0x00), le=4):
     date: bytes
     time: bytes
     mac2: bytes
 
-    def to_apdu(self) -> CommandAPDU:
-        data = _size(self.date, 4, "date") + _size(self.time, 3, "time") + _size(self.mac2, 4, "MAC2")
-        return CommandAPDU(CLA_PURSE, INS_CREDIT, 0x00, 0x00, data, 4)
 
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> CreditForLoad:
-        _expect(cmd, INS_CREDIT, 11, "CREDIT FOR LOAD")
-        return cls(cmd.data[0:4], cmd.data[4:7], cmd.data[7:11])
+@dataclass(frozen=True)
+class CreditResponse(Encoded, declaration=CREDIT_RESPONSE):
+    """The load's TAC."""
+
+    tac: bytes
 
 
 @dataclass(frozen=True)
@@ -218,20 +293,22 @@ class InitializeForPurchase:
     capp: bool = False
 
     def to_apdu(self) -> CommandAPDU:
-        data = _uint(self.key_index, 1, "key index") + _amount(self.amount) + _terminal(self.terminal_id)
-        # checked above: 11 bytes (bytes first, so bytes), the rest constants
+        data = INITIALIZE.pack(self.key_index, self.amount, self.terminal_id)
         return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForPurchase:
-        _expect(cmd, INS_INITIALIZE, 11, "INITIALIZE FOR PURCHASE")
+        _expect(cmd, INS_INITIALIZE, "INITIALIZE FOR PURCHASE")
         if cmd.p1 not in (P1_PURCHASE, P1_CAPP):
             raise FormatError(f"INITIALIZE: P1 {cmd.p1:02X} is not a purchase")
-        return cls(cmd.data[0], _u(cmd.data[1:5]), cmd.data[5:11], cmd.p1 == P1_CAPP)
+        key_index, amount, terminal_id = INITIALIZE.unpack(cmd.data)
+        return cls(key_index, amount, terminal_id, cmd.p1 == P1_CAPP)
 
 
 @dataclass(frozen=True)
-class InitializeForPurchaseResponse:
+class InitializeForPurchaseResponse(Encoded, declaration=INITIALIZE_PURCHASE_RESPONSE):
+    """The card's state before the purchase and its random, for the PSAM's MAC1."""
+
     balance: int
     offline_seq: int
     overdraft_limit: int
@@ -239,27 +316,17 @@ class InitializeForPurchaseResponse:
     alg_id: int
     random: bytes
 
-    SIZE: ClassVar[int] = 15
-
-    def encode(self) -> bytes:
-        return (balance4(self.balance) + _uint(self.offline_seq, 2, "offline seq")
-                + _uint(self.overdraft_limit, 3, "overdraft limit") + _uint(self.key_version, 1, "key version")
-                + _uint(self.alg_id, 1, "alg id") + _size(self.random, 4, "random"))
-
-    @classmethod
-    def decode(cls, raw: bytes) -> InitializeForPurchaseResponse:
-        r = _size(raw, cls.SIZE, "INITIALIZE FOR PURCHASE response")
-        return cls(_signed(r[0:4]), _u(r[4:6]), _u(r[6:9]), r[9], r[10], r[11:15])
-
 
 @dataclass(frozen=True)
 class UpdateCappDataCache:
     """80 DC P1 P2 Lc record, cached by the card until the DEBIT of the same session.
 
     0x1A: ``80 DC id2 D0 80`` + the record keyed ``27 id2`` (P1 = the record id's
-    second byte, as public gate code sends it; reference §8). 0x1E: ``80 DC 00 F0
-    30`` + a 48-byte transit record appended to the cyclic file (public gate and
-    reader code, docs/protocol.md); ``record_id`` is 0 there.
+    second byte, as public gate code sends it: fengyuruhui98/File,
+    sh_transport_operation.c). 0x1E: ``80 DC 00 F0 30`` + a 48-byte transit record
+    appended to the cyclic file (public gate and reader code, docs/protocol.md);
+    ``record_id`` is 0 there. The records themselves are declared in
+    cardlib/pboc/files.py and capp.py.
     """
 
     record_id: int
@@ -281,7 +348,7 @@ class UpdateCappDataCache:
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> UpdateCappDataCache:
-        _expect(cmd, INS_UPDATE_CAPP, None, "UPDATE CAPP DATA CACHE")
+        _expect(cmd, INS_UPDATE_CAPP, "UPDATE CAPP DATA CACHE")
         if not cmd.data:
             raise FormatError("UPDATE CAPP DATA CACHE: no record")
         if cmd.p2 == TRIP_SFI << 3:
@@ -295,57 +362,40 @@ class UpdateCappDataCache:
 
 
 @dataclass(frozen=True)
-class DebitForPurchase:
+class DebitForPurchase(Command, declaration=DEBIT, header=(CLA_PURSE, INS_DEBIT, 0x01, 0x00), le=8):
     terminal_seq: int
     date: bytes
     time: bytes
     mac1: bytes
 
-    def to_apdu(self) -> CommandAPDU:
-        data = (_uint(self.terminal_seq, 4, "terminal seq") + _size(self.date, 4, "date")
-                + _size(self.time, 3, "time") + _size(self.mac1, 4, "MAC1"))
-        return CommandAPDU(CLA_PURSE, INS_DEBIT, 0x01, 0x00, data, 8)  # 15 bytes, checked above
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> DebitForPurchase:
-        _expect(cmd, INS_DEBIT, 15, "DEBIT FOR PURCHASE")
-        return cls(_u(cmd.data[0:4]), cmd.data[4:8], cmd.data[8:11], cmd.data[11:15])
-
 
 @dataclass(frozen=True)
-class DebitResponse:
+class DebitResponse(Encoded, declaration=DEBIT_RESPONSE):
     """TAC ‖ MAC2 (the order DEBIT uses)."""
 
     tac: bytes
     mac2: bytes
-
-    def encode(self) -> bytes:
-        return _size(self.tac, 4, "TAC") + _size(self.mac2, 4, "MAC2")
-
-    @classmethod
-    def decode(cls, raw: bytes) -> DebitResponse:
-        r = _size(raw, 8, "DEBIT response")
-        return cls(r[:4], r[4:])
 
 
 @dataclass(frozen=True)
 class GetTransactionProve:
     """80 5A 00 type 02 seq 08: ``seq`` is the card's counter *after* the proved
     transaction — the value INITIALIZE returned plus one (:func:`prove_seq`), as
-    public field code sends it (reference §5, §8; docs/protocol.md). The card
-    answers for its most recent transaction only, 9406 otherwise."""
+    public field code sends it (AndroidZM233/Pos80_SDK_GongJiao; docs/protocol.md).
+    The card answers for its most recent transaction only, 9406 otherwise."""
 
     tx_type: int
     seq: int
 
     def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(CLA_PURSE, INS_PROVE, 0x00, _uint(self.tx_type, 1, "transaction type")[0],
-                           _uint(self.seq, 2, "card seq"), 8)
+        if not 0 <= self.tx_type <= 0xFF:
+            raise FormatError(f"transaction type {self.tx_type} is not a byte")
+        return CommandAPDU(CLA_PURSE, INS_PROVE, 0x00, self.tx_type, PROVE.pack(self.seq), 8)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> GetTransactionProve:
-        _expect(cmd, INS_PROVE, 2, "GET TRANSACTION PROVE")
-        return cls(cmd.p2, _u(cmd.data))
+        _expect(cmd, INS_PROVE, "GET TRANSACTION PROVE")
+        return cls(cmd.p2, *PROVE.unpack(cmd.data))
 
 
 def prove_seq(initialize_seq: int) -> int:
@@ -360,24 +410,16 @@ PROVE_P2 = {0x02: 0x02, 0x06: 0x06, 0x09: 0x09}
 
 
 @dataclass(frozen=True)
-class ProveResponse:
+class ProveResponse(Encoded, declaration=PROVE_RESPONSE):
     """MAC ‖ TAC (the reverse of DEBIT's order)."""
 
     mac: bytes
     tac: bytes
 
-    def encode(self) -> bytes:
-        return _size(self.mac, 4, "MAC") + _size(self.tac, 4, "TAC")
-
-    @classmethod
-    def decode(cls, raw: bytes) -> ProveResponse:
-        r = _size(raw, 8, "GET TRANSACTION PROVE response")
-        return cls(r[:4], r[4:])
-
 
 @dataclass(frozen=True)
 class ApplicationBlock:
-    """84 1E 00 P2 04 MAC; P2 00 temporary, 01 permanent (reference §8)."""
+    """84 1E 00 P2 04 MAC; P2 00 temporary, 01 permanent (JR/T 0025.2 APPLICATION BLOCK)."""
 
     permanent: bool
     mac: bytes = b"\x00" * 4
@@ -390,29 +432,21 @@ class ApplicationBlock:
         return bytes((CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, 0x04))
 
     def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, _size(self.mac, 4, "MAC"))
+        return CommandAPDU(CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, SECURE_MAC.pack(self.mac))
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> ApplicationBlock:
-        _expect(cmd, INS_APP_BLOCK, 4, "APPLICATION BLOCK", CLA_SECURE)
+        _expect(cmd, INS_APP_BLOCK, "APPLICATION BLOCK", CLA_SECURE)
         if cmd.p2 not in (0, 1):
             raise FormatError(f"APPLICATION BLOCK: P2 {cmd.p2:02X} (00 temporary, 01 permanent)")
-        return cls(cmd.p2 == 1, cmd.data)
+        return cls(cmd.p2 == 1, *SECURE_MAC.unpack(cmd.data))
 
 
 @dataclass(frozen=True)
-class ApplicationUnblock:
+class ApplicationUnblock(Command, declaration=SECURE_MAC, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
     """84 18 00 00 04 MAC: lifts a temporary block."""
 
     mac: bytes = b"\x00" * 4
 
     def mac_input(self) -> bytes:
-        return bytes((CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, 0x04))
-
-    def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, _size(self.mac, 4, "MAC"))
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> ApplicationUnblock:
-        _expect(cmd, INS_APP_UNBLOCK, 4, "APPLICATION UNBLOCK", CLA_SECURE)
-        return cls(cmd.data)
+        return bytes((*self.HEADER, 0x04))

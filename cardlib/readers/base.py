@@ -8,6 +8,7 @@ Readers move bytes only; T=0 handling, chaining and tracing live in
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 from abc import ABC, abstractmethod
@@ -111,9 +112,14 @@ class Reader(ABC):
         """End exclusive access."""
         return None
 
-    def transaction(self) -> _Transaction:
-        """Context manager around begin/end_transaction."""
-        return _Transaction(self)
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Reader]:
+        """Context manager around begin/end_transaction (ended however the block ends)."""
+        self.begin_transaction()
+        try:
+            yield self
+        finally:
+            self.end_transaction()
 
     # Polling defaults; readers with real events override them.
     poll_interval: float = 0.05
@@ -157,23 +163,6 @@ class Reader(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
-
-
-class _Transaction:
-    def __init__(self, reader: Reader) -> None:
-        self._reader = reader
-
-    def __enter__(self) -> Reader:
-        self._reader.begin_transaction()
-        return self._reader
-
-    def __exit__(
-        self,
-        _exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._reader.end_transaction()
 
 
 def _poll(cond: Callable[[], bool], timeout: float | None, interval: float) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cardlib.atr import build_contactless_atr
@@ -31,7 +30,6 @@ from cardlib.errors import (
     ReaderTimeoutError,
     ReaderUnavailableError,
 )
-from cardlib.isodep import parse_ats
 from cardlib.readers.base import Disposition, Reader
 from cardlib.readers.pn532_frames import (
     ACK,
@@ -39,6 +37,7 @@ from cardlib.readers.pn532_frames import (
     CHUNK,
     DIAGNOSE,
     GET_FIRMWARE_VERSION,
+    GONE,
     IN_DATA_EXCHANGE,
     IN_DESELECT,
     IN_LIST_PASSIVE_TARGET,
@@ -50,11 +49,15 @@ from cardlib.readers.pn532_frames import (
     SAM_CONFIGURATION,
     SET_PARAMETERS,
     SET_SERIAL_BAUD_RATE,
+    STATUS_TIMEOUT,
     WAKEUP,
     Frame,
     FrameKind,
     FrameParser,
+    Target,
     command,
+    describe_status,
+    parse_targets,
 )
 from cardlib.readers.registry import option_float, option_int
 
@@ -67,91 +70,12 @@ except ImportError:  # pragma: no cover - Windows
 #: What pyserial raises for a speed the UART cannot run (SerialException is an OSError).
 BAUD_ERRORS: tuple[type[Exception], ...] = (*PORT_ERRORS, ValueError)
 
-#: Status codes (§7.1, error code list) that mean the card is no longer there.
-GONE = {0x29, 0x2B}
-STATUS_TEXT = {
-    0x01: "timeout, the target did not answer",
-    0x02: "CRC error",
-    0x03: "parity error",
-    0x04: "wrong bit count during anticollision",
-    0x05: "framing error",
-    0x06: "abnormal bit collision",
-    0x07: "communication buffer too small",
-    0x09: "RF buffer overflow",
-    0x0A: "RF field not switched on in time",
-    0x0B: "RF protocol error",
-    0x0D: "chip overheating",
-    0x0E: "internal buffer overflow",
-    0x10: "invalid parameter",
-    0x13: "data format does not match the specification",
-    0x14: "authentication error",
-    0x23: "UID check byte wrong",
-    0x25: "invalid device state",
-    0x26: "operation not allowed in this configuration",
-    0x27: "command not acceptable in the current context",
-    0x29: "target released",
-    0x2A: "card ID does not match",
-    0x2B: "the card activated before has disappeared",
-    0x2D: "over-current",
-    0x2E: "NAD missing",
-}
-
-
-def describe_status(status: int) -> str:
-    """'status 01 (timeout, ...)' for an error message."""
-    return f"status {status:02X} ({STATUS_TEXT.get(status & 0x3F, 'unknown error')})"
-
-
 class Pn532Error(ProtocolError):
     """The chip reported an error status byte; ``status`` keeps it."""
 
     def __init__(self, status: int, what: str) -> None:
         self.status = status
         super().__init__(f"PN532 {what}: {describe_status(status)}")
-
-
-@dataclass(frozen=True)
-class Target:
-    """One ISO 14443-A target from InListPassiveTarget (§7.3.5)."""
-
-    tg: int
-    sens_res: bytes
-    sel_res: int
-    uid: bytes
-    ats: bytes
-
-    @property
-    def historical_bytes(self) -> bytes:
-        """From the ATS (ISO 14443-4 §5.2); none from an ATS that does not parse."""
-        try:
-            return parse_ats(self.ats).historical_bytes
-        except FormatError:
-            return b""
-
-
-def parse_targets(data: bytes) -> list[Target]:
-    """The InListPassiveTarget answer for 106 kbit/s type A (§7.3.5):
-    NbTg, then per target Tg SENS_RES(2) SEL_RES NFCIDLength NFCID [ATS]."""
-    if not data:
-        raise ProtocolError("InListPassiveTarget: empty answer")
-    out = []
-    pos = 1
-    try:
-        for _ in range(data[0]):
-            tg = data[pos]
-            sens, sel, n = data[pos + 1 : pos + 3], data[pos + 3], data[pos + 4]
-            uid = data[pos + 5 : pos + 5 + n]
-            if len(uid) != n:
-                raise IndexError
-            pos += 5 + n
-            ats = b""
-            if sel & 0x20 and pos < len(data):  # ISO 14443-4 compliant: the ATS follows
-                ats = data[pos : pos + data[pos]]
-                pos += data[pos] or 1
-            out.append(Target(tg, sens, sel, uid, ats))
-    except IndexError:
-        raise ProtocolError(f"InListPassiveTarget: truncated answer {data.hex().upper()}") from None
-    return out
 
 
 def retry_timeout_code(seconds: float) -> int:
@@ -370,7 +294,7 @@ class Pn532Reader(Reader):
         error = status & 0x3F
         if not error:
             return
-        if error in GONE or (error == 0x01 and not self._still_there()):
+        if error in GONE or (error == STATUS_TIMEOUT and not self._still_there()):
             self._target = None
             raise CardRemovedError(f"card left the field of {self.name} (PN532 {describe_status(status)})")
         raise Pn532Error(status, what)

@@ -1,7 +1,8 @@
 """PN532 host-interface frames (NXP UM0701-02 §6.2.1): normal and extended
 information frames, ACK, NACK and the application error frame, with their
-LCS/DCS checksums. No I/O: the driver and the chip emulator share it, and it
-is tested byte-exact.
+LCS/DCS checksums; the command codes, the status byte and the layout of an
+ISO 14443-A target in InListPassiveTarget's answer. No I/O: the driver and the
+chip emulator share it, and it is tested byte-exact.
 
 A normal frame carries up to 254 data bytes after the TFI (LEN ≤ 0xFF); more
 than that goes in an extended frame (§6.2.1.3), as libnfc does.
@@ -12,7 +13,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from cardlib.errors import ProtocolError
+from cardlib.errors import FormatError, ProtocolError
+from cardlib.isodep import parse_ats
 
 # Command codes (§7.1), one table for the driver and the chip emulator.
 DIAGNOSE = 0x00
@@ -43,6 +45,10 @@ PARAM_AUTO_RATS = 0x10
 MI = 0x40
 #: InDataExchange carries at most 262 data bytes a frame (§7.3.8).
 CHUNK = 262
+#: SEL_RES bit 6 (ISO 14443-3 §6.5.3.4): the target speaks ISO 14443-4, its ATS follows in the answer.
+SEL_RES_ISO14443_4 = 0x20
+#: The status byte (§7.1): success, the target's silence, a command out of context.
+STATUS_OK, STATUS_TIMEOUT, STATUS_BAD_CONTEXT = 0x00, 0x01, 0x27
 
 HOST_TO_CHIP = 0xD4
 CHIP_TO_HOST = 0xD5
@@ -84,6 +90,89 @@ class Frame:
     def error(self) -> ProtocolError | None:
         """The typed error of a BAD frame (None otherwise)."""
         return ProtocolError(f"PN532 frame rejected: {self.problem}") if self.kind is FrameKind.BAD else None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One ISO 14443-A target from InListPassiveTarget (§7.3.5)."""
+
+    tg: int
+    sens_res: bytes
+    sel_res: int
+    uid: bytes
+    ats: bytes
+
+    @property
+    def historical_bytes(self) -> bytes:
+        """From the ATS (ISO 14443-4 §5.2); none from an ATS that does not parse."""
+        try:
+            return parse_ats(self.ats).historical_bytes
+        except FormatError:
+            return b""
+
+    def encode(self) -> bytes:
+        """Tg SENS_RES(2) SEL_RES NFCIDLength NFCID [ATS], as in InListPassiveTarget's answer."""
+        return bytes((self.tg,)) + self.sens_res + bytes((self.sel_res, len(self.uid))) + self.uid + self.ats
+
+
+def parse_targets(data: bytes) -> list[Target]:
+    """The InListPassiveTarget answer for 106 kbit/s type A (§7.3.5):
+    NbTg, then per target Tg SENS_RES(2) SEL_RES NFCIDLength NFCID [ATS]."""
+    if not data:
+        raise ProtocolError("InListPassiveTarget: empty answer")
+    out = []
+    pos = 1
+    try:
+        for _ in range(data[0]):
+            tg = data[pos]
+            sens, sel, n = data[pos + 1 : pos + 3], data[pos + 3], data[pos + 4]
+            uid = data[pos + 5 : pos + 5 + n]
+            if len(uid) != n:
+                raise IndexError
+            pos += 5 + n
+            ats = b""
+            if sel & SEL_RES_ISO14443_4 and pos < len(data):  # the ATS follows
+                ats = data[pos : pos + data[pos]]
+                pos += data[pos] or 1
+            out.append(Target(tg, sens, sel, uid, ats))
+    except IndexError:
+        raise ProtocolError(f"InListPassiveTarget: truncated answer {data.hex().upper()}") from None
+    return out
+
+
+#: Status codes (§7.1, error code list) that mean the card is no longer there.
+GONE = {0x29, 0x2B}
+STATUS_TEXT = {
+    0x01: "timeout, the target did not answer",
+    0x02: "CRC error",
+    0x03: "parity error",
+    0x04: "wrong bit count during anticollision",
+    0x05: "framing error",
+    0x06: "abnormal bit collision",
+    0x07: "communication buffer too small",
+    0x09: "RF buffer overflow",
+    0x0A: "RF field not switched on in time",
+    0x0B: "RF protocol error",
+    0x0D: "chip overheating",
+    0x0E: "internal buffer overflow",
+    0x10: "invalid parameter",
+    0x13: "data format does not match the specification",
+    0x14: "authentication error",
+    0x23: "UID check byte wrong",
+    0x25: "invalid device state",
+    0x26: "operation not allowed in this configuration",
+    0x27: "command not acceptable in the current context",
+    0x29: "target released",
+    0x2A: "card ID does not match",
+    0x2B: "the card activated before has disappeared",
+    0x2D: "over-current",
+    0x2E: "NAD missing",
+}
+
+
+def describe_status(status: int) -> str:
+    """'status 01 (timeout, ...)' for an error message."""
+    return f"status {status:02X} ({STATUS_TEXT.get(status & 0x3F, 'unknown error')})"
 
 
 def build(tfi: int, data: bytes) -> bytes:

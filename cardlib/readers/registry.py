@@ -19,14 +19,14 @@ ReaderFactory = Callable[[str, dict[str, str]], Reader]
 
 ENTRY_POINT_GROUP = "yikatong.readers"
 
-# Built-in backends, used when the distribution's entry points are not
-# installed (running from a source tree).
+# cardlib's own backends, used when the distribution's entry points are not installed
+# (running from a source tree). Other packages' backends (the simulated card's ``sim``)
+# come only through the entry points: cardlib names nothing above it.
 _BUILTIN: dict[str, str] = {
     "py": "cardlib.readers.pyhost:open_py_reader",
     "trace": "cardlib.readers.replay:open_trace_reader",
     "pcsc": "cardlib.readers.pcsc:open_pcsc_reader",
     "pn532": "cardlib.readers.pn532:open_pn532_reader",
-    "sim": "simulators.reader:open_sim_reader",
 }
 
 _registered: dict[str, ReaderFactory] = {}

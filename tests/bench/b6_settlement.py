@@ -4,9 +4,8 @@ The records are settlement batch lines (``JournalRecord.to_json`` shape, as
 ``read_batch`` returns them) of 20,000 cards of the test issuer, 3DES, with
 valid TACs. ``YKT_BENCH_SETTLE_N`` sets the count (default 1M).
 
-* ours: ``cardlib.settlement.verify_records`` (what ``ykt journal verify`` runs):
-  on one core (``workers=1``) and on every core (``workers=None``, forked
-  workers);
+* ours: ``cardlib.settlement.verify_records`` (what ``ykt journal verify`` runs),
+  in one process (using many cores is the clearing job's business, B8);
 * bare: a DES-MAC loop as one writes it plainly: for each input, a
   ``cryptography`` TripleDES (K‖K‖K) CBC cipher under its card's TAC key, the
   MAC of the padded input (ISO 9797-1 algorithm 1, padding 2, zero IV), its
@@ -18,22 +17,16 @@ valid TACs. ``YKT_BENCH_SETTLE_N`` sets the count (default 1M).
   a stricter yardstick, reported beside the target.
 
 Both loops get the TAC inputs already as bytes and the per-card TAC keys
-already derived. Every core first: ours (``workers=None``) and the tuned loop
-on as many forked workers over the same chunks, in ABBA order (per-card
-contexts cold in every pass; a neighbour taking a core slows both alike).
-Then one core: ours, bare and tuned take turns (rotating order) over slices
-of 100,000. The cards' derived keys are cached on both sides from generating
+already derived. Ours, bare and tuned take turns (rotating order) over
+slices of 100,000. The cards' derived keys are cached on both sides from generating
 the records (``derive_dtk``'s cache), so nobody pays key derivation.
-Targets: one core ≥ 0.8× the bare loop; every core used: our speed-up from
-one core to all ≥ 0.8× the tuned loop's speed-up measured beside it (on a
-quiet 2-core machine both approach 2×; the shared machines often lend less
-than two cores, which this comparison cancels, and the load average is
-printed).
+Target: one core ≥ 0.8× the bare loop (the load average is printed). The
+"every core used" target is retired with the fork pool of ``verify_records``
+(issue 18 item 4).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from datetime import datetime, timedelta
@@ -54,7 +47,6 @@ TITLE = "settlement verification of 1 million transactions (TAC checks)"
 CARDS = 20_000
 SLICE = 100_000
 TARGET_PER_CORE = 0.8
-TARGET_SCALING = 0.8
 TERMINAL = bytes.fromhex("010203040506")
 START = datetime(2026, 11, 28, 6, 0, tzinfo=BEIJING)
 
@@ -131,29 +123,6 @@ def bare_verify(items: list[tuple[int, bytes, bytes]], keys: list[bytes], contex
     return ok
 
 
-# What the bare loop's forked workers check (set before the pool forks, as verify_records does).
-_BARE: tuple[list[tuple[int, bytes, bytes]], list[bytes]] | None = None
-_CONTEXTS: dict[int, Any] = {}
-
-
-def _bare_range(bounds: tuple[int, int]) -> int:
-    assert _BARE is not None
-    items, keys = _BARE
-    return bare_verify(items[bounds[0] : bounds[1]], keys, _CONTEXTS)
-
-
-def bare_parallel(items: list[tuple[int, bytes, bytes]], keys: list[bytes], workers: int, chunk: int) -> int:
-    """``bare_verify`` on ``workers`` forked processes over chunks, as ``verify_records`` splits the work."""
-    global _BARE
-    bounds = [(i, min(i + chunk, len(items))) for i in range(0, len(items), chunk)]
-    _BARE = (items, keys)
-    try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(bounds))) as pool:
-            return sum(pool.imap(_bare_range, bounds))
-    finally:
-        _BARE = None
-
-
 def run(quick: bool = False) -> Result:
     result = Result(NAME, TITLE)
     banner(result)
@@ -166,18 +135,6 @@ def run(quick: bool = False) -> Result:
     chunk = 20_000 if not quick else 50
     width = cores()
 
-    # every core, ours and bare in ABBA order (each pass forks a fresh pool from a parent whose
-    # per-card caches are still cold): a neighbour taking a core slows both alike
-    all_walls: dict[str, float] = {"ours": 0.0, "bare": 0.0}
-    for side in ("ours", "bare", "bare", "ours"):
-        t0 = time.perf_counter()
-        if side == "ours":
-            report = verify_records(lines, issuer, workers=None, chunk=chunk)
-            assert report.ok and report.checked == n, report.failed[:5]
-        else:
-            assert bare_parallel(bare, keys, width, chunk) == n
-        all_walls[side] += (time.perf_counter() - t0) / 2
-
     step = SLICE if not quick else max(1, n // 4)
     wall = {"ours": 0.0, "bare": 0.0, "tuned": 0.0}
     cpu = dict(wall)
@@ -188,7 +145,7 @@ def run(quick: bool = False) -> Result:
         for side in sides[k % 3 :] + sides[: k % 3]:
             w0, c0 = time.perf_counter(), time.process_time()
             if side == "ours":
-                assert verify_records(part, issuer, workers=1, chunk=chunk).ok
+                assert verify_records(part, issuer, chunk=chunk).ok
             elif side == "bare":
                 assert plain_verify(part_bare, keys) == len(part_bare)
             else:
@@ -196,9 +153,7 @@ def run(quick: bool = False) -> Result:
             wall[side] += time.perf_counter() - w0
             cpu[side] += time.process_time() - c0
     one, bare_rate, tuned = n / wall["ours"], n / wall["bare"], n / wall["tuned"]
-    every, tuned_every = n / all_walls["ours"], n / all_walls["bare"]
     ratio, tuned_ratio = one / bare_rate, one / tuned
-    scaling, tuned_scaling = every / one, tuned_every / tuned
     result.figure("one_core_tacs_per_s", round(one), f"ours, one core: {one:,.0f} TACs/s "
                   f"({wall['ours']:.2f} s wall, {cpu['ours']:.2f} s CPU)")
     result.figure("bare_tacs_per_s", round(bare_rate), f"bare DES-MAC loop (a cipher per MAC), one core: "
@@ -207,20 +162,11 @@ def run(quick: bool = False) -> Result:
                   f"TACs/s ({wall['tuned']:.2f} s wall, {cpu['tuned']:.2f} s CPU)")
     result.figure("per_core_ratio", round(ratio, 3), f"ratio ours/bare per core: {ratio:.3f}")
     result.figure("per_core_ratio_tuned", round(tuned_ratio, 3), f"ratio ours/tuned per core: {tuned_ratio:.3f}")
-    result.figure("all_cores_tacs_per_s", round(every), f"ours, every core ({width}): {every:,.0f} TACs/s "
-                  f"({all_walls['ours']:.2f} s wall per pass) = {scaling:.2f}× one core")
-    result.figure("tuned_all_cores_tacs_per_s", round(tuned_every),
-                  f"tuned loop, every core ({width} forked workers, same chunks): {tuned_every:,.0f} TACs/s = "
-                  f"{tuned_scaling:.2f}× its one core")
     result.figure("load_average", [round(x, 2) for x in os.getloadavg()],
                   f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (on {width} cores)")
     result.target(f"one core ≥ {TARGET_PER_CORE}× the bare DES-MAC loop", ratio >= TARGET_PER_CORE,
                   f"{one:,.0f} vs {bare_rate:,.0f} TACs/s = {ratio:.3f} (vs the tuned loop {tuned:,.0f}: "
                   f"{tuned_ratio:.3f})")
-    result.target(f"every core used: speed-up over one core ≥ {TARGET_SCALING}× the tuned loop's",
-                  scaling >= TARGET_SCALING * tuned_scaling,
-                  f"ours {scaling:.2f}× vs tuned {tuned_scaling:.2f}× on {width} cores "
-                  f"(= {scaling / tuned_scaling:.2f}; {every:,.0f} vs {one:,.0f} TACs/s)")
     result.figures["records"] = n
     result.figures["cards"] = cards
     return result

@@ -49,19 +49,23 @@ def test_init_sam_for_purchase_layout_lists_the_card_factor_first() -> None:
 
 
 def test_malformed_psam_commands() -> None:
-    with pytest.raises(FormatError, match="0x14"):
+    with pytest.raises(FormatError, match=r"24 bytes is not 20 \+ 8·N"):
         W.InitSamForPurchase.from_apdu(CommandAPDU(0x80, 0x70, 0, 0, bytes(0x14 + 4), 8))
-    with pytest.raises(FormatError, match="sizes"):
+    with pytest.raises(FormatError, match="N ≥ 1"):
+        W.InitSamForPurchase.from_apdu(CommandAPDU(0x80, 0x70, 0, 0, bytes(0x14), 8))
+    with pytest.raises(FormatError, match="card_random must be 4 bytes"):
         W.InitSamForPurchase(H("112233"), 0, 1, 6, H("20120229"), H("135100"), 1, 0, (bytes(8),)).to_apdu()
-    with pytest.raises(FormatError, match="out of range"):
+    with pytest.raises(FormatError, match="card_seq 65536 does not fit"):
         W.InitSamForPurchase(bytes(4), 0x10000, 1, 6, bytes(4), bytes(3), 1, 0, (bytes(8),)).to_apdu()
-    with pytest.raises(FormatError, match="8 bytes"):
+    with pytest.raises(FormatError, match="at least one factor"):
+        W.InitSamForPurchase(bytes(4), 0, 1, 6, bytes(4), bytes(3), 1, 0, ()).to_apdu()
+    with pytest.raises(FormatError, match="each of factors must be 8 bytes"):
         W.InitDescrypt(0x36, 1, (bytes(7),)).to_apdu()
-    with pytest.raises(FormatError, match="8 bytes per level"):
+    with pytest.raises(FormatError, match=r"9 bytes is not 0 \+ 8·N"):
         W.InitDescrypt.from_apdu(CommandAPDU(0x80, 0x1A, 0x36, 1, bytes(9)))
     with pytest.raises(FormatError, match="two 8-byte factors"):
         W.derivation_factors((bytes(8),))
-    with pytest.raises(FormatError, match="IV"):
+    with pytest.raises(FormatError, match="psam.descrypt_mac"):
         W.mac_data(bytes(4), b"x")
     with pytest.raises(FormatError):
         W.InitSamResponse.decode(bytes(9))

@@ -11,13 +11,16 @@ from cardlib.readers.pn532_frames import (
     ACK,
     ERROR,
     NACK,
+    SEL_RES_ISO14443_4,
     WAKEUP,
     Frame,
     FrameKind,
     FrameParser,
+    Target,
     build,
     command,
     parse_frame,
+    parse_targets,
     response,
 )
 
@@ -127,3 +130,22 @@ def test_frames_in_noise_come_out_in_order(payloads: list[bytes], noise: bytes, 
     for i in range(0, len(stream), step):
         frames += p.feed(stream[i : i + step])
     assert [f.data for f in frames if f.kind is FrameKind.DATA] == payloads
+
+
+def test_a_target_is_written_as_the_driver_reads_it() -> None:
+    """InListPassiveTarget's answer (UM0701-02 §7.3.5): Tg, SENS_RES, SEL_RES, the UID with its
+    length, the ATS; the emulator writes each target with ``Target.encode`` and the driver reads
+    the answer with ``parse_targets``: one layout."""
+    ats = H("0978807002") + b"\x80\x73\xc8\x21"
+    target = Target(1, H("0044"), SEL_RES_ISO14443_4, H("04115A3C118021"), ats)
+    assert target.encode() == H("01004420") + H("0704115A3C118021") + ats
+    assert parse_targets(b"\x01" + target.encode()) == [target]
+    assert target.historical_bytes == b"\x80\x73\xc8\x21"
+
+
+@given(st.lists(st.tuples(st.binary(min_size=2, max_size=2), st.sampled_from([4, 7]),
+                          st.binary(min_size=0, max_size=15)), min_size=1, max_size=2))
+def test_targets_round_trip(items: list[tuple[bytes, int, bytes]]) -> None:
+    targets = [Target(tg, sens, SEL_RES_ISO14443_4, bytes(range(n)), bytes((len(hist) + 5, 0x78, 0x80, 0x70, 0x02)) + hist)
+               for tg, (sens, n, hist) in enumerate(items, 1)]
+    assert parse_targets(bytes((len(targets),)) + b"".join(t.encode() for t in targets)) == targets

@@ -84,10 +84,13 @@ def test_a_clean_day_reports_none_and_the_next_day_follows_its_state(clean_day: 
     # kind has gone back (a break); the rest follow it
     import pandas as pd
 
-    again = clear(clean_day, tmp_path / "again", scheduler, previous=str(tmp_path / "state"))
+    # (the new state written over the one read: it replaces it only when the run is done)
+    again = clear(clean_day, tmp_path / "again", scheduler, previous=str(tmp_path / "state"),
+                  state_out=str(tmp_path / "state"))
     chains = pd.read_parquet(tmp_path / "out" / "records", columns=["card", "kind"]).drop_duplicates()
     assert again["exceptions"]["break"] == len(chains)
     assert again["exceptions"]["missing_batch"] == 0 and again["exceptions"]["gap"] == 0
+    assert len(pd.read_parquet(tmp_path / "state" / "cards.parquet")) == manifest(clean_day)["cards"]
 
 
 def test_a_bad_batch_and_an_unknown_terminal_are_set_aside_whole(clean_day: Path, tmp_path: Path,

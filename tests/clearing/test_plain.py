@@ -27,7 +27,7 @@ def cleared_in_one_partition(root: Path) -> pd.DataFrame:
         assert check_batch(str(path), register, builtin_store(), rows).status == "ok"
     lines = pd.DataFrame(rows, columns=list(LINE_COLUMNS))
     state = state_rows(pd.read_parquet(root / "previous" / "cards.parquet"))
-    return chain_partition(pd.concat([lines, state], ignore_index=True))
+    return chain_partition(pd.concat([lines, state], ignore_index=True), builtin_store())
 
 
 def test_the_chains_find_every_injected_fault(day: Path) -> None:
@@ -69,10 +69,11 @@ def test_a_rejected_line_holds_its_counter_and_a_gap_is_not_a_break() -> None:
                      "balance_after": before - 100, "status": status, "time": seq, "key": f"K{seq}",
                      "terminal": "T", "batch_seq": 1, "line_no": seq})
     frame = pd.DataFrame(rows)
-    for c in ("file", "operator", "issuer", "day", "terminal_id", "tac"):
+    for c in ("file", "operator", "issuer", "day", "terminal_id", "tac", "algorithm"):
         frame[c] = ""
-    for c in ("amount", "hour", "terminal_seq", "s_online", "s_offline", "s_balance"):
+    for c in ("amount", "hour", "terminal_seq", "key_version", "s_online", "s_offline", "s_balance"):
         frame[c] = -1
+    frame["message"] = b""
     out = chain_partition(frame)
     lines = out[out["row_kind"] == "line"].set_index("card_seq")
     assert lines["gap"].to_dict() == {5: 0, 6: 0, 7: 0, 9: 1, 10: 0}
@@ -148,3 +149,34 @@ def test_the_reports_examples_picked_per_part_are_the_days_first(day: Path) -> N
     assert _examples(_first_examples(pd.concat(firsts))) == whole
     assert set(whole) >= {"forged", "replay", "gap", "break"}
     assert all(0 < len(v) <= EXAMPLES for v in whole.values())
+
+
+def test_every_line_of_a_card_goes_to_one_partition_whichever_process_splits_it(day: Path, tmp_path: Path) -> None:
+    """Stage one's tasks split their lines by card without talking to each other: the
+    partition of a card must be the same in every worker process (Python's own hash of a
+    text is not: it changes with PYTHONHASHSEED), and a partition holds all of its cards' lines."""
+    import subprocess
+    import sys
+
+    from clearing.parts import partition_of, read_partition, write_lines
+
+    cards = ["3303000005433534984" + str(i) for i in range(10)] + [f"99990002{i:012d}" for i in range(50)]
+    code = "import sys; from clearing.parts import partition_of; print(list(partition_of(sys.argv[1:], 7)))"
+    seen = {subprocess.run([sys.executable, "-c", code, *cards], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+                           ).stdout for seed in ("1", "2")}
+    assert seen == {f"{list(partition_of(cards, 7))}\n"}
+    register = TerminalRegister.load(day / "register.csv")
+    files = sorted((day / "batches").glob("*.jsonl"))
+    everything: list[tuple[object, ...]] = []
+    for name, half in (("a", files[0::2]), ("b", files[1::2])):  # two tasks, two halves of the day
+        rows: list[tuple[object, ...]] = []
+        for path in half:
+            check_batch(str(path), register, builtin_store(), rows)
+        write_lines(rows, 7, str(tmp_path), name)
+        everything.extend(rows)
+    parts = [read_partition(str(tmp_path), p) for p in range(7)]
+    assert sum(len(p) for p in parts) == len(everything)
+    owners = [set(p["card"]) for p in parts]
+    assert all(not (owners[i] & owners[j]) for i in range(7) for j in range(i + 1, 7))
+    assert set().union(*owners) == {r[list(LINE_COLUMNS).index("card")] for r in everything}

@@ -16,8 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cardlib.clock import Clock
-from terminal.journal import Journal, _uncovered
+from terminal.journal import Journal
 from terminal.journal_check import check_journal
+from terminal.journal_integrity import uncovered as _uncovered
 from tests.cli.test_journal_cmd import T0, make_journal, run
 
 COLUMNS = ("state, kind, tx_type, app_serial, card_seq, amount, balance_before, balance_after, terminal_id,"

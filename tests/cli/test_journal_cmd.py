@@ -99,7 +99,7 @@ def test_verify_journal_and_batch(tmp_path: Path) -> None:
     assert err.strip() == f"error: TAC verification failed for 1 record(s): {ids[1]}"
     batch = tmp_path / "b.jsonl"
     run("journal", "export", "--journal", str(bad), "--out", str(batch))
-    code, out, _ = run("journal", "verify", "--batch", str(batch), "--json", "--workers", "2")
+    code, out, _ = run("journal", "verify", "--batch", str(batch), "--json")
     assert code == 4 and json.loads(out) == {"checked": 3, "failed": [ids[1]], "ok": False}
     batch.write_text(batch.read_text().replace('"amount": 100', '"amount": 1'))
     code, _, err = run("journal", "verify", "--batch", str(batch))

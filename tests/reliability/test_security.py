@@ -162,7 +162,7 @@ def test_forged_and_replayed_tacs_fail_settlement(tmp_path: Path) -> None:
     db.execute("UPDATE records SET amount=amount+1 WHERE id=?", (records[1].id,))  # the TAC covers the amount
     db.commit()
     db.close()
-    result = CliRunner().invoke(cli, ["journal", "verify", "--journal", str(tmp_path / "j.db"), "--workers", "1"])
+    result = CliRunner().invoke(cli, ["journal", "verify", "--journal", str(tmp_path / "j.db")])
     assert result.exit_code == 4, result.output
     assert f"record {first.id}: TAC does not verify" in result.output
     assert f"record {records[1].id}: TAC does not verify" in result.output

@@ -285,7 +285,7 @@ def nothing_lost(soak: Soak) -> dict[str, object]:
     reasons: Counter[str] = Counter()
     for st in soak.stations:
         with Journal(st.journal) as journal:
-            report = check_journal(journal, workers=None)
+            report = check_journal(journal)
             assert report.errors == () and report.warnings == (), report.errors[:5]
             records = journal.records()
             reasons.update(e["reason"] for e in journal.events())
@@ -301,7 +301,7 @@ def nothing_lost(soak: Soak) -> dict[str, object]:
         mine = moved.get(card.app_serial, [])
         assert card.balance == INITIAL - sum(amount for _, amount in mine), f"card {card.app_serial.hex()}"
         assert sorted(seq for seq, _ in mine) == list(range(card.purse.state.offline_seq)), "each counter value once"
-    verified = verify_records(settled, default_issuer(), workers=None)
+    verified = verify_records(settled, default_issuer())
     assert verified.ok, f"TACs fail for records {verified.failed[:10]}"
     return {"taps": soak.taps, "tears": soak.said["torn"], "kills": sum(v for k, v in soak.said.items()
                                                                        if k.startswith("kill ")),

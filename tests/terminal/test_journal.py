@@ -398,42 +398,25 @@ def test_verify_purchases_and_loads(tmp_path: Path) -> None:
     assert rid == lines[0]["id"]
 
 
-def test_verify_on_several_cores_reports_the_same(tmp_path: Path) -> None:
+def test_verify_runs_in_one_process_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ykt journal verify` checks in its own process (using many cores is the clearing job's):
+    nothing forks, every chunk is reported to the progress bar, a bad TAC among 2,000 is named."""
+    import multiprocessing
+
     j = Journal(tmp_path / "j.db", Clock.fixed(T0))
     for seq in range(4):
         settled(j, 10 + seq, seq)
     items = [r.to_json() for r in j.records()] * 500
     items[1234] = {**items[1234], "id": 999999, "amount": 1}
-    seen: list[int] = []
-    report = verify_records(items, default_issuer(), workers=2, chunk=300, progress=seen.append)
-    assert (report.checked, report.failed) == (2000, (999999,)) and sum(seen) == 2000
-    assert verify_records(items, default_issuer(), workers=None, chunk=300).failed == (999999,)
-    assert verify_records(items, default_issuer(), workers=1).failed == (999999,)
-
-
-def test_verify_does_not_fork_beside_another_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fork beside another thread can leave the child waiting forever on a lock that thread held
-    (pyarrow's allocator thread did, in this very test run): then the TACs are checked in process."""
-    import multiprocessing
-    import threading
-
-    j = Journal(tmp_path / "j.db", Clock.fixed(T0))
-    settled(j, 10, 0)
-    items = [r.to_json() for r in j.records()] * 50
 
     def no_fork(method: str | None = None) -> None:
-        raise AssertionError(f"forked ({method}) beside another thread")
+        raise AssertionError(f"forked ({method})")
 
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait)
-    other.start()
-    try:
-        monkeypatch.setattr(multiprocessing, "get_context", no_fork)
-        report = verify_records(items, default_issuer(), workers=2, chunk=10)
-    finally:
-        stop.set()
-        other.join()
-    assert (report.checked, report.failed) == (50, ())
+    monkeypatch.setattr(multiprocessing, "get_context", no_fork)
+    seen: list[int] = []
+    report = verify_records(items, default_issuer(), chunk=300, progress=seen.append)
+    assert (report.checked, report.failed) == (2000, (999999,)) and seen == [300] * 6 + [200]
+    assert verify_records(items, default_issuer()).failed == (999999,)
 
 
 def test_prune_keeps_pending_unexported_and_recent(tmp_path: Path) -> None:
