@@ -56,6 +56,10 @@ from cardlib.errors import FormatError
 #: The modules that declare wire formats; the walk test imports them all.
 #: A module that declares is added here.
 DECLARING_MODULES: tuple[str, ...] = (
+    "cardlib.pboc.capp",
+    "cardlib.pboc.fci",
+    "cardlib.pboc.files",
+    "cardlib.ssse.files",
     "cardlib.pboc.purse",
     "cardlib.pboc.macs",
     "cardlib.pboc.psam",

@@ -41,7 +41,7 @@ def info(opts: Options) -> None:
     """Issuer and holder data (EF05/EF06), purse data (0x15/0x17) and balance; over a PN532 the
     card's UID, ATQA, SAK and ATS as nfc-list shows them. Names where the card has codes (--json:
     the codes, and the names beside them)."""
-    from terminal.app import LOCAL_CARD_TYPES
+    from cardlib.pboc.files import LOCAL_CARD_TYPES
 
     channel = open_channel(opts)
     target = reader_target(channel.reader)

@@ -14,7 +14,7 @@ from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
 from cardlib.keys import IssuerKeys, default_issuer, derive_card_keys
 from cardlib.pboc.capp import BUS_RECORD, METRO_RECORD, blank_record
-from cardlib.pboc.files import CAPP_SFI, HolderData, ManagementData, PublicData
+from cardlib.pboc.files import CAPP_SFI, LOCAL_CARD_TYPES, HolderData, ManagementData, PublicData
 from cardlib.ssse.commands import pin_bytes
 from cardlib.ssse.files import (
     CARD_TYPES,
@@ -29,7 +29,7 @@ from simulators.purse import PurseState
 from simulators.ssc import CARD_KINDS, DEFAULT_ATR, TUNION_ATR, SocialSecurityCard, SsseState
 
 #: a plain T-Union card's type in 0x15 byte 28 (public bus POS code: 00 ordinary, 01 elder, 11 disabled)
-TUNION_CARD_TYPES = {"adult": 0x00, "elder": 0x01, "disabled": 0x11}
+TUNION_CARD_TYPES = {name: code for code, name in LOCAL_CARD_TYPES.items()}  # 0x15 byte 28
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "建华", "庆军", "晓东", "丽萍"]

@@ -30,9 +30,9 @@ from cardlib.errors import (
     YktError,
 )
 from cardlib.iso import read_record
-from cardlib.pboc.files import CAPP_SFI, PublicData, TripRecord
+from cardlib.pboc.files import CAPP_SFI, LOCAL_CARD_TYPES, PublicData, TripRecord
 from cardlib.readers.base import Reader
-from cardlib.ssse.files import T_BIRTH_DATE, T_CARD_TYPE
+from cardlib.ssse.files import CARD_TYPE_NAMES, T_BIRTH_DATE, T_CARD_TYPE
 from cardlib.trace import TraceRecorder
 from terminal import auth
 from terminal.blocking import block_purse
@@ -46,10 +46,6 @@ from terminal.psam import PsamClient
 from terminal.recovery import recover_card
 from terminal.sam_pool import PsamUnavailableError
 from terminal.wallet import TornTransactionError, TransactionResult, Wallet
-
-CARD_TYPE_NAMES = {0x01: "adult", 0x02: "student", 0x03: "elder", 0x04: "child", 0x05: "disabled", 0x06: "staff"}
-#: a plain T-Union card's type, 0x15 byte 28 (public bus POS code: 00 ordinary, 01 elder, 11 disabled)
-LOCAL_CARD_TYPES = {0x00: "adult", 0x01: "elder", 0x11: "disabled"}
 
 
 @dataclass

@@ -28,7 +28,7 @@ class MetroGate(TerminalApp):
     def decide(self, tap: Tap) -> Decision:
         raw = tap.capp(METRO_RECORD)
         current = capp.read_for_update(raw, METRO_RECORD, self.config.on_bad_crc)
-        trip = capp.metro_trip(capp.CappRecord.decode(raw)) if raw and len(raw) == capp.RECORD_SIZE else None
+        trip = capp.trip_as_read(raw)
         inside = trip is not None and trip.inside
         direction = self.config.direction
         station = self.config.station

@@ -21,7 +21,7 @@ class BusValidator(TerminalApp):
     def decide(self, tap: Tap) -> Decision:
         raw = tap.capp(BUS_RECORD)
         current = capp.read_for_update(raw, BUS_RECORD, self.config.on_bad_crc)
-        previous = capp.bus_ride(capp.CappRecord.decode(raw)) if raw and len(raw) == capp.RECORD_SIZE else None
+        previous = capp.ride_as_read(raw)
         tid = self.psam.terminal_id
         if (previous is not None and previous.terminal == tid
                 and tap.now - previous.time <= self.config.repeat_tap_window):

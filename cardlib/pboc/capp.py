@@ -1,6 +1,8 @@
-"""The 0x1A industry records of the transit purse (JT/T 978; reference §1,
-"Field conventions"), declared once with construct for gates, validators and
-the simulated card.
+"""The 0x1A industry records of the transit purse (JT/T 978 user card, file
+0x1A, the PBOC e-purse's CAPP data records), declared once through
+cardlib/wire.py for gates, validators and the simulated card; and what gates
+and validators keep in them (``metro_trip``/``metro_entry``/``metro_exit``,
+``bus_ride``/``with_bus_ride``), so terminals never slice a record.
 
 Metro record 2701, as a public Shanghai gate keeps it (fengyuruhui98/File,
 ``shapi/sh_transport_operation.c`` and ``shapi/crc.c``; docs/protocol.md):
@@ -11,7 +13,7 @@ zlib's: reflected 04C11DB7, initial and final FFFFFFFF — over bytes 6..123,
 stored most significant byte first at 124..127 (the gate's ``LongToByte``).
 
 Bus record 2702: no public layout was found; it follows THE PROJECT'S PROFILE
-(same header, status at 14 and CRC as 2701; the fields in ``BUS_BODY``).
+(same header, status at 14 and CRC as 2701; the fields in ``BUS``).
 The header values written at personalisation (length 0080, interoperable 01,
 unlocked 00) are the project's profile too.
 """
@@ -23,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from construct import Bytes, ConstructError, Int8ub, Int16ub, Int24ub, Int32ub, Struct
+from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32ub, Struct
 
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
 from cardlib.pboc.macs import bcd_datetime, parse_bcd_datetime
+from cardlib.wire import Declaration, Vector, declare
 
 RECORD_SIZE = 128
 BODY_SIZE = 118  # bytes 6..123: what the CRC covers
@@ -41,13 +44,25 @@ INOUT_ENTERED, INOUT_EXITED = 0x55, 0x66
 #: entry flag (120) and exit flag (121) of a normal entry and exit (public gate)
 ENTRY_FLAG_NORMAL, EXIT_FLAG_NORMAL = 0x41, 0x81
 
-HEADER = Struct(
+H = bytes.fromhex
+_GATE = "fengyuruhui98/File, Work/shanghai/shanghai-agm-V5.19-release/shapi/sh_transport_operation.c"
+_HEADER = ("record_id", "length", "interop", "lock")
+_HEADER_FIELDS = (
     "record_id" / Int16ub,
     "length" / Int16ub,
     "interop" / Int8ub,
     "lock" / Int8ub,
 )
-METRO_BODY = Struct(
+_CRC = "crc" / Int32ub  # 124, most significant byte first
+
+HEADER = declare("0x1A record header", Struct(*_HEADER_FIELDS), cite=(
+    f"JT/T 978 user card, file 0x1A (CAPP data) record header as the public Shanghai gate reads it: {_GATE}; "
+    "the values written at personalisation are the project's profile"), vectors=(
+    Vector(H("2701 0080 01 00"), {"record_id": 0x2701, "length": 0x80, "interop": 1, "lock": 0},
+           "own: packed by hand, the header this project personalises"),
+))
+METRO = declare("0x1A record 2701", Struct(
+    *_HEADER_FIELDS,
     "serial" / Bytes(8),  # 6
     "status" / Int8ub,  # 14
     "entry_city" / Bytes(2),
@@ -58,7 +73,7 @@ METRO_BODY = Struct(
     "exit_station" / Bytes(8),  # 43
     "entry_device" / Bytes(8),  # 51
     "exit_device" / Bytes(8),  # 59
-    "entry_time" / Bytes(7),  # 67
+    "entry_time" / Bytes(7),  # 67; times stay bytes: a blank record's zeros are no date (parse_bcd7)
     "exit_time" / Bytes(7),  # 74
     "max_fare" / Int32ub,  # 81
     "entry_line" / Int8ub,
@@ -75,25 +90,41 @@ METRO_BODY = Struct(
     "exit_flag" / Int8ub,  # 121
     "inout" / Int8ub,  # 122
     "rfu" / Int8ub,  # 123
-)
-BUS_BODY = Struct(  # THE PROJECT'S PROFILE: no public layout of 2702
+    _CRC,
+), cite=f"JT/T 978 user card, file 0x1A metro record 2701, offsets and CRC-32 of the public Shanghai gate: {_GATE} "
+        "and shapi/crc.c", vectors=(
+    Vector(H("2701 0080 01 00" "0000000000000000" "01" "2900" "0000" "0000000000000000" "0000000000000000"
+             "5330310000000000" "0000000000000000" "0000000000000001" "0000000000000000"
+             "20261128081530" "00000000000000" "00000000" "00" "00" "00000000" "000003E8" "00000000"
+             "20261128081530" "00000001" "000000" "0000" "0000000000" "41" "00" "55" "00" "A8D88963"),
+           {"record_id": 0x2701, "length": 0x80, "interop": 1, "lock": 0, "serial": bytes(8), "status": 1,
+            "entry_city": H("2900"), "exit_city": bytes(2), "entry_org": bytes(8), "exit_org": bytes(8),
+            "entry_station": b"S01" + bytes(5), "exit_station": bytes(8), "entry_device": H("0000000000000001"),
+            "exit_device": bytes(8), "entry_time": H("20261128081530"), "exit_time": bytes(7), "max_fare": 0,
+            "entry_line": 0, "exit_line": 0, "entry_amount": 0, "entry_balance": 1000, "actual_amount": 0,
+            "last_time": H("20261128081530"), "last_device": H("00000001"), "day_amount": 0, "day_count": 0,
+            "transfer": bytes(5), "entry_flag": 0x41, "exit_flag": 0, "inout": 0x55, "rfu": 0, "crc": 0xA8D88963},
+           "own: an entry at S01 packed by hand at the public gate's offsets, its CRC-32 by zlib over 6..123"),
+))
+BUS = declare("0x1A record 2702", Struct(  # THE PROJECT'S PROFILE: no public layout of 2702
+    *_HEADER_FIELDS,
     "line" / Bytes(8),  # 6, ASCII, 00-padded
     "status" / Int8ub,  # 14: 01 boarded
     "time" / Bytes(7),  # 15
     "terminal" / Bytes(6),  # 22
     "amount" / Int32ub,  # 28
     "rfu" / Bytes(BODY_SIZE - 26),
-)
-RECORD = Struct(
-    "header" / HEADER,
-    "body" / Bytes(BODY_SIZE),
-    "crc" / Int32ub,  # 124, most significant byte first
-)
-BODIES = {METRO_RECORD: METRO_BODY, BUS_RECORD: BUS_BODY}
-# the same declarations compiled by construct to Python code: four times faster, and a gate
-# parses and builds a record on every tap
-_COMPILED = {rid: body.compile() for rid, body in BODIES.items()}
-_RECORD = RECORD.compile()
+    _CRC,
+), cite="project profile: the bus record 2702 of file 0x1A (no public layout found); header, status at 14 and "
+        "CRC-32 as the public gate's 2701", vectors=(
+    Vector(H("2702 0080 01 00" "4B31303100000000" "01" "20261128081530" "000000000001" "000000C8" + "00" * 92
+             + "59154DBF"),
+           {"record_id": 0x2702, "length": 0x80, "interop": 1, "lock": 0, "line": b"K101" + bytes(4),
+            "status": 1, "time": H("20261128081530"), "terminal": H("000000000001"), "amount": 200,
+            "rfu": bytes(92), "crc": 0x59154DBF},
+           "own: a ride on K101 packed by hand, its CRC-32 by zlib over 6..123"),
+))
+DECLARATIONS: dict[int, Declaration] = {METRO_RECORD: METRO, BUS_RECORD: BUS}
 DEFAULT_LENGTH, DEFAULT_INTEROP, DEFAULT_LOCK = RECORD_SIZE, 0x01, 0x00  # the project's profile
 
 
@@ -146,11 +177,11 @@ class CappRecord:
     crc_ok: bool = True
 
     @staticmethod
-    def _body(record_id: int) -> Any:
-        body = _COMPILED.get(record_id)
-        if body is None:
+    def _declaration(record_id: int) -> Declaration:
+        declaration = DECLARATIONS.get(record_id)
+        if declaration is None:
             raise FormatError(f"0x1A record {record_id:04X}: no layout known (2701 metro, 2702 bus)")
-        return body
+        return declaration
 
     @classmethod
     def blank(cls, record_id: int) -> CappRecord:
@@ -161,23 +192,15 @@ class CappRecord:
     def decode(cls, raw: bytes) -> CappRecord:
         if len(raw) != RECORD_SIZE:
             raise FormatError(f"0x1A record: expected {RECORD_SIZE} bytes, got {len(raw)}")
-        try:
-            rec = _RECORD.parse(bytes(raw))
-            body = cls._body(rec.header.record_id).parse(rec.body)
-        except ConstructError as exc:  # pragma: no cover - fixed sizes: every 128 bytes parse
-            raise FormatError(f"0x1A record: {exc}") from None
-        values = {k: v for k, v in body.items() if not k.startswith("_")}
-        h = rec.header
-        return cls(h.record_id, values, h.length, h.interop, h.lock, crc_holds(raw))
+        values = cls._declaration(int.from_bytes(raw[:2], "big")).parse(bytes(raw))  # the record id: bytes 0..1
+        header = [values.pop(name) for name in _HEADER]
+        crc_ok = values.pop("crc") == crc32(raw)
+        return cls(header[0], values, header[1], header[2], header[3], crc_ok)
 
     def encode(self) -> bytes:
-        try:
-            body = self._body(self.record_id).build(self.fields)
-            raw = _RECORD.build({"header": {"record_id": self.record_id, "length": self.length,
-                                           "interop": self.interop, "lock": self.lock},
-                                "body": body, "crc": 0})
-        except ConstructError as exc:
-            raise FormatError(f"0x1A record {self.record_id:04X}: cannot encode: {exc}") from None
+        raw = self._declaration(self.record_id).build({
+            **self.fields, "record_id": self.record_id, "length": self.length, "interop": self.interop,
+            "lock": self.lock, "crc": 0})
         return sealed(raw)
 
     def replace(self, **changes: Any) -> CappRecord:
@@ -194,14 +217,13 @@ class CappRecord:
 
 
 def _blank_bytes(record_id: int) -> bytes:
-    header = HEADER.build({"record_id": record_id, "length": DEFAULT_LENGTH, "interop": DEFAULT_INTEROP,
-                           "lock": DEFAULT_LOCK})
+    header = HEADER.build(record_id=record_id, length=DEFAULT_LENGTH, interop=DEFAULT_INTEROP, lock=DEFAULT_LOCK)
     return sealed(header + bytes(RECORD_SIZE - 6))
 
 
 def blank_record(record_id: int) -> bytes:
     """The bytes personalisation writes for 2701 or 2702."""
-    CappRecord._body(record_id)
+    CappRecord._declaration(record_id)
     return _blank_bytes(record_id)
 
 
@@ -223,6 +245,25 @@ def _device(terminal: bytes) -> bytes:
     """An 8-byte device field: the 6-byte terminal number right-aligned (the public
     gate writes its device number into the low bytes, zeros before it)."""
     return bytes(8 - len(terminal)) + terminal[-8:]
+
+
+def _as_read(raw: bytes | None, record_id: int) -> CappRecord | None:
+    """The card's record as read, or None when the card answered none of ``record_id``'s size and id."""
+    if raw is None or len(raw) != RECORD_SIZE or int.from_bytes(raw[:2], "big") != record_id:
+        return None
+    return CappRecord.decode(raw)
+
+
+def trip_as_read(raw: bytes | None) -> MetroTrip | None:
+    """The trip in the card's 2701 as read (None: no record, or no trip in it)."""
+    record = _as_read(raw, METRO_RECORD)
+    return metro_trip(record) if record is not None else None
+
+
+def ride_as_read(raw: bytes | None) -> BusRide | None:
+    """The previous ride in the card's 2702 as read (None: no record, or no ride in it)."""
+    record = _as_read(raw, BUS_RECORD)
+    return bus_ride(record) if record is not None else None
 
 
 def metro_trip(record: CappRecord) -> MetroTrip | None:
@@ -295,9 +336,9 @@ def read_for_update(raw: bytes | None, record_id: int, on_bad_crc: str = "reset"
     write), a blank one when the card has none, and on a failed CRC either the
     public gate's way (``reset``: bytes 6..127 zeroed, header kept) or ``keep``
     (the fields as read; the trip counts as none either way)."""
-    if raw is None or len(raw) != RECORD_SIZE or int.from_bytes(raw[:2], "big") != record_id:
+    record = _as_read(raw, record_id)
+    if record is None:
         return CappRecord.blank(record_id)
-    record = CappRecord.decode(raw)
     if not record.crc_ok and on_bad_crc == "reset":
         return record.zeroed()
     return record

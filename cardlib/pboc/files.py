@@ -1,21 +1,34 @@
-"""File layouts of the transit purse and the PSAM (JT/T 978; reference §1, §2).
+"""The files of the transit purse and the PSAM, declared once (cardlib/wire.py).
 
-Declared once, as fixed layouts of numbers and byte strings, and shared by the
-terminal and the simulators. Each layout is one ``struct`` format: a record
-costs about 1 µs to write or read (construct, which declared them before,
-cost 3.5 µs compiled and 11 µs interpreted, on every transaction).
+Record layouts of JT/T 978 (the T-Union user card: files 0x15 public data,
+0x16 holder, 0x17 management, 0x18 transaction log, 0x1E trip records) on
+the PBOC e-purse of JR/T 0025, and of the PSAM (files 0x16 terminal number
+and 0x17 application data). Each declaration carries vectors: records read
+from real cards where published (domosekai/cardemulator, ``HCEService.kt``,
+answers of real cards to READ BINARY and READ RECORD), otherwise bytes packed
+by hand. The record classes below are typed views of the declarations: their
+fields are the declaration's, ``encode`` and ``decode`` are its ``build`` and
+``parse``.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar, Self
+
+from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32ub, Padding, Struct
 
 from cardlib.clock import BEIJING
 from cardlib.errors import FormatError
-from cardlib.pboc.macs import bcd_datetime, parse_bcd_datetime
+from cardlib.pboc.fields import BcdDate, BcdDateTime, GbkName, Text
+from cardlib.pboc.fields import bcd_date as bcd_date
+from cardlib.pboc.fields import gbk_field as gbk_field
+from cardlib.pboc.fields import gbk_text as gbk_text
+from cardlib.pboc.fields import parse_bcd_date as parse_bcd_date
+from cardlib.pboc.fields import text_bytes as text_bytes
+from cardlib.pboc.macs import parse_bcd_datetime
+from cardlib.wire import Declaration, Vector, declare
 
 PUBLIC_SFI = 0x15
 HOLDER_SFI = 0x16
@@ -24,171 +37,153 @@ LOG_SFI = 0x18
 CAPP_SFI = 0x1A
 TRIP_SFI = 0x1E
 
-_UINT_CODES = {1: "B", 2: "H", 4: "I"}
+H = bytes.fromhex
+_EMULATOR = "domosekai/cardemulator, app/src/main/java/com/domosekai/cardemulator/HCEService.kt"
 
 
-class Layout:
-    """A fixed-size record: fields in order, each ``(name, "u" | "b", size)``.
-
-    "u" is an unsigned big-endian number (1 to 4 bytes), "b" a byte string of
-    exactly ``size`` bytes. ``pack`` and ``unpack`` take and give the values
-    in field order; a value that does not fit its field is a FormatError
-    (struct alone would pad or cut a byte string silently).
-    """
-
-    def __init__(self, what: str, *fields: tuple[str, str, int]) -> None:
-        self.what = what
-        self.names = tuple(name for name, _, _ in fields)
-        fmt = ">"
-        self._sized: list[tuple[int, int]] = []  # (index, size) of the byte strings
-        self._u24: list[int] = []  # 3-byte numbers: struct has no code, written as 3s
-        for i, (_, kind, size) in enumerate(fields):
-            if kind == "u" and size in _UINT_CODES:
-                fmt += _UINT_CODES[size]
-            elif kind == "u" and size == 3:
-                fmt += "3s"
-                self._u24.append(i)
-            elif kind == "b":
-                fmt += f"{size}s"
-                self._sized.append((i, size))
-            else:
-                raise ValueError(f"{what}: field {fields[i][0]} of kind {kind} and size {size}")
-        self._struct = struct.Struct(fmt)
-        self.size = self._struct.size
-
-    def pack(self, *values: Any) -> bytes:
-        what = self.what
-        for i, size in self._sized:
-            value = values[i]
-            if not isinstance(value, (bytes, bytearray)):
-                raise FormatError(f"{what}: cannot encode: {self.names[i]} is not bytes")
-            if len(value) != size:
-                raise FormatError(f"{what}: a field has the wrong size ({self.names[i]}: {len(value)} bytes, "
-                                  f"the field holds {size})")
-        if self._u24:
-            items = list(values)
-            for i in self._u24:
-                value = items[i]
-                if not isinstance(value, int) or not 0 <= value <= 0xFFFFFF:
-                    raise FormatError(f"{what}: cannot encode: {self.names[i]} {value!r} does not fit in 3 bytes")
-                items[i] = value.to_bytes(3, "big")
-            values = tuple(items)
-        try:
-            return self._struct.pack(*values)
-        except struct.error as exc:
-            raise FormatError(f"{what}: cannot encode: {exc}") from None
-
-    def unpack(self, raw: bytes) -> tuple[Any, ...]:
-        if len(raw) != self.size:
-            raise FormatError(f"{self.what}: expected {self.size} bytes, got {len(raw)}")
-        values = self._struct.unpack(raw)
-        if self._u24:
-            items = list(values)
-            for i in self._u24:
-                items[i] = int.from_bytes(items[i], "big")
-            return tuple(items)
-        return values
+def _at(year: int, month: int, day: int, hour: int, minute: int, second: int) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=BEIJING)
 
 
-PUBLIC = Layout(
-    "file 0x15",
-    ("issuer_id", "b", 8),
-    ("app_type", "u", 1),
-    ("app_version", "u", 1),
-    ("app_serial", "b", 10),
-    ("valid_from", "b", 4),
-    ("valid_until", "b", 4),
-    ("issuer_fci", "b", 2),
-)
-HOLDER = Layout(
-    "file 0x16",
-    ("card_type", "u", 1),
-    ("staff", "u", 1),
-    ("name", "b", 20),
-    ("id_number", "b", 32),
-    ("id_type", "u", 1),
-)
-MANAGEMENT = Layout(
-    "file 0x17",
-    ("country", "b", 4),
-    ("province", "b", 2),
-    ("city", "b", 2),
-    ("interop", "b", 2),
-    ("card_kind", "u", 1),
-    ("rfu", "b", 49),
-)
-LOG = Layout(
-    "0x18 record",
-    ("seq", "u", 2),
-    ("overdraft", "u", 3),
-    ("amount", "u", 4),
-    ("tx_type", "u", 1),
-    ("terminal_id", "b", 6),
-    ("date", "b", 4),
-    ("time", "b", 3),
-)
-TRIP = Layout(
-    "0x1E record",
-    ("record_type", "u", 1),
-    ("terminal", "b", 8),
-    ("industry", "u", 1),
-    ("station", "b", 4),
-    ("operator", "b", 3),
-    ("amount", "u", 4),
-    ("balance", "u", 4),
-    ("date", "b", 4),
-    ("time", "b", 3),
-    ("city", "b", 2),
-    ("acquirer", "b", 8),
-    ("rfu", "b", 6),
-)
-PSAM_APP = Layout(
-    "PSAM file 0x17",
-    ("key_index", "u", 1),
-    ("issuer_id", "b", 8),
-    ("user_id", "b", 8),
-    ("valid_from", "b", 4),
-    ("valid_until", "b", 4),
-)
+PUBLIC = declare("file 0x15", Struct(
+    "issuer_id" / Bytes(8),
+    "app_type" / Int8ub,
+    "app_version" / Int8ub,
+    "app_serial" / Bytes(10),
+    "valid_from" / BcdDate,
+    "valid_until" / BcdDate,
+    "issuer_fci" / Bytes(2),  # byte 28: the issuer's own card type (LOCAL_CARD_TYPES)
+), cite="JT/T 978 user card, file 0x15 public application data (30 bytes); the PBOC e-purse's 0x15 (JR/T 0025)",
+    vectors=(
+    Vector(H("01011000FFFFFFFF 02 01 03105170056789012345 20190806 20401231 0000"),
+           {"issuer_id": H("01011000FFFFFFFF"), "app_type": 2, "app_version": 1,
+            "app_serial": H("03105170056789012345"), "valid_from": date(2019, 8, 6),
+            "valid_until": date(2040, 12, 31), "issuer_fci": H("0000")},
+           f"public: {_EMULATOR}, READ BINARY 0x15 of a Beijing T-Union card"),
+    Vector(H("02002900FFFFFFFF 02 01 03104770012345678901 20191224 20241224 0114"),
+           {"issuer_id": H("02002900FFFFFFFF"), "app_type": 2, "app_version": 1,
+            "app_serial": H("03104770012345678901"), "valid_from": date(2019, 12, 24),
+            "valid_until": date(2024, 12, 24), "issuer_fci": H("0114")},
+           f"public: {_EMULATOR}, READ BINARY 0x15 of a Shanghai T-Union card"),
+))
+HOLDER = declare("file 0x16", Struct(
+    "card_type" / Int8ub,
+    "staff" / Int8ub,
+    "name" / GbkName(20),
+    "id_number" / Text(32),
+    "id_type" / Int8ub,
+), cite="JT/T 978 user card, file 0x16 card holder data (55 bytes)", vectors=(
+    Vector(H("01 00 D5C5C8FD" + "00" * 16 + "333330333032313939303031303131323334" + "00" * 14 + "00"),
+           {"card_type": 1, "staff": 0, "name": "张三", "id_number": "330302199001011234", "id_type": 0},
+           "own: packed by hand, the name in GBK (D5C5 C8FD) and the number in ASCII, 00-padded"),
+))
+MANAGEMENT = declare("file 0x17", Struct(
+    "country" / Bytes(4),
+    "province" / Bytes(2),
+    "city" / Bytes(2),
+    "interop" / Bytes(2),
+    "card_kind" / Int8ub,
+    Padding(49),  # RFU
+), cite="JT/T 978 user card, file 0x17 management data (60 bytes)", vectors=(
+    Vector(H("00000156 1000 1000 0001 01" + "00" * 49),
+           {"country": H("00000156"), "province": H("1000"), "city": H("1000"), "interop": H("0001"),
+            "card_kind": 1},
+           f"public: {_EMULATOR}, READ BINARY 0x17 of a T-Union card"),
+    Vector(H("01560000 3300 3303 0001 01" + "00" * 49),
+           {"country": H("01560000"), "province": H("3300"), "city": H("3303"), "interop": H("0001"),
+            "card_kind": 1},
+           "own: packed by hand, the values this project personalises"),
+))
+LOG = declare("0x18 record", Struct(
+    "seq" / Int16ub,
+    "overdraft" / Int24ub,  # the card's overdraft limit (PBOC's meaning; docs/protocol.md)
+    "amount" / Int32ub,
+    "tx_type" / Int8ub,
+    "terminal_id" / Bytes(6),
+    "time" / BcdDateTime,
+), cite="PBOC e-purse transaction detail record (JR/T 0025), file 0x18 of JT/T 978 (23 bytes)", vectors=(
+    Vector(H("0002 000000 000001F4 09 413106146723 20200902 141153"),
+           {"seq": 2, "overdraft": 0, "amount": 500, "tx_type": 9, "terminal_id": H("413106146723"),
+            "time": _at(2020, 9, 2, 14, 11, 53)},
+           f"public: {_EMULATOR}, READ RECORD 0x18 of a Beijing T-Union card (a Hangzhou metro ride)"),
+    Vector(H("0260 003D27 000000C8 09 200011505037 20201015 200019"),
+           {"seq": 0x260, "overdraft": 0x3D27, "amount": 200, "tx_type": 9, "terminal_id": H("200011505037"),
+            "time": _at(2020, 10, 15, 20, 0, 19)},
+           f"public: {_EMULATOR}, READ RECORD 0x18 of a Shanghai T-Union card"),
+))
+TRIP = declare("0x1E record", Struct(
+    "record_type" / Int8ub,
+    "terminal" / Bytes(8),
+    "industry" / Int8ub,
+    "station" / Bytes(4),
+    "operator" / Bytes(3),
+    "amount" / Int32ub,
+    "balance" / Int32ub,
+    "time" / BcdDateTime,
+    "city" / Bytes(2),
+    "acquirer" / Bytes(8),
+    Padding(6),  # RFU
+), cite="JT/T 978 user card, file 0x1E transit trip records (48 bytes); offsets as the public Shanghai "
+        "gate's, fengyuruhui98/File shapi/sh_transport_operation.c", vectors=(
+    Vector(H("04 0000000018211503 01 00180021 000000 00000190 0000085C 20201227 140456 2900 12002900FFFFFFFF"
+             "000000000000"),
+           {"record_type": 4, "terminal": H("0000000018211503"), "industry": 1, "station": H("00180021"),
+            "operator": H("000000"), "amount": 400, "balance": 2140, "time": _at(2020, 12, 27, 14, 4, 56),
+            "city": H("2900"), "acquirer": H("12002900FFFFFFFF")},
+           f"public: {_EMULATOR}, READ RECORD 0x1E of a Beijing T-Union card (exit, Shanghai metro line 18)"),
+    Vector(H("03 0000001122334455 01 00010203 AABBCC 00000000 0000128E 20261128 081530 3303 0102030405060708"
+             "000000000000"),
+           {"record_type": 3, "terminal": H("0000001122334455"), "industry": 1, "station": H("00010203"),
+            "operator": H("AABBCC"), "amount": 0, "balance": 4750, "time": _at(2026, 11, 28, 8, 15, 30),
+            "city": H("3303"), "acquirer": H("0102030405060708")},
+           "own: packed by hand, an entry as this project's gate writes it"),
+))
+PSAM_TERMINAL = declare("PSAM file 0x16", Struct(
+    "terminal_id" / Bytes(6),
+), cite="JT/T 978 PSAM, file 0x16 terminal number (6 bytes, read by 00 B0 96 00 06)", vectors=(
+    Vector(H("000000000001"), {"terminal_id": H("000000000001")}, "own: the terminal number of this project's test PSAM"),
+))
+PSAM_APP = declare("PSAM file 0x17", Struct(
+    "key_index" / Int8ub,
+    "issuer_id" / Bytes(8),
+    "user_id" / Bytes(8),
+    "valid_from" / BcdDate,
+    "valid_until" / BcdDate,
+), cite="JT/T 978 PSAM, file 0x17 application data (25 bytes)", vectors=(
+    Vector(H("01 01011000FFFFFFFF 0000000000000001 20240101 20341231"),
+           {"key_index": 1, "issuer_id": H("01011000FFFFFFFF"), "user_id": H("0000000000000001"),
+            "valid_from": date(2024, 1, 1), "valid_until": date(2034, 12, 31)},
+           "own: packed by hand"),
+))
+
+#: 0x15 byte 28, a plain T-Union card's type (public bus POS code: 00 ordinary, 01 elder, 11 disabled;
+#: AndroidZM233/Pos80_SDK_GongJiao, JTBCardManager.getSnr)
+LOCAL_CARD_TYPES = {0x00: "adult", 0x01: "elder", 0x11: "disabled"}
 
 
-def bcd_date(d: date) -> bytes:
-    return bytes.fromhex(f"{d.year:04d}{d.month:02d}{d.day:02d}")
+class FileRecord:
+    """A record class whose fields are its declaration's (``class X(FileRecord, declaration=D)``):
+    ``encode`` builds them, ``decode`` parses into them, ``SIZE`` is the declaration's."""
 
+    DECLARATION: ClassVar[Declaration]
+    SIZE: ClassVar[int]
 
-def parse_bcd_date(raw: bytes) -> date:
-    text = raw.hex()
-    if len(raw) != 4 or not text.isdigit():
-        raise FormatError(f"not a BCD date: {raw.hex().upper()}")
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except ValueError as exc:
-        raise FormatError(f"impossible date {text}: {exc}") from None
+    def __init_subclass__(cls, declaration: Declaration | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if declaration is not None:
+            assert declaration.size is not None, declaration
+            cls.DECLARATION, cls.SIZE = declaration, declaration.size
 
+    def encode(self) -> bytes:
+        return self.DECLARATION.build(vars(self))
 
-def gbk_field(text: str, size: int) -> bytes:
-    """A GBK text field, 00-padded."""
-    raw = text_bytes(text, "gbk")
-    if len(raw) > size:
-        raise FormatError(f"{text!r} is {len(raw)} bytes in GBK, the field holds {size}")
-    return raw.ljust(size, b"\x00")
-
-
-def text_bytes(text: str, encoding: str = "ascii") -> bytes:
-    """``text`` in a card's encoding; FormatError for a character it cannot hold
-    (such as the U+FFFD a decoder put in place of bytes it could not read)."""
-    try:
-        return text.encode(encoding)
-    except UnicodeEncodeError as exc:
-        raise FormatError(f"text cannot be written in {encoding.upper()} (character {exc.start + 1})") from None
-
-
-def gbk_text(raw: bytes) -> str:
-    return raw.rstrip(b"\x00\xff").decode("gbk", errors="replace")
+    @classmethod
+    def decode(cls, raw: bytes) -> Self:
+        return cls(**cls.DECLARATION.parse(raw))
 
 
 @dataclass(frozen=True)
-class PublicData:
+class PublicData(FileRecord, declaration=PUBLIC):
     """File 0x15: public application data (30 bytes)."""
 
     issuer_id: bytes
@@ -199,27 +194,14 @@ class PublicData:
     app_version: int = 0x01
     issuer_fci: bytes = b"\x00\x00"
 
-    SIZE = 30
-
     @property
     def local_card_type(self) -> int:
-        """Byte 28, the issuer's own card type (public bus POS code: 00 ordinary, 01 elder,
-        11 disabled; AndroidZM233/Pos80_SDK_GongJiao, JTBCardManager.getSnr)."""
+        """Byte 28, the issuer's own card type (:data:`LOCAL_CARD_TYPES`)."""
         return self.issuer_fci[0]
-
-    def encode(self) -> bytes:
-        return PUBLIC.pack(self.issuer_id, self.app_type, self.app_version, self.app_serial,
-                           bcd_date(self.valid_from), bcd_date(self.valid_until), self.issuer_fci)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> PublicData:
-        issuer_id, app_type, app_version, app_serial, valid_from, valid_until, issuer_fci = PUBLIC.unpack(raw)
-        return cls(issuer_id, app_serial, parse_bcd_date(valid_from), parse_bcd_date(valid_until),
-                   app_type, app_version, issuer_fci)
 
 
 @dataclass(frozen=True)
-class HolderData:
+class HolderData(FileRecord, declaration=HOLDER):
     """File 0x16: card holder (55 bytes)."""
 
     card_type: int
@@ -228,20 +210,9 @@ class HolderData:
     id_type: int = 0x00
     staff: int = 0x00
 
-    SIZE = 55
-
-    def encode(self) -> bytes:
-        return HOLDER.pack(self.card_type, self.staff, gbk_field(self.name, 20),
-                           text_bytes(self.id_number).ljust(32, b"\x00"), self.id_type)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> HolderData:
-        card_type, staff, name, id_number, id_type = HOLDER.unpack(raw)
-        return cls(card_type, gbk_text(name), id_number.rstrip(b"\x00").decode("ascii", "replace"), id_type, staff)
-
 
 @dataclass(frozen=True)
-class ManagementData:
+class ManagementData(FileRecord, declaration=MANAGEMENT):
     """File 0x17: management data (60 bytes)."""
 
     province: bytes
@@ -250,25 +221,16 @@ class ManagementData:
     interop: bytes = b"\x00\x01"
     card_kind: int = 0x01
 
-    SIZE = 60
-
-    def encode(self) -> bytes:
-        return MANAGEMENT.pack(self.country, self.province, self.city, self.interop, self.card_kind, bytes(49))
-
-    @classmethod
-    def decode(cls, raw: bytes) -> ManagementData:
-        country, province, city, interop, card_kind, _rfu = MANAGEMENT.unpack(raw)
-        return cls(province, city, country, interop, card_kind)
-
 
 def log_record(seq: int, amount: int, tx_type: int, terminal_id: bytes, date4: bytes, time3: bytes,
                overdraft: int = 0) -> bytes:
     """A 0x18 record from the wire's BCD date and time (the card writes what DEBIT carried)."""
-    return LOG.pack(seq, overdraft, amount, tx_type, terminal_id, date4, time3)
+    return LOG.build(seq=seq, overdraft=overdraft, amount=amount, tx_type=tx_type, terminal_id=terminal_id,
+                     time=parse_bcd_datetime(date4, time3))
 
 
 @dataclass(frozen=True)
-class TransactionRecord:
+class TransactionRecord(FileRecord, declaration=LOG):
     """A 0x18 record (23 bytes): seq is the counter INITIALIZE returned."""
 
     seq: int
@@ -278,21 +240,10 @@ class TransactionRecord:
     time: datetime
     overdraft: int = 0
 
-    SIZE = 23
 
-    def encode(self) -> bytes:
-        d, t = bcd_datetime(self.time.astimezone(BEIJING))
-        return log_record(self.seq, self.amount, self.tx_type, self.terminal_id, d, t, self.overdraft)
-
-    @classmethod
-    def decode(cls, raw: bytes) -> TransactionRecord:
-        seq, overdraft, amount, tx_type, terminal_id, d, t = LOG.unpack(raw)
-        return cls(seq, amount, tx_type, terminal_id, parse_bcd_datetime(d, t), overdraft)
-
-
-#: names of the 0x18 transaction types (reference §1)
+#: names of the 0x18 transaction types (PBOC e-purse transaction types, JR/T 0025)
 TX_TYPE_NAMES = {0x01: "ED load", 0x02: "load", 0x05: "ED purchase", 0x06: "purchase", 0x09: "composite"}
-#: names of the 0x1E record types (reference §1; the public Shanghai gate writes 03 and 04)
+#: names of the 0x1E record types (JT/T 978; the public Shanghai gate writes 03 and 04)
 TRIP_ENTRY, TRIP_EXIT, TRIP_SINGLE = 0x03, 0x04, 0x06
 TRIP_TYPE_NAMES = {TRIP_ENTRY: "entry", TRIP_EXIT: "exit", TRIP_SINGLE: "single ride"}
 INDUSTRY_METRO, INDUSTRY_BUS = 0x01, 0x02
@@ -300,7 +251,7 @@ INDUSTRY_NAMES = {INDUSTRY_METRO: "metro", INDUSTRY_BUS: "bus", 0x03: "water", 0
 
 
 @dataclass(frozen=True)
-class TripRecord:
+class TripRecord(FileRecord, declaration=TRIP):
     """A 0x1E record (48 bytes): 03/04 entry/exit, 06 single ride. The offsets agree with
     the public Shanghai gate's (fengyuruhui98/File): type 0, device 1..8, industry 9,
     line/station 10..13, operator 14..16, amount 17, balance after 21, time 25, city 32,
@@ -317,26 +268,13 @@ class TripRecord:
     operator: bytes = b"\x00\x00\x00"
     acquirer: bytes = bytes(8)
 
-    SIZE = 48
-
-    def encode(self) -> bytes:
-        d, t = bcd_datetime(self.time.astimezone(BEIJING))
-        return TRIP.pack(self.record_type, self.terminal, self.industry, self.station, self.operator,
-                         self.amount, self.balance, d, t, self.city, self.acquirer, bytes(6))
-
-    @classmethod
-    def decode(cls, raw: bytes) -> TripRecord:
-        record_type, terminal, industry, station, operator, amount, balance, d, t, city, acquirer, _rfu = (
-            TRIP.unpack(raw))
-        return cls(record_type, terminal, industry, station, amount, balance, parse_bcd_datetime(d, t),
-                   city, operator, acquirer)
-
 
 CAPP_RECORD_SIZE = 128
 
 
 def capp_record(record_id: int, body: bytes) -> bytes:
-    """A 0x1A variable record keyed by 27 xx: id(2) ‖ body, 00-padded to 128 bytes."""
+    """A 0x1A variable record keyed by 27 xx of any body: id(2) ‖ body, 00-padded to 128
+    bytes (for tests and benchmarks; gates and validators write :mod:`cardlib.pboc.capp`'s)."""
     if not 0x2701 <= record_id <= 0x2712:
         raise FormatError(f"CAPP record id {record_id:04X} outside 2701..2712")
     if len(body) > CAPP_RECORD_SIZE - 2:
@@ -345,7 +283,7 @@ def capp_record(record_id: int, body: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
-class PsamAppData:
+class PsamAppData(FileRecord, declaration=PSAM_APP):
     """PSAM file 0x17 (25 bytes)."""
 
     key_index: int
@@ -353,14 +291,3 @@ class PsamAppData:
     user_id: bytes
     valid_from: date
     valid_until: date
-
-    SIZE = 25
-
-    def encode(self) -> bytes:
-        return PSAM_APP.pack(self.key_index, self.issuer_id, self.user_id,
-                             bcd_date(self.valid_from), bcd_date(self.valid_until))
-
-    @classmethod
-    def decode(cls, raw: bytes) -> PsamAppData:
-        key_index, issuer_id, user_id, valid_from, valid_until = PSAM_APP.unpack(raw)
-        return cls(key_index, issuer_id, user_id, parse_bcd_date(valid_from), parse_bcd_date(valid_until))

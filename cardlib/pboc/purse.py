@@ -19,6 +19,7 @@ from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32sb, Int32ub, Struct
 from cardlib.apdu import CommandAPDU
 from cardlib.errors import FormatError
 from cardlib.iso import read_binary, read_record, select_aid, select_fid
+from cardlib.pboc.fci import purse_fci as purse_fci  # the FCI is declared with the files
 from cardlib.pboc.files import (
     CAPP_SFI,
     LOG_SFI,
@@ -179,20 +180,6 @@ def balance4(value: int) -> bytes:
 def select_purse(fci: bool = True) -> CommandAPDU:
     """SELECT the purse by AID (ISO 7816-4 SELECT by DF name); the FCI carries 0x15 in tag 9F0C."""
     return select_aid(PURSE_AID, fci)
-
-
-#: 9F08, the application version tag every T-Union FCI seen carries (value 02)
-FCI_VERSION = bytes.fromhex("9F080102")
-
-
-def purse_fci(df_name: bytes, public: bytes) -> bytes:
-    """The purse's FCI as real cards send it: ``6F { 84 name, A5 { 9F08 01 02,
-    9F0C 1E <file 0x15> } }`` (public example: domosekai/cardemulator; docs/protocol.md)."""
-    if len(public) != 30:
-        raise FormatError(f"file 0x15 must be 30 bytes, got {len(public)}")
-    a5 = FCI_VERSION + bytes((0x9F, 0x0C, len(public))) + public
-    inner = bytes((0x84, len(df_name))) + df_name + bytes((0xA5, len(a5))) + a5
-    return bytes((0x6F, len(inner))) + inner
 
 
 def select_purse_df() -> CommandAPDU:

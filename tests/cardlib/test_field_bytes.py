@@ -96,6 +96,19 @@ def test_a_failed_crc_is_no_trip_and_reset_keeps_the_header() -> None:
     assert kept[6:124] == broken[6:124] and capp.crc_holds(kept)
 
 
+def test_a_terminal_finds_no_trip_where_the_card_has_no_such_record() -> None:
+    """Gates and validators read 2701/2702 through capp: a missing, short or other record is no trip
+    (the gate once decoded any 128 bytes itself, and a record 2703 made it raise)."""
+    entry = capp.metro_entry(capp.CappRecord.blank(capp.METRO_RECORD), "S01", WHEN, TID, 1000).encode()
+    assert capp.trip_as_read(entry) == capp.metro_trip(capp.CappRecord.decode(entry)) is not None
+    assert capp.trip_as_read(None) is None and capp.trip_as_read(entry[:100]) is None
+    assert capp.trip_as_read(H("2703") + entry[2:]) is None
+    assert capp.trip_as_read(capp.blank_record(capp.BUS_RECORD)) is None
+    ride = capp.with_bus_ride(capp.CappRecord.blank(capp.BUS_RECORD), capp.BusRide("K101", WHEN, TID, 200)).encode()
+    assert capp.ride_as_read(ride) == capp.BusRide("K101", WHEN, TID, 200)
+    assert capp.ride_as_read(entry) is None and capp.ride_as_read(None) is None
+
+
 def test_0x1e_offsets_as_the_public_gate() -> None:
     """fengyuruhui98/File: type 0 (03 entry, 04 exit), device 1..8, industry 9 (01 metro),
     line/station 10..13, amount 17..20, balance after 21..24, time 25..31, city 32..33."""
@@ -123,3 +136,6 @@ def test_any_body_round_trips_with_a_fresh_crc(body: bytes, rid: int) -> None:
     again = record.encode()
     assert again[:124] == raw[:124] and capp.crc_holds(again)
     assert capp.CappRecord.decode(again).fields == record.fields
+    declaration = capp.DECLARATIONS[rid]  # the struct fast path and construct's interpreter agree
+    assert declaration.parse(again) == declaration.parse_interpreted(again)
+    assert declaration.build_interpreted(declaration.parse(again)) == again

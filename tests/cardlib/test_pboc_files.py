@@ -1,4 +1,5 @@
-"""Purse and PSAM file layouts (reference §1, §2): byte positions, round trips, malformed input."""
+"""Purse and PSAM files (cardlib/pboc/files.py): byte positions, round trips, malformed input; the
+declarations' vectors are walked by test_declarations.py."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def test_holder_management_and_psam_files() -> None:
     raw = holder.encode()
     assert len(raw) == 55 and raw[2:6] == "张三".encode("gbk") and raw[22:40] == b"330302199001011234"
     assert F.HolderData.decode(raw) == holder
+    _fast_path_is_the_interpreter(holder)
     mgmt = F.ManagementData(H("3300"), H("3303"))
     raw = mgmt.encode()
     assert raw[:11] == H("01560000 3300 3303 0001 01") and len(raw) == 60
@@ -62,72 +64,39 @@ def test_capp_record() -> None:
         F.capp_record(0x2701, bytes(127))
 
 
-def test_layout_sizes_match_the_files() -> None:
-    for layout, cls in [(F.PUBLIC, F.PublicData), (F.HOLDER, F.HolderData), (F.MANAGEMENT, F.ManagementData),
-                        (F.LOG, F.TransactionRecord), (F.TRIP, F.TripRecord), (F.PSAM_APP, F.PsamAppData)]:
-        assert layout.size == cls.SIZE
+def test_record_sizes_are_the_declarations() -> None:
+    for cls, size in [(F.PublicData, 30), (F.HolderData, 55), (F.ManagementData, 60), (F.TransactionRecord, 23),
+                      (F.TripRecord, 48), (F.PsamAppData, 25)]:
+        assert cls.SIZE == cls.DECLARATION.size == size
 
 
 def test_log_record_from_wire_date_and_time() -> None:
     raw = F.log_record(7, 250, 0x06, H("001122334455"), H("20261128"), H("081500"), 100)
     assert raw == H("0007 000064 000000FA 06 001122334455 20261128 081500")
-    assert F.LOG.unpack(raw) == (7, 100, 250, 6, H("001122334455"), H("20261128"), H("081500"))
+    assert F.LOG.parse(raw) == {"seq": 7, "overdraft": 100, "amount": 250, "tx_type": 6,
+                                "terminal_id": H("001122334455"),
+                                "time": datetime(2026, 11, 28, 8, 15, tzinfo=BEIJING)}
 
 
-@pytest.mark.parametrize(("values", "match"), [
-    ((0x10000, 0, 1, 6, bytes(6), bytes(4), bytes(3)), "0x18 record: cannot encode"),
-    ((1, 0x1000000, 1, 6, bytes(6), bytes(4), bytes(3)), "overdraft"),
-    ((1, -1, 1, 6, bytes(6), bytes(4), bytes(3)), "overdraft"),
-    ((1, 0, -1, 6, bytes(6), bytes(4), bytes(3)), "cannot encode"),
-    ((1, 0, 1, 256, bytes(6), bytes(4), bytes(3)), "cannot encode"),
-    ((1, 0, 1, 6, bytes(5), bytes(4), bytes(3)), "terminal_id: 5 bytes"),
-    ((1, 0, 1, 6, bytes(7), bytes(3), bytes(3)), "wrong size"),  # one too long, one too short: still refused
-    ((1, 0, 1, 6, None, bytes(4), bytes(3)), "not bytes"),
-    ((1, 0, "1", 6, bytes(6), bytes(4), bytes(3)), "cannot encode"),
+_LOG_OK = {"seq": 1, "overdraft": 0, "amount": 1, "tx_type": 6, "terminal_id": bytes(6),
+           "time": datetime(2026, 1, 1, tzinfo=BEIJING)}
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"seq": 0x10000}, "seq 65536 does not fit in 2 byte"),
+    ({"overdraft": 0x1000000}, "overdraft"),
+    ({"overdraft": -1}, "overdraft"),
+    ({"amount": -1}, "amount -1 does not fit"),
+    ({"tx_type": 256}, "tx_type 256 does not fit"),
+    ({"terminal_id": bytes(5)}, "terminal_id must be 6 bytes, got 5"),
+    ({"terminal_id": bytes(7)}, "terminal_id must be 6 bytes, got 7"),
+    ({"terminal_id": None}, "terminal_id is not bytes"),
+    ({"amount": "1"}, "amount is not an integer"),
+    ({"time": "2026-01-01"}, "0x18 record: cannot encode"),
 ])
-def test_layout_refuses_values_that_do_not_fit(values: tuple[Any, ...], match: str) -> None:
+def test_a_record_refuses_values_that_do_not_fit(change: dict[str, Any], match: str) -> None:
     with pytest.raises(FormatError, match=match):
-        F.LOG.pack(*values)
-
-
-# The layouts as construct declared them before the struct codec: an independent
-# reading of the same field lists, to check the codec byte for byte.
-construct = pytest.importorskip("construct")
-C = construct
-_REFERENCE = {
-    "PUBLIC": C.Struct("a" / C.Bytes(8), "b" / C.Int8ub, "c" / C.Int8ub, "d" / C.Bytes(10), "e" / C.Bytes(4),
-                       "f" / C.Bytes(4), "g" / C.Bytes(2)),
-    "HOLDER": C.Struct("a" / C.Int8ub, "b" / C.Int8ub, "c" / C.Bytes(20), "d" / C.Bytes(32), "e" / C.Int8ub),
-    "MANAGEMENT": C.Struct("a" / C.Bytes(4), "b" / C.Bytes(2), "c" / C.Bytes(2), "d" / C.Bytes(2), "e" / C.Int8ub,
-                           "f" / C.Bytes(49)),
-    "LOG": C.Struct("a" / C.Int16ub, "b" / C.Int24ub, "c" / C.Int32ub, "d" / C.Int8ub, "e" / C.Bytes(6),
-                    "f" / C.Bytes(4), "g" / C.Bytes(3)),
-    "TRIP": C.Struct("a" / C.Int8ub, "b" / C.Bytes(8), "c" / C.Int8ub, "d" / C.Bytes(4), "e" / C.Bytes(3),
-                     "f" / C.Int32ub, "g" / C.Int32ub, "h" / C.Bytes(4), "i" / C.Bytes(3), "j" / C.Bytes(2),
-                     "k" / C.Bytes(8), "l" / C.Bytes(6)),
-    "PSAM_APP": C.Struct("a" / C.Int8ub, "b" / C.Bytes(8), "c" / C.Bytes(8), "d" / C.Bytes(4), "e" / C.Bytes(4)),
-}
-
-
-def _field_values(draw: Any, reference: Any) -> tuple[Any, ...]:
-    out = []
-    for sub in reference.subcons:
-        inner = sub.subcon
-        if isinstance(inner, C.BytesInteger) or inner.__class__.__name__ == "FormatField":
-            out.append(draw(st.integers(0, (1 << (8 * inner.sizeof())) - 1)))
-        else:
-            out.append(draw(st.binary(min_size=inner.sizeof(), max_size=inner.sizeof())))
-    return tuple(out)
-
-
-@pytest.mark.parametrize("name", sorted(_REFERENCE))
-@given(data=st.data())
-def test_layouts_match_the_construct_reference(name: str, data: Any) -> None:
-    reference, layout = _REFERENCE[name], getattr(F, name)
-    values = _field_values(data.draw, reference)
-    raw = layout.pack(*values)
-    assert raw == reference.build(dict(zip("abcdefghijkl", values, strict=False)))
-    assert layout.unpack(raw) == values
+        F.LOG.build({**_LOG_OK, **change})
 
 
 @pytest.mark.parametrize(("cls", "raw", "match"), [
@@ -165,6 +134,14 @@ dates = st.dates(date(2000, 1, 1), date(2099, 12, 31))
 def test_public_data_round_trip(issuer: bytes, serial: bytes, start: date, end: date, t: int, v: int, fci: bytes) -> None:
     pub = F.PublicData(issuer, serial, start, end, t, v, fci)
     assert F.PublicData.decode(pub.encode()) == pub
+    _fast_path_is_the_interpreter(pub)
+
+
+def _fast_path_is_the_interpreter(record: Any) -> None:
+    """cardlib/wire.py's struct fast path and construct's interpreter agree both ways."""
+    declaration, raw = record.DECLARATION, record.encode()
+    assert declaration.build_interpreted(vars(record)) == raw
+    assert declaration.parse_interpreted(raw) == declaration.parse(raw)
 
 
 @given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF), st.integers(0, 255), st.binary(min_size=6, max_size=6),
@@ -172,6 +149,7 @@ def test_public_data_round_trip(issuer: bytes, serial: bytes, start: date, end: 
 def test_transaction_record_round_trip(seq: int, amount: int, t: int, tid: bytes, when: datetime, od: int) -> None:
     rec = F.TransactionRecord(seq, amount, t, tid, when, od)
     assert F.TransactionRecord.decode(rec.encode()) == rec
+    _fast_path_is_the_interpreter(rec)
 
 
 @given(st.integers(0, 255), st.binary(min_size=8, max_size=8), st.integers(0, 255), st.binary(min_size=4, max_size=4),
@@ -180,6 +158,7 @@ def test_trip_record_round_trip(rt: int, term: bytes, ind: int, station: bytes, 
                                 when: datetime, city: bytes) -> None:
     trip = F.TripRecord(rt, term, ind, station, amount, bal, when, city)
     assert F.TripRecord.decode(trip.encode()) == trip
+    _fast_path_is_the_interpreter(trip)
 
 
 @given(st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), max_size=10),
@@ -191,3 +170,4 @@ def test_holder_round_trip(name: str, ident: str, card_type: int, id_type: int, 
     except FormatError:
         return  # a character outside GBK
     assert F.HolderData.decode(raw) == holder
+    _fast_path_is_the_interpreter(holder)

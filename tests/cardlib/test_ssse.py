@@ -1,5 +1,5 @@
-"""SSSE wire formats: EF05/EF06 TLV records, the card identifier, SSN check
-digits and the PIN/authentication commands, byte for byte (reference §6, §8)."""
+"""SSSE wire formats: EF05/EF06 TLV records (社会保障(个人)卡规范, cardlib/ssse/files.py), the card
+identifier, SSN check digits and the PIN/authentication commands (the project's profile), byte for byte."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from construct import Bytes, GreedyBytes, Int8ub, Int24ub, Int32sb, Struct
+from construct import Bytes, GreedyBytes, Int8ub, Int24ub, Int32sb, Prefixed, Struct
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,6 +62,14 @@ def test_a_variable_format_is_built_by_the_interpreter_and_checked_for_left_over
     assert tail.parse(b"\x01xy") == {"kind": 1, "rest": b"xy"}
     with pytest.raises(FormatError, match="tail: cannot encode"):
         tail.build(kind=300, rest=b"")
+
+
+def test_a_length_prefix_longer_than_the_bytes_left_is_a_format_error() -> None:
+    # compiled construct would read the 2 bytes left and say nothing: a variable format parses interpreted
+    prefixed = Declaration("prefixed", Struct("tag" / Int8ub, "value" / Prefixed(Int8ub, GreedyBytes)), cite="own")
+    assert prefixed.parse(bytes.fromhex("09 02 C2C0")) == {"tag": 9, "value": bytes.fromhex("C2C0")}
+    with pytest.raises(FormatError, match="prefixed: "):
+        prefixed.parse(bytes.fromhex("09 05 C2C0"))
 
 
 @given(st.integers(0, 255), st.binary(min_size=2, max_size=2), st.integers(0, 0xFFFFFF),
