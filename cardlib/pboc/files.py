@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32ub, Padding, Struct
 
@@ -28,7 +28,7 @@ from cardlib.pboc.fields import gbk_text as gbk_text
 from cardlib.pboc.fields import parse_bcd_date as parse_bcd_date
 from cardlib.pboc.fields import text_bytes as text_bytes
 from cardlib.pboc.macs import parse_bcd_datetime
-from cardlib.wire import Declaration, Vector, declare
+from cardlib.wire import Declaration, Encoded, Vector, declare
 
 PUBLIC_SFI = 0x15
 HOLDER_SFI = 0x16
@@ -161,21 +161,14 @@ PSAM_APP = declare("PSAM file 0x17", Struct(
 LOCAL_CARD_TYPES = {0x00: "adult", 0x01: "elder", 0x11: "disabled"}
 
 
-class FileRecord:
-    """A record class whose fields are its declaration's (``class X(FileRecord, declaration=D)``):
-    ``encode`` builds them, ``decode`` parses into them, ``SIZE`` is the declaration's."""
-
-    DECLARATION: ClassVar[Declaration]
-    SIZE: ClassVar[int]
+class FileRecord(Encoded):
+    """A record class whose fields are its declaration's, in any order
+    (``class X(FileRecord, declaration=D)``): ``Encoded``, decoded by field name,
+    because the record classes put their fields with defaults last."""
 
     def __init_subclass__(cls, declaration: Declaration | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if declaration is not None:
-            assert declaration.size is not None, declaration
-            cls.DECLARATION, cls.SIZE = declaration, declaration.size
-
-    def encode(self) -> bytes:
-        return self.DECLARATION.build(vars(self))
+        assert declaration is None or declaration.size is not None, declaration
+        super().__init_subclass__(declaration=declaration, **kwargs)
 
     @classmethod
     def decode(cls, raw: bytes) -> Self:

@@ -89,7 +89,8 @@ def _encoded_classes() -> list[type[wire.Encoded]]:
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
-        if hasattr(cls, "DECLARATION"):
+        positional = cls.decode.__func__ is wire.Encoded.decode.__func__  # type: ignore[attr-defined]
+        if hasattr(cls, "DECLARATION") and positional:  # files.FileRecord decodes by name
             found.append(cls)
     return sorted(found, key=lambda c: c.__name__)
 
