@@ -20,8 +20,8 @@ The transaction path packs command data, responses and MAC/TAC inputs about
 twenty times a purchase, so a declaration of fixed-size fields also has
 ``pack(*values)`` and ``unpack(raw)``: the fields in declaration order, one
 ``struct`` call and the byte strings' lengths checked (under 1 µs, where a
-``build`` from a dict takes about 3). :class:`Encoded` gives a frozen dataclass
-whose fields are a declaration's fields ``encode`` and ``decode`` that way.
+``build`` from a dict takes about 3). A typed class whose fields carry their
+construct (cardlib/declared.py) is declared through :func:`declare` too.
 """
 
 
@@ -32,8 +32,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from operator import attrgetter
-from typing import Any, ClassVar, Self
+from typing import Any
 
 from construct import (
     Adapter,
@@ -175,9 +174,10 @@ class Declaration:
         return self.build(dict(zip(self.fields(), values, strict=True)))
 
     def unpack(self, raw: bytes) -> tuple[Any, ...]:
-        """``parse`` as a tuple in declaration order."""
+        """``parse`` as a tuple in declaration order, a repeated field as a tuple too."""
         fields = self.parse(raw)
-        return tuple(fields[name] for name in self.fields())
+        return tuple(tuple(value) if isinstance(value, list) else value
+                     for value in (fields[name] for name in self.fields()))
 
     def fields(self) -> tuple[str, ...]:
         """The names ``pack`` takes, in order."""
@@ -467,37 +467,6 @@ def _flat_piece(sub: Construct) -> tuple[str, tuple[str, str, Any] | None] | Non
     if isinstance(inner, Adapter) and isinstance(inner.subcon, Bytes):
         return f"{size}s", (sub.name, "a", (inner, size))
     return None
-
-
-class Encoded:
-    """A frozen dataclass whose first fields are its declaration's, in its order:
-    ``class X(Encoded, declaration=D)``; ``encode`` and ``decode`` by position
-    (``pack``/``unpack``), ``SIZE`` the declaration's where fixed."""
-
-    DECLARATION: ClassVar[Declaration]
-    SIZE: ClassVar[int]  # the declaration's size, where fixed
-    _values: ClassVar[Any]  # the fields in the declaration's order, as a tuple (attrgetter)
-
-    def __init_subclass__(cls, declaration: Declaration | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if declaration is not None:
-            cls.DECLARATION = declaration
-        if not hasattr(cls, "DECLARATION"):  # an abstract base of such classes
-            return
-        if cls.DECLARATION.size is not None:
-            cls.SIZE = cls.DECLARATION.size
-        names = cls.DECLARATION.fields()
-        get = attrgetter(*names)
-        cls._values = get if len(names) > 1 else staticmethod(lambda obj: (get(obj),))
-
-    def encode(self) -> bytes:
-        return self.DECLARATION.pack(*self._values(self))
-
-    @classmethod
-    def decode(cls, raw: bytes) -> Self:
-        make: Any = cls  # the dataclass's fields, which this base does not know
-        value: Self = make(*cls.DECLARATION.unpack(raw))
-        return value
 
 
 REGISTRY: dict[str, Declaration] = {}

@@ -218,7 +218,7 @@ class PurseApplication:
         tac = macs.load_tac(s.keys.dtk.key, _wire_balance(new_balance), sess.seq, sess.amount, macs.TX_EP_LOAD,
                             sess.terminal_id, req.date, req.time, alg)
         record = TransactionRecord(sess.seq, sess.amount, macs.TX_EP_LOAD, sess.terminal_id, when,
-                                   s.overdraft_limit).encode()
+                                   overdraft=s.overdraft_limit).encode()
         log = self._log(fs)
         # apply together
         s.balance = new_balance

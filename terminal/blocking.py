@@ -15,7 +15,7 @@ from terminal.psam import PsamClient
 def block_purse(card: Channel, psam: PsamClient, app_serial: bytes, permanent: bool = False) -> None:
     """The purse must be selected; afterwards it answers SELECT with 6A81 (9303 permanent)."""
     challenge = card.send(get_challenge(4), what="GET CHALLENGE").data
-    command = purse_commands.ApplicationBlock(permanent)
+    command = purse_commands.ApplicationBlock.of(permanent)
     psam.start_session_key(psam_commands.USAGE_MAINTENANCE, (card_factor(app_serial),))
     mac = psam.mac(challenge + bytes(4), command.mac_input())
-    card.send(purse_commands.ApplicationBlock(permanent, mac).to_apdu(), what="APPLICATION BLOCK")
+    card.send(purse_commands.ApplicationBlock.of(permanent, mac).to_apdu(), what="APPLICATION BLOCK")

@@ -5,15 +5,16 @@ Each data field and response is a declaration (cardlib/wire.py) with its vectors
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Self
 
 from construct import Bytes, GreedyBytes, GreedyRange, Int8ub, Int16ub, Int32ub, Struct
 
 from cardlib.apdu import CommandAPDU
+from cardlib.declared import Command, Encoded, declared, wire
 from cardlib.errors import FormatError
 from cardlib.iso import read_binary, select_aid
 from cardlib.keys import purse_factors
-from cardlib.wire import Encoded, Vector, declare
+from cardlib.wire import Vector, declare
 
 PSAM_AID = bytes.fromhex("A0000006324D4F542E435053414D3031")  # A0 00 00 06 32 "MOT.CPSAM01"
 
@@ -35,35 +36,10 @@ PSAM = "JT/T 978 PSAM (T-Union terminal security module), after JR/T 0025.2's pu
 PROFILE = "the project's profile: the PSAM's generic commands (no public definition found)"
 H = bytes.fromhex
 
-INIT_SAM = declare(
-    "psam.init_sam_for_purchase",
-    Struct("card_random" / Bytes(4), "card_seq" / Int16ub, "amount" / Int32ub, "tx_type" / Int8ub,
-           "date" / Bytes(4), "time" / Bytes(3), "key_version" / Int8ub, "alg_id" / Int8ub,
-           "factors" / GreedyRange(Bytes(8))),
-    cite=f"{PSAM}: INIT SAM FOR PURCHASE (80 70), command data, Lc = 0x14 + 8·N; the factors card level first",
-    vectors=(Vector(H("11223344 0000 00001000 06 20120229 135100 01 00 5170010170907984 01011000FFFFFFFF"),
-                    {"card_random": H("11223344"), "card_seq": 0, "amount": 0x1000, "tx_type": 6,
-                     "date": H("20120229"), "time": H("135100"), "key_version": 1, "alg_id": 0,
-                     "factors": [H("5170010170907984"), H("01011000FFFFFFFF")]},
-                    "own: hand-packed, the purchase worked example's fields with a public card's serial and issuer"),),
-)
-INIT_SAM_RESPONSE = declare(
-    "psam.init_sam_for_purchase.response", Struct("terminal_seq" / Int32ub, "mac1" / Bytes(4)),
-    cite=f"{PSAM}: INIT SAM FOR PURCHASE, response data (terminal counter, MAC1)",
-    vectors=(Vector(H("00000001 F15CAB75"), {"terminal_seq": 1, "mac1": H("F15CAB75")},
-                    "own: hand-packed, the purchase worked example's counter and MAC1"),),
-)
 CREDIT_SAM = declare(
     "psam.credit_sam_for_purchase", Struct("mac2" / Bytes(4)),
     cite=f"{PSAM}: CREDIT SAM FOR PURCHASE (80 72), command data (the card's MAC2)",
     vectors=(Vector(H("56988A13"), {"mac2": H("56988A13")}, "own: hand-packed, the purchase worked example's MAC2"),),
-)
-INIT_DESCRYPT = declare(
-    "psam.init_descrypt", Struct("factors" / GreedyRange(Bytes(8))),
-    cite=f"{PROFILE}: 80 1A usage index, the diversification factors 8 bytes each",
-    vectors=(Vector(H("5170010170907984 01011000FFFFFFFF"),
-                    {"factors": [H("5170010170907984"), H("01011000FFFFFFFF")]}, "own: hand-packed, two levels"),
-             Vector(b"", {"factors": []}, "own: no diversification")),
 )
 MAC_DATA = declare(
     "psam.descrypt_mac", Struct("iv" / Bytes(8), "data" / GreedyBytes),
@@ -105,41 +81,47 @@ def derivation_factors(wire: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return purse_factors(issuer_level, bytes(2) + card_level)
 
 
-@dataclass(frozen=True)
-class InitSamForPurchase:
+@declared("psam.init_sam_for_purchase", vectors=(
+    Vector(H("11223344 0000 00001000 06 20120229 135100 01 00 5170010170907984 01011000FFFFFFFF"),
+           {"card_random": H("11223344"), "card_seq": 0, "amount": 0x1000, "tx_type": 6,
+            "date": H("20120229"), "time": H("135100"), "key_version": 1, "alg_id": 0,
+            "factors": [H("5170010170907984"), H("01011000FFFFFFFF")]},
+           "own: hand-packed, the purchase worked example's fields with a public card's serial and issuer"),
+), cite=f"{PSAM}: INIT SAM FOR PURCHASE (80 70), command data, Lc = 0x14 + 8·N; the factors card level first")
+class InitSamForPurchase(Command, header=(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00), le=8):
     """80 70 00 00 Lc data 08; the factors card first (as 8070 lists them)."""
 
-    card_random: bytes
-    card_seq: int
-    amount: int
-    tx_type: int
-    date: bytes
-    time: bytes
-    key_version: int
-    alg_id: int
-    factors: tuple[bytes, ...]
+    card_random: bytes = wire(Bytes(4))
+    card_seq: int = wire(Int16ub)
+    amount: int = wire(Int32ub)
+    tx_type: int = wire(Int8ub)
+    date: bytes = wire(Bytes(4))
+    time: bytes = wire(Bytes(3))
+    key_version: int = wire(Int8ub)
+    alg_id: int = wire(Int8ub)
+    factors: tuple[bytes, ...] = wire(GreedyRange(Bytes(8)))
 
     def to_apdu(self) -> CommandAPDU:
         if not self.factors:
             raise FormatError("INIT SAM FOR PURCHASE: at least one factor")
-        data = INIT_SAM.pack(self.card_random, self.card_seq, self.amount, self.tx_type, self.date, self.time,
-                             self.key_version, self.alg_id, self.factors)
-        return CommandAPDU(0x80, INS_INIT_SAM_PURCHASE, 0x00, 0x00, data, 8)
+        return super().to_apdu()
 
     @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> InitSamForPurchase:
-        if cmd.cla != 0x80 or cmd.ins != INS_INIT_SAM_PURCHASE:
-            raise FormatError(f"INIT SAM FOR PURCHASE: not this command ({cmd.cla:02X} {cmd.ins:02X})")
-        request = cls(*INIT_SAM.unpack(cmd.data))
+    def from_apdu(cls, cmd: CommandAPDU) -> Self:
+        request = super().from_apdu(cmd)
         if not request.factors:
             raise FormatError("INIT SAM FOR PURCHASE: Lc 20 is not 0x14 + 8·N with N ≥ 1")
         return request
 
 
-@dataclass(frozen=True)
-class InitSamResponse(Encoded, declaration=INIT_SAM_RESPONSE):
-    terminal_seq: int
-    mac1: bytes
+@declared("psam.init_sam_for_purchase.response", cite=f"{PSAM}: INIT SAM FOR PURCHASE, response data "
+          "(terminal counter, MAC1)", vectors=(
+    Vector(H("00000001 F15CAB75"), {"terminal_seq": 1, "mac1": H("F15CAB75")},
+           "own: hand-packed, the purchase worked example's counter and MAC1"),
+))
+class InitSamResponse(Encoded):
+    terminal_seq: int = wire(Int32ub)
+    mac1: bytes = wire(Bytes(4))
 
 
 def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
@@ -147,32 +129,25 @@ def credit_sam_for_purchase(mac2: bytes) -> CommandAPDU:
     return CommandAPDU(0x80, INS_CREDIT_SAM_PURCHASE, 0x00, 0x00, CREDIT_SAM.pack(mac2))
 
 
-@dataclass(frozen=True)
-class InitDescrypt:
+@declared("psam.init_descrypt", vectors=(
+    Vector(H("5170010170907984 01011000FFFFFFFF"),
+           {"factors": [H("5170010170907984"), H("01011000FFFFFFFF")]}, "own: hand-packed, two levels"),
+    Vector(b"", {"factors": []}, "own: no diversification"),
+), cite=f"{PROFILE}: 80 1A usage index, the diversification factors 8 bytes each")
+class InitDescrypt(Command, header=(0x80, INS_INIT_DESCRYPT, "usage", "key_index")):
     """80 1A usage index Lc factors: starts a session key (the project's profile).
 
     The key usage byte: low 5 bits the key type, high 3 bits the number of
     diversification levels (0x42: purchase, 2 levels).
     """
 
+    usage: int  # P1
+    key_index: int  # P2
+    factors: tuple[bytes, ...] = wire(GreedyRange(Bytes(8)))
+
     @property
     def levels(self) -> int:
         return self.usage >> 5
-
-    usage: int
-    key_index: int
-    factors: tuple[bytes, ...]
-
-    def to_apdu(self) -> CommandAPDU:
-        if not (0 <= self.usage <= 0xFF and 0 <= self.key_index <= 0xFF):
-            raise FormatError("80 1A: key usage and index are one byte each")
-        return CommandAPDU(0x80, INS_INIT_DESCRYPT, self.usage, self.key_index, INIT_DESCRYPT.pack(self.factors))
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> InitDescrypt:
-        if cmd.cla != 0x80 or cmd.ins != INS_INIT_DESCRYPT:
-            raise FormatError(f"80 1A: not this command ({cmd.cla:02X} {cmd.ins:02X})")
-        return cls(cmd.p1, cmd.p2, *INIT_DESCRYPT.unpack(cmd.data))
 
 
 def encrypt_data(data: bytes) -> CommandAPDU:

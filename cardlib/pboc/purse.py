@@ -12,11 +12,11 @@ answers them: one definition for both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
 
 from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32sb, Int32ub, Struct
 
 from cardlib.apdu import CommandAPDU
+from cardlib.declared import Command, Encoded, declared, wire
 from cardlib.errors import FormatError
 from cardlib.iso import read_binary, read_record, select_aid, select_fid
 from cardlib.pboc.fci import purse_fci as purse_fci  # the FCI is declared with the files
@@ -29,7 +29,7 @@ from cardlib.pboc.files import (
     TransactionRecord,
     TripRecord,
 )
-from cardlib.wire import Encoded, Vector, declare
+from cardlib.wire import Vector, declare
 
 PURSE_AID = bytes.fromhex("A000000632010105")
 PURSE_DF = 0x1001
@@ -67,109 +67,17 @@ INITIALIZE = declare(
     vectors=(Vector(H("01 00001000 001122334455"), {"key_index": 1, "amount": 0x1000, "terminal_id": H("001122334455")},
                     PURCHASE_EXAMPLE),),
 )
-INITIALIZE_LOAD_RESPONSE = declare(
-    "purse.initialize_load.response",
-    Struct("balance" / Int32sb, "online_seq" / Int16ub, "key_version" / Int8ub, "alg_id" / Int8ub,
-           "random" / Bytes(4), "mac1" / Bytes(4)),
-    cite=f"{EP}: INITIALIZE FOR LOAD, response data (balance two's complement: the project's reading of overdraft)",
-    vectors=(
-        Vector(H("00000000 0000 02 00 11223344 2988AE5A"),
-               {"balance": 0, "online_seq": 0, "key_version": 2, "alg_id": 0, "random": H("11223344"),
-                "mac1": H("2988AE5A")}, LOAD_EXAMPLE),
-        Vector(H("00000000 0000 01 00 B1EE180C F20B5E52"),
-               {"balance": 0, "online_seq": 0, "key_version": 1, "alg_id": 0, "random": H("B1EE180C"),
-                "mac1": H("F20B5E52")}, "public: PBOC EP load trace, https://e-com-net.com/article/5815544.htm"),
-    ),
-)
-CREDIT = declare(
-    "purse.credit_for_load", Struct("date" / Bytes(4), "time" / Bytes(3), "mac2" / Bytes(4)),
-    cite=f"{EP}: CREDIT FOR LOAD (80 52), command data",
-    vectors=(Vector(H("20111221 214822 3A845BF0"), {"date": H("20111221"), "time": H("214822"), "mac2": H("3A845BF0")},
-                    LOAD_EXAMPLE),),
-)
-INITIALIZE_PURCHASE_RESPONSE = declare(
-    "purse.initialize_purchase.response",
-    Struct("balance" / Int32sb, "offline_seq" / Int16ub, "overdraft_limit" / Int24ub, "key_version" / Int8ub,
-           "alg_id" / Int8ub, "random" / Bytes(4)),
-    cite=f"{EP}: INITIALIZE FOR PURCHASE / CAPP PURCHASE, response data",
-    vectors=(
-        Vector(H("00000000 0000 000000 01 00 11223344"),
-               {"balance": 0, "offline_seq": 0, "overdraft_limit": 0, "key_version": 1, "alg_id": 0,
-                "random": H("11223344")}, PURCHASE_EXAMPLE),
-        Vector(H("FFFFFF9C 0102 0003E8 02 04 A1B2C3D4"),
-               {"balance": -100, "offline_seq": 0x0102, "overdraft_limit": 1000, "key_version": 2, "alg_id": 4,
-                "random": H("A1B2C3D4")}, "own: hand-packed, a purse 1 yuan into a 10 yuan overdraft, SM4 alg id"),
-    ),
-)
-DEBIT = declare(
-    "purse.debit_for_purchase",
-    Struct("terminal_seq" / Int32ub, "date" / Bytes(4), "time" / Bytes(3), "mac1" / Bytes(4)),
-    cite=f"{EP}: DEBIT FOR PURCHASE / CAPP PURCHASE (80 54), command data",
-    vectors=(Vector(H("00000001 20111221 214822 3A845BF0"),
-                    {"terminal_seq": 1, "date": H("20111221"), "time": H("214822"), "mac1": H("3A845BF0")},
-                    PURCHASE_EXAMPLE),),
-)
-DEBIT_RESPONSE = declare(
-    "purse.debit_for_purchase.response", Struct("tac" / Bytes(4), "mac2" / Bytes(4)),
-    cite=f"{EP}: DEBIT FOR PURCHASE, response data (TAC, then MAC2)",
-    vectors=(Vector(H("926FF1B6 56988A13"), {"tac": H("926FF1B6"), "mac2": H("56988A13")},
-                    "own: hand-packed, the TAC and MAC2 of tests/cardlib/test_macs.py"),),
-)
-CREDIT_RESPONSE = declare(
-    "purse.credit_for_load.response", Struct("tac" / Bytes(4)),
-    cite=f"{EP}: CREDIT FOR LOAD, response data",
-    vectors=(Vector(H("78644D7B"), {"tac": H("78644D7B")}, "own: hand-packed, the load TAC of tests/cardlib/test_macs.py"),),
-)
-PROVE = declare(
-    "purse.get_transaction_prove", Struct("seq" / Int16ub),
-    cite=f"{EP}: GET TRANSACTION PROVE (80 5A), command data; the counter after the transaction as "
-         "public field code sends it (AndroidZM233/Pos80_SDK_GongJiao, ZJBCardManager.java)",
-    vectors=(Vector(H("0006"), {"seq": 6}, "own: hand-packed, the counter 0005 plus one"),),
-)
-PROVE_RESPONSE = declare(
-    "purse.get_transaction_prove.response", Struct("mac" / Bytes(4), "tac" / Bytes(4)),
-    cite=f"{EP}: GET TRANSACTION PROVE, response data (MAC or MAC2, then TAC)",
-    vectors=(Vector(H("56988A13 926FF1B6"), {"mac": H("56988A13"), "tac": H("926FF1B6")},
-                    "own: hand-packed, DEBIT's answer in PROVE's order"),),
-)
 BALANCE = declare(
     "purse.get_balance.response", Struct("balance" / Int32sb),
     cite=f"{EP}: GET BALANCE (80 5C), response data; two's complement below zero is the project's profile",
     vectors=(Vector(H("00001000"), {"balance": 0x1000}, "own: hand-packed, 40.96 yuan"),
              Vector(H("FFFFFF9C"), {"balance": -100}, "own: hand-packed, 1 yuan into the overdraft")),
 )
-SECURE_MAC = declare(
-    "purse.application_block", Struct("mac" / Bytes(4)),
-    cite=f"{EP}: APPLICATION BLOCK (84 1E) and APPLICATION UNBLOCK (84 18), command data (the line MAC)",
-    vectors=(Vector(H("0A0B0C0D"), {"mac": H("0A0B0C0D")}, "own: hand-packed"),),
-)
 
 
 def _expect(cmd: CommandAPDU, ins: int, what: str, cla: int = CLA_PURSE) -> None:
     if cmd.cla != cla or cmd.ins != ins:
         raise FormatError(f"{what}: not this command ({cmd.cla:02X} {cmd.ins:02X})")
-
-
-class Command(Encoded):
-    """A command of fixed CLA INS P1 P2 and Le whose data is its declaration's fields:
-    ``class X(Command, declaration=..., header=(CLA, INS, P1, P2), le=...)``."""
-
-    HEADER: ClassVar[tuple[int, int, int, int]]
-    LE: ClassVar[int | None]
-
-    def __init_subclass__(cls, header: tuple[int, int, int, int] | None = None, le: int | None = None,
-                          **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if header is not None:
-            cls.HEADER, cls.LE = header, le
-
-    def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(*self.HEADER, self.encode(), self.LE)
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> Self:
-        _expect(cmd, cls.HEADER[1], cls.DECLARATION.name, cls.HEADER[0])
-        return cls.decode(cmd.data)
 
 
 def balance4(value: int) -> bytes:
@@ -239,53 +147,76 @@ def decode_balance(raw: bytes, *, signed: bool = False) -> int:
     return balance if signed else balance & BALANCE_MASK
 
 
+def _initialize(p1: int, key_index: int, amount: int, terminal_id: bytes, le: int) -> CommandAPDU:
+    return CommandAPDU(CLA_PURSE, INS_INITIALIZE, p1, P2_EP, INITIALIZE.pack(key_index, amount, terminal_id), le)
+
+
+def _initialized(cmd: CommandAPDU, p1: tuple[int, ...], what: str) -> tuple[int, int, bytes]:
+    """INITIALIZE's data, once P1 says it is ``what``."""
+    _expect(cmd, INS_INITIALIZE, f"INITIALIZE FOR {what.upper()}")
+    if cmd.p1 not in p1:
+        raise FormatError(f"INITIALIZE: P1 {cmd.p1:02X} is not a {what}")
+    key_index, amount, terminal_id = INITIALIZE.unpack(cmd.data)
+    return key_index, amount, terminal_id
+
+
 @dataclass(frozen=True)
 class InitializeForLoad:
+    """80 50 00 02 0B … 10."""
+
     key_index: int
     amount: int
     terminal_id: bytes
 
     def to_apdu(self) -> CommandAPDU:
-        data = INITIALIZE.pack(self.key_index, self.amount, self.terminal_id)
-        return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_LOAD, P2_EP, data, 0x10)
+        return _initialize(P1_LOAD, self.key_index, self.amount, self.terminal_id, 0x10)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForLoad:
-        _expect(cmd, INS_INITIALIZE, "INITIALIZE FOR LOAD")
-        if cmd.p1 != P1_LOAD:
-            raise FormatError(f"INITIALIZE: P1 {cmd.p1:02X} is not a load")
-        return cls(*INITIALIZE.unpack(cmd.data))
+        return cls(*_initialized(cmd, (P1_LOAD,), "load"))
 
 
-@dataclass(frozen=True)
-class InitializeForLoadResponse(Encoded, declaration=INITIALIZE_LOAD_RESPONSE):
+@declared("purse.initialize_load.response", vectors=(
+    Vector(H("00000000 0000 02 00 11223344 2988AE5A"),
+           {"balance": 0, "online_seq": 0, "key_version": 2, "alg_id": 0, "random": H("11223344"),
+            "mac1": H("2988AE5A")}, LOAD_EXAMPLE),
+    Vector(H("00000000 0000 01 00 B1EE180C F20B5E52"),
+           {"balance": 0, "online_seq": 0, "key_version": 1, "alg_id": 0, "random": H("B1EE180C"),
+            "mac1": H("F20B5E52")}, "public: PBOC EP load trace, https://e-com-net.com/article/5815544.htm"),
+), cite=f"{EP}: INITIALIZE FOR LOAD, response data (balance two's complement: the project's reading of overdraft)")
+class InitializeForLoadResponse(Encoded):
     """The card's state before the load and its MAC1, for the host."""
 
-    balance: int
-    online_seq: int
-    key_version: int
-    alg_id: int
-    random: bytes
-    mac1: bytes
+    balance: int = wire(Int32sb)
+    online_seq: int = wire(Int16ub)
+    key_version: int = wire(Int8ub)
+    alg_id: int = wire(Int8ub)
+    random: bytes = wire(Bytes(4))
+    mac1: bytes = wire(Bytes(4))
 
 
-@dataclass(frozen=True)
-class CreditForLoad(Command, declaration=CREDIT, header=(CLA_PURSE, INS_CREDIT, 0x00, 0x00), le=4):
-    date: bytes
-    time: bytes
-    mac2: bytes
+@declared("purse.credit_for_load", cite=f"{EP}: CREDIT FOR LOAD (80 52), command data", vectors=(
+    Vector(H("20111221 214822 3A845BF0"), {"date": H("20111221"), "time": H("214822"), "mac2": H("3A845BF0")},
+           LOAD_EXAMPLE),
+))
+class CreditForLoad(Command, header=(CLA_PURSE, INS_CREDIT, 0x00, 0x00), le=4):
+    date: bytes = wire(Bytes(4))
+    time: bytes = wire(Bytes(3))
+    mac2: bytes = wire(Bytes(4))
 
 
-@dataclass(frozen=True)
-class CreditResponse(Encoded, declaration=CREDIT_RESPONSE):
+@declared("purse.credit_for_load.response", cite=f"{EP}: CREDIT FOR LOAD, response data", vectors=(
+    Vector(H("78644D7B"), {"tac": H("78644D7B")}, "own: hand-packed, the load TAC of tests/cardlib/test_macs.py"),
+))
+class CreditResponse(Encoded):
     """The load's TAC."""
 
-    tac: bytes
+    tac: bytes = wire(Bytes(4))
 
 
 @dataclass(frozen=True)
 class InitializeForPurchase:
-    """80 50 01 02 (purchase) or 80 50 03 02 (CAPP purchase)."""
+    """80 50 01 02 (purchase) or 80 50 03 02 (CAPP purchase) 0B … 0F."""
 
     key_index: int
     amount: int
@@ -293,28 +224,30 @@ class InitializeForPurchase:
     capp: bool = False
 
     def to_apdu(self) -> CommandAPDU:
-        data = INITIALIZE.pack(self.key_index, self.amount, self.terminal_id)
-        return CommandAPDU(CLA_PURSE, INS_INITIALIZE, P1_CAPP if self.capp else P1_PURCHASE, P2_EP, data, 0x0F)
+        return _initialize(P1_CAPP if self.capp else P1_PURCHASE, self.key_index, self.amount, self.terminal_id, 0x0F)
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> InitializeForPurchase:
-        _expect(cmd, INS_INITIALIZE, "INITIALIZE FOR PURCHASE")
-        if cmd.p1 not in (P1_PURCHASE, P1_CAPP):
-            raise FormatError(f"INITIALIZE: P1 {cmd.p1:02X} is not a purchase")
-        key_index, amount, terminal_id = INITIALIZE.unpack(cmd.data)
-        return cls(key_index, amount, terminal_id, cmd.p1 == P1_CAPP)
+        return cls(*_initialized(cmd, (P1_PURCHASE, P1_CAPP), "purchase"), cmd.p1 == P1_CAPP)
 
 
-@dataclass(frozen=True)
-class InitializeForPurchaseResponse(Encoded, declaration=INITIALIZE_PURCHASE_RESPONSE):
+@declared("purse.initialize_purchase.response", vectors=(
+    Vector(H("00000000 0000 000000 01 00 11223344"),
+           {"balance": 0, "offline_seq": 0, "overdraft_limit": 0, "key_version": 1, "alg_id": 0,
+            "random": H("11223344")}, PURCHASE_EXAMPLE),
+    Vector(H("FFFFFF9C 0102 0003E8 02 04 A1B2C3D4"),
+           {"balance": -100, "offline_seq": 0x0102, "overdraft_limit": 1000, "key_version": 2, "alg_id": 4,
+            "random": H("A1B2C3D4")}, "own: hand-packed, a purse 1 yuan into a 10 yuan overdraft, SM4 alg id"),
+), cite=f"{EP}: INITIALIZE FOR PURCHASE / CAPP PURCHASE, response data")
+class InitializeForPurchaseResponse(Encoded):
     """The card's state before the purchase and its random, for the PSAM's MAC1."""
 
-    balance: int
-    offline_seq: int
-    overdraft_limit: int
-    key_version: int
-    alg_id: int
-    random: bytes
+    balance: int = wire(Int32sb)
+    offline_seq: int = wire(Int16ub)
+    overdraft_limit: int = wire(Int24ub)
+    key_version: int = wire(Int8ub)
+    alg_id: int = wire(Int8ub)
+    random: bytes = wire(Bytes(4))
 
 
 @dataclass(frozen=True)
@@ -361,41 +294,42 @@ class UpdateCappDataCache:
         return cls(0x2700 | cmd.p1, cmd.data)
 
 
-@dataclass(frozen=True)
-class DebitForPurchase(Command, declaration=DEBIT, header=(CLA_PURSE, INS_DEBIT, 0x01, 0x00), le=8):
-    terminal_seq: int
-    date: bytes
-    time: bytes
-    mac1: bytes
+@declared("purse.debit_for_purchase", cite=f"{EP}: DEBIT FOR PURCHASE / CAPP PURCHASE (80 54), command data",
+          vectors=(
+    Vector(H("00000001 20111221 214822 3A845BF0"),
+           {"terminal_seq": 1, "date": H("20111221"), "time": H("214822"), "mac1": H("3A845BF0")}, PURCHASE_EXAMPLE),
+))
+class DebitForPurchase(Command, header=(CLA_PURSE, INS_DEBIT, 0x01, 0x00), le=8):
+    terminal_seq: int = wire(Int32ub)
+    date: bytes = wire(Bytes(4))
+    time: bytes = wire(Bytes(3))
+    mac1: bytes = wire(Bytes(4))
 
 
-@dataclass(frozen=True)
-class DebitResponse(Encoded, declaration=DEBIT_RESPONSE):
+@declared("purse.debit_for_purchase.response", cite=f"{EP}: DEBIT FOR PURCHASE, response data (TAC, then MAC2)",
+          vectors=(
+    Vector(H("926FF1B6 56988A13"), {"tac": H("926FF1B6"), "mac2": H("56988A13")},
+           "own: hand-packed, the TAC and MAC2 of tests/cardlib/test_macs.py"),
+))
+class DebitResponse(Encoded):
     """TAC ‖ MAC2 (the order DEBIT uses)."""
 
-    tac: bytes
-    mac2: bytes
+    tac: bytes = wire(Bytes(4))
+    mac2: bytes = wire(Bytes(4))
 
 
-@dataclass(frozen=True)
-class GetTransactionProve:
+@declared("purse.get_transaction_prove", vectors=(
+    Vector(H("0006"), {"seq": 6}, "own: hand-packed, the counter 0005 plus one"),
+), cite=f"{EP}: GET TRANSACTION PROVE (80 5A), command data; the counter after the transaction as public "
+        "field code sends it (AndroidZM233/Pos80_SDK_GongJiao, ZJBCardManager.java)")
+class GetTransactionProve(Command, header=(CLA_PURSE, INS_PROVE, 0x00, "tx_type"), le=8):
     """80 5A 00 type 02 seq 08: ``seq`` is the card's counter *after* the proved
     transaction — the value INITIALIZE returned plus one (:func:`prove_seq`), as
     public field code sends it (AndroidZM233/Pos80_SDK_GongJiao; docs/protocol.md).
     The card answers for its most recent transaction only, 9406 otherwise."""
 
-    tx_type: int
-    seq: int
-
-    def to_apdu(self) -> CommandAPDU:
-        if not 0 <= self.tx_type <= 0xFF:
-            raise FormatError(f"transaction type {self.tx_type} is not a byte")
-        return CommandAPDU(CLA_PURSE, INS_PROVE, 0x00, self.tx_type, PROVE.pack(self.seq), 8)
-
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> GetTransactionProve:
-        _expect(cmd, INS_PROVE, "GET TRANSACTION PROVE")
-        return cls(cmd.p2, *PROVE.unpack(cmd.data))
+    tx_type: int  # P2
+    seq: int = wire(Int16ub)
 
 
 def prove_seq(initialize_seq: int) -> int:
@@ -409,44 +343,49 @@ def prove_seq(initialize_seq: int) -> int:
 PROVE_P2 = {0x02: 0x02, 0x06: 0x06, 0x09: 0x09}
 
 
-@dataclass(frozen=True)
-class ProveResponse(Encoded, declaration=PROVE_RESPONSE):
+@declared("purse.get_transaction_prove.response", vectors=(
+    Vector(H("56988A13 926FF1B6"), {"mac": H("56988A13"), "tac": H("926FF1B6")},
+           "own: hand-packed, DEBIT's answer in PROVE's order"),
+), cite=f"{EP}: GET TRANSACTION PROVE, response data (MAC or MAC2, then TAC)")
+class ProveResponse(Encoded):
     """MAC ‖ TAC (the reverse of DEBIT's order)."""
 
-    mac: bytes
-    tac: bytes
+    mac: bytes = wire(Bytes(4))
+    tac: bytes = wire(Bytes(4))
 
 
-@dataclass(frozen=True)
-class ApplicationBlock:
+@declared("purse.application_block", vectors=(
+    Vector(H("0A0B0C0D"), {"mac": H("0A0B0C0D")}, "own: hand-packed"),
+), cite=f"{EP}: APPLICATION BLOCK (84 1E), command data (the line MAC)")
+class ApplicationBlock(Command, header=(CLA_SECURE, INS_APP_BLOCK, 0x00, "p2")):
     """84 1E 00 P2 04 MAC; P2 00 temporary, 01 permanent (JR/T 0025.2 APPLICATION BLOCK)."""
 
-    permanent: bool
-    mac: bytes = b"\x00" * 4
+    p2: int
+    mac: bytes = wire(Bytes(4), default=bytes(4))
+
+    def __post_init__(self) -> None:
+        if self.p2 not in (0, 1):
+            raise FormatError(f"APPLICATION BLOCK: P2 {self.p2:02X} (00 temporary, 01 permanent)")
+
+    @classmethod
+    def of(cls, permanent: bool, mac: bytes = bytes(4)) -> ApplicationBlock:
+        return cls(0x01 if permanent else 0x00, mac)
 
     @property
-    def p2(self) -> int:
-        return 0x01 if self.permanent else 0x00
+    def permanent(self) -> bool:
+        return self.p2 == 0x01
 
     def mac_input(self) -> bytes:
         return bytes((CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, 0x04))
 
-    def to_apdu(self) -> CommandAPDU:
-        return CommandAPDU(CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, SECURE_MAC.pack(self.mac))
 
-    @classmethod
-    def from_apdu(cls, cmd: CommandAPDU) -> ApplicationBlock:
-        _expect(cmd, INS_APP_BLOCK, "APPLICATION BLOCK", CLA_SECURE)
-        if cmd.p2 not in (0, 1):
-            raise FormatError(f"APPLICATION BLOCK: P2 {cmd.p2:02X} (00 temporary, 01 permanent)")
-        return cls(cmd.p2 == 1, *SECURE_MAC.unpack(cmd.data))
-
-
-@dataclass(frozen=True)
-class ApplicationUnblock(Command, declaration=SECURE_MAC, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
+@declared("purse.application_unblock", vectors=(
+    Vector(H("0A0B0C0D"), {"mac": H("0A0B0C0D")}, "own: hand-packed"),
+), cite=f"{EP}: APPLICATION UNBLOCK (84 18), command data (the line MAC)")
+class ApplicationUnblock(Command, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
     """84 18 00 00 04 MAC: lifts a temporary block."""
 
-    mac: bytes = b"\x00" * 4
+    mac: bytes = wire(Bytes(4), default=bytes(4))
 
     def mac_input(self) -> bytes:
-        return bytes((*self.HEADER, 0x04))
+        return bytes((CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, 0x04))

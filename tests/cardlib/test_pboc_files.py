@@ -25,7 +25,8 @@ def test_public_data_byte_positions() -> None:
 
 
 def test_transaction_record_byte_positions() -> None:
-    rec = F.TransactionRecord(0x0007, 250, 0x06, H("001122334455"), datetime(2026, 11, 28, 8, 15, tzinfo=BEIJING), 100)
+    rec = F.TransactionRecord(0x0007, 250, 0x06, H("001122334455"), datetime(2026, 11, 28, 8, 15, tzinfo=BEIJING),
+                               overdraft=100)
     raw = rec.encode()
     assert raw == H("0007 000064 000000FA 06 001122334455 20261128 081500")
     assert F.TransactionRecord.decode(raw) == rec
@@ -33,7 +34,8 @@ def test_transaction_record_byte_positions() -> None:
 
 def test_trip_record_byte_positions() -> None:
     trip = F.TripRecord(0x03, H("0000001122334455"), 0x01, H("00010203"), 0, 4750,
-                        datetime(2026, 11, 28, 8, 15, 30, tzinfo=BEIJING), H("3303"), H("AABBCC"), H("0102030405060708"))
+                        datetime(2026, 11, 28, 8, 15, 30, tzinfo=BEIJING), city=H("3303"), operator=H("AABBCC"),
+                        acquirer=H("0102030405060708"))
     raw = trip.encode()
     assert raw == H("03 0000001122334455 01 00010203 AABBCC 00000000 0000128E 20261128 081530 3303"
                     " 0102030405060708 000000000000")
@@ -41,7 +43,7 @@ def test_trip_record_byte_positions() -> None:
 
 
 def test_holder_management_and_psam_files() -> None:
-    holder = F.HolderData(0x01, "张三", "330302199001011234", 0x00)
+    holder = F.HolderData(0x01, "张三", "330302199001011234", id_type=0x00)
     raw = holder.encode()
     assert len(raw) == 55 and raw[2:6] == "张三".encode("gbk") and raw[22:40] == b"330302199001011234"
     assert F.HolderData.decode(raw) == holder
@@ -132,7 +134,7 @@ dates = st.dates(date(2000, 1, 1), date(2099, 12, 31))
 @given(st.binary(min_size=8, max_size=8), st.binary(min_size=10, max_size=10), dates, dates,
        st.integers(0, 255), st.integers(0, 255), st.binary(min_size=2, max_size=2))
 def test_public_data_round_trip(issuer: bytes, serial: bytes, start: date, end: date, t: int, v: int, fci: bytes) -> None:
-    pub = F.PublicData(issuer, serial, start, end, t, v, fci)
+    pub = F.PublicData(issuer, serial, start, end, app_type=t, app_version=v, issuer_fci=fci)
     assert F.PublicData.decode(pub.encode()) == pub
     _fast_path_is_the_interpreter(pub)
 
@@ -147,7 +149,7 @@ def _fast_path_is_the_interpreter(record: Any) -> None:
 @given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF), st.integers(0, 255), st.binary(min_size=6, max_size=6),
        times, st.integers(0, 0xFFFFFF))
 def test_transaction_record_round_trip(seq: int, amount: int, t: int, tid: bytes, when: datetime, od: int) -> None:
-    rec = F.TransactionRecord(seq, amount, t, tid, when, od)
+    rec = F.TransactionRecord(seq, amount, t, tid, when, overdraft=od)
     assert F.TransactionRecord.decode(rec.encode()) == rec
     _fast_path_is_the_interpreter(rec)
 
@@ -156,7 +158,7 @@ def test_transaction_record_round_trip(seq: int, amount: int, t: int, tid: bytes
        st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF), times, st.binary(min_size=2, max_size=2))
 def test_trip_record_round_trip(rt: int, term: bytes, ind: int, station: bytes, amount: int, bal: int,
                                 when: datetime, city: bytes) -> None:
-    trip = F.TripRecord(rt, term, ind, station, amount, bal, when, city)
+    trip = F.TripRecord(rt, term, ind, station, amount, bal, when, city=city)
     assert F.TripRecord.decode(trip.encode()) == trip
     _fast_path_is_the_interpreter(trip)
 
@@ -165,7 +167,7 @@ def test_trip_record_round_trip(rt: int, term: bytes, ind: int, station: bytes, 
        st.from_regex(r"[0-9X]{0,32}", fullmatch=True), st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
 def test_holder_round_trip(name: str, ident: str, card_type: int, id_type: int, staff: int) -> None:
     try:
-        holder = F.HolderData(card_type, name, ident, id_type, staff)
+        holder = F.HolderData(card_type, name, ident, id_type=id_type, staff=staff)
         raw = holder.encode()
     except FormatError:
         return  # a character outside GBK

@@ -37,7 +37,7 @@ def test_command_bytes_of_the_reference() -> None:
         "805401000F0000000120120229135100F15CAB7508")
     assert wire(P.GetTransactionProve(6, 0x0102).to_apdu()) == "805A0006020102" + "08"
     assert wire(P.UpdateCappDataCache(0x2702, H("2702AA")).to_apdu()) == "80DC02D0032702AA"
-    assert wire(P.ApplicationBlock(True, H("01020304")).to_apdu()) == "841E00010401020304"
+    assert wire(P.ApplicationBlock.of(True, H("01020304")).to_apdu()) == "841E00010401020304"
     assert wire(P.ApplicationUnblock(H("01020304")).to_apdu()) == "841800000401020304"
 
 

@@ -8,7 +8,6 @@ form, which the transaction path uses, to the declaration on everything else.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -78,25 +77,3 @@ def test_packed_parses_what_the_interpreter_parses(declaration: wire.Declaration
             declaration.parse(raw)
         return
     assert declaration.parse(raw) == want
-
-
-def _encoded_classes() -> list[type[wire.Encoded]]:
-    # importing them registers their classes as subclasses
-    import cardlib.pboc.psam
-    import cardlib.pboc.purse  # noqa: F401
-
-    found, todo = [], list(wire.Encoded.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        positional = cls.decode.__func__ is wire.Encoded.decode.__func__  # type: ignore[attr-defined]
-        if hasattr(cls, "DECLARATION") and positional:  # files.FileRecord decodes by name
-            found.append(cls)
-    return sorted(found, key=lambda c: c.__name__)
-
-
-@pytest.mark.parametrize("cls", _encoded_classes(), ids=lambda c: c.__name__)
-def test_an_encoded_class_lists_its_declarations_fields_first_in_order(cls: type[wire.Encoded]) -> None:
-    """decode fills the dataclass by position: its fields must start with the declaration's."""
-    names = cls.DECLARATION.fields()
-    assert tuple(f.name for f in dataclasses.fields(cls))[: len(names)] == names  # type: ignore[arg-type]
