@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from cardlib.readers.base import ReaderEvent as ReaderEvent
     from cardlib.readers.registry import available_schemes as available_schemes
     from cardlib.readers.registry import open_reader as open_reader
-    from cardlib.readers.registry import register as register_reader
+    from cardlib.readers.registry import register_reader as register_reader
 
     __version__: str
 
@@ -50,28 +50,18 @@ _ERRORS = ("YktError", "FormatError", "ConfigError", "StatusError", "RefusedErro
            "MismatchError", "TransportError", "CardRemovedError", "NoCardError", "ReaderUnavailableError",
            "ReaderTimeoutError", "SharingViolationError", "ProtocolError", "SecurityError",
            "MacMismatchError", "AuthenticationError")
-_NAMES = {
-    "CommandAPDU": "cardlib.apdu", "ResponseAPDU": "cardlib.apdu",
-    "Atr": "cardlib.atr", "parse_atr": "cardlib.atr",
-    "Channel": "cardlib.channel",
-    "Clock": "cardlib.clock", "BEIJING": "cardlib.clock",
-    "Card": "cardlib.readers.base", "Disposition": "cardlib.readers.base", "EventKind": "cardlib.readers.base",
-    "Reader": "cardlib.readers.base", "ReaderEvent": "cardlib.readers.base",
+_NAMES = {  # each name and the module that defines it
+    # reading a card
     "open_reader": "cardlib.readers.registry", "available_schemes": "cardlib.readers.registry",
-    "register_reader": "cardlib.readers.registry:register",
+    "register_reader": "cardlib.readers.registry",
+    "Reader": "cardlib.readers.base", "Card": "cardlib.readers.base", "Disposition": "cardlib.readers.base",
+    "EventKind": "cardlib.readers.base", "ReaderEvent": "cardlib.readers.base",
+    "Channel": "cardlib.channel", "CommandAPDU": "cardlib.apdu", "ResponseAPDU": "cardlib.apdu",
+    "Atr": "cardlib.atr", "parse_atr": "cardlib.atr",
+    # time
+    "Clock": "cardlib.clock", "BEIJING": "cardlib.clock",
+    # errors (exit codes of DESIGN.md)
     **dict.fromkeys(_ERRORS, "cardlib.errors"),
 }
-__all__ = [
-    "__version__",
-    # reading a card
-    "open_reader", "available_schemes", "Reader", "Card", "Disposition", "EventKind", "ReaderEvent",
-    "register_reader", "Channel", "CommandAPDU", "ResponseAPDU", "Atr", "parse_atr",
-    # time
-    "Clock", "BEIJING",
-    # errors (exit codes of DESIGN.md)
-    "YktError", "FormatError", "ConfigError", "StatusError", "RefusedError", "MultipleCardsError",
-    "MismatchError", "TransportError", "CardRemovedError", "NoCardError", "ReaderUnavailableError",
-    "ReaderTimeoutError", "SharingViolationError", "ProtocolError", "SecurityError",
-    "MacMismatchError", "AuthenticationError",
-]
+__all__ = ["__version__", *_NAMES]
 __getattr__, __dir__ = lazy_exports(__name__, _NAMES)

@@ -2,7 +2,8 @@
 ``__getattr__``): ``import cardlib`` stays as cheap as before, so ``ykt --help`` does not pay
 for the readers, the journal or the simulators, and a package root never takes part in an
 import cycle of its submodules. Type checkers see the names through the root's
-``if TYPE_CHECKING:`` imports, which must list the same names (a test holds them equal)."""
+``if TYPE_CHECKING:`` imports (``import name as name``: a re-export without ``__all__``,
+which a root derives from its table), which must list the same names (a test holds them equal)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ def distribution_version() -> str:
 
 def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for ``package``: ``names`` maps each exported name to
-    the module that defines it (``"module:attr"`` where the module's own name differs).
-    ``__version__`` comes from the distribution's metadata."""
+    the module that defines it. ``__version__`` comes from the distribution's metadata."""
 
     def __getattr__(name: str) -> object:
         if name == "__version__":
@@ -36,8 +36,7 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str]
             where = names.get(name)
             if where is None:
                 raise AttributeError(f"module {package!r} has no attribute {name!r}")
-            module, _, attr = where.partition(":")
-            value = getattr(import_module(module), attr or name)
+            value = getattr(import_module(where), name)
         setattr(sys.modules[package], name, value)  # looked up once
         return value
 

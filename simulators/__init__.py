@@ -21,21 +21,12 @@ if TYPE_CHECKING:
 
     __version__: str
 
-_NAMES = {
-    "sample_card": "simulators.issuer",
-    "issue_card": "simulators.issuer",
-    "CardProfile": "simulators.issuer",
-    "make_psam": "simulators.psam",
-    "SocialSecurityCard": "simulators.ssc",
-    "PsamCard": "simulators.psam",
-    "load_card": "simulators.image",
-    "save_image": "simulators.image",
-}
-__all__ = [
-    "__version__",
+_NAMES = {  # each name and the module that defines it
     # virtual cards
-    "sample_card", "issue_card", "CardProfile", "make_psam", "SocialSecurityCard", "PsamCard",
+    "sample_card": "simulators.issuer", "issue_card": "simulators.issuer", "CardProfile": "simulators.issuer",
+    "make_psam": "simulators.psam", "PsamCard": "simulators.psam", "SocialSecurityCard": "simulators.ssc",
     # card images
-    "load_card", "save_image",
-]
+    "load_card": "simulators.image", "save_image": "simulators.image",
+}
+__all__ = ["__version__", *_NAMES]
 __getattr__, __dir__ = lazy_exports(__name__, _NAMES)

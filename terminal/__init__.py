@@ -33,36 +33,17 @@ if TYPE_CHECKING:
 
     __version__: str
 
-_NAMES = {
-    "Wallet": "terminal.wallet",
-    "TransactionResult": "terminal.wallet",
-    "TornTransactionError": "terminal.wallet",
-    "Journal": "terminal.journal",
-    "PsamClient": "terminal.psam",
-    "open_psam": "terminal.session",
-    "TerminalApp": "terminal.app",
-    "Tap": "terminal.app",
-    "BusValidator": "terminal.validator",
-    "MetroGate": "terminal.gate",
-    "IdentityGate": "terminal.gate",
-    "make_app": "terminal.roles",
-    "run_loop": "terminal.loop",
-    "Decision": "terminal.decision",
-    "Reason": "terminal.decision",
-    "TerminalConfig": "terminal.config",
-    "load_config": "terminal.config",
-    "parse_config": "terminal.config",
-    "DenyList": "terminal.denylist",
-    "build_denylist": "terminal.denylist",
-    "Clock": "cardlib.clock",
-}
-__all__ = [
-    "__version__",
+_NAMES = {  # each name and the module that defines it
     # paying
-    "Wallet", "TransactionResult", "TornTransactionError", "Journal", "PsamClient", "open_psam",
+    "Wallet": "terminal.wallet", "TransactionResult": "terminal.wallet", "TornTransactionError": "terminal.wallet",
+    "Journal": "terminal.journal", "PsamClient": "terminal.psam", "open_psam": "terminal.session",
     # roles and the loop
-    "TerminalApp", "Tap", "BusValidator", "MetroGate", "IdentityGate", "make_app", "run_loop", "Decision", "Reason",
+    "TerminalApp": "terminal.app", "Tap": "terminal.app", "BusValidator": "terminal.validator",
+    "MetroGate": "terminal.gate", "IdentityGate": "terminal.gate", "make_app": "terminal.roles",
+    "run_loop": "terminal.loop", "Decision": "terminal.decision", "Reason": "terminal.decision",
     # configuration, deny list, time
-    "TerminalConfig", "load_config", "parse_config", "DenyList", "build_denylist", "Clock",
-]
+    "TerminalConfig": "terminal.config", "load_config": "terminal.config", "parse_config": "terminal.config",
+    "DenyList": "terminal.denylist", "build_denylist": "terminal.denylist", "Clock": "cardlib.clock",
+}
+__all__ = ["__version__", *_NAMES]
 __getattr__, __dir__ = lazy_exports(__name__, _NAMES)

@@ -67,6 +67,9 @@ def register(scheme: str, factory: ReaderFactory) -> None:
     _registered[scheme.lower()] = factory
 
 
+register_reader = register  #: the name the package root offers (``cardlib.register_reader``)
+
+
 def _load(spec: str) -> ReaderFactory:
     module_name, _, attr = spec.partition(":")
     module = import_module(module_name)
