@@ -75,7 +75,7 @@ def _usage(ctx: click.Context, command: click.Command) -> str:
 
 def common_table(ctx: click.Context) -> list[str]:
     """The table of every common option, from a command that offers them all."""
-    from cli.common import COMMON_NAMES, common_options  # noqa: PLC0415
+    from cli.common import COMMON_NAMES, common_options
 
     every = click.Command("every", callback=common_options(*COMMON_NAMES)(lambda opts: None))
     every.params = list(getattr(every.callback, "__click_params__", []))[::-1]
@@ -170,7 +170,7 @@ def render(cli: click.Group) -> str:
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
-    from cli.main import cli  # noqa: PLC0415
+    from cli.main import cli
 
     text = render(cli)
     if "--check" in argv:
