@@ -22,9 +22,10 @@ from cardlib.readers.base import Card
 class Fault:
     """What goes wrong with one APDU."""
 
-    kind: str  # tear_before | tear_after | drop | corrupt | delay | force_sw
+    kind: str  # tear_before | tear_after | drop | corrupt | delay | force_sw | truncate
     seconds: float = 0.0
     sw: int = 0
+    keep: int = 0  # truncate: the data bytes kept
 
 
 TEAR_BEFORE = Fault("tear_before")  # removed before the card sees the command
@@ -45,6 +46,14 @@ def FORCE_SW(sw: int) -> Fault:
     if not 0 <= sw <= 0xFFFF:
         raise FormatError(f"SW must be two bytes, got {sw:#x}")
     return Fault("force_sw", sw=sw)
+
+
+def TRUNCATE(keep: int) -> Fault:
+    """The card processes the command; its answer's data is cut to ``keep`` bytes, the SW
+    kept (a 9000 that does not carry what the command answers)."""
+    if keep < 0:
+        raise FormatError(f"bytes kept must not be negative, got {keep}")
+    return Fault("truncate", keep=keep)
 
 
 Schedule = Callable[[int, bytes], Fault | None]
@@ -138,7 +147,11 @@ class FaultyCard:
         if kind == "delay":
             time.sleep(fault.seconds)
             return self.card.process(apdu)
-        answer = self.card.process(apdu)
+        return self._after(fault, n, self.card.process(apdu))
+
+    def _after(self, fault: Fault, n: int, answer: bytes) -> bytes:
+        """A fault that strikes once the card has processed APDU ``n``."""
+        kind = fault.kind
         if kind == "tear_after":
             self.removed = True
             raise CardRemovedError(f"card torn away after APDU {n} was processed")
@@ -148,4 +161,6 @@ class FaultyCard:
             if len(answer) > 2:
                 return bytes(b ^ 0x5A for b in answer[:-2]) + answer[-2:]
             return bytes(b ^ 0x5A for b in answer)
+        if kind == "truncate":
+            return answer[: min(fault.keep, len(answer) - 2)] + answer[-2:]
         raise FormatError(f"unknown fault {kind!r}")

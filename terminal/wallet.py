@@ -290,7 +290,10 @@ class Wallet:
             if response.sw == SW.SW_MAC_INVALID:
                 raise MacMismatchError("the card refused the host's MAC2")
             raise StatusError(response.sw, command="CREDIT FOR LOAD")
-        tac = response.data
+        try:
+            tac = purse_commands.CreditResponse.decode(response.data).tac
+        except FormatError as exc:  # 9000 with something else: the card may have credited
+            raise TornTransactionError(record, exc) from exc
         # the host first: a crash before the journal completes leaves the record pending, and recovery
         # tells the host again (it takes the same report twice); the other way round it stayed pending there
         host.confirm_load(LoadConfirmation(public.app_serial, init.online_seq, "completed", tac))

@@ -15,6 +15,7 @@ from simulators.faults import (
     FORCE_SW,
     TEAR_AFTER,
     TEAR_BEFORE,
+    TRUNCATE,
     Fault,
     FaultyCard,
 )
@@ -78,6 +79,15 @@ def test_corrupt_flips_data_bits_keeps_sw() -> None:
     assert corrupted[-2:] == b"\x90\x00" and corrupted[:-2] != ANSWER[:-2] and len(corrupted) == len(ANSWER)
     status_only = card.process(bytes.fromhex("00A40000"))
     assert status_only != b"\x90\x00" and len(status_only) == 2
+
+
+def test_truncate_cuts_the_data_and_keeps_the_sw() -> None:
+    inner, card = _faulty()
+    card.at(1, TRUNCATE(2)).at(2, TRUNCATE(9))
+    assert card.process(CHALLENGE) == bytes.fromhex("01029000") and inner.seen == [CHALLENGE]
+    assert card.process(CHALLENGE) == ANSWER  # nothing to cut
+    with pytest.raises(FormatError):
+        TRUNCATE(-1)
 
 
 def test_force_sw_without_processing() -> None:

@@ -18,7 +18,7 @@ from cardlib.pboc import capp
 from cardlib.pboc import purse as P
 from cardlib.pboc.files import TRIP_ENTRY, TripRecord
 from cardlib.readers.pyhost import HostedReader
-from simulators.faults import TEAR_AFTER, TEAR_BEFORE, FaultyCard
+from simulators.faults import TEAR_AFTER, TEAR_BEFORE, TRUNCATE, FaultyCard
 from simulators.host import SimulatedLoadHost
 from simulators.issuer import CardProfile, issue_card
 from simulators.psam import make_psam
@@ -108,6 +108,22 @@ def test_recovered_with_the_proof(terminal: Terminal, flow: str) -> None:
         assert record.mac2_verified is True
     else:
         assert host.ledger()[0][3] == "completed"
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_a_9000_without_the_tac_is_torn_and_proven_on_the_next_tap(terminal: Terminal, flow: str) -> None:
+    """DEBIT or CREDIT answered 9000 with two bytes in place of the TAC (and MAC2): the card
+    did move the money, so the record stays pending until the next tap proves it."""
+    card, inner, host = torn(terminal, flow, TRUNCATE(2), 5250 + FLOWS.index(flow))
+    assert inner.balance == START + SIGN[flow] * AMOUNTS[flow]
+    if flow == "load":
+        assert [row[3] for row in host.ledger()] == ["pending"]  # told once the card's TAC is known
+    (outcome,) = recover_card(terminal.tap(card), host=host)
+    assert outcome.outcome == "recovered" and outcome.happened
+    if flow == "load":
+        assert [row[3] for row in host.ledger()] == ["completed"]
+    assert verify_tac(default_issuer(), outcome.record.app_serial, outcome.record.tac_fields(), outcome.record.tac)
+    assert inner.balance == START + moved(terminal.journal.records(), inner.app_serial)
 
 
 @pytest.mark.parametrize("flow", FLOWS)
