@@ -21,7 +21,7 @@ from cardlib.errors import FormatError
 from cardlib.keys import IssuerKeys, KeyEntry, default_issuer
 from cardlib.pboc import macs
 from cardlib.pboc import psam as W
-from cardlib.pboc.files import PsamAppData
+from cardlib.pboc.files import PsamAppData, PsamTerminal
 from simulators.filesystem import Access, AccessRule, DedicatedFile, FileSystem, TransparentEF
 from simulators.t0 import T0Transport
 
@@ -183,7 +183,7 @@ class PsamCard:
         self.app = PsamApplication(issuer, state)
         mf = DedicatedFile(0x3F00)
         ro = AccessRule(Access.FREE, Access.NEVER)
-        mf.add(TransparentEF(0x0016, 0x16, state.terminal_id, ro))
+        mf.add(TransparentEF(0x0016, 0x16, PsamTerminal(state.terminal_id).encode(), ro))
         df = DedicatedFile(0x1001, W.PSAM_AID, self.app)
         mf.add(df)
         app_data = PsamAppData(state.key_index, issuer.issuer_id, state.terminal_id.rjust(8, b"\x00"),

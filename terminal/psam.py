@@ -14,7 +14,7 @@ from cardlib.channel import Channel
 from cardlib.errors import MacMismatchError, StatusError
 from cardlib.iso import select_aid
 from cardlib.pboc import psam as psam_commands
-from cardlib.pboc.files import PsamAppData
+from cardlib.pboc.files import PsamAppData, PsamTerminal
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class PsamClient:
     def __init__(self, channel: Channel, test: bool = False) -> None:
         self.channel = channel
         self.test = test
-        self.terminal_id = channel.send(psam_commands.read_terminal_number(), what="READ PSAM TERMINAL NUMBER").data
+        self.terminal_id = PsamTerminal.decode(
+            channel.send(psam_commands.read_terminal_number(), what="READ PSAM TERMINAL NUMBER").data).terminal_id
         channel.send(select_aid(psam_commands.PSAM_AID, fci=False), what="SELECT MOT.CPSAM01")
         self.app = PsamAppData.decode(channel.send(psam_commands.read_app_data(), what="READ PSAM 0x17").data)
         self._open_session: object | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32ub, Struct
+from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32ub
 
 from cardlib.clock import BEIJING
 from cardlib.declared import Encoded, declared, wire
@@ -26,7 +26,7 @@ from cardlib.pboc.fields import gbk_text as gbk_text
 from cardlib.pboc.fields import parse_bcd_date as parse_bcd_date
 from cardlib.pboc.fields import text_bytes as text_bytes
 from cardlib.pboc.macs import parse_bcd_datetime
-from cardlib.wire import Vector, declare
+from cardlib.wire import Vector
 
 PUBLIC_SFI = 0x15
 HOLDER_SFI = 0x16
@@ -199,11 +199,14 @@ def capp_record(record_id: int, body: bytes) -> bytes:
     return record_id.to_bytes(2, "big") + body.ljust(CAPP_RECORD_SIZE - 2, b"\x00")
 
 
-PSAM_TERMINAL = declare("PSAM file 0x16", Struct(
-    "terminal_id" / Bytes(6),
-), cite="JT/T 978 PSAM, file 0x16 terminal number (6 bytes, read by 00 B0 96 00 06)", vectors=(
+@declared("PSAM file 0x16", cite="JT/T 978 PSAM, file 0x16 terminal number (6 bytes, read by 00 B0 96 00 06)",
+          vectors=(
     Vector(H("000000000001"), {"terminal_id": H("000000000001")}, "own: the terminal number of this project's test PSAM"),
 ))
+class PsamTerminal(Encoded):
+    """PSAM file 0x16: the terminal number every MAC1, TAC and journal line names."""
+
+    terminal_id: bytes = wire(Bytes(6))
 
 
 @declared("PSAM file 0x17", cite="JT/T 978 PSAM, file 0x17 application data (25 bytes)", vectors=(

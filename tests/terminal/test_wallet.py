@@ -10,12 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cardlib.errors import MacMismatchError, StatusError
+from cardlib.channel import Channel
+from cardlib.errors import FormatError, MacMismatchError, StatusError
 from cardlib.keys import default_issuer, verify_tac
 from cardlib.pboc.files import capp_record
-from simulators.faults import TEAR_AFTER, TEAR_BEFORE, FaultyCard
+from cardlib.readers.pyhost import HostedReader
+from simulators.faults import TEAR_AFTER, TEAR_BEFORE, TRUNCATE, FaultyCard
 from simulators.host import SimulatedLoadHost
 from simulators.issuer import CardProfile, issue_card
+from simulators.psam import make_psam
+from terminal.psam import PsamClient
 from terminal.recovery import recover_card
 from terminal.wallet import TornTransactionError
 from tests.terminal.conftest import Terminal
@@ -162,3 +166,13 @@ def test_torn_at_the_debit(terminal: Terminal, flow: str, debit_at: int, before:
         if flow != "load":  # the PSAM's session was still open: MAC2 checked there
             assert outcome.record.mac2_verified is True
     assert recover_card(terminal.tap(card), host=host) == []  # nothing twice
+
+
+def test_a_psam_whose_terminal_number_is_not_6_bytes_is_refused_at_open() -> None:
+    """Every MAC1, TAC and journal line carries the PSAM's 0x16: a short one is a typed error
+    when the PSAM is opened, not a failure at the first purchase."""
+    sam = FaultyCard(make_psam()).on_ins(0xB0, TRUNCATE(5))  # the first READ BINARY reads 0x16
+    reader = HostedReader([sam])
+    reader.connect()
+    with pytest.raises(FormatError, match="PSAM file 0x16: expected 6 bytes, got 5"):
+        PsamClient(Channel(reader), test=True)
