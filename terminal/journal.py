@@ -24,6 +24,7 @@ the pragma twice per transaction; every committed frame is in that file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -57,6 +58,22 @@ from terminal.journal_record import (
 from terminal.journal_schema import SCHEMA_VERSION
 
 SYNC_MODES = ("full", "write_ahead")
+
+
+def _written(**fields: Any) -> JournalRecord:
+    """The record the journal just wrote, as a read would give it back, without the dataclass's
+    ``__init__`` over 27 fields: begin and complete are B5's hot path (docs/performance.md)."""
+    record: JournalRecord = object.__new__(JournalRecord)
+    record.__dict__.update(fields)
+    return record
+
+
+@functools.cache
+def _update_sql(columns: tuple[str, ...], returning: bool) -> str:
+    """A pending record's move to its end state, setting ``columns`` (a handful of shapes)."""
+    sets = "".join(f", {column}=?" for column in columns)
+    return (f"UPDATE records SET state=?, updated_at=?{sets} WHERE id=? AND state='pending'"
+            f"{' ' + RETURNING if returning else ''}")
 CHECKPOINT_AFTER = 200  # writes; flush() copies the WAL back then, off the rider's wait (SQLite's own comes at ~1000 pages)
 __all__ = ["CHECKPOINT_AFTER", "KINDS", "MOVED", "SCHEMA_VERSION", "SETTLED", "STATES", "SYNC_MODES",
            "Journal", "JournalError", "JournalRecord", "Prune"]
@@ -219,26 +236,24 @@ class Journal:
             assert cur.lastrowid is not None
             # the record as a read would give it back (the wallet needs it at once; no second statement)
             made = datetime.fromisoformat(now)
-            record = JournalRecord(
-                cur.lastrowid, "pending", kind, tx_type, bytes(app_serial), card_seq, amount, balance_before, None,
-                bytes(terminal_id), terminal_seq, datetime.fromisoformat(when), None, None, None, alg, key_version,
-                key_index, bool(test), station, line, extra_text, made, made, None, None,
-                None if issuer_id is None else bytes(issuer_id))
+            record = _written(
+                id=cur.lastrowid, state="pending", kind=kind, tx_type=tx_type, app_serial=bytes(app_serial),
+                card_seq=card_seq, amount=amount, balance_before=balance_before, balance_after=None,
+                terminal_id=bytes(terminal_id), terminal_seq=terminal_seq, tx_time=datetime.fromisoformat(when),
+                tac=None, mac2=None, mac2_verified=None, algorithm=alg, key_version=key_version, key_index=key_index,
+                test=bool(test), station=station, line=line, extra=extra_text, created_at=made, updated_at=made,
+                batch_id=None, failure_reason=None, issuer_id=None if issuer_id is None else bytes(issuer_id))
             self._pending[record.id] = record
             if len(self._pending) > 64:  # only the newest few can still be finished by this terminal soon
                 del self._pending[next(iter(self._pending))]
         return record
 
     def _finish(self, record_id: int, state: str, **values: Any) -> JournalRecord:
-        sets = ", ".join(f"{k}=?" for k in values)
         now = self._now()
         with self._lock:
             known = self._pending.pop(record_id, None)  # begun here: no need to read the row back
-            cur, rows = self._write(
-                f"UPDATE records SET state=?, updated_at=?{', ' + sets if sets else ''} WHERE id=? AND state='pending'"
-                f"{'' if known else ' ' + RETURNING}",
-                (state, now, *values.values(), record_id), durable=False,
-            )
+            cur, rows = self._write(_update_sql(tuple(values), known is None),
+                                    (state, now, *values.values(), record_id), durable=False)
         if cur.rowcount != 1:
             current = self.find(record_id)
             if current is None:
@@ -248,10 +263,7 @@ class Journal:
             return from_row(rows[0])
         if values.get("mac2_verified") is not None:
             values["mac2_verified"] = bool(values["mac2_verified"])
-        # dataclasses.replace, without re-running __init__ over 26 fields on the hot path
-        done: JournalRecord = object.__new__(JournalRecord)
-        done.__dict__.update(known.__dict__, state=state, updated_at=datetime.fromisoformat(now), **values)
-        return done
+        return _written(**{**known.__dict__, "state": state, "updated_at": datetime.fromisoformat(now), **values})
 
     def complete(self, record_id: int, *, tac: bytes, mac2: bytes | None, balance_after: int,
                  terminal_seq: int | None = None, mac2_verified: bool | None = None) -> JournalRecord:

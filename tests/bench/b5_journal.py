@@ -2,7 +2,7 @@
 
 Ours: ``Journal.begin`` then ``Journal.complete`` per transaction, with the
 arguments the wallet passes for a composite purchase (sync="full": two
-synced commits per transaction). Bare: ``sqlite3`` on a file in the same
+synced commits per transaction) and a terminal's clock. Bare: ``sqlite3`` on a file in the same
 directory with the same settings (WAL, synchronous=FULL, autocommit, so one
 commit per statement), a table of the same columns and indexes, one INSERT
 and one UPDATE per transaction with the same values — no RETURNING, no
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from cardlib.clock import BEIJING, Clock
@@ -43,12 +43,11 @@ CREATE INDEX records_batch ON records (batch_id)
 """
 SERIAL = bytes.fromhex("33030000862937245619")
 TERMINAL = bytes.fromhex("010203040506")
-START = datetime(2026, 11, 28, 8, 15, tzinfo=BEIJING)
 
 
 class Ours:
     def __init__(self, path: Path) -> None:
-        self.clock = Clock.fixed(START)
+        self.clock = Clock.system()  # a terminal's clock (a fixed one's lock and advance are a test's)
         self.journal = Journal(path, self.clock, sync="full")  # every commit synced, as the bare side
         self.seq = 0
 
@@ -60,7 +59,6 @@ class Ours:
                          key_version=1, key_index=1, test=True, terminal_seq=self.seq)
         j.complete(record.id, tac=b"\x12\x34\x56\x78", mac2=b"\x9a\xbc\xde\xf0", balance_after=99_800,
                    mac2_verified=True)
-        self.clock.advance(1)
 
 
 class Bare:
@@ -71,11 +69,10 @@ class Bare:
         for statement in BARE_TABLE.split(";"):
             self.db.execute(statement)
         self.seq = 0
-        self.now = START
 
     def tx(self) -> None:
         self.seq += 1
-        stamp = self.now.isoformat(timespec="microseconds")
+        stamp = datetime.now(BEIJING).isoformat(timespec="microseconds")
         cur = self.db.execute(
             "INSERT INTO records (state, kind, tx_type, app_serial, card_seq, amount, balance_before, terminal_id,"
             " terminal_seq, tx_time, algorithm, key_version, key_index, test, station, line, extra, created_at,"
@@ -84,7 +81,6 @@ class Bare:
         self.db.execute("UPDATE records SET state='completed', updated_at=?, tac=?, mac2=?, balance_after=?,"
                         " mac2_verified=1 WHERE id=? AND state='pending'",
                         (stamp, b"\x12\x34\x56\x78", b"\x9a\xbc\xde\xf0", 99_800, cur.lastrowid))
-        self.now += timedelta(seconds=1)
 
 
 def run(quick: bool = False) -> Result:
