@@ -11,7 +11,7 @@ A record, a command's data or a response is a class of :func:`wire` fields::
 the ``Struct`` of its wire fields in the order written, then ``rfu`` bytes of
 padding: the reader sees the Python type and the bytes on one line, and the
 field list is not written a second time as a construct. ``encode``, ``decode``
-and ``SIZE`` come from that declaration. A field with a default is given
+and ``SIZE`` come from that declaration. A field with a default takes
 ``kw_only=True``, so the wire order may put it anywhere. Fields without
 ``wire`` (a command's P1 or P2) are the class's, not the declaration's.
 A :class:`Command` adds its header: ``to_apdu`` and ``from_apdu``.
