@@ -16,7 +16,7 @@ import dataclasses
 import random
 
 from cardlib.keys import IssuerKeys
-from cardlib.keystore import TUNION_KEY_INDEX, InteropKeys, PsamKind, psam_keys
+from cardlib.keystore import InteropKeys, PsamKind, builtin_interop, psam_keys
 from cardlib.pboc.files import MANAGEMENT_SFI, ManagementData
 from simulators.filesystem import DedicatedFile, TransparentEF
 from simulators.psam import PsamCard, PsamState
@@ -25,8 +25,9 @@ from simulators.ssc import SocialSecurityCard
 
 def make_station_psam(kind: PsamKind, local: IssuerKeys, terminal_id: bytes, seed: int = 0,
                       interop: InteropKeys | None = None) -> PsamCard:
-    """A PSAM of ``kind`` issued by the local operator ``local``."""
-    key_index = TUNION_KEY_INDEX if kind is PsamKind.TUNION else local.mpk.index
+    """A PSAM of ``kind`` issued by the local operator ``local``: a T-Union PSAM under the
+    interoperable master's key index."""
+    key_index = (interop or builtin_interop()).mpk.index if kind is PsamKind.TUNION else local.mpk.index
     return PsamCard(psam_keys(kind, local, interop), PsamState(terminal_id, key_index=key_index),
                     random.Random(seed))
 

@@ -8,6 +8,7 @@ its issuer's maintenance key; a deny-listed local card is refused and blocked, a
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ import pytest
 from cardlib.channel import Channel
 from cardlib.clock import Clock
 from cardlib.crypto import Algorithm
+from cardlib.errors import ConfigError
 from cardlib.iso import select_aid
 from cardlib.keys import IssuerKeys, derive_card_keys
-from cardlib.keystore import TUNION_KEY_INDEX, PsamKind, builtin_interop
+from cardlib.keystore import TUNION_KEY_INDEX, InteropKeys, PsamKind, builtin_interop
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
 from cardlib.readers.base import Reader
@@ -106,13 +108,13 @@ def test_initialize_for_purchase_answers_with_the_key_of_the_index_asked() -> No
 
 
 def run_station(tmp_path: Path, local: IssuerKeys, card: SocialSecurityCard, settings: dict[str, Any],
-                journal: Journal) -> Decision:
+                journal: Journal, interop: InteropKeys | None = None, **station: Any) -> Decision:
     """A station of ``local``'s city (a local and a T-Union PSAM, one lane) serving one tap of ``card``."""
     readers: dict[str, HostedReader] = {}
     for n, kind in enumerate((PsamKind.LOCAL, PsamKind.TUNION)):
         reader = HostedReader(name=f"psam-{kind.value}")
         tid = local.issuer_id[2:4] + bytes((0, 0, 5, n + 1))
-        reader.insert(make_station_psam(kind, local, tid))
+        reader.insert(make_station_psam(kind, local, tid, interop=interop))
         readers[f"hosted:psam-{kind.value}"] = reader
     lane = HostedReader(name="lane")
     lane.insert(card)
@@ -123,6 +125,7 @@ def run_station(tmp_path: Path, local: IssuerKeys, card: SocialSecurityCard, set
 
     table = station_table([("local", "hosted:psam-local", "local"), ("tunion", "hosted:psam-tunion", "tunion")],
                           [("lane", "hosted:lane", settings)], timeout=2.0)
+    table["station"].update(station)
     station = Station(parse_station(table, tmp_path), journal, Clock.fixed(NOON), opener=opener).start()
     shown: list[Decision] = []
     try:
@@ -156,6 +159,33 @@ def test_a_visitor_pays_at_home_with_its_own_key_and_away_with_the_interoperable
         assert verify_records(items, city_a()).failed == tuple(r.id for r in records)  # not city A's
     finally:
         journal.close()
+
+
+def test_the_interoperable_key_index_is_the_stations_setting(tmp_path: Path) -> None:
+    """Index 2 is the project's profile; a network with another one names it in station.toml
+    (``station.tunion_key_index``) and ships its master under it."""
+    other = dataclasses.replace(builtin_interop(), mpk=dataclasses.replace(builtin_interop().mpk, index=3))
+    card = issue_card(CardProfile(region="330100", interoperable=True), issuer=city_b(), seed=9, interop=other)
+    assert card.keys.purchase_key(3) is not None and card.keys.purchase_key(TUNION_KEY_INDEX) is None
+    journal = Journal(tmp_path / "journal.db", Clock.fixed(NOON))
+    try:
+        d = run_station(tmp_path, city_a(), card, BUS, journal, interop=other, tunion_key_index=3)
+        assert d.open, d
+        assert [r.key_index for r in journal.records("completed")] == [3]
+        assert_card_equals_journal(card, 5000, journal)
+        # a station left at the profile's index keeps that T-Union PSAM out of its pool: refused, nothing paid
+        d = run_station(tmp_path, city_a(), card, BUS, journal, interop=other)
+        assert not d.open and d.reason is Reason.PSAM_UNAVAILABLE and journal.count() == 1, d
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("index", [0, 256])
+def test_a_bad_interoperable_key_index_is_a_config_error(index: int) -> None:
+    table = station_table([("local", "hosted:p", "local")], [("lane", "hosted:l", BUS)])
+    table["station"]["tunion_key_index"] = index
+    with pytest.raises(ConfigError, match=f"station.tunion_key_index: 1..255, got {index}"):
+        parse_station(table)
 
 
 # --- a deny-listed visitor -------------------------------------------------------------------
