@@ -21,12 +21,13 @@ from cardlib.crypto import Algorithm
 from cardlib.errors import ConfigError
 from cardlib.iso import select_aid
 from cardlib.keys import IssuerKeys, derive_card_keys
-from cardlib.keystore import TUNION_KEY_INDEX, InteropKeys, PsamKind, builtin_interop
+from cardlib.keystore import TUNION_KEY_INDEX, InteropKeys, PsamKind, builtin_interop, builtin_store
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
 from cardlib.readers.base import Reader
 from cardlib.readers.pyhost import HostedReader
 from cardlib.settlement import verify_records
+from clearing.checks import line_row, tac_verified
 from simulators.issuer import CardProfile, issue_card
 from simulators.ssc import SocialSecurityCard
 from simulators.station import make_station_psam
@@ -104,6 +105,20 @@ def test_initialize_for_purchase_answers_with_the_key_of_the_index_asked() -> No
     assert card.purse.state.balance == 5000 - 200
 
 
+def clearing_status(line: dict[str, Any]) -> str:
+    """A batch line's TAC as the clearing job checks it (clearing.checks.line_row, then the chain
+    stage's look-up of the issuer's keys by issuer id and key version)."""
+    store = builtin_store()
+    row = line_row(line, store)
+    card, issuer_hex, tac, status, algorithm, version, message = (row[0], row[1], row[12], row[14], row[15],
+                                                                  row[16], row[17])
+    assert status == "unverified", row
+    issuer = store.find(bytes.fromhex(issuer_hex), version)
+    if issuer is None:
+        return "unknown_issuer"
+    return "ok" if tac_verified(issuer, card, algorithm, tac, message) else "forged"
+
+
 # --- stations of both cities ---------------------------------------------------------------
 
 
@@ -157,6 +172,7 @@ def test_a_visitor_pays_at_home_with_its_own_key_and_away_with_the_interoperable
         items = [r.to_json() for r in records]
         assert verify_records(items, city_b()).ok  # what `ykt journal verify --issuer-keys` runs
         assert verify_records(items, city_a()).failed == tuple(r.id for r in records)  # not city A's
+        assert [clearing_status(obj) for obj in items] == ["ok", "ok"]
     finally:
         journal.close()
 
