@@ -70,8 +70,12 @@ class Lane:
         if route is None:
             why = ("not interoperable" if public.issuer_id != self.local_issuer and not interoperable
                    else "no PSAM of the kind it needs is configured")
-            return self.app.decision(tap, False, Reason.NO_PSAM_FOR_CARD,
-                                     detail=f"issuer {public.issuer_id.hex().upper()}: {why}")
+            issuer = public.issuer_id.hex().upper()
+            deny = self.app.denylist
+            if deny is not None and public.app_serial in deny:  # refused as listed, and no PSAM to block it with
+                return self.app.decision(tap, False, Reason.DENY_LISTED, blocked=False,
+                                         detail=f"not blocked: no PSAM of this station serves issuer {issuer} ({why})")
+            return self.app.decision(tap, False, Reason.NO_PSAM_FOR_CARD, detail=f"issuer {issuer}: {why}")
         self.psam.bind(route.kind)
         tap.wallet.key_index = route.key_index
         station = self.pool.terminal_ids()

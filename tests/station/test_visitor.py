@@ -48,6 +48,7 @@ from tests.station.helpers import (
     city_b,
     local_card,
     station_table,
+    stranger_card,
     visitor_card,
 )
 
@@ -257,6 +258,23 @@ def test_a_station_refuses_a_listed_visitor_unblocked_and_a_listed_local_card_bl
         # at its home station the visitor's issuer's local PSAM holds the key: blocked there
         d = run_station(tmp_path, city_b(), visitor, settings, journal)
         assert d.reason is Reason.DENY_LISTED and d.blocked is True and visitor.purse.state.blocked == "temporary"
+    finally:
+        journal.close()
+
+
+def test_a_listed_card_no_psam_serves_is_refused_as_listed(tmp_path: Path) -> None:
+    stranger = stranger_card(10)
+    settings = {**BUS, "paths": {"denylist": str(_deny(tmp_path, stranger))}}
+    journal = Journal(tmp_path / "journal.db", Clock.fixed(NOON))
+    try:
+        d = run_station(tmp_path, city_a(), stranger, settings, journal)
+        assert not d.open and d.reason is Reason.DENY_LISTED and d.blocked is False, d
+        assert d.detail == (f"not blocked: no PSAM of this station serves issuer {city_b().issuer_id.hex().upper()}"
+                            " (not interoperable)")
+        assert stranger.purse.state.blocked is None and journal.count() == 0
+        unlisted = stranger_card(11)
+        d = run_station(tmp_path, city_a(), unlisted, settings, journal)
+        assert d.reason is Reason.NO_PSAM_FOR_CARD and d.blocked is None, d
     finally:
         journal.close()
 
