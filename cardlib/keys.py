@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -165,7 +165,11 @@ class IssuerKeys:
 
 @dataclass(frozen=True)
 class CardKeys:
-    """A card's own keys: purse load/purchase/TAC/maintenance and SSSE auth."""
+    """A card's keys: purse load/purchase/TAC/maintenance and SSSE auth.
+
+    ``dpk`` is the purchase key of the card's own issuer; ``extra_dpk`` holds purchase keys under
+    other key indexes, as a card of the interoperable (T-Union) network carries the network's one
+    beside its own (cardlib.keystore). INITIALIZE FOR PURCHASE names the index it wants."""
 
     dlk: KeyEntry
     dpk: KeyEntry
@@ -173,22 +177,46 @@ class CardKeys:
     damk: KeyEntry
     cak: KeyEntry
     eak: KeyEntry
+    extra_dpk: tuple[KeyEntry, ...] = ()
+
+    def __post_init__(self) -> None:
+        indexes = [k.index for k in (self.dpk, *self.extra_dpk)]
+        if len(set(indexes)) != len(indexes):
+            raise FormatError(f"a card holds one purchase key per key index, got indexes {indexes}")
 
     @property
     def algorithm(self) -> Algorithm:
         """The purse's algorithm (all keys of a card share it)."""
         return self.dpk.algorithm
 
+    def purchase_key(self, index: int) -> KeyEntry | None:
+        """The purchase key under ``index`` (None: the card holds none, it answers 9403)."""
+        for key in (self.dpk, *self.extra_dpk):
+            if key.index == index:
+                return key
+        return None
+
     def to_json(self) -> dict[str, Any]:
-        """Keys "dlk" … "eak", each a key file entry; keys in clear."""
-        return {f.name: getattr(self, f.name).to_json() for f in fields(self)}
+        """Keys "dlk" … "eak", each a key file entry, and "extra_dpk" (a list) when the card has
+        more purchase keys; keys in clear."""
+        out = {name: getattr(self, name).to_json() for name in CARD_KEY_NAMES}
+        if self.extra_dpk:
+            out["extra_dpk"] = [k.to_json() for k in self.extra_dpk]
+        return out
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "keys") -> CardKeys:
         """Read a card's keys (card images); ConfigError names ``where`` and the problem."""
         if not isinstance(obj, dict):
             raise ConfigError(f"{where}: expected an object")
-        return cls(**_entries(obj, CARD_KEY_NAMES, where))
+        extra = obj.get("extra_dpk", [])
+        if not isinstance(extra, list):
+            raise ConfigError(f"{where}.extra_dpk: expected a list of key entries")
+        more = tuple(KeyEntry.from_json(e, f"{where}.extra_dpk[{n}]") for n, e in enumerate(extra))
+        try:
+            return cls(**_entries(obj, CARD_KEY_NAMES, where), extra_dpk=more)
+        except FormatError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 def load_issuer_keys(path: str | os.PathLike[str] | None = None) -> IssuerKeys:

@@ -98,7 +98,7 @@ class PsamKind(enum.StrEnum):
     """Which purchase master a PSAM holds."""
 
     LOCAL = "local"  # the local issuer's masters (its cards' own key index)
-    TUNION = "tunion"  # the interoperable purchase master under TUNION_KEY_INDEX
+    TUNION = "tunion"  # the interoperable purchase master under its key index (TUNION_KEY_INDEX)
 
 
 @dataclass(frozen=True)
@@ -120,14 +120,14 @@ class InteropKeys:
         if not isinstance(test_only, bool):
             raise ConfigError(f"{source}: test_only: expected true or false")
         mpk = KeyEntry.from_json(obj.get("mpk"), f"{source}: mpk")
-        if mpk.index != TUNION_KEY_INDEX:
-            raise ConfigError(f"{source}: mpk.index must be {TUNION_KEY_INDEX} (the project's profile)")
+        if mpk.index == 0:
+            raise ConfigError(f"{source}: mpk.index must be 1..255 (the project's profile: {TUNION_KEY_INDEX})")
         return cls(str(obj.get("name", "")), test_only, mpk)
 
     def card_purchase_key(self, issuer_id: bytes, app_serial: bytes,
                           algorithm: Algorithm = Algorithm.TDES) -> KeyEntry:
         """A card's interoperable purchase key: the master diversified as the issuer's own purchase
-        key is (issuer level, then card level), kept under TUNION_KEY_INDEX."""
+        key is (issuer level, then card level), kept under the master's key index."""
         key = diversify_levels(self.mpk.key, purse_factors(issuer_id, app_serial), algorithm)
         return KeyEntry(key, self.mpk.index, self.mpk.version, algorithm)
 
@@ -158,13 +158,14 @@ class KeyRoute:
 
 
 def route_card(card_issuer: bytes, interoperable: bool, local_issuer: bytes, local_key_index: int,
-               kinds: Iterable[PsamKind]) -> KeyRoute | None:
+               kinds: Iterable[PsamKind], tunion_key_index: int = TUNION_KEY_INDEX) -> KeyRoute | None:
     """The project's profile: a card of the local issuer is served by a local PSAM with the local key
-    index; a card of another issuer by a T-Union PSAM with TUNION_KEY_INDEX when its 0x17 says it is
-    interoperable. None: no PSAM of this terminal can serve the card."""
+    index, with its own issuer's key; a card of another issuer by a T-Union PSAM with the interoperable
+    key's index (``tunion_key_index``, a station's ``station.tunion_key_index``) when its 0x17 says it
+    is interoperable. None: no PSAM of this terminal can serve the card."""
     have = set(kinds)
     if bytes(card_issuer) == bytes(local_issuer):
         return KeyRoute(PsamKind.LOCAL, local_key_index) if PsamKind.LOCAL in have else None
     if interoperable and PsamKind.TUNION in have:
-        return KeyRoute(PsamKind.TUNION, TUNION_KEY_INDEX)
+        return KeyRoute(PsamKind.TUNION, tunion_key_index)
     return None

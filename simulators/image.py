@@ -36,7 +36,9 @@ from simulators.purse import PROVE_TYPES, PurseState
 from simulators.ssc import EXT_AUTH_TRIES, PIN_TRIES, PUK_TRIES, SocialSecurityCard, SsseState
 
 FORMAT = "yikatong-card-image"
-VERSION = 2  # 1 → 2: the purse keeps its last proof only; 0x1A records 2701/2702 in the gates' layout, with CRC
+#: 1 → 2: the purse keeps its last proof only; 0x1A records 2701/2702 in the gates' layout, with CRC.
+#: 2 → 3: ``keys.extra_dpk``, purchase keys under other key indexes (an interoperable card's T-Union key)
+VERSION = 3
 Card = SocialSecurityCard | PsamCard
 DEFAULT_WAIT = 2.0  # seconds a second holder waits for the first (``sim:PATH?wait=SECONDS``)
 MAX_OVERDRAFT = 0xFFFFFF  # the 3-byte overdraft limit of INITIALIZE FOR PURCHASE's answer
@@ -124,7 +126,7 @@ def migrate_v1(obj: dict[str, Any]) -> dict[str, Any]:
     newest becomes ``last_proof`` keyed by the counter after it (value + 1); 2701 and 2702
     are rewritten in the gates' layout with valid CRCs, and created where missing."""
     out = copy.deepcopy(obj)
-    out["version"] = VERSION
+    out["version"] = 2
     if out.get("kind") != "card":
         return out
     purse = out.get("purse")
@@ -147,18 +149,27 @@ def migrate_v1(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def migrate_v2(obj: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 image as version 3: a version-2 card holds one purchase key (``keys.dpk``),
+    which it keeps; it has no ``keys.extra_dpk``, so it has none under another index."""
+    out = copy.deepcopy(obj)
+    out["version"] = 3
+    return out
+
+
 def card_from_json(obj: Any) -> Card:
     """Rebuild a card or PSAM; FormatError/ConfigError name the problem. Older
-    versions are migrated first (:func:`migrate_v1`)."""
+    versions are migrated first, one version at a time (:func:`migrate_v1`, :func:`migrate_v2`)."""
     if not isinstance(obj, dict):
         raise FormatError("card image: expected a JSON object")
     if obj.get("format") != FORMAT:
         raise FormatError(f"card image: format must be {FORMAT!r}")
-    if obj.get("version") == 1:
-        try:
-            obj = migrate_v1(obj)
-        except (ValueError, TypeError) as exc:
-            raise FormatError(f"card image: cannot migrate version 1: {exc}") from None
+    for old, migrate in ((1, migrate_v1), (2, migrate_v2)):
+        if obj.get("version") == old:
+            try:
+                obj = migrate(obj)
+            except (ValueError, TypeError) as exc:
+                raise FormatError(f"card image: cannot migrate version {old}: {exc}") from None
     if obj.get("version") != VERSION:
         raise FormatError(f"card image: unsupported version {obj.get('version')!r}")
     kind = obj.get("kind")

@@ -13,6 +13,7 @@ from datetime import date
 from cardlib.crypto import Algorithm
 from cardlib.errors import FormatError
 from cardlib.keys import IssuerKeys, default_issuer, derive_card_keys
+from cardlib.keystore import InteropKeys, builtin_interop
 from cardlib.pboc.capp import BUS_RECORD, METRO_RECORD, blank_record
 from cardlib.pboc.files import CAPP_SFI, LOCAL_CARD_TYPES, HolderData, ManagementData, PublicData
 from cardlib.ssse.commands import pin_bytes
@@ -52,6 +53,9 @@ class CardProfile:
     pin: str = "123456"
     overdraft_limit: int = 0
     kind: str = "ssc"  # ssc: a social security card; tunion: a plain T-Union card (the purse alone)
+    #: a card of the interoperable (T-Union) network: beside its issuer's purchase key it holds the
+    #: network's, under that key's index (cardlib.keystore: the project's profile)
+    interoperable: bool = False
 
 
 def _ssn(rng: random.Random, region: str, birth: date, sex: int) -> str:
@@ -108,8 +112,10 @@ def _check_holder(profile: CardProfile) -> None:
         raise FormatError(f"social security number {profile.ssn[:6]}…: 18 characters with a valid check digit")
 
 
-def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = None, seed: int = 0) -> SocialSecurityCard:
-    """Personalise a card: files, keys derived from the masters, purse state."""
+def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = None, seed: int = 0,
+               interop: InteropKeys | None = None) -> SocialSecurityCard:
+    """Personalise a card: files, keys derived from the masters, purse state. An interoperable
+    card's second purchase key comes from ``interop`` (default: the built-in TEST ONLY master)."""
     issuer = issuer or default_issuer()
     rng = random.Random(seed)
     p = complete_profile(profile or CardProfile(), rng)
@@ -119,6 +125,9 @@ def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = N
     card_id = card_identifier(p.region, serial)
     app_serial = bytes.fromhex(f"{p.region[:4]}{serial:016d}")  # BCD: city ‖ serial
     keys = derive_card_keys(issuer, app_serial, card_id, algorithm)
+    if p.interoperable:
+        network = (interop or builtin_interop()).card_purchase_key(issuer.issuer_id, app_serial, algorithm)
+        keys = replace(keys, extra_dpk=(network,))
     ssse = SsseState(pin=p.pin, puk=f"{rng.randrange(10**6):06d}")
     purse = PurseState(balance=p.balance, keys=keys, overdraft_limit=p.overdraft_limit)
     card_rng = random.Random(rng.getrandbits(64))

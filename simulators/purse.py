@@ -16,7 +16,7 @@ from cardlib import sw as SW
 from cardlib.apdu import CommandAPDU, ResponseAPDU
 from cardlib.crypto import constant_time_equal, line_mac
 from cardlib.errors import FormatError
-from cardlib.keys import CardKeys
+from cardlib.keys import CardKeys, KeyEntry
 from cardlib.pboc import macs
 from cardlib.pboc import purse as P
 from cardlib.pboc.files import (
@@ -49,6 +49,7 @@ class _Session:
     random: bytes
     seq: int
     balance: int
+    key: KeyEntry | None = None  # a purchase's key: the one of the index INITIALIZE named
     cache: dict[int, bytes] = field(default_factory=dict)  # 0x1A records by id
     trips: list[bytes] = field(default_factory=list)  # 0x1E records, in the order sent
 
@@ -188,7 +189,8 @@ class PurseApplication:
         if cmd.p1 not in (P.P1_PURCHASE, P.P1_CAPP):
             return _no(SW.SW_INCORRECT_P1P2)
         pur = P.InitializeForPurchase.from_apdu(cmd)
-        if pur.key_index != keys.dpk.index:
+        dpk = keys.purchase_key(pur.key_index)  # its own issuer's, or an interoperable card's T-Union one
+        if dpk is None:
             return _no(SW.SW_KEY_INDEX)
         if s.offline_seq >= 0xFFFF:
             return _no(SW.SW_COUNTER_MAX)
@@ -196,9 +198,9 @@ class PurseApplication:
             return _no(SW.SW_INSUFFICIENT_BALANCE)
         kind = "capp" if pur.capp else "purchase"
         rnd = self._random(fs)
-        self._session = _Session(kind, pur.amount, pur.terminal_id, rnd, s.offline_seq, s.balance)
+        self._session = _Session(kind, pur.amount, pur.terminal_id, rnd, s.offline_seq, s.balance, dpk)
         return _ok(P.InitializeForPurchaseResponse(s.balance, s.offline_seq, s.overdraft_limit,
-                                                   keys.dpk.version, alg.alg_id, rnd).encode())
+                                                   dpk.version, alg.alg_id, rnd).encode())
 
     def _credit(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         sess, self._session = self._session, None
@@ -247,14 +249,14 @@ class PurseApplication:
 
     def _debit(self, cmd: CommandAPDU, fs: FileSystem) -> ResponseAPDU:
         sess, self._session = self._session, None
-        if sess is None or sess.kind not in ("purchase", "capp"):
+        if sess is None or sess.kind not in ("purchase", "capp") or sess.key is None:
             return _no(SW.SW_CONDITIONS)
         req = P.DebitForPurchase.from_apdu(cmd)
         if cmd.p1 != 0x01:
             return _no(SW.SW_INCORRECT_P1P2)
         s, alg = self.state, self.state.keys.algorithm
         tx_type = macs.TX_CAPP_PURCHASE if sess.kind == "capp" else macs.TX_EP_PURCHASE
-        sespk = macs.purchase_session_key(s.keys.dpk.key, sess.random, sess.seq, req.terminal_seq, alg)
+        sespk = macs.purchase_session_key(sess.key.key, sess.random, sess.seq, req.terminal_seq, alg)
         mac1 = macs.purchase_mac1(sespk, sess.amount, tx_type, sess.terminal_id, req.date, req.time, alg)
         if not constant_time_equal(mac1, req.mac1):
             return _no(SW.SW_MAC_INVALID)

@@ -1,11 +1,13 @@
 """Simulated parts of a station (docs/station.md): PSAMs of the local and the T-Union
 kind, and cards of another city that are, or are not, interoperable.
 
-The simulated card holds one purchase key. A card of another city that is
-interoperable is personalised here with its interoperable purchase key under
-the T-Union key index (cardlib.keystore, the project's profile) in place of
-its own city's: it is a visitor's card as a station of this city sees it.
-Its TAC key stays its issuer's, so clearing checks it as any other.
+An interoperable card holds two purchase keys: its own city's under its
+issuer's key index, and the interoperable one under the T-Union key index
+(cardlib.keystore, the project's profile). At home it pays through the local
+PSAM with the first, in another city through the T-Union PSAM with the
+second: a visitor's card (``simulators.issuer.issue_card`` with
+``CardProfile(interoperable=True)``). Its TAC key stays its issuer's, so
+clearing checks its lines as any other.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import dataclasses
 import random
 
 from cardlib.keys import IssuerKeys
-from cardlib.keystore import TUNION_KEY_INDEX, InteropKeys, PsamKind, builtin_interop, psam_keys
-from cardlib.pboc.files import MANAGEMENT_SFI, PUBLIC_SFI, ManagementData, PublicData
+from cardlib.keystore import InteropKeys, PsamKind, builtin_interop, psam_keys
+from cardlib.pboc.files import MANAGEMENT_SFI, ManagementData
 from simulators.filesystem import DedicatedFile, TransparentEF
 from simulators.psam import PsamCard, PsamState
 from simulators.ssc import SocialSecurityCard
@@ -23,8 +25,9 @@ from simulators.ssc import SocialSecurityCard
 
 def make_station_psam(kind: PsamKind, local: IssuerKeys, terminal_id: bytes, seed: int = 0,
                       interop: InteropKeys | None = None) -> PsamCard:
-    """A PSAM of ``kind`` issued by the local operator ``local``."""
-    key_index = TUNION_KEY_INDEX if kind is PsamKind.TUNION else local.mpk.index
+    """A PSAM of ``kind`` issued by the local operator ``local``: a T-Union PSAM under the
+    interoperable master's key index."""
+    key_index = (interop or builtin_interop()).mpk.index if kind is PsamKind.TUNION else local.mpk.index
     return PsamCard(psam_keys(kind, local, interop), PsamState(terminal_id, key_index=key_index),
                     random.Random(seed))
 
@@ -43,14 +46,3 @@ def set_interoperable(card: SocialSecurityCard, interoperable: bool) -> SocialSe
     m = ManagementData.decode(bytes(ef.data))
     ef.data = bytearray(dataclasses.replace(m, interop=b"\x00\x01" if interoperable else b"\x00\x00").encode())
     return card
-
-
-def make_visitor(card: SocialSecurityCard, interop: InteropKeys | None = None) -> SocialSecurityCard:
-    """An interoperable card of another city: its purchase key becomes the interoperable one."""
-    public = PublicData.decode(bytes(_purse_file(card, PUBLIC_SFI).data))
-    dpk = (interop or builtin_interop()).card_purchase_key(public.issuer_id, public.app_serial,
-                                                          card.keys.algorithm)
-    keys = dataclasses.replace(card.keys, dpk=dpk)
-    card.keys = keys
-    card.purse.state.keys = keys
-    return set_interoperable(card, True)

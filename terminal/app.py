@@ -35,7 +35,7 @@ from cardlib.readers.base import Reader
 from cardlib.ssse.files import CARD_TYPE_NAMES, T_BIRTH_DATE, T_CARD_TYPE
 from cardlib.trace import TraceRecorder
 from terminal import auth
-from terminal.blocking import block_purse
+from terminal.blocking import block_listed
 from terminal.config import TerminalConfig
 from terminal.current_denylist import CurrentDenyList
 from terminal.decision import Decision, Reason, mask_serial
@@ -99,10 +99,11 @@ class Tap:
 class _Refused(Exception):
     """A check of the tap refused the card: the decision's reason and detail."""
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", blocked: bool | None = None) -> None:
         super().__init__(reason.value)
         self.reason = reason
         self.detail = detail
+        self.blocked = blocked
 
 
 class TerminalApp:
@@ -149,14 +150,15 @@ class TerminalApp:
     # --- helpers for roles ---------------------------------------------------------------
 
     def decision(self, tap: Tap | None, opened: bool, reason: Reason, amount: int = 0,
-                 balance: int | None = None, result: TransactionResult | None = None, detail: str = "") -> Decision:
+                 balance: int | None = None, result: TransactionResult | None = None, detail: str = "",
+                 blocked: bool | None = None) -> Decision:
         """The decision, recorded in the journal's events (the serial masked in the Decision)."""
         now = tap.now if tap else self.clock.now()
         serial = tap.serial if tap else None
         if result is not None:
             amount, balance = result.amount, result.balance_after
         d = Decision(opened, reason, now, self.name, mask_serial(serial) if serial else "", amount, balance,
-                     result.journal_id if result else None, detail)
+                     result.journal_id if result else None, detail, blocked)
         self.journal.log_event(now, serial, self.name, opened, reason.value, amount, d.journal_id)
         return d
 
@@ -206,7 +208,7 @@ class TerminalApp:
                 self._check_purse(tap)
                 return self._recovered(tap) or self.decide(tap)
         except _Refused as refusal:
-            return self.decision(tap, False, refusal.reason, detail=refusal.detail)
+            return self.decision(tap, False, refusal.reason, detail=refusal.detail, blocked=refusal.blocked)
         except TornTransactionError as exc:
             return self.decision(tap, False, Reason.TORN_RETRY, exc.record.amount, detail=str(exc))
         except PsamUnavailableError as exc:  # before DEBIT: no record; after: the record stays pending
@@ -275,11 +277,12 @@ class TerminalApp:
             raise
 
     def _check_purse(self, tap: Tap) -> None:
-        """The deny list (a listed purse is blocked on the spot) and the purse's validity."""
+        """The deny list (a listed purse is refused, and blocked on the spot where the PSAM holds its
+        issuer's maintenance key) and the purse's validity."""
         public = tap.public
         if self.denylist is not None and public.app_serial in self.denylist:
-            block_purse(tap.channel, self.psam, public.app_serial)
-            raise _Refused(Reason.DENY_LISTED)
+            blocked, what = block_listed(tap.channel, self.psam, public.issuer_id, public.app_serial)
+            raise _Refused(Reason.DENY_LISTED, what, blocked)
         today = tap.now.date()
         if self.PURSE_AUTHENTICATES:  # transit: the card's validity is the purse's (the project's profile)
             try:

@@ -60,6 +60,11 @@ TEXT: dict[Reason, tuple[str, str]] = {
 }
 
 
+#: a deny-listed card the terminal could not block (its PSAM holds no maintenance key of the card's
+#: issuer: a visitor's card): refused all the same
+NOT_BLOCKED_TEXT = ("黑名单卡", "Card deny-listed (not blocked)")
+
+
 @dataclass(frozen=True)
 class Decision:
     open: bool
@@ -71,14 +76,20 @@ class Decision:
     balance: int | None = None
     journal_id: int | None = None
     detail: str = ""
+    #: a deny-listed card: whether the terminal blocked its purse (None for every other decision)
+    blocked: bool | None = None
+
+    @property
+    def _texts(self) -> tuple[str, str]:
+        return NOT_BLOCKED_TEXT if self.reason is Reason.DENY_LISTED and self.blocked is False else TEXT[self.reason]
 
     @property
     def text_zh(self) -> str:
-        return TEXT[self.reason][0]
+        return self._texts[0]
 
     @property
     def text_en(self) -> str:
-        return TEXT[self.reason][1]
+        return self._texts[1]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +97,7 @@ class Decision:
             "decision": "open" if self.open else "closed", "reason": self.reason.value,
             "amount": self.amount, "balance": self.balance, "text_zh": self.text_zh, "text_en": self.text_en,
             "journal_id": self.journal_id, "detail": self.detail,
+            **({} if self.blocked is None else {"blocked": self.blocked}),
         }
 
     def line(self, paint: Callable[[str, bool], str] | None = None) -> str:

@@ -56,8 +56,10 @@ class SamSlot:
 class PooledSam:
     """One PSAM slot of the pool: its reader, the client while it answers."""
 
-    def __init__(self, slot: SamSlot, opener: Callable[[str], Reader], test: bool) -> None:
+    def __init__(self, slot: SamSlot, opener: Callable[[str], Reader], test: bool,
+                 tunion_key_index: int = TUNION_KEY_INDEX) -> None:
         self.slot = slot
+        self.tunion_key_index = tunion_key_index
         self._opener = opener
         self._test = test
         self.reader: Reader | None = None
@@ -96,9 +98,9 @@ class PooledSam:
             self.client = None
             return False
         expected_tunion = self.kind is PsamKind.TUNION
-        if (client.key_index == TUNION_KEY_INDEX) != expected_tunion:
+        if (client.key_index == self.tunion_key_index) != expected_tunion:
             self.problem = (f"PSAM in {self.name} has key index {client.key_index}: not a {self.kind.value} PSAM"
-                            f" (T-Union PSAMs use key index {TUNION_KEY_INDEX})")
+                            f" (T-Union PSAMs use key index {self.tunion_key_index})")
             self.client = None
             return False
         self.problem = ""
@@ -122,7 +124,8 @@ class SamPool:
 
     def __init__(self, slots: list[SamSlot], opener: Callable[[str], Reader], *, test: bool = False,
                  strategy: str = "first", timeout: float = 2.0, retry: float = 0.5,
-                 rng: random.Random | None = None, log: Callable[[str], None] | None = None) -> None:
+                 rng: random.Random | None = None, log: Callable[[str], None] | None = None,
+                 tunion_key_index: int = TUNION_KEY_INDEX) -> None:
         if strategy not in STRATEGIES:
             raise ConfigError(f"pool.strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
         if timeout < 0 or retry < 0:
@@ -136,7 +139,7 @@ class SamPool:
         self._rng = rng or random.Random()
         self._log = log or (lambda line: None)
         self._cond = threading.Condition()
-        self.sams = [PooledSam(s, opener, test) for s in slots]
+        self.sams = [PooledSam(s, opener, test, tunion_key_index) for s in slots]
         self._next: dict[PsamKind, int] = {}
 
     @property

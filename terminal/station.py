@@ -49,7 +49,7 @@ class Station:
         self._opener = opener
         self._log = log or (lambda line: None)
         self.pool = SamPool(list(config.psams), opener, strategy=config.strategy, timeout=config.timeout,
-                            retry=config.retry, log=self._log)
+                            retry=config.retry, log=self._log, tunion_key_index=config.tunion_key_index)
         self.lanes: list[Lane] = []
         self._denylists: list[CurrentDenyList] = []
 
@@ -77,7 +77,8 @@ class Station:
                 self._denylists.append(deny)
             psam = LanePsam(self.pool, lane.name, test=test)
             app = make_app(lane.terminal, psam, self.journal, self.clock, deny, name=lane.name)
-            self.lanes.append(Lane(lane.name, lane.reader, self._opener, app, psam, self.pool, issuer))
+            self.lanes.append(Lane(lane.name, lane.reader, self._opener, app, psam, self.pool, issuer,
+                                   self.config.tunion_key_index))
         return self
 
     def run(self, show: Callable[[LaneEvent], None], stop: threading.Event, max_taps: int = 0,

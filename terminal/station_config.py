@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cardlib.errors import ConfigError
-from cardlib.keystore import PsamKind
+from cardlib.keystore import TUNION_KEY_INDEX, PsamKind
 from terminal.config import TerminalConfig, load_config, parse_config, read_toml
 from terminal.sam_pool import STRATEGIES, SamSlot
 
@@ -37,6 +37,8 @@ class StationConfig:
     retry: float
     psams: tuple[SamSlot, ...]
     lanes: tuple[LaneConfig, ...]
+    #: the key index of the interoperable purchase key (the project's profile: 2)
+    tunion_key_index: int = TUNION_KEY_INDEX
 
 
 def _table(obj: Any, where: str, keys: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
@@ -132,7 +134,11 @@ def _lanes(items: list[Any], base: Path) -> list[LaneConfig]:
 def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig:
     """The station from parsed TOML; paths relative to ``base``."""
     _table(data, "station.toml", {"station": dict, "pool": dict, "psam": list, "lane": list})
-    st = _table(data.get("station", {}), "station", {"name": str, "journal": str, "local_issuer": str})
+    st = _table(data.get("station", {}), "station", {"name": str, "journal": str, "local_issuer": str,
+                                                     "tunion_key_index": int})
+    tunion_key_index = st.get("tunion_key_index", TUNION_KEY_INDEX)
+    if not 1 <= tunion_key_index <= 0xFF:
+        raise ConfigError(f"station.tunion_key_index: 1..255, got {tunion_key_index}")
     pool = _table(data.get("pool", {}), "pool", {"strategy": str, "timeout_seconds": (int, float),
                                                  "retry_seconds": (int, float)})
     issuer = _issuer(st)
@@ -148,7 +154,8 @@ def parse_station(data: dict[str, Any], base: Path = Path(".")) -> StationConfig
     journal = st.get("journal")
     if journal is not None and not Path(journal).is_absolute():
         journal = str(base / journal)
-    return StationConfig(st.get("name", ""), journal, issuer, strategy, timeout, retry, tuple(psams), tuple(lanes))
+    return StationConfig(st.get("name", ""), journal, issuer, strategy, timeout, retry, tuple(psams), tuple(lanes),
+                         tunion_key_index)
 
 
 def load_station(path: str | os.PathLike[str]) -> StationConfig:

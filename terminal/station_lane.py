@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cardlib.errors import TransportError
-from cardlib.keystore import route_card
+from cardlib.keystore import TUNION_KEY_INDEX, route_card
 from cardlib.readers.base import Disposition, Reader
 from terminal.app import Tap, TerminalApp
 from terminal.decision import Decision, Reason
@@ -40,7 +40,7 @@ class Lane:
     """A reader and the application deciding its taps."""
 
     def __init__(self, name: str, uri: str, opener: Callable[[str], Reader], app: TerminalApp, psam: LanePsam,
-                 pool: SamPool, local_issuer: bytes) -> None:
+                 pool: SamPool, local_issuer: bytes, tunion_key_index: int = TUNION_KEY_INDEX) -> None:
         self.name = name
         self.uri = uri
         self._opener = opener
@@ -49,6 +49,7 @@ class Lane:
         self.psam = psam
         self.pool = pool
         self.local_issuer = local_issuer
+        self.tunion_key_index = tunion_key_index
         self.taps = 0
         self.unplugged = False
         self.ready = threading.Event()  # set while the lane waits for a card (the last one has left)
@@ -65,12 +66,16 @@ class Lane:
         if public.issuer_id != self.local_issuer:  # 0x17's flag: read only for another issuer's card
             interoperable = tap.wallet.management().interop != b"\x00\x00"
         route = route_card(public.issuer_id, interoperable, self.local_issuer, self.app.config.key_index,
-                           self.pool.kinds)
+                           self.pool.kinds, self.tunion_key_index)
         if route is None:
             why = ("not interoperable" if public.issuer_id != self.local_issuer and not interoperable
                    else "no PSAM of the kind it needs is configured")
-            return self.app.decision(tap, False, Reason.NO_PSAM_FOR_CARD,
-                                     detail=f"issuer {public.issuer_id.hex().upper()}: {why}")
+            issuer = public.issuer_id.hex().upper()
+            deny = self.app.denylist
+            if deny is not None and public.app_serial in deny:  # refused as listed, and no PSAM to block it with
+                return self.app.decision(tap, False, Reason.DENY_LISTED, blocked=False,
+                                         detail=f"not blocked: no PSAM of this station serves issuer {issuer} ({why})")
+            return self.app.decision(tap, False, Reason.NO_PSAM_FOR_CARD, detail=f"issuer {issuer}: {why}")
         self.psam.bind(route.kind)
         tap.wallet.key_index = route.key_index
         station = self.pool.terminal_ids()

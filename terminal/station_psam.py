@@ -17,6 +17,7 @@ from typing import TypeVar
 from cardlib.errors import TransportError
 from cardlib.keystore import PsamKind
 from cardlib.pboc import psam as W
+from cardlib.pboc.files import PsamAppData
 from terminal.psam import PsamClient, SamMac1
 from terminal.sam_pool import NoSamAvailableError, PooledSam, PsamUnavailableError, SamPool
 
@@ -79,6 +80,10 @@ class LanePsam(PsamClient):
     @property
     def key_index(self) -> int:
         return self._call("READ 0x17", lambda c: c.key_index)
+
+    @property
+    def app(self) -> PsamAppData:  # type: ignore[override]  # the held PSAM's 0x17 (its issuer: blocking)
+        return self._call("READ 0x17", lambda c: c.app)
 
     def init_purchase(self, request: W.InitSamForPurchase, session: object) -> SamMac1:
         return self._call("INIT SAM FOR PURCHASE", lambda c: c.init_purchase(request, session))

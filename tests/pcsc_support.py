@@ -280,10 +280,16 @@ def station_slots(pcscd: Pcscd) -> Pcscd:
         pcscd.restart()
         missing = missing_station_readers()
     if missing:
-        pytest.fail(f"pcscd lacks the station's vpcd slots {', '.join(missing)} (ports"
-                    f" {STATION_PORTS[0]}-{STATION_PORTS[-1]}): run .ci/setup-system.sh as root (it writes"
-                    f" {STATION_CONF}) and restart pcscd, or stop it and let the tests start their own")
+        pytest.fail(station_slots_problem(missing))
     return pcscd
+
+
+def station_slots_problem(missing: list[str]) -> str:
+    """What the ``station_slots`` fixture fails with: one line naming the missing readers, their
+    ports and what to do."""
+    return (f"pcscd lacks the station's vpcd slots {', '.join(missing)} (ports"
+            f" {STATION_PORTS[0]}-{STATION_PORTS[-1]}): run .ci/setup-system.sh as root (it writes"
+            f" {STATION_CONF}) and restart pcscd, or stop it and let the tests start their own")
 
 
 def card_seen(reader: str = VPCD_READER, present: bool = True) -> bool:

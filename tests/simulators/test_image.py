@@ -27,6 +27,8 @@ from simulators.image import (
     card_to_json,
     load_card,
     mask_image,
+    migrate_v2,
+    release_card,
     save_image,
 )
 from simulators.issuer import CardProfile, issue_card
@@ -56,7 +58,7 @@ def test_round_trip_is_byte_identical_in_json_and_behaviour(tmp_path: Path) -> N
 
 def test_image_fields() -> None:
     obj = card_to_json(issue_card(seed=2))
-    assert (obj["format"], obj["version"], obj["kind"]) == ("yikatong-card-image", 2, "card")  # 2: last_proof
+    assert (obj["format"], obj["version"], obj["kind"]) == ("yikatong-card-image", 3, "card")  # 2: last_proof; 3: extra_dpk
     assert set(obj["keys"]) == {"dlk", "dpk", "dtk", "damk", "cak", "eak"}
     assert all(e["index"] == 1 and e["algorithm"] == "3des" and len(e["key"]) == 32 for e in obj["keys"].values())
     assert obj["balance"] == obj["purse"]["balance"] == 5000
@@ -146,7 +148,7 @@ BROKEN = [
     (lambda o: o.pop("keys"), "keys"),
     (lambda o: o.update(kind="disk"), "kind"),
     (lambda o: o.update(format="x"), "format"),
-    (lambda o: o.update(version=3), "version"),  # 2 is this format now, 1 migrates
+    (lambda o: o.update(version=4), "version"),  # 3 is this format now, 1 and 2 migrate
     (lambda o: o["purse"].update(last_proof={"type": 6, "seq": 1, "mac": "00", "tac": "00"}), "last_proof"),
     (lambda o: o["purse"].update(balance="many"), "balance"),
     (lambda o: o["purse"].update(online_seq=70000), "counters"),
@@ -239,3 +241,55 @@ def test_masking_hides_secrets_and_keeps_personal_data() -> None:
     psam = mask_image(card_to_json(make_psam()))
     assert all(v["key"] == "********" for v in psam["issuer"]["keys"].values())
     assert obj == card_to_json(card)  # masking copies, it never edits the image
+
+
+# --- version 3: a purchase key per key index ----------------------------------------------------
+
+
+def _interoperable(seed: int) -> SocialSecurityCard:
+    return issue_card(CardProfile(interoperable=True), seed=seed)
+
+
+def _init_sw(card: SocialSecurityCard, key_index: int) -> int:
+    """The SW of INITIALIZE FOR PURCHASE under ``key_index`` (the purse selected first)."""
+    card.process(select_aid(P.PURSE_AID).encode())
+    return int.from_bytes(card.process(P.InitializeForPurchase(key_index, 1, bytes(6)).to_apdu().encode())[-2:], "big")
+
+
+def test_an_interoperable_cards_purchase_keys_survive_its_image(tmp_path: Path) -> None:
+    card = _interoperable(21)
+    obj = card_to_json(card)
+    assert obj["version"] == 3 and [e["index"] for e in obj["keys"]["extra_dpk"]] == [2]
+    save_image(card, tmp_path / "card.json")
+    again = load_card(tmp_path / "card.json", persist=False)
+    assert isinstance(again, SocialSecurityCard) and again.keys == card.keys
+    assert [_init_sw(again, index) for index in (1, 2, 3)] == [0x9000, 0x9000, 0x9403]
+    assert "extra_dpk" not in card_to_json(issue_card(seed=21))["keys"]  # a card of one key: as before
+
+
+def test_a_version_2_image_migrates_and_keeps_its_one_purchase_key(tmp_path: Path) -> None:
+    card = issue_card(seed=22)
+    obj = card_to_json(card)
+    obj["version"] = 2  # what version 2 wrote: the same fields, no keys.extra_dpk
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    again = load_card(path)
+    try:
+        assert isinstance(again, SocialSecurityCard) and again.keys == card.keys and again.keys.extra_dpk == ()
+        assert [_init_sw(again, index) for index in (1, 2)] == [0x9000, 0x9403]
+    finally:
+        release_card(again)
+    assert migrate_v2(obj) == {**obj, "version": 3}
+    assert json.loads(path.read_text(encoding="utf-8"))["version"] == 2  # not written: nothing changed yet
+
+
+@pytest.mark.parametrize("extra, words", [
+    ("x", "extra_dpk: expected a list"),
+    ([{"key": "00" * 16, "index": 1}], "one purchase key per key index"),
+    ([{"key": "00" * 15, "index": 2}], r"extra_dpk\[0\].key"),
+])
+def test_a_bad_extra_purchase_key_names_the_problem(tmp_path: Path, extra: Any, words: str) -> None:
+    obj = card_to_json(issue_card(seed=23))
+    obj["keys"]["extra_dpk"] = extra
+    with pytest.raises(FormatError, match=words):
+        card_from_json(obj)

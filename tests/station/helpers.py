@@ -13,7 +13,7 @@ from cardlib.readers.base import Reader
 from cardlib.readers.pyhost import HostedReader
 from simulators.issuer import CardProfile, issue_card
 from simulators.ssc import SocialSecurityCard
-from simulators.station import make_visitor, set_interoperable
+from simulators.station import set_interoperable
 from terminal.journal import Journal
 from terminal.wallet import Wallet
 
@@ -36,8 +36,9 @@ def local_card(seed: int, balance: int = 5000) -> SocialSecurityCard:
 
 
 def visitor_card(seed: int, balance: int = 5000) -> SocialSecurityCard:
-    """An interoperable card of city B (its interoperable purchase key under the T-Union index)."""
-    return make_visitor(issue_card(CardProfile(balance=balance, region="330100"), issuer=city_b(), seed=seed))
+    """An interoperable card of city B: its own purchase key, and the interoperable one under the
+    T-Union index."""
+    return issue_card(CardProfile(balance=balance, region="330100", interoperable=True), issuer=city_b(), seed=seed)
 
 
 def stranger_card(seed: int, balance: int = 5000) -> SocialSecurityCard:

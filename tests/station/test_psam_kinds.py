@@ -64,7 +64,7 @@ def test_a_visitors_key_is_the_interoperable_master_diversified_as_the_issuers_o
 
 @pytest.mark.parametrize("change, message", [
     ({"format": "yikatong-issuer-keys"}, "format must be"), ({"version": 2}, "unsupported version"),
-    ({"mpk": {"key": "00" * 16, "index": 1}}, "mpk.index must be 2"), ({"test_only": "yes"}, "test_only"),
+    ({"mpk": {"key": "00" * 16, "index": 0}}, "mpk.index must be 1..255"), ({"test_only": "yes"}, "test_only"),
 ])
 def test_a_bad_interop_key_file_is_a_config_error(change: dict[str, Any], message: str) -> None:
     obj = json.loads((Path(__file__).resolve().parents[2] / "cardlib/data/test_tunion_interop.json").read_text())

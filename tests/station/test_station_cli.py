@@ -18,6 +18,7 @@ from cardlib.keystore import PsamKind
 from simulators.image import save_image
 from simulators.station import make_station_psam
 from terminal.journal import Journal
+from tests.pcsc_support import STATION_PORTS, station_reader, station_slots_problem
 from tests.station.helpers import city_a, local_card, stranger_card, visitor_card
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,3 +126,27 @@ def test_a_bad_station_file_is_one_line(tmp_path: Path, edit: object, message: s
     done = ykt("station", "run", "--config", str(station))
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+def test_a_station_whose_local_psams_do_not_answer_stops_in_one_line(tmp_path: Path) -> None:
+    """No local PSAM at start and no station.local_issuer: the station cannot know its city. Each slot's
+    problem is logged first (stderr), then the error, one line, exit 2 (a configuration error)."""
+    station = write_station(tmp_path)
+    (tmp_path / "local.json").unlink()
+    done = ykt("station", "run", "--config", str(station), "--max-taps", "1")
+    assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stdout)
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("psam local-1: not in the pool (") and "no such card image" in lines[0]
+    assert lines[-1].endswith("no local PSAM answered at start: name the local issuer in station.local_issuer")
+    assert len(lines) == 3 and lines[1].startswith("psam tunion-1: tunion"), lines
+
+
+def test_the_station_slots_message_is_one_line_naming_the_slots_and_the_remedy() -> None:
+    """What the ``station_slots`` fixture fails with when a pcscd it did not start lacks the slots (the
+    fixture restarts only a pcscd of its own session): pytest shows the one line."""
+    missing = [station_reader(p) for p in STATION_PORTS[4:]]
+    text = station_slots_problem(missing)
+    assert "\n" not in text
+    assert "pcscd lacks the station's vpcd slots YKT vpcd 29904 00 00, YKT vpcd 29904 00 01 (ports 29900-29905)" in text
+    assert "run .ci/setup-system.sh as root (it writes /etc/reader.conf.d/yikatong-station)" in text
+    assert text.endswith("and restart pcscd, or stop it and let the tests start their own")

@@ -57,7 +57,7 @@ def test_a_version_1_image_migrates(tmp_path: Path) -> None:
     assert sorted(r.record_id for r in records) == [capp.METRO_RECORD, capp.BUS_RECORD]  # created, with headers
     assert all(r.crc_ok for r in records)
     save_image(card, tmp_path / "again.json")
-    assert json.loads((tmp_path / "again.json").read_text(encoding="utf-8"))["version"] == VERSION == 2
+    assert json.loads((tmp_path / "again.json").read_text(encoding="utf-8"))["version"] == VERSION == 3
 
 
 def test_pending_records_of_an_old_journal_recover_on_migrated_cards(tmp_path: Path) -> None:
