@@ -121,7 +121,7 @@ class IssuerKeys:
     ssse_eak: KeyEntry
 
     def __hash__(self) -> int:
-        # cached lookups (derive_dtk) hash the issuer per call: a few fields suffice,
+        # settlement's per-issuer tables hash the issuer per look-up: a few fields suffice,
         # equality still compares every key
         return hash((self.issuer_id, self.mtk.key, self.mpk.key))
 
@@ -300,9 +300,9 @@ def derive_card_keys(
     )
 
 
-@lru_cache(maxsize=65536)
 def derive_dtk(issuer: IssuerKeys, app_serial: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
-    """A card's DTK (cached: settlement checks many TACs of the same cards)."""
+    """A card's DTK. Not cached here: settlement holds each card's TAC function for the part
+    of a day it checks (cardlib/settlement.py), so no card key outlives the work it is for."""
     return diversify_levels(issuer.mtk.key, purse_factors(issuer.issuer_id, app_serial), algorithm)
 
 
