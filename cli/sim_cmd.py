@@ -52,17 +52,21 @@ def sim() -> None:
 @click.option("--kind", "kind", default="ssc", show_default=True, type=click.Choice(["ssc", "tunion"]),
               help="ssc: a social security card; tunion: a plain T-Union transit card (the purse alone; "
                    "card type adult, elder or disabled).")
+@click.option("--interoperable", is_flag=True,
+              help="A card of the interoperable (T-Union) network: it holds the TEST ONLY interoperable purchase "
+                   "key beside its issuer's and 0x17 says so, so another city's station takes it (docs/station.md).")
 @common_options("json")
 def new(out: str, name: str | None, birth_date: str | None, card_type: str, region: str, balance: int,
         valid_until: str | None, algorithm: str, pin: str, seed: int | None, count: int,
-        issuer_keys: str | None, force: bool, kind: str, opts: Options) -> None:
+        issuer_keys: str | None, force: bool, kind: str, interoperable: bool, opts: Options) -> None:
     """Personalise new virtual social security cards (or plain T-Union cards)."""
     from simulators.image import save_image
     from simulators.issuer import CardProfile, issue_card
 
     issuer = load_issuer_keys(issuer_keys)
     kwargs = {"name": name, "birth_date": _date(birth_date, "--birth-date"), "card_type": card_type,
-              "region": region, "balance": balance, "algorithm": algorithm, "pin": pin, "kind": kind}
+              "region": region, "balance": balance, "algorithm": algorithm, "pin": pin, "kind": kind,
+              "interoperable": interoperable}
     until = _date(valid_until, "--valid-until")
     if until is not None:
         kwargs["valid_until"] = until

@@ -15,7 +15,15 @@ from cardlib.errors import FormatError
 from cardlib.keys import IssuerKeys, default_issuer, derive_card_keys
 from cardlib.keystore import InteropKeys, builtin_interop
 from cardlib.pboc.capp import BUS_RECORD, METRO_RECORD, blank_record
-from cardlib.pboc.files import CAPP_SFI, LOCAL_CARD_TYPES, HolderData, ManagementData, PublicData
+from cardlib.pboc.files import (
+    CAPP_SFI,
+    INTEROPERABLE,
+    LOCAL_CARD_TYPES,
+    NOT_INTEROPERABLE,
+    HolderData,
+    ManagementData,
+    PublicData,
+)
 from cardlib.ssse.commands import pin_bytes
 from cardlib.ssse.files import (
     CARD_TYPES,
@@ -54,7 +62,7 @@ class CardProfile:
     overdraft_limit: int = 0
     kind: str = "ssc"  # ssc: a social security card; tunion: a plain T-Union card (the purse alone)
     #: a card of the interoperable (T-Union) network: beside its issuer's purchase key it holds the
-    #: network's, under that key's index (cardlib.keystore: the project's profile)
+    #: network's, under that key's index (cardlib.keystore: the project's profile), and 0x17 says so
     interoperable: bool = False
 
 
@@ -154,7 +162,8 @@ def issue_card(profile: CardProfile | None = None, issuer: IssuerKeys | None = N
         0x15: PublicData(issuer.issuer_id, app_serial, p.valid_from, p.valid_until,
                          issuer_fci=local_type).encode(),
         0x16: HolderData(CARD_TYPES[p.card_type], p.name, p.ssn).encode(),
-        0x17: ManagementData(bytes.fromhex(p.region[:2] + "00"), bytes.fromhex(p.region[:4])).encode(),  # 3300, 3303
+        0x17: ManagementData(bytes.fromhex(p.region[:2] + "00"), bytes.fromhex(p.region[:4]),  # 3300, 3303
+                             interop=INTEROPERABLE if p.interoperable else NOT_INTEROPERABLE).encode(),
     }
     for sfi, data in files.items():
         ef = pdf.ef_by_sfi(sfi)

@@ -64,7 +64,7 @@ class Lane:
         public = tap.public
         interoperable = False
         if public.issuer_id != self.local_issuer:  # 0x17's flag: read only for another issuer's card
-            interoperable = tap.wallet.management().interop != b"\x00\x00"
+            interoperable = tap.wallet.management().interoperable
         route = route_card(public.issuer_id, interoperable, self.local_issuer, self.app.config.key_index,
                            self.pool.kinds, self.tunion_key_index)
         if route is None:

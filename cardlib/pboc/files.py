@@ -94,6 +94,10 @@ class HolderData(Encoded):
     id_type: int = wire(Int8ub, default=0x00, kw_only=True)
 
 
+#: 0x17's interoperability flag: 0000 a card of its city alone (the public cards read 0001)
+INTEROPERABLE, NOT_INTEROPERABLE = b"\x00\x01", b"\x00\x00"
+
+
 @declared("file 0x17", cite="JT/T 978 user card, file 0x17 management data (60 bytes)", rfu=49, vectors=(
     Vector(H("00000156 1000 1000 0001 01" + "00" * 49),
            {"country": H("00000156"), "province": H("1000"), "city": H("1000"), "interop": H("0001"),
@@ -110,8 +114,13 @@ class ManagementData(Encoded):
     country: bytes = wire(Bytes(4), default=b"\x01\x56\x00\x00", kw_only=True)
     province: bytes = wire(Bytes(2))
     city: bytes = wire(Bytes(2))
-    interop: bytes = wire(Bytes(2), default=b"\x00\x01", kw_only=True)
+    interop: bytes = wire(Bytes(2), default=INTEROPERABLE, kw_only=True)
     card_kind: int = wire(Int8ub, default=0x01, kw_only=True)
+
+    @property
+    def interoperable(self) -> bool:
+        """Whether the card belongs to the interoperable (T-Union) network: any flag but 0000."""
+        return self.interop != NOT_INTEROPERABLE
 
 
 @declared("0x18 record", cite="PBOC e-purse transaction detail record (JR/T 0025), file 0x18 of JT/T 978 "

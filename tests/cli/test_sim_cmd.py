@@ -132,3 +132,21 @@ def test_sim_day_writes_a_day_of_batches_and_its_manifest_the_same_for_a_seed(tm
     assert files and any(p.name == "manifest.json" for p in files)
     assert any(p.suffix == ".jsonl" for p in files)
     assert all((tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes() for p in files)
+
+
+def test_an_interoperable_card_holds_the_network_key_and_says_so_in_0x17(tmp_path: Path) -> None:
+    """--interoperable: the T-Union purchase key beside the issuer's, and 0x17's flag 0001; a card made
+    without it reads 0000 there, so no other city's station takes it (docs/station.md)."""
+    from cardlib.keystore import TUNION_KEY_INDEX
+    from cardlib.pboc.files import ManagementData
+    from simulators.image import load_card
+
+    flags = {}
+    for name, extra in (("visitor", ["--interoperable"]), ("home", [])):
+        path = tmp_path / f"{name}.json"
+        code, _, err = run("sim", "new", "--out", str(path), "--region", "330100", "--seed", "5", *extra)
+        assert code == 0, err
+        card = load_card(path, persist=False)
+        management = ManagementData.decode(bytes(card._purse_ef(0x17).data))  # type: ignore[union-attr]
+        flags[name] = (management.interop.hex(), [k.index for k in card.keys.extra_dpk])  # type: ignore[union-attr]
+    assert flags == {"visitor": ("0001", [TUNION_KEY_INDEX]), "home": ("0000", [])}

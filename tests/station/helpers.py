@@ -13,7 +13,6 @@ from cardlib.readers.base import Reader
 from cardlib.readers.pyhost import HostedReader
 from simulators.issuer import CardProfile, issue_card
 from simulators.ssc import SocialSecurityCard
-from simulators.station import set_interoperable
 from terminal.journal import Journal
 from terminal.wallet import Wallet
 
@@ -43,8 +42,7 @@ def visitor_card(seed: int, balance: int = 5000) -> SocialSecurityCard:
 
 def stranger_card(seed: int, balance: int = 5000) -> SocialSecurityCard:
     """A card of city B that is not interoperable: no PSAM of a city A station serves it."""
-    return set_interoperable(issue_card(CardProfile(balance=balance, region="330100"), issuer=city_b(), seed=seed),
-                             False)
+    return issue_card(CardProfile(balance=balance, region="330100"), issuer=city_b(), seed=seed)
 
 
 def station_table(psams: list[tuple[str, str, str]], lanes: list[tuple[str, str, dict[str, Any]]],
