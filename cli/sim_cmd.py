@@ -119,22 +119,30 @@ def _seeds(seed: int | None) -> Iterator[int]:
 @click.option("--terminal-id", default="000000000001", show_default=True, help="6-byte terminal number, hex.")
 @click.option("--seed", default=0, type=int)
 @click.option("--issuer-keys", type=click.Path(dir_okay=False))
+@click.option("--kind", "kind", default="local", show_default=True, type=click.Choice(["local", "tunion"]),
+              help="local: the issuer's purchase master; tunion: a T-Union PSAM of the same operator, holding the "
+                   "TEST ONLY interoperable master under its key index (docs/station.md).")
 @click.option("--force", is_flag=True, help="Replace an existing card image.")
 @common_options("json")
-def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, force: bool, opts: Options) -> None:
+def psam(out: str, terminal_id: str, seed: int, issuer_keys: str | None, kind: str, force: bool,
+         opts: Options) -> None:
     """Make a virtual PSAM of the (test) issuer."""
+    from cardlib.keystore import PsamKind
     from cli.common import parse_hex
     from simulators.image import save_image
     from simulators.psam import make_psam
+    from simulators.station import make_station_psam
 
     check_output(out, "card image", force=force, guard=GUARDED)
-    card = make_psam(load_issuer_keys(issuer_keys), parse_hex(terminal_id, "--terminal-id"), seed)
+    issuer, tid = load_issuer_keys(issuer_keys), parse_hex(terminal_id, "--terminal-id")
+    card = make_psam(issuer, tid, seed) if kind == "local" else make_station_psam(PsamKind.TUNION, issuer, tid, seed)
     save_image(card, out)
+    number, index = card.state.terminal_id.hex().upper(), card.state.key_index
     if opts.json:
-        opts.emit({"file": out, "terminal_id": card.state.terminal_id.hex().upper(), "test": card.test})
+        opts.emit({"file": out, "terminal_id": number, "kind": kind, "key_index": index, "test": card.test})
     else:
-        click.echo(f"{out}: PSAM, terminal {card.state.terminal_id.hex().upper()}"
-                   + (" (TEST ONLY issuer)" if card.test else ""))
+        what = "PSAM" if kind == "local" else f"T-Union PSAM (key index {index})"
+        click.echo(f"{out}: {what}, terminal {number}" + (" (TEST ONLY issuer)" if card.test else ""))
 
 
 @sim.command()

@@ -43,7 +43,8 @@ def test_count_and_psam(tmp_path: Path) -> None:
     assert code == 0 and len(json.loads(out)) == 3
     assert len(list((tmp_path / "cards").glob("*.json"))) == 3
     code, out, _ = run("sim", "psam", "--out", str(tmp_path / "psam.json"), "--terminal-id", "0000000000A1", "--json")
-    assert json.loads(out) == {"file": str(tmp_path / "psam.json"), "terminal_id": "0000000000A1", "test": True}
+    assert json.loads(out) == {"file": str(tmp_path / "psam.json"), "terminal_id": "0000000000A1", "kind": "local",
+                               "key_index": 1, "test": True}
 
 
 def test_bad_input(tmp_path: Path) -> None:

@@ -29,6 +29,11 @@ def write_station(tmp_path: Path) -> Path:
     save_image(make_station_psam(PsamKind.TUNION, city_a(), bytes.fromhex("000000000402")), tmp_path / "tunion.json")
     for name, card in (("a", local_card(41)), ("b", visitor_card(42)), ("c", stranger_card(43))):
         save_image(card, tmp_path / f"{name}.json")
+    return station_files(tmp_path)
+
+
+def station_files(tmp_path: Path) -> Path:
+    """bus.toml and station.toml over the images local.json, tunion.json (PSAMs), a, b, c.json (cards)."""
     (tmp_path / "bus.toml").write_text('[terminal]\nrole = "bus_validator"\nline = "K1"\n[fares]\nflat = 200\n',
                                        encoding="utf-8")
     station = tmp_path / "station.toml"
@@ -150,3 +155,36 @@ def test_the_station_slots_message_is_one_line_naming_the_slots_and_the_remedy()
     assert "pcscd lacks the station's vpcd slots YKT vpcd 29904 00 00, YKT vpcd 29904 00 01 (ports 29900-29905)" in text
     assert "run .ci/setup-system.sh as root (it writes /etc/reader.conf.d/yikatong-station)" in text
     assert text.endswith("and restart pcscd, or stop it and let the tests start their own")
+
+
+def test_a_station_made_with_the_cli_alone(tmp_path: Path) -> None:
+    """What docs/station.md asks of a technician, by ykt alone: a local and a T-Union PSAM
+    (`ykt sim psam --kind`), a local card, a visitor of city B (`ykt sim new --interoperable
+    --issuer-keys`) and a city-B card that is not interoperable; the visitor pays through the
+    T-Union PSAM with key index 2, the other city-B card is not taken."""
+    from importlib import resources
+
+    city_b_keys = str(resources.files("cardlib").joinpath("data/test_issuer_city_b.json"))
+    made = [("sim", "psam", "--out", str(tmp_path / "local.json"), "--terminal-id", "000000000401"),
+            ("sim", "psam", "--out", str(tmp_path / "tunion.json"), "--terminal-id", "000000000402",
+             "--kind", "tunion"),
+            ("sim", "new", "--out", str(tmp_path / "a.json"), "--seed", "41"),
+            ("sim", "new", "--out", str(tmp_path / "b.json"), "--seed", "42", "--region", "330100",
+             "--issuer-keys", city_b_keys, "--interoperable"),
+            ("sim", "new", "--out", str(tmp_path / "c.json"), "--seed", "43", "--region", "330100",
+             "--issuer-keys", city_b_keys)]
+    for args in made:
+        done = ykt(*args)
+        assert done.returncode == 0, done.stderr
+    assert "T-Union PSAM (key index 2), terminal 000000000402" in ykt(
+        "sim", "psam", "--out", str(tmp_path / "t2.json"), "--terminal-id", "000000000402", "--kind", "tunion").stdout
+    done = ykt("station", "run", "--config", str(station_files(tmp_path)), "--max-taps", "1", "--json",
+               "--now", "2026-11-28T09:00:00+08:00")
+    assert done.returncode == 0, done.stderr
+    by_lane = {obj["lane"]: obj for obj in map(json.loads, done.stdout.splitlines())}
+    assert (by_lane["bus-a"]["decision"], by_lane["bus-b"]["decision"]) == ("open", "open")
+    assert by_lane["entry-c"]["reason"] == "no_psam_for_card"
+    journal = Journal(tmp_path / "station.db", readonly=True)
+    records = journal.records("completed")
+    assert sorted((r.terminal_id.hex(), r.key_index) for r in records) == [("000000000401", 1), ("000000000402", 2)]
+    journal.close()
