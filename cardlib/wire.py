@@ -159,6 +159,8 @@ class Declaration:
         self.cite = cite
         self.vectors = vectors
         self.size = _fixed_size(construct)
+        self._names = tuple(sub.name for sub in getattr(construct, "subcons", ())
+                            if isinstance(sub, Renamed) and sub.name)
         # compiled parsing does not check that a read got all it asked for (a length prefix
         # larger than the bytes left reads short): only a fixed size, checked first, makes it safe
         self.fast = compiled(construct) if compile and self.size is not None else construct
@@ -181,8 +183,7 @@ class Declaration:
 
     def fields(self) -> tuple[str, ...]:
         """The names ``pack`` takes, in order."""
-        return tuple(sub.name for sub in getattr(self.construct, "subcons", ())
-                     if isinstance(sub, Renamed) and sub.name)
+        return self._names
 
     def shifts(self) -> dict[str, int]:
         """Each field's place as a left shift in bits of the bytes read as one big-endian
