@@ -354,10 +354,18 @@ class ProveResponse(Encoded):
     tac: bytes = wire(Bytes(4))
 
 
+class _LineMacCommand(Command):
+    """A command whose data is the line MAC (the project's profile): computed over its
+    header and Lc, from the header the command itself sends."""
+
+    def mac_input(self) -> bytes:
+        return self.to_apdu().header() + bytes((self.SIZE,))
+
+
 @declared("purse.application_block", vectors=(
     Vector(H("0A0B0C0D"), {"mac": H("0A0B0C0D")}, "own: hand-packed"),
 ), cite=f"{EP}: APPLICATION BLOCK (84 1E), command data (the line MAC)")
-class ApplicationBlock(Command, header=(CLA_SECURE, INS_APP_BLOCK, 0x00, "p2")):
+class ApplicationBlock(_LineMacCommand, header=(CLA_SECURE, INS_APP_BLOCK, 0x00, "p2")):
     """84 1E 00 P2 04 MAC; P2 00 temporary, 01 permanent (JR/T 0025.2 APPLICATION BLOCK)."""
 
     p2: int
@@ -375,17 +383,11 @@ class ApplicationBlock(Command, header=(CLA_SECURE, INS_APP_BLOCK, 0x00, "p2")):
     def permanent(self) -> bool:
         return self.p2 == 0x01
 
-    def mac_input(self) -> bytes:
-        return bytes((CLA_SECURE, INS_APP_BLOCK, 0x00, self.p2, 0x04))
-
 
 @declared("purse.application_unblock", vectors=(
     Vector(H("0A0B0C0D"), {"mac": H("0A0B0C0D")}, "own: hand-packed"),
 ), cite=f"{EP}: APPLICATION UNBLOCK (84 18), command data (the line MAC)")
-class ApplicationUnblock(Command, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
+class ApplicationUnblock(_LineMacCommand, header=(CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00)):
     """84 18 00 00 04 MAC: lifts a temporary block."""
 
     mac: bytes = wire(Bytes(4), default=bytes(4))
-
-    def mac_input(self) -> bytes:
-        return bytes((CLA_SECURE, INS_APP_UNBLOCK, 0x00, 0x00, 0x04))

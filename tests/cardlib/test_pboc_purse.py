@@ -39,6 +39,10 @@ def test_command_bytes_of_the_reference() -> None:
     assert wire(P.UpdateCappDataCache(0x2702, H("2702AA")).to_apdu()) == "80DC02D0032702AA"
     assert wire(P.ApplicationBlock.of(True, H("01020304")).to_apdu()) == "841E00010401020304"
     assert wire(P.ApplicationUnblock(H("01020304")).to_apdu()) == "841800000401020304"
+    # the line MAC covers the header and Lc the command sends
+    assert P.ApplicationBlock.of(True).mac_input() == H("841E000104")
+    assert P.ApplicationBlock.of(False).mac_input() == H("841E000004")
+    assert P.ApplicationUnblock().mac_input() == H("8418000004")
 
 
 def test_select_and_read_builders() -> None:
