@@ -79,15 +79,22 @@ class Encoded:
         return value
 
 
+def expect_command(cmd: CommandAPDU, cla: int, ins: int, what: str) -> None:
+    """FormatError unless ``cmd`` is the command ``what`` (its CLA and INS): a parser handed
+    another command says so, naming both."""
+    if cmd.cla != cla or cmd.ins != ins:
+        raise FormatError(f"{what}: not this command ({cmd.cla:02X} {cmd.ins:02X})")
+
+
 class Command(Encoded):
     """A command whose data is its wire fields: ``class X(Command, header=(CLA, INS, P1, P2),
     le=...)``. P1 or P2 given as a field's name is that field (a field not on the wire)."""
 
-    HEADER: ClassVar[tuple[int | str, int | str, int | str, int | str]]
+    HEADER: ClassVar[tuple[int, int, int | str, int | str]]
     LE: ClassVar[int | None]
     _header_fields: ClassVar[dict[str, int]]  # field name → its place in the header
 
-    def __init_subclass__(cls, header: tuple[int | str, int | str, int | str, int | str] | None = None,
+    def __init_subclass__(cls, header: tuple[int, int, int | str, int | str] | None = None,
                           le: int | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if header is not None:
@@ -102,8 +109,7 @@ class Command(Encoded):
 
     @classmethod
     def from_apdu(cls, cmd: CommandAPDU) -> Self:
-        if cmd.cla != cls.HEADER[0] or cmd.ins != cls.HEADER[1]:
-            raise FormatError(f"{cls.DECLARATION.name}: not this command ({cmd.cla:02X} {cmd.ins:02X})")
+        expect_command(cmd, cls.HEADER[0], cls.HEADER[1], cls.DECLARATION.name)
         if not cls._header_fields:
             return cls.decode(cmd.data)
         header = cmd.header()

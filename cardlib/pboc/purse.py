@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from construct import Bytes, Int8ub, Int16ub, Int24ub, Int32sb, Int32ub, Struct
 
 from cardlib.apdu import CommandAPDU
-from cardlib.declared import Command, Encoded, declared, wire
+from cardlib.declared import Command, Encoded, declared, expect_command, wire
 from cardlib.errors import FormatError
 from cardlib.iso import read_binary, read_record, select_aid, select_fid
 from cardlib.pboc.fci import purse_fci as purse_fci  # the FCI is declared with the files
@@ -75,9 +75,8 @@ BALANCE = declare(
 )
 
 
-def _expect(cmd: CommandAPDU, ins: int, what: str, cla: int = CLA_PURSE) -> None:
-    if cmd.cla != cla or cmd.ins != ins:
-        raise FormatError(f"{what}: not this command ({cmd.cla:02X} {cmd.ins:02X})")
+def _expect(cmd: CommandAPDU, ins: int, what: str) -> None:
+    expect_command(cmd, CLA_PURSE, ins, what)
 
 
 def balance4(value: int) -> bytes:
