@@ -58,6 +58,9 @@ from terminal.journal_record import (
 from terminal.journal_schema import SCHEMA_VERSION
 
 SYNC_MODES = ("full", "write_ahead")
+CHECKPOINT_AFTER = 200  # writes; flush() copies the WAL back then, off the rider's wait (SQLite's own comes at ~1000 pages)
+__all__ = ["CHECKPOINT_AFTER", "KINDS", "MOVED", "SCHEMA_VERSION", "SETTLED", "STATES", "SYNC_MODES",
+           "Journal", "JournalError", "JournalRecord", "Prune"]
 
 
 def _written(**fields: Any) -> JournalRecord:
@@ -74,9 +77,6 @@ def _update_sql(columns: tuple[str, ...], returning: bool) -> str:
     sets = "".join(f", {column}=?" for column in columns)
     return (f"UPDATE records SET state=?, updated_at=?{sets} WHERE id=? AND state='pending'"
             f"{' ' + RETURNING if returning else ''}")
-CHECKPOINT_AFTER = 200  # writes; flush() copies the WAL back then, off the rider's wait (SQLite's own comes at ~1000 pages)
-__all__ = ["CHECKPOINT_AFTER", "KINDS", "MOVED", "SCHEMA_VERSION", "SETTLED", "STATES", "SYNC_MODES",
-           "Journal", "JournalError", "JournalRecord", "Prune"]
 
 
 class Journal:
