@@ -276,7 +276,8 @@ def ssse_factor(card_identifier: bytes) -> bytes:
     return card_identifier[8:16]
 
 
-def _derived(master: KeyEntry, factors: tuple[bytes, ...], algorithm: Algorithm) -> KeyEntry:
+def derive_key(master: KeyEntry, factors: tuple[bytes, ...], algorithm: Algorithm) -> KeyEntry:
+    """A card's key: ``master`` diversified by ``factors`` in order, under the master's index and version."""
     return KeyEntry(diversify_levels(master.key, factors, algorithm), master.index, master.version, algorithm)
 
 
@@ -291,12 +292,12 @@ def derive_card_keys(
     one = (card_factor(app_serial),)
     ssse = (ssse_factor(card_identifier),)
     return CardKeys(
-        dlk=_derived(issuer.mlk, two, algorithm),
-        dpk=_derived(issuer.mpk, two, algorithm),
-        dtk=_derived(issuer.mtk, two, algorithm),
-        damk=_derived(issuer.mamk, one, algorithm),
-        cak=_derived(issuer.ssse_iak, ssse, algorithm),
-        eak=_derived(issuer.ssse_eak, ssse, algorithm),
+        dlk=derive_key(issuer.mlk, two, algorithm),
+        dpk=derive_key(issuer.mpk, two, algorithm),
+        dtk=derive_key(issuer.mtk, two, algorithm),
+        damk=derive_key(issuer.mamk, one, algorithm),
+        cak=derive_key(issuer.ssse_iak, ssse, algorithm),
+        eak=derive_key(issuer.ssse_eak, ssse, algorithm),
     )
 
 
@@ -324,6 +325,7 @@ __all__ = [
     "KeyEntry",
     "card_factor",
     "derive_card_keys",
+    "derive_key",
     "diversify",
     "load_issuer_keys",
     "purse_factors",

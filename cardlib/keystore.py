@@ -19,9 +19,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cardlib.crypto import Algorithm, diversify_levels
+from cardlib.crypto import Algorithm
 from cardlib.errors import ConfigError
-from cardlib.keys import KEY_FILE_FORMAT, IssuerKeys, KeyEntry, load_issuer_keys, purse_factors
+from cardlib.keys import (
+    KEY_FILE_FORMAT,
+    IssuerKeys,
+    KeyEntry,
+    derive_key,
+    load_issuer_keys,
+    purse_factors,
+)
 
 
 class KeyStore:
@@ -128,8 +135,7 @@ class InteropKeys:
                           algorithm: Algorithm = Algorithm.TDES) -> KeyEntry:
         """A card's interoperable purchase key: the master diversified as the issuer's own purchase
         key is (issuer level, then card level), kept under the master's key index."""
-        key = diversify_levels(self.mpk.key, purse_factors(issuer_id, app_serial), algorithm)
-        return KeyEntry(key, self.mpk.index, self.mpk.version, algorithm)
+        return derive_key(self.mpk, purse_factors(issuer_id, app_serial), algorithm)
 
 
 @lru_cache(maxsize=1)
