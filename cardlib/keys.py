@@ -304,7 +304,7 @@ def derive_card_keys(
 def derive_dtk(issuer: IssuerKeys, app_serial: bytes, algorithm: Algorithm = Algorithm.TDES) -> bytes:
     """A card's DTK. Not cached here: settlement holds each card's TAC function for the part
     of a day it checks (cardlib/settlement.py), so no card key outlives the work it is for."""
-    return diversify_levels(issuer.mtk.key, purse_factors(issuer.issuer_id, app_serial), algorithm)
+    return derive_key(issuer.mtk, purse_factors(issuer.issuer_id, app_serial), algorithm).key
 
 
 def verify_tac(
